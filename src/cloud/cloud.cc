@@ -1,0 +1,24 @@
+#include "cloud/cloud.h"
+
+namespace filesync::cloud {
+
+std::string JoinPath(std::string_view base, std::string_view relative) {
+  std::string out(base);
+  if (relative.empty()) return out;
+  out.push_back('/');
+  out.append(relative);
+  return out;
+}
+
+std::string_view ParentPath(std::string_view path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string_view::npos) return {};
+  return path.substr(0, slash);
+}
+
+std::string_view BaseName(std::string_view path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace filesync::cloud

@@ -1,0 +1,139 @@
+// Cloud: the one interface every storage backend implements (local folder, Dropbox, ...).
+//
+// Paths. A cloud path is absolute inside the backend's namespace, '/'-separated, NFC, with no
+// trailing slash, e.g. "/Backups/photos/a.jpg"; the namespace root is "". Backends that fold
+// case (Dropbox) compare with unicode::CloudKey(); callers never rely on the case a backend
+// reports for lookups, only for display.
+//
+// Promises every backend keeps:
+//  - Writes are atomic per file: a reader never sees a partial file at its destination.
+//  - Upload() reads the local file itself, hashing it on the way, and fails with kChanged if the
+//    file's identity (size, mtime, ctime, inode) differs before and after the read, so a file
+//    that changed while it was copied is never recorded as synced.
+//  - Identical content is never transferred twice where the backend can tell (same hash).
+//  - Creating an existing folder and deleting a missing path are successes (idempotent), so an
+//    interrupted pass can simply be replayed.
+//  - Expected failures come back as Status kinds (see util/status.h); nothing throws.
+// Thread safety: all methods may be called concurrently from several worker threads; a backend
+// shares one rate-limit pacer across them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hash/content_hash.h"
+#include "util/status.h"
+
+namespace filesync::cloud {
+
+// Persisted in the state store: never renumber.
+enum class EntryKind : std::uint8_t { kFile = 1, kFolder = 2 };
+
+// What identifies one version of a local file without reading it.
+struct FileIdentity {
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::int64_t ctime_ns = 0;
+  std::uint64_t inode = 0;
+  std::uint64_t device = 0;
+  friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
+};
+
+struct RemoteEntry {
+  std::string path;  // display path, as the backend stores it
+  EntryKind kind = EntryKind::kFile;
+  std::uint64_t size = 0;          // files only
+  hash::Digest content_hash{};     // files only
+  std::string rev;                 // opaque revision ("" when the backend has none)
+};
+
+// One change from a listing, applied in order (see reference §5.3): an upsert of a file replaces
+// whatever was at its path and drops that thing's children; an upsert of a folder keeps
+// children; a delete removes the path and everything under it.
+struct ListChange {
+  enum class Type : std::uint8_t { kUpsert, kDelete };
+  Type type = Type::kUpsert;
+  RemoteEntry entry;  // for kDelete only entry.path is meaningful
+};
+
+struct ListResult {
+  std::vector<ListChange> changes;
+  // Pass to the next List() call to get only what changed since; "" when the backend has no
+  // incremental listing.
+  std::string cursor;
+  // True when `changes` is a complete listing of the subtree (first call, an expired or reset
+  // cursor): the caller replaces its view of the subtree instead of patching it.
+  bool complete = false;
+};
+
+struct UploadItem {
+  std::string local_path;  // absolute local path; the backend opens it with O_NOFOLLOW
+  std::string cloud_path;
+  FileIdentity expected;   // identity seen by the scan; a mismatch at open time is kChanged
+  std::int64_t mtime_ns = 0;  // becomes client_modified where the backend has one
+};
+
+struct UploadedFile {
+  RemoteEntry entry;
+  FileIdentity identity;  // stable identity of the bytes that were sent (before == after)
+  hash::Digest digest{};  // content hash of those bytes
+  std::uint64_t bytes_transferred = 0;  // 0 when the backend already had the content
+};
+
+struct Capabilities {
+  bool incremental_listing = false;  // List() with a cursor returns only changes
+  bool case_insensitive = false;     // "/A" and "/a" are the same path
+  std::size_t max_batch_files = 1;   // how many UploadItems one Upload() call should carry
+  std::uint64_t max_batch_bytes = 0; // ... and how many bytes (0: no limit)
+  std::uint64_t small_file_limit = 0;  // files above this go alone in an Upload() call
+};
+
+// Called from worker threads with the number of bytes just transferred.
+using ProgressFn = std::function<void(std::uint64_t bytes)>;
+
+class Cloud {
+ public:
+  virtual ~Cloud() = default;
+
+  [[nodiscard]] virtual std::string_view name() const = 0;
+  [[nodiscard]] virtual Capabilities capabilities() const = 0;
+
+  // Recursive listing of `root` (a cloud path) when `cursor` is empty, else the changes since
+  // `cursor`. A missing root is an empty complete listing, not an error.
+  virtual Result<ListResult> List(const std::string& root, const std::string& cursor) = 0;
+
+  // Creates `path` and any missing parents. An existing folder is success; a file in the way is
+  // kConflict.
+  virtual Status CreateFolder(const std::string& path) = 0;
+
+  // Uploads the items, overwriting files at their paths and creating missing parents. Returns one
+  // result per item, in order. A folder in the way is kConflict. Backends commit a batch at once
+  // where the service allows it.
+  virtual std::vector<Result<UploadedFile>> Upload(std::span<const UploadItem> items,
+                                                   const ProgressFn& progress) = 0;
+
+  // Deletes each path (files, or folders with everything under them). Missing paths succeed.
+  virtual std::vector<Status> Delete(std::span<const std::string> paths) = 0;
+
+  // Moves a file or folder to `to` (parents created). `to` must not exist, except when it names
+  // the same entry in another case (a case-only rename, which backends must support).
+  virtual Result<RemoteEntry> Move(const std::string& from, const std::string& to) = 0;
+
+  // Makes every write acknowledged so far durable (local: syncfs; remote: no-op). Called before
+  // the state store records a batch.
+  virtual Status Flush() = 0;
+};
+
+// Joins a cloud path and a relative '/'-separated path: JoinPath("/a", "b/c") == "/a/b/c",
+// JoinPath("", "b") == "/b".
+std::string JoinPath(std::string_view base, std::string_view relative);
+// "/a/b/c" -> "/a/b"; "/a" -> "".
+std::string_view ParentPath(std::string_view path);
+// "/a/b/c" -> "c".
+std::string_view BaseName(std::string_view path);
+
+}  // namespace filesync::cloud

@@ -1,0 +1,71 @@
+// The Dropbox content hash (see shared reference §12), computed with OpenSSL's SHA-256
+// (which uses SHA-NI / AVX2 code paths where the CPU has them).
+//
+// The rule, by example: a 9 MiB file is split into blocks of 4 MiB, 4 MiB and 1 MiB; each
+// block is hashed with SHA-256 to 32 raw bytes; the three digests are concatenated (96 bytes)
+// and hashed again; the result is printed as 64 lowercase hex digits. An empty file has no
+// blocks, so its hash is SHA-256("") = e3b0c442...b855. A 5-byte file "hello" hashes to
+// SHA-256(SHA-256("hello")), not to SHA-256("hello").
+//
+// ContentHasher is a streaming accumulator: the result does not depend on how input is sliced.
+// Not thread-safe; use one per thread.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace filesync::hash {
+
+inline constexpr std::size_t kBlockSize = 4 * 1024 * 1024;
+
+// 32 raw bytes of a content hash; compact enough to keep one per tracked file in memory.
+using Digest = std::array<std::uint8_t, 32>;
+
+std::string ToHex(const Digest& digest);
+// Parses 64 hex digits (either case). Returns false on anything else.
+bool FromHex(std::string_view hex, Digest* out);
+
+class ContentHasher {
+ public:
+  ContentHasher();
+  ~ContentHasher();
+  ContentHasher(const ContentHasher&) = delete;
+  ContentHasher& operator=(const ContentHasher&) = delete;
+
+  void Update(std::span<const std::uint8_t> data);
+  void Update(std::string_view data);
+  // Finishes and returns the digest; the hasher is reset and may be reused.
+  Digest Finish();
+  [[nodiscard]] std::uint64_t bytes() const { return total_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::size_t block_fill_ = 0;
+  std::uint64_t total_ = 0;
+};
+
+// Content hash of a byte string.
+Digest HashBytes(std::string_view data);
+
+// Statistics of a file that was hashed, taken before and after reading so a caller can tell
+// whether the file changed while it was read.
+struct FileHash {
+  Digest digest{};
+  std::uint64_t bytes_read = 0;
+};
+
+// Hashes the whole file open at `fd` from offset 0 (pread; the fd's offset is untouched).
+// Returns kIo on a read error.
+Result<FileHash> HashFd(int fd);
+// Opens `path` read-only (O_NOFOLLOW) and hashes it.
+Result<FileHash> HashFile(const std::string& path);
+
+}  // namespace filesync::hash
