@@ -1,0 +1,88 @@
+// Config: filesync's settings, loaded once at start-up (and again on SIGHUP).
+//
+// Sources, later ones overriding earlier ones key by key:
+//   1. config/<env>.toml            env = --env, else $FILESYNC_ENV, else "dev"
+//   2. config/instance.toml         git-ignored secrets and machine-specific values (optional,
+//                                   except that env "prod" requires it)
+//   3. FILESYNC_<KEY> environment   e.g. FILESYNC_POLL_INTERVAL=30, FILESYNC_CLIENT_SYNC_DIRS=/a:/b
+// With --config FILE, that one file is used alone (environment variables still apply).
+//
+// Every problem is a ConfigError whose what() is ONE line naming the file, the key, the bad
+// value and the fix, e.g.
+//   config/dev.toml: key 'poll_interval' = -5: must be a whole number of seconds >= 1; e.g. poll_interval = 30
+// Unknown keys suggest the nearest known key. Secrets (dbx_token, dbx_refresh_token,
+// dbx_app_secret) are never echoed in an error. The CLI maps ConfigError to exit code 2.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace filesync::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Backend { kLocal, kDropbox };
+
+// A pass that would delete more than `count` entries, or more than `percent` of the tracked
+// entries of a sync dir, stops unless --allow-mass-delete is given.
+struct MaxDelete {
+  std::uint64_t count = 1000;
+  double percent = 50.0;
+};
+
+struct Config {
+  // Where the values came from, for messages ("config/dev.toml + config/instance.toml").
+  std::string source;
+
+  // --- the seed's keys ---
+  std::string dbx_token;                                // secret; Dropbox access token
+  std::vector<std::filesystem::path> client_sync_dirs;  // absolute, distinct basenames, not nested
+  std::string cloud_root = "/filesync";                 // cloud path; "" or "/x/y", no ".."
+  std::chrono::seconds poll_interval{60};               // >= 1
+
+  // --- engine ---
+  Backend backend = Backend::kLocal;
+  std::filesystem::path local_cloud_dir;  // local backend's "cloud"; default <state_dir>/cloud
+  int workers = 4;                        // 1..64
+  std::filesystem::path state_dir;        // default $XDG_STATE_HOME/filesync or ~/.local/state/filesync
+  std::vector<std::string> exclude;       // glob patterns (see scan/exclude.h)
+  MaxDelete max_delete;                   // "1000,50%", "1000", "50%" or an integer
+  std::string log_level = "info";         // trace, debug, info, warn, error
+  std::chrono::seconds cloud_verify_interval{3600};  // local backend: full re-walk of the cloud dir
+
+  // --- Dropbox backend ---
+  std::string dbx_refresh_token;  // secret; with dbx_app_key enables automatic token refresh
+  std::string dbx_app_key;
+  std::string dbx_app_secret;     // secret; optional (PKCE apps have none)
+  std::filesystem::path dbx_ca_file;  // extra CA bundle to trust (tests); TLS is always verified
+  std::string dbx_api_url = "https://api.dropboxapi.com";
+  std::string dbx_content_url = "https://content.dropboxapi.com";
+  std::string dbx_notify_url = "https://notify.dropboxapi.com";
+  bool dbx_append_batch = true;   // false: fall back to upload_session/start(close) per file
+  std::uint64_t dbx_chunk_size = 16 * 1024 * 1024;  // large-file chunk, multiple of 4 MiB
+
+  // Cloud path a client dir mirrors to: cloud_root + "/" + basename(dir).
+  [[nodiscard]] std::string CloudPathFor(const std::filesystem::path& client_dir) const;
+};
+
+struct LoadOptions {
+  std::filesystem::path config_dir = "config";  // where <env>.toml and instance.toml live
+  std::optional<std::string> env;               // --env; falls back to $FILESYNC_ENV, then "dev"
+  std::optional<std::filesystem::path> config_file;  // --config: this file alone
+};
+
+// Loads, merges and validates. Throws ConfigError (one line) on any problem.
+Config Load(const LoadOptions& options);
+
+// Validates an already-merged Config (also used by tests). Throws ConfigError.
+void Validate(const Config& config);
+
+}  // namespace filesync::config
