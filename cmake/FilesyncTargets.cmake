@@ -4,7 +4,9 @@ add_library(filesync_options INTERFACE)
 target_compile_options(filesync_options INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
   -Wunused -Woverloaded-virtual -Wconversion -Wsign-conversion -Wnull-dereference
-  -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+  -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough
+  # C++20 designated initialisers leave the other fields at their defaults on purpose.
+  -Wno-missing-field-initializers)
 if(FILESYNC_WERROR)
   target_compile_options(filesync_options INTERFACE -Werror)
 endif()

@@ -47,7 +47,8 @@ struct RemoteEntry {
   std::string path;  // display path, as the backend stores it
   EntryKind kind = EntryKind::kFile;
   std::uint64_t size = 0;          // files only
-  hash::Digest content_hash{};     // files only
+  hash::Digest content_hash{};     // files only, valid when has_content_hash
+  bool has_content_hash = true;    // false: the backend listed the file without hashing it
   std::string rev;                 // opaque revision ("" when the backend has none)
 };
 

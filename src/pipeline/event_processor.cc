@@ -1,0 +1,156 @@
+#include "pipeline/event_processor.h"
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+namespace filesync::pipeline {
+namespace {
+
+ActionOutcome Outcome(Status status, int attempts) {
+  ActionOutcome outcome;
+  outcome.status = std::move(status);
+  outcome.attempts = attempts;
+  return outcome;
+}
+
+}  // namespace
+
+EventProcessor::EventProcessor(cloud::Cloud& cloud, std::vector<RootContext> roots,
+                               RetryPolicy retry, ActionSink& sink,
+                               const std::atomic<bool>& stop, cloud::ProgressFn progress)
+    : cloud_(cloud),
+      roots_(std::move(roots)),
+      retry_(retry),
+      sink_(sink),
+      stop_(stop),
+      progress_(std::move(progress)) {}
+
+std::string EventProcessor::CloudPath(const Event& event, const std::string& relative) const {
+  return cloud::JoinPath(roots_.at(static_cast<std::size_t>(event.root)).cloud_path, relative);
+}
+
+bool EventProcessor::Backoff(int attempt, const Status& last) {
+  using std::chrono::milliseconds;
+  // Full jitter (uniform in [0, min(cap, base * 2^attempt)]) spreads retries of many workers;
+  // a server's Retry-After is a floor, never shortened.
+  const auto ceiling = std::min<long long>(retry_.max_delay.count(),
+                                           retry_.base_delay.count() << std::min(attempt, 20));
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  auto delay = milliseconds(std::uniform_int_distribution<long long>(0, std::max(0LL, ceiling))(rng));
+  if (last.retry_after()) delay = std::max(delay, *last.retry_after());
+  const auto deadline = std::chrono::steady_clock::now() + delay;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (stop_.load()) return false;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        milliseconds(50), deadline - std::chrono::steady_clock::now()));
+  }
+  return !stop_.load();
+}
+
+void EventProcessor::Process(const std::vector<Event>& events) {
+  if (events.empty()) return;
+  switch (events.front().action.kind) {
+    case plan::ActionKind::kUpload: ProcessUploads(events); return;
+    case plan::ActionKind::kDelete: ProcessDeletes(events); return;
+    default:
+      for (const Event& event : events) ProcessSingle(event);
+      return;
+  }
+}
+
+void EventProcessor::ProcessUploads(const std::vector<Event>& events) {
+  std::vector<std::size_t> pending(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) pending[i] = i;
+  for (int attempt = 1; !pending.empty(); ++attempt) {
+    std::vector<cloud::UploadItem> items;
+    items.reserve(pending.size());
+    for (const std::size_t i : pending) {
+      const Event& e = events[i];
+      items.push_back({.local_path = roots_.at(static_cast<std::size_t>(e.root)).local_dir + "/" + e.action.path,
+                       .cloud_path = CloudPath(e, e.action.path),
+                       .expected = e.action.identity,
+                       .mtime_ns = e.action.identity.mtime_ns});
+    }
+    auto results = cloud_.Upload(items, progress_);
+    std::vector<std::size_t> retry;
+    Status last;
+    for (std::size_t k = 0; k < pending.size(); ++k) {
+      const Event& e = events[pending[k]];
+      const Status status = k < results.size() ? results[k].status()
+                                                : Status::Permanent("backend returned too few results");
+      if (!status.ok() && status.IsRetryable() && attempt < retry_.max_attempts) {
+        retry.push_back(pending[k]);
+        last = status;
+        continue;
+      }
+      ActionOutcome outcome = Outcome(status, attempt);
+      if (status.ok()) outcome.uploaded = std::move(results[k].value());
+      sink_.OnDone(e, outcome);
+    }
+    if (!retry.empty() && !Backoff(attempt, last)) {
+      for (const std::size_t i : retry) {
+        sink_.OnDone(events[i], Outcome(Status::Cancelled("shutdown before retry"), attempt));
+      }
+      return;
+    }
+    pending = std::move(retry);
+  }
+}
+
+void EventProcessor::ProcessDeletes(const std::vector<Event>& events) {
+  std::vector<std::size_t> pending(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) pending[i] = i;
+  for (int attempt = 1; !pending.empty(); ++attempt) {
+    std::vector<std::string> paths;
+    paths.reserve(pending.size());
+    for (const std::size_t i : pending) paths.push_back(CloudPath(events[i], events[i].action.path));
+    const auto results = cloud_.Delete(paths);
+    std::vector<std::size_t> retry;
+    Status last;
+    for (std::size_t k = 0; k < pending.size(); ++k) {
+      const Status status = k < results.size() ? results[k]
+                                                : Status::Permanent("backend returned too few results");
+      if (!status.ok() && status.IsRetryable() && attempt < retry_.max_attempts) {
+        retry.push_back(pending[k]);
+        last = status;
+        continue;
+      }
+      sink_.OnDone(events[pending[k]], Outcome(status, attempt));
+    }
+    if (!retry.empty() && !Backoff(attempt, last)) {
+      for (const std::size_t i : retry) {
+        sink_.OnDone(events[i], Outcome(Status::Cancelled("shutdown before retry"), attempt));
+      }
+      return;
+    }
+    pending = std::move(retry);
+  }
+}
+
+void EventProcessor::ProcessSingle(const Event& event) {
+  const plan::Action& a = event.action;
+  for (int attempt = 1;; ++attempt) {
+    ActionOutcome outcome = Outcome(Status::Ok(), attempt);
+    if (a.kind == plan::ActionKind::kCreateFolder) {
+      outcome.status = cloud_.CreateFolder(CloudPath(event, a.path));
+    } else if (a.kind == plan::ActionKind::kMove) {
+      auto moved = cloud_.Move(CloudPath(event, a.from), CloudPath(event, a.path));
+      if (moved.ok()) {
+        outcome.moved = std::move(moved.value());
+      } else {
+        outcome.status = moved.status();
+      }
+    } else {
+      ProcessDeletes({event});
+      return;
+    }
+    if (outcome.status.ok() || !outcome.status.IsRetryable() || attempt >= retry_.max_attempts ||
+        !Backoff(attempt, outcome.status)) {
+      sink_.OnDone(event, outcome);
+      return;
+    }
+  }
+}
+
+}  // namespace filesync::pipeline

@@ -1,0 +1,69 @@
+// EventProcessor: carries out events (a single action, or a batch of small uploads or deletes)
+// against the Cloud, as the seed's Client.EventProcessor does with Filesync.Cloud's functions.
+//
+// Transient failures (network, 5xx, rate limits) are retried here with exponential backoff and
+// full jitter, honouring a Retry-After hint; other failures are final for this pass. Every event
+// ends in exactly one ActionSink::OnDone() call with its outcome, so the engine can record it.
+// Thread safety: Process() may run on many threads at once; the sink must be thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cloud/cloud.h"
+#include "pipeline/event_producer.h"
+
+namespace filesync::pipeline {
+
+struct RootContext {
+  std::string local_dir;   // absolute local sync dir
+  std::string cloud_path;  // where it mirrors to, e.g. "/filesync/photos"
+};
+
+struct ActionOutcome {
+  Status status;
+  std::optional<cloud::UploadedFile> uploaded;  // kUpload success
+  std::optional<cloud::RemoteEntry> moved;      // kMove success
+  int attempts = 0;
+};
+
+class ActionSink {
+ public:
+  virtual ~ActionSink() = default;
+  virtual void OnDone(const Event& event, const ActionOutcome& outcome) = 0;
+};
+
+struct RetryPolicy {
+  int max_attempts = 5;
+  std::chrono::milliseconds base_delay{500};
+  std::chrono::milliseconds max_delay{30000};
+};
+
+class EventProcessor {
+ public:
+  EventProcessor(cloud::Cloud& cloud, std::vector<RootContext> roots, RetryPolicy retry,
+                 ActionSink& sink, const std::atomic<bool>& stop, cloud::ProgressFn progress);
+
+  // REQUIRES: every event in `events` has the same action kind (as EventProducer::Pop returns).
+  void Process(const std::vector<Event>& events);
+
+ private:
+  std::string CloudPath(const Event& event, const std::string& relative) const;
+  void ProcessUploads(const std::vector<Event>& events);
+  void ProcessDeletes(const std::vector<Event>& events);
+  void ProcessSingle(const Event& event);
+  // Sleeps before attempt `attempt` (1-based retry count); false if stop was requested.
+  bool Backoff(int attempt, const Status& last);
+
+  cloud::Cloud& cloud_;
+  const std::vector<RootContext> roots_;
+  const RetryPolicy retry_;
+  ActionSink& sink_;
+  const std::atomic<bool>& stop_;
+  const cloud::ProgressFn progress_;
+};
+
+}  // namespace filesync::pipeline

@@ -1,0 +1,162 @@
+#include "pipeline/event_producer.h"
+
+#include <algorithm>
+#include <iterator>
+
+namespace filesync::pipeline {
+namespace {
+
+// Calls fn for each proper ancestor key of `key` ("1\0a/b/c" -> "1\0a/b", "1\0a").
+template <typename Fn>
+void ForEachAncestor(const std::string& key, Fn&& fn) {
+  const std::size_t root_end = key.find('\0') + 1;
+  for (std::size_t slash = key.rfind('/'); slash != std::string::npos && slash >= root_end;
+       slash = slash == 0 ? std::string::npos : key.rfind('/', slash - 1)) {
+    fn(key.substr(0, slash));
+    if (slash == root_end) break;
+  }
+}
+
+}  // namespace
+
+EventProducer::EventProducer(std::size_t capacity) : capacity_(std::max<std::size_t>(1, capacity)) {}
+
+std::string EventProducer::Key(const Event& event) {
+  std::string key = std::to_string(event.root);
+  key.push_back('\0');
+  key.append(event.action.path);
+  return key;
+}
+
+bool EventProducer::Push(Event event) {
+  std::unique_lock lock(mu_);
+  std::string key = Key(event);
+  if (auto it = index_.find(key); it != index_.end() && !closed_ && !cancelled_) {
+    *it->second = std::move(event);
+    changed_.notify_all();
+    return true;
+  }
+  not_full_.wait(lock, [&] { return queue_.size() < capacity_ || closed_ || cancelled_; });
+  if (closed_ || cancelled_) return false;
+  queue_.push_back(std::move(event));
+  index_.emplace(std::move(key), std::prev(queue_.end()));
+  changed_.notify_all();
+  return true;
+}
+
+bool EventProducer::BlockedLocked(const std::string& key) const {
+  if (in_flight_.contains(key)) return true;
+  bool blocked = false;
+  ForEachAncestor(key, [&](const std::string& ancestor) {
+    if (in_flight_.contains(ancestor)) blocked = true;
+  });
+  if (blocked) return true;
+  return descendants_in_flight_.contains(key);
+}
+
+void EventProducer::MarkInFlightLocked(const std::string& key) {
+  in_flight_.insert(key);
+  ForEachAncestor(key, [&](const std::string& ancestor) { ++descendants_in_flight_[ancestor]; });
+}
+
+void EventProducer::ClearInFlightLocked(const std::string& key) {
+  auto it = in_flight_.find(key);
+  if (it == in_flight_.end()) return;
+  in_flight_.erase(it);
+  ForEachAncestor(key, [&](const std::string& ancestor) {
+    auto d = descendants_in_flight_.find(ancestor);
+    if (d != descendants_in_flight_.end() && --d->second == 0) descendants_in_flight_.erase(d);
+  });
+}
+
+bool EventProducer::BatchableLocked(const Event& event, const BatchLimits& limits) {
+  switch (event.action.kind) {
+    case plan::ActionKind::kUpload: return event.action.identity.size <= limits.small_file_limit;
+    case plan::ActionKind::kDelete: return true;
+    default: return false;
+  }
+}
+
+std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
+  std::unique_lock lock(mu_);
+  std::vector<Event> batch;
+  for (;;) {
+    if (cancelled_) return batch;
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      const std::string key = Key(*it);
+      if (BlockedLocked(key)) continue;
+      const plan::ActionKind head_kind = it->action.kind;
+      const bool batchable = BatchableLocked(*it, limits) && limits.max_files > 1;
+      std::uint64_t bytes = it->action.identity.size;
+      auto take = [&](std::list<Event>::iterator pos, const std::string& k) {
+        index_.erase(k);
+        MarkInFlightLocked(k);
+        batch.push_back(std::move(*pos));
+        return queue_.erase(pos);
+      };
+      auto next = take(it, key);
+      while (batchable && batch.size() < limits.max_files && next != queue_.end()) {
+        const std::string next_key = Key(*next);
+        const bool fits = limits.max_bytes == 0 || bytes + next->action.identity.size <= limits.max_bytes;
+        if (next->action.kind == head_kind && BatchableLocked(*next, limits) && fits &&
+            !BlockedLocked(next_key)) {
+          bytes += next->action.identity.size;
+          next = take(next, next_key);
+        } else {
+          ++next;
+        }
+      }
+      not_full_.notify_all();
+      return batch;
+    }
+    if (closed_ && queue_.empty()) return batch;
+    changed_.wait(lock);
+  }
+}
+
+void EventProducer::Done(const std::vector<Event>& events) {
+  std::lock_guard lock(mu_);
+  for (const Event& event : events) ClearInFlightLocked(Key(event));
+  changed_.notify_all();
+}
+
+void EventProducer::Close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  changed_.notify_all();
+  not_full_.notify_all();
+}
+
+void EventProducer::Cancel() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  queue_.clear();
+  index_.clear();
+  changed_.notify_all();
+  not_full_.notify_all();
+}
+
+void EventProducer::Reset() {
+  std::lock_guard lock(mu_);
+  closed_ = false;
+  cancelled_ = false;
+  queue_.clear();
+  index_.clear();
+}
+
+void EventProducer::WaitIdle() {
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [&] { return (queue_.empty() || cancelled_) && in_flight_.empty(); });
+}
+
+std::size_t EventProducer::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+std::size_t EventProducer::in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_.size();
+}
+
+}  // namespace filesync::pipeline

@@ -1,0 +1,92 @@
+// EventProducer: the bounded queue between the EventMonitor (which pushes planned actions) and the
+// EventConsumer's processors (which take them on demand), as in the seed's GenStage producer.
+//
+// Promises:
+//  - Back-pressure: Push() blocks while `capacity` events are queued, so memory stays bounded.
+//  - Supersede: pushing an event for a path that is still queued (not yet handed out) replaces
+//    the queued one in place; the older event is never executed.
+//  - Exclusion: Pop() never hands out an event whose path, or an ancestor or descendant of it,
+//    is in flight (handed out and not yet Done()), so no two operations touch one path at once.
+//  - FIFO otherwise.
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "plan/action.h"
+
+namespace filesync::pipeline {
+
+// An action bound to the sync root it belongs to.
+struct Event {
+  int root = 0;  // index of the sync dir in the engine
+  plan::Action action;
+};
+
+struct BatchLimits {
+  std::size_t max_files = 1;
+  std::uint64_t max_bytes = 0;        // 0: no byte limit
+  std::uint64_t small_file_limit = 0; // uploads above this size are never batched
+};
+
+class EventProducer {
+ public:
+  explicit EventProducer(std::size_t capacity);
+  EventProducer(const EventProducer&) = delete;
+  EventProducer& operator=(const EventProducer&) = delete;
+
+  // Queues `event`, blocking while the queue is full. Returns false once Close()/Cancel() ran.
+  bool Push(Event event);
+
+  // Blocks until an event can be handed out (see Exclusion) and returns it; when the head is a
+  // small upload (or a delete), further queued events of that kind are added up to `limits`,
+  // so a backend can commit them together. Returns an empty vector
+  // once the queue is closed and drained, or cancelled.
+  std::vector<Event> Pop(const BatchLimits& limits);
+
+  // Marks events returned by Pop() as finished.
+  void Done(const std::vector<Event>& events);
+
+  // No more pushes; Pop() drains what is queued, then returns empty.
+  void Close();
+  // Drops everything queued; Pop() returns empty at once. In-flight events still call Done().
+  void Cancel();
+  // Re-opens a closed or cancelled queue for the next pass. REQUIRES: nothing in flight.
+  void Reset();
+
+  // Blocks until nothing is queued and nothing is in flight.
+  void WaitIdle();
+
+  [[nodiscard]] std::size_t queued() const;
+  [[nodiscard]] std::size_t in_flight() const;
+
+ private:
+  static std::string Key(const Event& event);
+  bool BlockedLocked(const std::string& key) const;
+  void MarkInFlightLocked(const std::string& key);
+  void ClearInFlightLocked(const std::string& key);
+  static bool BatchableLocked(const Event& event, const BatchLimits& limits);
+
+  const std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable not_full_;
+  std::condition_variable changed_;
+  std::list<Event> queue_;                                             // guarded by mu_
+  std::unordered_map<std::string, std::list<Event>::iterator> index_;  // guarded by mu_
+  std::unordered_multiset<std::string> in_flight_;                     // guarded by mu_
+  // For each ancestor key of an in-flight key: how many in-flight keys lie below it.
+  std::unordered_map<std::string, int> descendants_in_flight_;         // guarded by mu_
+  bool closed_ = false;                                                // guarded by mu_
+  bool cancelled_ = false;                                             // guarded by mu_
+};
+
+}  // namespace filesync::pipeline
