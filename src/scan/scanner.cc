@@ -1,0 +1,428 @@
+// How the walk works:
+//  - Each directory is one unit of work: (parent's descriptor, name, relative path). A worker
+//    opens it with openat(O_NOFOLLOW|O_DIRECTORY) from the parent's descriptor, so no path is
+//    ever re-resolved and depth is not limited by PATH_MAX. Parent descriptors are shared
+//    (shared_ptr) and closed as soon as the last child has been opened, so a long chain of
+//    directories holds only a couple of descriptors.
+//  - A directory is read whole with getdents64() into a per-worker buffer before any of it is
+//    reported, so a listing that fails half-way reports the directory alone, not half of it.
+//  - d_type saves the fstatat() for directories, symlinks and special files; a directory's
+//    identity (and the other-filesystem check) comes from fstat() on its open descriptor, which
+//    cannot race. Regular files (and DT_UNKNOWN) need fstatat(AT_SYMLINK_NOFOLLOW).
+//  - Work is a shared LIFO stack of directories guarded by one mutex (taken once per directory,
+//    not per file); LIFO keeps few parents open. Each worker collects entries and issues
+//    locally; they are merged and sorted once at the end.
+#include "scan/scanner.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstddef>
+#include <cstring>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "util/unicode.h"
+
+namespace filesync::scan {
+namespace {
+
+constexpr std::size_t kDentsChunk = 64 * 1024;
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+cloud::FileIdentity IdentityOf(const struct stat& st) {
+  return {.size = static_cast<std::uint64_t>(st.st_size),
+          .mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+          .ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec,
+          .inode = static_cast<std::uint64_t>(st.st_ino),
+          .device = static_cast<std::uint64_t>(st.st_dev)};
+}
+
+unsigned char TypeOfMode(mode_t mode) {
+  if (S_ISREG(mode)) return DT_REG;
+  if (S_ISDIR(mode)) return DT_DIR;
+  if (S_ISLNK(mode)) return DT_LNK;
+  return DT_FIFO;  // any special file; only "special" matters below
+}
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if none starts there.
+std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) return 1;
+  std::size_t len = 0;
+  std::uint32_t cp = 0;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+    cp = b0 & 0x1Fu;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3;
+    cp = b0 & 0x0Fu;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4;
+    cp = b0 & 0x07u;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0u) != 0x80u) return 0;
+    cp = (cp << 6) | (b & 0x3Fu);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+    return 0;
+  }
+  return len;
+}
+
+// The name with every byte that is not part of valid UTF-8 shown as \xNN.
+std::string EscapeBytes(std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < name.size();) {
+    const std::size_t len = Utf8SequenceLength(name, i);
+    if (len > 0) {
+      out.append(name.substr(i, len));
+      i += len;
+      continue;
+    }
+    const auto b = static_cast<unsigned char>(name[i]);
+    out += "\\x";
+    out += kHex[b >> 4];
+    out += kHex[b & 0xFu];
+    ++i;
+  }
+  return out;
+}
+
+std::string Join(std::string_view dir, std::string_view name) {
+  std::string path;
+  path.reserve(dir.size() + 1 + name.size());
+  path.append(dir);
+  if (!dir.empty()) path += '/';
+  path.append(name);
+  return path;
+}
+
+class DirFd {
+ public:
+  explicit DirFd(int fd) : fd_(fd) {}
+  ~DirFd() { close(fd_); }
+  DirFd(const DirFd&) = delete;
+  DirFd& operator=(const DirFd&) = delete;
+  [[nodiscard]] int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// A directory waiting to be opened: its name inside `parent`.
+struct DirWork {
+  std::shared_ptr<DirFd> parent;
+  std::string path;
+  std::size_t name_offset = 0;
+};
+
+struct WorkerOutput {
+  std::vector<Entry> entries;
+  std::vector<Issue> issues;
+  std::uint64_t dirs = 0;
+};
+
+class Walker {
+ public:
+  Walker(const ScanOptions& options, std::uint64_t root_device)
+      : options_(options), root_device_(root_device) {}
+
+  // Reads the root; false (with errno) if it cannot be listed.
+  bool ListRoot(const std::shared_ptr<DirFd>& root, WorkerOutput& out, std::vector<char>& buffer,
+                int* err) {
+    std::vector<DirWork> children;
+    const std::size_t used = ReadAll(root->get(), buffer, err);
+    if (*err != 0) return false;
+    ++out.dirs;
+    HandleListing(root, "", buffer, used, out, children);
+    stack_ = std::move(children);
+    return true;
+  }
+
+  void Run(WorkerOutput& out) {
+    std::vector<char> buffer;
+    std::vector<DirWork> children;
+    for (;;) {
+      DirWork work;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return !stack_.empty() || active_ == 0; });
+        if (stack_.empty()) return;
+        work = std::move(stack_.back());
+        stack_.pop_back();
+        ++active_;
+      }
+      ProcessDir(std::move(work), out, buffer, children);
+      {
+        std::lock_guard lock(mu_);
+        const std::size_t pushed = children.size();
+        for (DirWork& child : children) stack_.push_back(std::move(child));
+        children.clear();
+        --active_;
+        if (active_ == 0 && stack_.empty()) {
+          cv_.notify_all();
+        } else if (pushed > 1) {
+          cv_.notify_all();
+        } else if (pushed == 1) {
+          cv_.notify_one();
+        }
+      }
+    }
+  }
+
+ private:
+  // Reads every record of the directory into buffer; returns the bytes used (err set on error).
+  static std::size_t ReadAll(int fd, std::vector<char>& buffer, int* err) {
+    *err = 0;
+    std::size_t used = 0;
+    for (;;) {
+      if (buffer.size() < used + kDentsChunk) buffer.resize(used + kDentsChunk);
+      const ssize_t n = getdents64(fd, buffer.data() + used, buffer.size() - used);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        *err = errno;
+        return 0;
+      }
+      if (n == 0) return used;
+      used += static_cast<std::size_t>(n);
+    }
+  }
+
+  void ProcessDir(DirWork work, WorkerOutput& out, std::vector<char>& buffer,
+                  std::vector<DirWork>& children) {
+    const char* name = work.path.c_str() + work.name_offset;
+    const int fd = openat(work.parent->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int open_err = errno;
+    work.parent.reset();
+    if (fd < 0) {
+      switch (open_err) {
+        case ENOENT:
+          out.issues.push_back({IssueKind::kVanished, std::move(work.path), "removed during the scan"});
+          break;
+        case ENOTDIR:
+          out.issues.push_back({IssueKind::kVanished, std::move(work.path),
+                                "no longer a directory (changed during the scan)"});
+          break;
+        case ELOOP:
+          out.issues.push_back({IssueKind::kSymlink, std::move(work.path),
+                                "replaced by a symbolic link during the scan; not followed"});
+          break;
+        default:
+          out.issues.push_back({IssueKind::kUnreadable, std::move(work.path),
+                                "cannot open directory: " + ErrnoText(open_err)});
+      }
+      return;
+    }
+    auto dir = std::make_shared<DirFd>(fd);
+    struct stat st {};
+    if (fstat(fd, &st) != 0) {
+      out.issues.push_back({IssueKind::kUnreadable, std::move(work.path),
+                            "cannot stat directory: " + ErrnoText(errno)});
+      return;
+    }
+    if (static_cast<std::uint64_t>(st.st_dev) != root_device_) {
+      out.issues.push_back({IssueKind::kOtherFilesystem, std::move(work.path),
+                            "on another filesystem (a mount point); not entered"});
+      return;
+    }
+    int err = 0;
+    const std::size_t used = ReadAll(fd, buffer, &err);
+    if (err != 0) {
+      out.issues.push_back({IssueKind::kUnreadable, std::move(work.path),
+                            "cannot list directory: " + ErrnoText(err)});
+      return;
+    }
+    ++out.dirs;
+    cloud::FileIdentity identity = IdentityOf(st);
+    identity.size = 0;
+    out.entries.push_back({work.path, cloud::EntryKind::kFolder, identity});
+    HandleListing(dir, work.path, buffer, used, out, children);
+  }
+
+  void HandleListing(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
+                     const std::vector<char>& buffer, std::size_t used, WorkerOutput& out,
+                     std::vector<DirWork>& children) {
+    for (std::size_t offset = 0; offset < used;) {
+      const auto* record = reinterpret_cast<const struct dirent64*>(buffer.data() + offset);
+      offset += record->d_reclen;
+      const std::string_view name(record->d_name);
+      if (name == "." || name == "..") continue;
+      HandleEntry(dir, dir_path, name, record->d_type, out, children);
+    }
+  }
+
+  // fstatat() of one name; false (with the issue recorded) if it failed.
+  bool Stat(int dir_fd, const std::string& path, std::string_view name, struct stat* st,
+            WorkerOutput& out) {
+    if (options_.before_stat_for_testing) options_.before_stat_for_testing(path);
+    const std::string name_z(name);
+    if (fstatat(dir_fd, name_z.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+    const int err = errno;
+    if (err == ENOENT) {
+      out.issues.push_back({IssueKind::kVanished, path, "removed during the scan"});
+    } else {
+      out.issues.push_back({IssueKind::kUnreadable, path, "cannot stat: " + ErrnoText(err)});
+    }
+    return false;
+  }
+
+  void HandleEntry(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
+                   std::string_view name, unsigned char type, WorkerOutput& out,
+                   std::vector<DirWork>& children) {
+    std::string path = Join(dir_path, name);
+    struct stat st {};
+    bool have_stat = false;
+    if (type == DT_UNKNOWN) {
+      if (!Stat(dir->get(), path, name, &st, out)) return;
+      have_stat = true;
+      type = TypeOfMode(st.st_mode);
+    }
+    if (options_.exclude != nullptr && options_.exclude->Matches(path, type == DT_DIR)) return;
+    if (!unicode::IsValidUtf8(name)) {
+      out.issues.push_back({IssueKind::kNotUtf8, Join(dir_path, EscapeBytes(name)),
+                            "name is not valid UTF-8; skipped"});
+      return;
+    }
+    if (path.size() > kMaxRelativePath) {
+      out.issues.push_back({IssueKind::kTooDeep, std::move(path),
+                            "path longer than " + std::to_string(kMaxRelativePath) +
+                                " bytes; skipped"});
+      return;
+    }
+    if (type == DT_REG && !have_stat) {
+      if (!Stat(dir->get(), path, name, &st, out)) return;
+      type = TypeOfMode(st.st_mode);
+    }
+    switch (type) {
+      case DT_REG:
+        out.entries.push_back({std::move(path), cloud::EntryKind::kFile, IdentityOf(st)});
+        break;
+      case DT_DIR: {
+        const std::size_t name_offset = path.size() - name.size();
+        children.push_back({dir, std::move(path), name_offset});
+        break;
+      }
+      case DT_LNK:
+        out.issues.push_back({IssueKind::kSymlink, std::move(path), "symbolic link; not followed"});
+        break;
+      default:
+        out.issues.push_back({IssueKind::kSpecialFile, std::move(path),
+                              "not a regular file or directory (FIFO, socket or device); skipped"});
+    }
+  }
+
+  const ScanOptions& options_;
+  const std::uint64_t root_device_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<DirWork> stack_;  // guarded by mu_
+  int active_ = 0;              // guarded by mu_: directories being processed
+};
+
+}  // namespace
+
+const char* IssueKindName(IssueKind kind) {
+  switch (kind) {
+    case IssueKind::kSymlink:
+      return "symlink";
+    case IssueKind::kSpecialFile:
+      return "special_file";
+    case IssueKind::kUnreadable:
+      return "unreadable";
+    case IssueKind::kNotUtf8:
+      return "not_utf8";
+    case IssueKind::kVanished:
+      return "vanished";
+    case IssueKind::kTooDeep:
+      return "too_deep";
+    case IssueKind::kOtherFilesystem:
+      return "other_filesystem";
+  }
+  return "unknown";
+}
+
+Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
+  const int root_fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return Status::NotFound("sync dir " + root + " does not exist");
+    if (err == ENOTDIR) return Status::Io("sync dir " + root + " is not a directory");
+    return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(err));
+  }
+  auto root_dir = std::make_shared<DirFd>(root_fd);
+  struct stat st {};
+  if (fstat(root_fd, &st) != 0) {
+    return Status::Io("cannot stat sync dir " + root + ": " + ErrnoText(errno));
+  }
+  ScanResult result;
+  result.root = IdentityOf(st);
+  result.root.size = 0;
+
+  Walker walker(options, result.root.device);
+  const std::size_t threads = static_cast<std::size_t>(std::clamp(options.threads, 1, 64));
+  std::vector<WorkerOutput> outputs(threads);
+  {
+    std::vector<char> buffer;
+    int err = 0;
+    if (!walker.ListRoot(root_dir, outputs[0], buffer, &err)) {
+      return Status::Io("cannot list sync dir " + root + ": " + ErrnoText(err));
+    }
+  }
+  root_dir.reset();  // still open while children hold it
+  {
+    std::vector<std::jthread> pool;
+    pool.reserve(threads - 1);
+    for (std::size_t i = 1; i < threads; ++i) {
+      pool.emplace_back([&walker, &outputs, i] { walker.Run(outputs[i]); });
+    }
+    walker.Run(outputs[0]);
+  }
+
+  std::size_t total_entries = 0;
+  std::size_t total_issues = 0;
+  for (const WorkerOutput& out : outputs) {
+    total_entries += out.entries.size();
+    total_issues += out.issues.size();
+  }
+  result.entries.reserve(total_entries);
+  result.issues.reserve(total_issues);
+  for (WorkerOutput& out : outputs) {
+    std::move(out.entries.begin(), out.entries.end(), std::back_inserter(result.entries));
+    std::move(out.issues.begin(), out.issues.end(), std::back_inserter(result.issues));
+    result.dirs_scanned += out.dirs;
+    out = {};
+  }
+  std::sort(result.entries.begin(), result.entries.end(),
+            [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  std::sort(result.issues.begin(), result.issues.end(),
+            [](const Issue& a, const Issue& b) { return a.path < b.path; });
+  return result;
+}
+
+Result<cloud::FileIdentity> StatIdentity(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return Status::NotFound("no such file: " + path);
+    return Status::Io("cannot stat " + path + ": " + ErrnoText(err));
+  }
+  return IdentityOf(st);
+}
+
+}  // namespace filesync::scan
