@@ -10,13 +10,21 @@
 // Every problem is a ConfigError whose what() is ONE line naming the file, the key, the bad
 // value and the fix, e.g.
 //   config/dev.toml: key 'poll_interval' = -5: must be a whole number of seconds >= 1; e.g. poll_interval = 30
-// Unknown keys suggest the nearest known key. Secrets (dbx_token, dbx_refresh_token,
-// dbx_app_secret) are never echoed in an error. The CLI maps ConfigError to exit code 2.
+// Problems with a whole file (missing, unreadable, malformed TOML) name the file (and for
+// malformed TOML the line and column) instead of a key. Unknown keys suggest the nearest known
+// key. Secrets (dbx_token, dbx_refresh_token, dbx_app_secret) are never echoed in an error or in
+// Describe(). The CLI maps ConfigError to exit code 2. The full key reference, with defaults and
+// precedence rules, is docs/configuration.md.
+//
+// Thread safety: Load() reads the process environment and the file system; call it from one
+// thread at a time (start-up, SIGHUP handling). A loaded Config is a plain value; the other
+// functions only read it and are safe to call concurrently.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -41,6 +49,11 @@ struct MaxDelete {
 struct Config {
   // Where the values came from, for messages ("config/dev.toml + config/instance.toml").
   std::string source;
+  // The files Load() read, in load order (for PermissionWarnings()).
+  std::vector<std::filesystem::path> files;
+  // Key -> where its value was last set ("config/instance.toml", "environment FILESYNC_WORKERS").
+  // Keys left at their defaults are absent; Validate() then names `source`.
+  std::map<std::string, std::string> origins;
 
   // --- the seed's keys ---
   std::string dbx_token;                                // secret; Dropbox access token
@@ -69,7 +82,9 @@ struct Config {
   bool dbx_append_batch = true;   // false: fall back to upload_session/start(close) per file
   std::uint64_t dbx_chunk_size = 16 * 1024 * 1024;  // large-file chunk, multiple of 4 MiB
 
-  // Cloud path a client dir mirrors to: cloud_root + "/" + basename(dir).
+  // Cloud path a client dir mirrors to: cloud_root + "/" + basename(dir) (a trailing slash on
+  // `client_dir` is ignored). E.g. cloud_root "/filesync", "/home/me/Documents" ->
+  // "/filesync/Documents"; cloud_root "" -> "/Documents".
   [[nodiscard]] std::string CloudPathFor(const std::filesystem::path& client_dir) const;
 };
 
@@ -82,7 +97,22 @@ struct LoadOptions {
 // Loads, merges and validates. Throws ConfigError (one line) on any problem.
 Config Load(const LoadOptions& options);
 
-// Validates an already-merged Config (also used by tests). Throws ConfigError.
+// Validates an already-merged Config (also used by tests). Throws ConfigError naming
+// config.origins[key], else config.source. Checks the file system only for dbx_ca_file
+// (readable) and to resolve symlinks when comparing directories.
 void Validate(const Config& config);
+
+// The effective configuration as TOML, one `key = value` line per key in the order of
+// docs/configuration.md, secrets shown as "<redacted>" (empty secrets as ""). For
+// `filesync config` and start-up logs.
+std::string Describe(const Config& config);
+
+// True if any secret (dbx_token, dbx_refresh_token, dbx_app_secret) is set.
+bool HoldsSecret(const Config& config);
+
+// One message per file in config.files that sets a secret and is readable by group or others,
+// e.g. "config/instance.toml: holds dbx_token but is readable by group/others (mode 0644); run
+// chmod 600 config/instance.toml". Empty when all is well.
+std::vector<std::string> PermissionWarnings(const Config& config);
 
 }  // namespace filesync::config

@@ -1,0 +1,721 @@
+// Tests for config/config.h, written from the contract in the header and the issue: merge order,
+// defaults, a catalogue of bad configs (each error one line naming file, key and fix), secret
+// redaction, Describe(), PermissionWarnings(). Every test works in its own temp directory and
+// with a scrubbed FILESYNC_* environment.
+#include "config/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+extern char** environ;
+
+namespace filesync::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Replace(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Scrub every variable Load() reads, remembering them for TearDown().
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry(*e);
+      const std::string name = entry.substr(0, entry.find('='));
+      if (name.starts_with("FILESYNC_") || name == "XDG_STATE_HOME" || name == "HOME") {
+        saved_[name] = entry.substr(entry.find('=') + 1);
+      }
+    }
+    for (const auto& [name, value] : saved_) ::unsetenv(name.c_str());
+    char pattern[] = "/tmp/filesync_config_test_XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    tmp_ = pattern;
+    dir_ = tmp_ / "config";
+    fs::create_directories(dir_);
+    fs::create_directories(tmp_ / "home");
+    SetEnv("HOME", (tmp_ / "home").string());
+  }
+
+  void TearDown() override {
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry(*e);
+      const std::string name = entry.substr(0, entry.find('='));
+      if (name.starts_with("FILESYNC_")) pending_unset_.push_back(name);
+    }
+    for (const std::string& name : pending_unset_) ::unsetenv(name.c_str());
+    ::unsetenv("XDG_STATE_HOME");
+    ::unsetenv("HOME");
+    for (const auto& [name, value] : saved_) ::setenv(name.c_str(), value.c_str(), 1);
+    std::error_code ec;
+    fs::permissions(tmp_, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(tmp_, ec);
+  }
+
+  static void SetEnv(const std::string& name, const std::string& value) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+
+  // "@" in `content` stands for the temp dir.
+  std::string Expand(const std::string& content) const { return Replace(content, "@", tmp_.string()); }
+
+  fs::path Write(const std::string& name, const std::string& content) const {
+    const fs::path path = dir_ / name;
+    std::ofstream(path) << Expand(content);
+    return path;
+  }
+
+  LoadOptions Options() const {
+    LoadOptions options;
+    options.config_dir = dir_;
+    return options;
+  }
+
+  // A dev.toml that is valid on its own.
+  void WriteGoodDev() const {
+    Write("dev.toml", "client_sync_dirs = [\"@/docs\"]\nstate_dir = \"@/state\"\n");
+  }
+
+  fs::path tmp_;
+  fs::path dir_;
+  std::map<std::string, std::string> saved_;
+  std::vector<std::string> pending_unset_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Catalogue of bad configurations
+
+struct BadCase {
+  const char* name;
+  const char* dev;       // config/dev.toml; nullptr: a valid one
+  const char* instance;  // config/instance.toml; nullptr: absent
+  std::vector<std::pair<std::string, std::string>> env;  // FILESYNC_* variables
+  const char* env_option;   // LoadOptions::env; nullptr: unset
+  const char* config_file;  // LoadOptions::config_file relative to the temp dir; nullptr: unset
+  const char* where;        // expected file (or environment variable) named in the message
+  const char* key;          // expected key; "" for whole-file problems
+  std::vector<std::string> hints;  // substrings the message must contain (problem and fix)
+  const char* forbidden;           // must not appear (a secret); nullptr: nothing
+};
+
+const std::vector<BadCase>& Catalogue() {
+  static const std::vector<BadCase> cases = {
+      // --- wrong types ---
+      {"PollIntervalNotANumber", nullptr, "poll_interval = \"soon\"", {}, nullptr, nullptr,
+       "config/instance.toml", "poll_interval", {"\"soon\"", "whole seconds", "e.g. poll_interval = 30"}, nullptr},
+      {"PollIntervalFloat", nullptr, "poll_interval = 1.5", {}, nullptr, nullptr,
+       "config/instance.toml", "poll_interval", {"1.5", "whole seconds"}, nullptr},
+      {"PollIntervalBadUnit", nullptr, "poll_interval = \"5x\"", {}, nullptr, nullptr,
+       "config/instance.toml", "poll_interval", {"\"5x\"", "e.g. poll_interval = 30"}, nullptr},
+      {"WorkersString", nullptr, "workers = \"4\"", {}, nullptr, nullptr,
+       "config/instance.toml", "workers", {"1 to 64", "e.g. workers = 4"}, nullptr},
+      {"SyncDirsNotArray", nullptr, "client_sync_dirs = \"@/docs\"", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"array of strings", "e.g. client_sync_dirs = ["}, nullptr},
+      {"SyncDirsEntryNotString", nullptr, "client_sync_dirs = [1]", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"entry 1", "e.g. client_sync_dirs"}, nullptr},
+      {"ExcludeNotArray", nullptr, "exclude = \"*.tmp\"", {}, nullptr, nullptr,
+       "config/instance.toml", "exclude", {"array of strings", "e.g. exclude ="}, nullptr},
+      {"AppendBatchString", nullptr, "dbx_append_batch = \"yes\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_append_batch", {"true or false", "e.g. dbx_append_batch = true"}, nullptr},
+      {"SecretWrongTypeIsRedacted", nullptr, "dbx_token = 987654321", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_token", {"<redacted>", "must be a string"}, "987654321"},
+      // --- missing keys ---
+      {"SyncDirsMissingEverywhere", "state_dir = \"@/state\"", nullptr, {}, nullptr, nullptr,
+       "config/dev.toml", "client_sync_dirs", {"empty", "config/instance.toml", "FILESYNC_CLIENT_SYNC_DIRS"}, nullptr},
+      {"SyncDirsEmptyInInstance", nullptr, "client_sync_dirs = []", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"empty", "config/instance.toml", "FILESYNC_CLIENT_SYNC_DIRS"}, nullptr},
+      {"DropboxWithoutCredentials", nullptr, "backend = \"dropbox\"", {}, nullptr, nullptr,
+       "config/instance.toml", "backend", {"credentials", "dbx_token", "dbx_refresh_token"}, nullptr},
+      {"RefreshTokenWithoutAppKey", nullptr,
+       "backend = \"dropbox\"\ndbx_refresh_token = \"rt-TOPSECRET-1\"", {}, nullptr, nullptr,
+       "config/", "dbx_app_key", {"dbx_app_key ="}, "TOPSECRET"},
+      // --- sync dirs ---
+      {"SyncDirRelative", nullptr, "client_sync_dirs = [\"docs\"]", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"not an absolute path", "/home/me/docs"}, nullptr},
+      {"SyncDirRoot", nullptr, "client_sync_dirs = [\"/\"]", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"\"/\" cannot be synced", "directories under /"}, nullptr},
+      {"SyncDirEmptyString", nullptr, "client_sync_dirs = [\"\"]", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"empty entry", "e.g. client_sync_dirs"}, nullptr},
+      {"SyncDirsNested", nullptr, "client_sync_dirs = [\"@/a\", \"@/a/b\"]", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"is inside", "nested", "keep only"}, nullptr},
+      {"SyncDirsNestedReverseOrder", nullptr, "client_sync_dirs = [\"@/a/b/c\", \"@/a\"]", {}, nullptr,
+       nullptr, "config/instance.toml", "client_sync_dirs", {"is inside", "keep only"}, nullptr},
+      {"SyncDirsEqualUpToSlash", nullptr, "client_sync_dirs = [\"@/a\", \"@/a/\"]", {}, nullptr, nullptr,
+       "config/instance.toml", "client_sync_dirs", {"same directory", "list each directory once"}, nullptr},
+      {"SyncDirsEqualUpToDot", nullptr, "client_sync_dirs = [\"@/x/./a\", \"@/x/a\"]", {}, nullptr,
+       nullptr, "config/instance.toml", "client_sync_dirs", {"same directory"}, nullptr},
+      {"SyncDirsSameBasename", nullptr, "client_sync_dirs = [\"@/x/docs\", \"@/y/docs\"]", {}, nullptr,
+       nullptr, "config/instance.toml", "client_sync_dirs", {"same name", "/filesync/docs", "rename"}, nullptr},
+      {"SyncDirsSameBasenameOtherCase", nullptr, "client_sync_dirs = [\"@/x/Docs\", \"@/y/docs\"]", {},
+       nullptr, nullptr, "config/instance.toml", "client_sync_dirs", {"same name", "case-insensitively"}, nullptr},
+      // --- cloud_root ---
+      {"CloudRootRelative", nullptr, "cloud_root = \"filesync\"", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_root", {"must start with \"/\"", "\"/filesync\""}, nullptr},
+      {"CloudRootDotDot", nullptr, "cloud_root = \"/a/../b\"", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_root", {"\"..\" component", "\"/filesync\""}, nullptr},
+      {"CloudRootDot", nullptr, "cloud_root = \"/a/./b\"", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_root", {"\".\" component"}, nullptr},
+      {"CloudRootEmptyComponent", nullptr, "cloud_root = \"/a//b\"", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_root", {"empty component"}, nullptr},
+      {"CloudRootTrailingSlash", nullptr, "cloud_root = \"/a/\"", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_root", {"end with \"/\""}, nullptr},
+      {"CloudRootBackslash", nullptr, "cloud_root = \"/a\\\\b\"", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_root", {"backslash"}, nullptr},
+      {"CloudRootNul", nullptr, "cloud_root = \"/a\\u0000b\"", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_root", {"NUL"}, nullptr},
+      // --- intervals and workers ---
+      {"PollIntervalNegative", nullptr, "poll_interval = -5", {}, nullptr, nullptr,
+       "config/instance.toml", "poll_interval", {"= -5", ">= 1", "e.g. poll_interval = 30"}, nullptr},
+      {"PollIntervalZero", nullptr, "poll_interval = 0", {}, nullptr, nullptr,
+       "config/instance.toml", "poll_interval", {">= 1"}, nullptr},
+      {"PollIntervalZeroString", nullptr, "poll_interval = \"0s\"", {}, nullptr, nullptr,
+       "config/instance.toml", "poll_interval", {">= 1"}, nullptr},
+      {"VerifyIntervalZero", nullptr, "cloud_verify_interval = 0", {}, nullptr, nullptr,
+       "config/instance.toml", "cloud_verify_interval", {">= 1", "e.g. cloud_verify_interval = 3600"}, nullptr},
+      {"WorkersZero", nullptr, "workers = 0", {}, nullptr, nullptr,
+       "config/instance.toml", "workers", {"1 to 64"}, nullptr},
+      {"WorkersTooMany", nullptr, "workers = 65", {}, nullptr, nullptr,
+       "config/instance.toml", "workers", {"1 to 64"}, nullptr},
+      // --- enums ---
+      {"BackendUnknown", nullptr, "backend = \"s3\"", {}, nullptr, nullptr,
+       "config/instance.toml", "backend", {"\"local\" or \"dropbox\""}, nullptr},
+      {"LogLevelUnknown", nullptr, "log_level = \"verbose\"", {}, nullptr, nullptr,
+       "config/instance.toml", "log_level", {"trace, debug, info, warn, error"}, nullptr},
+      // --- own directories ---
+      {"StateDirRelative", nullptr, "state_dir = \"state\"", {}, nullptr, nullptr,
+       "config/instance.toml", "state_dir", {"absolute", "e.g. state_dir ="}, nullptr},
+      {"StateDirInsideSyncDir", nullptr, "state_dir = \"@/docs/.state\"", {}, nullptr, nullptr,
+       "config/instance.toml", "state_dir", {"inside sync dir", "move it outside"}, nullptr},
+      {"LocalCloudDirInsideSyncDir", nullptr, "local_cloud_dir = \"@/docs/cloud\"", {}, nullptr, nullptr,
+       "config/instance.toml", "local_cloud_dir", {"inside sync dir", "move it outside"}, nullptr},
+      {"LocalCloudDirContainsSyncDir", nullptr, "local_cloud_dir = \"@\"", {}, nullptr, nullptr,
+       "config/instance.toml", "local_cloud_dir", {"contains sync dir", "move it outside"}, nullptr},
+      {"LocalCloudDirRelative", nullptr, "local_cloud_dir = \"cloud\"", {}, nullptr, nullptr,
+       "config/instance.toml", "local_cloud_dir", {"absolute"}, nullptr},
+      // --- Dropbox endpoints and tuning ---
+      {"ApiUrlWrongScheme", nullptr, "dbx_api_url = \"ftp://api.example\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_api_url", {"http:// or https://", "e.g. dbx_api_url = \"https://"}, nullptr},
+      {"NotifyUrlNoScheme", nullptr, "dbx_notify_url = \"notify.dropboxapi.com\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_notify_url", {"http:// or https://"}, nullptr},
+      {"ContentUrlNoHost", nullptr, "dbx_content_url = \"https://\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_content_url", {"no host"}, nullptr},
+      {"CaFileMissing", nullptr, "dbx_ca_file = \"@/no-such-ca.pem\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_ca_file", {"does not exist", "PEM"}, nullptr},
+      {"CaFileIsDirectory", nullptr, "dbx_ca_file = \"@\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_ca_file", {"not a regular file", "PEM"}, nullptr},
+      {"ChunkSizeNotMultiple", nullptr, "dbx_chunk_size = 5000000", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_chunk_size", {"multiple of 4 MiB", "148 MiB", "e.g. dbx_chunk_size"}, nullptr},
+      {"ChunkSizeTooBig", nullptr, "dbx_chunk_size = 159383552", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_chunk_size", {"148 MiB"}, nullptr},
+      {"ChunkSizeZero", nullptr, "dbx_chunk_size = 0", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_chunk_size", {"multiple of 4 MiB"}, nullptr},
+      {"ChunkSizeNegative", nullptr, "dbx_chunk_size = -4194304", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_chunk_size", {"negative"}, nullptr},
+      // --- max_delete ---
+      {"MaxDeleteWords", nullptr, "max_delete = \"lots\"", {}, nullptr, nullptr,
+       "config/instance.toml", "max_delete", {"\"lots\"", "e.g. max_delete = \"1000,50%\""}, nullptr},
+      {"MaxDeletePercentTooBig", nullptr, "max_delete = \"150%\"", {}, nullptr, nullptr,
+       "config/instance.toml", "max_delete", {"between 0% and 100%"}, nullptr},
+      {"MaxDeleteNegative", nullptr, "max_delete = -1", {}, nullptr, nullptr,
+       "config/instance.toml", "max_delete", {"negative"}, nullptr},
+      {"MaxDeleteThreeParts", nullptr, "max_delete = \"10,20%,30\"", {}, nullptr, nullptr,
+       "config/instance.toml", "max_delete", {"count, a percentage or both"}, nullptr},
+      {"MaxDeleteEmpty", nullptr, "max_delete = \"\"", {}, nullptr, nullptr,
+       "config/instance.toml", "max_delete", {"count, a percentage or both"}, nullptr},
+      // --- unknown keys ---
+      {"UnknownKeySuggests", nullptr, "pol_interval = 30", {}, nullptr, nullptr,
+       "config/instance.toml", "pol_interval", {"unknown key 'pol_interval'; did you mean 'poll_interval'?"}, nullptr},
+      {"UnknownKeyNearSecretIsRedacted", nullptr, "dbx_tokn = \"sl.TOPSECRET-2\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dbx_tokn", {"<redacted>", "did you mean 'dbx_token'?"}, "TOPSECRET"},
+      {"UnknownTable", nullptr, "[dropbox]\ntoken = \"x\"", {}, nullptr, nullptr,
+       "config/instance.toml", "dropbox", {"unknown key 'dropbox'", "docs/configuration.md"}, nullptr},
+      // --- malformed TOML ---
+      {"MalformedToml", "client_sync_dirs = [\"@/docs\"]\npoll_interval = = 3\n", nullptr, {}, nullptr,
+       nullptr, "config/dev.toml:2:", "", {"invalid TOML", "line 2, column"}, nullptr},
+      {"MalformedTomlOnSecretLine", nullptr, "workers = 2\ndbx_token = sl.TOPSECRET-3\n", {}, nullptr,
+       nullptr, "config/instance.toml:2:", "", {"invalid TOML", "line 2"}, "TOPSECRET"},
+      {"MalformedTomlAfterSecretLine", nullptr, "dbx_token = [\"sl.x\"\nQTOPSECRET = 1\n", {}, nullptr,
+       nullptr, "config/instance.toml:2:", "", {"invalid TOML", "line 2"}, "'Q'"},
+      {"DuplicateKey", nullptr, "workers = 2\nworkers = 3\n", {}, nullptr, nullptr,
+       "config/instance.toml:2:", "", {"invalid TOML"}, nullptr},
+      // --- files ---
+      {"ConfigFileMissing", nullptr, nullptr, {}, nullptr, "no-such.toml",
+       "no-such.toml", "", {"cannot read", "--config"}, nullptr},
+      {"ConfigFileIsDirectory", nullptr, nullptr, {}, nullptr, "config",
+       "config", "", {"is a directory", "TOML file"}, nullptr},
+      {"ProdWithoutInstance", nullptr, nullptr, {}, "prod", nullptr,
+       "config/instance.toml", "", {"env 'prod' requires it", "instance.example.toml"}, nullptr},
+      {"UnknownEnvFile", nullptr, nullptr, {}, "staging", nullptr,
+       "config/staging.toml", "", {"cannot read", "test, dev or prod"}, nullptr},
+      {"EnvNameWithPath", nullptr, nullptr, {}, "../x", nullptr,
+       "--env", "env", {"not an environment name", "test, dev or prod"}, nullptr},
+      // --- environment variables ---
+      {"EnvWorkersNotNumber", nullptr, nullptr, {{"FILESYNC_WORKERS", "many"}}, nullptr, nullptr,
+       "environment FILESYNC_WORKERS", "workers", {"\"many\"", "e.g. FILESYNC_WORKERS=4"}, nullptr},
+      {"EnvPollIntervalNegative", nullptr, nullptr, {{"FILESYNC_POLL_INTERVAL", "-3"}}, nullptr, nullptr,
+       "environment FILESYNC_POLL_INTERVAL", "poll_interval", {">= 1", "FILESYNC_POLL_INTERVAL=30"}, nullptr},
+      {"EnvSyncDirsRelative", nullptr, nullptr, {{"FILESYNC_CLIENT_SYNC_DIRS", "@/a:rel"}}, nullptr,
+       nullptr, "environment FILESYNC_CLIENT_SYNC_DIRS", "client_sync_dirs", {"\"rel\" is not an absolute path"}, nullptr},
+      {"EnvSyncDirsEmpty", nullptr, nullptr, {{"FILESYNC_CLIENT_SYNC_DIRS", ""}}, nullptr, nullptr,
+       "environment FILESYNC_CLIENT_SYNC_DIRS", "client_sync_dirs", {"empty", "config/instance.toml"}, nullptr},
+      {"EnvBoolGarbage", nullptr, nullptr, {{"FILESYNC_DBX_APPEND_BATCH", "maybe"}}, nullptr, nullptr,
+       "environment FILESYNC_DBX_APPEND_BATCH", "dbx_append_batch", {"true or false"}, nullptr},
+      {"EnvConfigFileStillGetsEnv", nullptr, nullptr, {{"FILESYNC_WORKERS", "0"}}, nullptr, "config/dev.toml",
+       "environment FILESYNC_WORKERS", "workers", {"1 to 64"}, nullptr},
+      {"EnvSecretWithBadBackendNeverEchoed", nullptr, "backend = \"dropbox\"",
+       {{"FILESYNC_DBX_TOKEN", "sl.TOPSECRET-4"}, {"FILESYNC_DBX_API_URL", "api"}}, nullptr, nullptr,
+       "environment FILESYNC_DBX_API_URL", "dbx_api_url", {"http:// or https://"}, "TOPSECRET"},
+  };
+  return cases;
+}
+
+// Keeps ctest names readable (gtest would otherwise dump the struct's bytes).
+void PrintTo(const BadCase& c, std::ostream* out) { *out << c.name; }
+
+class BadConfigTest : public ConfigTest, public ::testing::WithParamInterface<BadCase> {};
+
+TEST_P(BadConfigTest, FailsWithOneLineNamingFileKeyAndFix) {
+  const BadCase& c = GetParam();
+  if (c.dev == nullptr) {
+    WriteGoodDev();
+    fs::copy_file(dir_ / "dev.toml", dir_ / "prod.toml");
+  } else {
+    Write("dev.toml", c.dev);
+  }
+  if (c.instance != nullptr) Write("instance.toml", c.instance);
+  for (const auto& [name, value] : c.env) SetEnv(name, Expand(value));
+  LoadOptions options = Options();
+  if (c.env_option != nullptr) options.env = c.env_option;
+  if (c.config_file != nullptr) options.config_file = tmp_ / c.config_file;
+
+  std::string message;
+  try {
+    const Config config = Load(options);
+    FAIL() << "Load() accepted a bad config; source: " << config.source;
+  } catch (const ConfigError& e) {
+    message = e.what();
+  }
+  SCOPED_TRACE(message);
+  EXPECT_EQ(message.find('\n'), std::string::npos) << "not one line";
+  EXPECT_EQ(message.find('\r'), std::string::npos) << "not one line";
+  EXPECT_NE(message.find(c.where), std::string::npos) << "does not name " << c.where;
+  if (std::string(c.key).empty()) {
+    EXPECT_TRUE(message.starts_with(tmp_.string()) || message.starts_with("--env"))
+        << "does not start with the file";
+  } else {
+    EXPECT_NE(message.find("key '" + std::string(c.key) + "' = "), std::string::npos)
+        << "does not name key " << c.key;
+  }
+  const std::size_t fix = message.find("; ");
+  ASSERT_NE(fix, std::string::npos) << "no fix hint";
+  EXPECT_GT(message.size(), fix + 5) << "fix hint is empty";
+  for (const std::string& hint : c.hints) {
+    EXPECT_NE(message.find(Expand(hint)), std::string::npos) << "missing: " << hint;
+  }
+  if (c.forbidden != nullptr) {
+    EXPECT_EQ(message.find(c.forbidden), std::string::npos) << "leaks a secret";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Catalogue, BadConfigTest, ::testing::ValuesIn(Catalogue()),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(CatalogueSize, HasAtLeast35Cases) { EXPECT_GE(Catalogue().size(), 35u); }
+
+// ---------------------------------------------------------------------------------------------
+// Bad configs that need more set-up than the table gives
+
+TEST_F(ConfigTest, UnreadableInstanceFileIsAnError) {
+  if (::geteuid() == 0) {
+    GTEST_SKIP() << "running as root, which can read a chmod 000 file; "
+                    "ConfigFileIsDirectory covers the unreadable-file path";
+  }
+  WriteGoodDev();
+  const fs::path instance = Write("instance.toml", "workers = 2\n");
+  fs::permissions(instance, fs::perms::none);
+  try {
+    Load(Options());
+    FAIL() << "Load() read a chmod 000 file";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos);
+    EXPECT_NE(message.find(instance.string()), std::string::npos) << message;
+    EXPECT_NE(message.find("cannot read"), std::string::npos) << message;
+    EXPECT_NE(message.find("chmod"), std::string::npos) << message;
+  }
+}
+
+TEST_F(ConfigTest, SyncDirsNestedThroughSymlinkAreAnError) {
+  fs::create_directories(tmp_ / "real/inner");
+  fs::create_symlink(tmp_ / "real", tmp_ / "alias");
+  Write("dev.toml", "client_sync_dirs = [\"@/real\", \"@/alias/inner\"]\nstate_dir = \"@/state\"\n");
+  try {
+    Load(Options());
+    FAIL() << "accepted a dir nested through a symlink";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("is inside"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("key 'client_sync_dirs'"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ConfigTest, ValidateOnHandBuiltConfigNamesSource) {
+  Config config;
+  config.source = "hand-built";
+  config.client_sync_dirs = {tmp_ / "docs"};
+  config.state_dir = tmp_ / "state";
+  config.local_cloud_dir = tmp_ / "cloud";
+  EXPECT_NO_THROW(Validate(config));
+  config.workers = 100;
+  try {
+    Validate(config);
+    FAIL() << "workers = 100 accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("hand-built: key 'workers' = 100: ", 0), 0u) << e.what();
+  }
+}
+
+TEST_F(ConfigTest, ValidateRejectsUnnormalisedSlashCloudRoot) {
+  Config config;
+  config.client_sync_dirs = {tmp_ / "docs"};
+  config.state_dir = tmp_ / "state";
+  config.local_cloud_dir = tmp_ / "cloud";
+  config.cloud_root = "/";
+  EXPECT_THROW(Validate(config), ConfigError);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merge order and environment selection
+
+TEST_F(ConfigTest, MergeOrderEnvFileThenInstanceThenEnvironment) {
+  Write("dev.toml",
+        "client_sync_dirs = [\"@/docs\"]\nstate_dir = \"@/state\"\npoll_interval = 10\n"
+        "workers = 2\nlog_level = \"debug\"\n");
+  Write("instance.toml", "poll_interval = 20\nworkers = 3\n");
+  SetEnv("FILESYNC_POLL_INTERVAL", "30");
+  const Config config = Load(Options());
+  EXPECT_EQ(config.poll_interval, std::chrono::seconds(30));  // environment wins
+  EXPECT_EQ(config.workers, 3);                                // instance beats dev.toml
+  EXPECT_EQ(config.log_level, "debug");                        // only in dev.toml
+  EXPECT_EQ(config.origins.at("poll_interval"), "environment FILESYNC_POLL_INTERVAL");
+  EXPECT_EQ(config.origins.at("workers"), (dir_ / "instance.toml").string());
+  EXPECT_EQ(config.origins.at("log_level"), (dir_ / "dev.toml").string());
+  ASSERT_EQ(config.files.size(), 2u);
+  EXPECT_EQ(config.files[0], dir_ / "dev.toml");
+  EXPECT_EQ(config.files[1], dir_ / "instance.toml");
+  EXPECT_EQ(config.source, (dir_ / "dev.toml").string() + " + " + (dir_ / "instance.toml").string() +
+                               " + environment");
+}
+
+TEST_F(ConfigTest, ConfigFileIsUsedAloneButEnvironmentStillApplies) {
+  WriteGoodDev();
+  Write("instance.toml", "this is not toml at all = = =\n");  // would fail if read
+  const fs::path other = tmp_ / "other.toml";
+  std::ofstream(other) << Expand("client_sync_dirs = [\"@/pics\"]\nstate_dir = \"@/st\"\nworkers = 7\n");
+  SetEnv("FILESYNC_LOG_LEVEL", "warn");
+  LoadOptions options = Options();
+  options.config_file = other;
+  const Config config = Load(options);
+  ASSERT_EQ(config.client_sync_dirs.size(), 1u);
+  EXPECT_EQ(config.client_sync_dirs[0], tmp_ / "pics");
+  EXPECT_EQ(config.workers, 7);
+  EXPECT_EQ(config.log_level, "warn");
+  ASSERT_EQ(config.files.size(), 1u);
+  EXPECT_EQ(config.files[0], other);
+}
+
+TEST_F(ConfigTest, EnvOptionBeatsVariableBeatsDefault) {
+  Write("dev.toml", "client_sync_dirs = [\"@/docs\"]\nstate_dir = \"@/state\"\nworkers = 1\n");
+  Write("test.toml", "client_sync_dirs = [\"@/docs\"]\nstate_dir = \"@/state\"\nworkers = 2\n");
+  Write("prod.toml", "client_sync_dirs = [\"@/docs\"]\nstate_dir = \"@/state\"\nworkers = 3\n");
+  Write("instance.toml", "");
+  EXPECT_EQ(Load(Options()).workers, 1);  // default "dev"
+  SetEnv("FILESYNC_ENV", "test");
+  EXPECT_EQ(Load(Options()).workers, 2);
+  LoadOptions options = Options();
+  options.env = "prod";
+  EXPECT_EQ(Load(options).workers, 3);
+}
+
+TEST_F(ConfigTest, ProdLoadsWithInstanceFile) {
+  Write("prod.toml", "backend = \"dropbox\"\n");
+  Write("instance.toml",
+        "client_sync_dirs = [\"@/docs\"]\nstate_dir = \"@/state\"\ndbx_refresh_token = \"r\"\n"
+        "dbx_app_key = \"k\"\n");
+  LoadOptions options = Options();
+  options.env = "prod";
+  const Config config = Load(options);
+  EXPECT_EQ(config.backend, Backend::kDropbox);
+  EXPECT_EQ(config.dbx_app_key, "k");
+}
+
+TEST_F(ConfigTest, EnvironmentListsAreColonSeparated) {
+  WriteGoodDev();
+  SetEnv("FILESYNC_CLIENT_SYNC_DIRS", Expand("@/a:@/b/"));
+  SetEnv("FILESYNC_EXCLUDE", "*.tmp:.git");
+  const Config config = Load(Options());
+  EXPECT_EQ(config.client_sync_dirs, (std::vector<fs::path>{tmp_ / "a", tmp_ / "b"}));
+  EXPECT_EQ(config.exclude, (std::vector<std::string>{"*.tmp", ".git"}));
+}
+
+TEST_F(ConfigTest, EnvironmentScalarsOfEveryKind) {
+  WriteGoodDev();
+  SetEnv("FILESYNC_DBX_APPEND_BATCH", "false");
+  SetEnv("FILESYNC_MAX_DELETE", "20,5%");
+  SetEnv("FILESYNC_CLOUD_VERIFY_INTERVAL", "2h");
+  SetEnv("FILESYNC_DBX_CHUNK_SIZE", "8MiB");
+  SetEnv("FILESYNC_BACKEND", "dropbox");
+  SetEnv("FILESYNC_DBX_TOKEN", "tok");
+  const Config config = Load(Options());
+  EXPECT_FALSE(config.dbx_append_batch);
+  EXPECT_EQ(config.max_delete.count, 20u);
+  EXPECT_DOUBLE_EQ(config.max_delete.percent, 5.0);
+  EXPECT_EQ(config.cloud_verify_interval, std::chrono::hours(2));
+  EXPECT_EQ(config.dbx_chunk_size, 8u * 1024 * 1024);
+  EXPECT_EQ(config.backend, Backend::kDropbox);
+  EXPECT_EQ(config.dbx_token, "tok");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults and normalisation
+
+TEST_F(ConfigTest, DefaultsWhenOnlySyncDirsAreSet) {
+  Write("dev.toml", "client_sync_dirs = [\"@/docs\"]\n");
+  const Config config = Load(Options());
+  const Config defaults;
+  EXPECT_EQ(config.cloud_root, "/filesync");
+  EXPECT_EQ(config.poll_interval, std::chrono::seconds(60));
+  EXPECT_EQ(config.backend, Backend::kLocal);
+  EXPECT_EQ(config.workers, 4);
+  EXPECT_EQ(config.state_dir, tmp_ / "home/.local/state/filesync");
+  EXPECT_EQ(config.local_cloud_dir, tmp_ / "home/.local/state/filesync/cloud");
+  EXPECT_TRUE(config.exclude.empty());
+  EXPECT_EQ(config.max_delete.count, 1000u);
+  EXPECT_DOUBLE_EQ(config.max_delete.percent, 50.0);
+  EXPECT_EQ(config.log_level, "info");
+  EXPECT_EQ(config.cloud_verify_interval, std::chrono::seconds(3600));
+  EXPECT_EQ(config.dbx_api_url, defaults.dbx_api_url);
+  EXPECT_EQ(config.dbx_content_url, defaults.dbx_content_url);
+  EXPECT_EQ(config.dbx_notify_url, defaults.dbx_notify_url);
+  EXPECT_TRUE(config.dbx_append_batch);
+  EXPECT_EQ(config.dbx_chunk_size, 16u * 1024 * 1024);
+  EXPECT_FALSE(HoldsSecret(config));
+}
+
+TEST_F(ConfigTest, StateDirDefaultsToXdgStateHome) {
+  Write("dev.toml", "client_sync_dirs = [\"@/docs\"]\n");
+  SetEnv("XDG_STATE_HOME", (tmp_ / "xdg").string());
+  const Config config = Load(Options());
+  EXPECT_EQ(config.state_dir, tmp_ / "xdg/filesync");
+  EXPECT_EQ(config.local_cloud_dir, tmp_ / "xdg/filesync/cloud");
+}
+
+TEST_F(ConfigTest, RelativeXdgStateHomeIsIgnored) {
+  Write("dev.toml", "client_sync_dirs = [\"@/docs\"]\n");
+  SetEnv("XDG_STATE_HOME", "relative/state");
+  EXPECT_EQ(Load(Options()).state_dir, tmp_ / "home/.local/state/filesync");
+}
+
+TEST_F(ConfigTest, PathsAreNormalisedAndTildeExpanded) {
+  Write("dev.toml",
+        "client_sync_dirs = [\"@/x/../docs/\", \"~/pics\"]\nstate_dir = \"@/state/\"\n"
+        "cloud_root = \"/\"\n");
+  const Config config = Load(Options());
+  EXPECT_EQ(config.client_sync_dirs, (std::vector<fs::path>{tmp_ / "docs", tmp_ / "home/pics"}));
+  EXPECT_EQ(config.state_dir, tmp_ / "state");
+  EXPECT_EQ(config.cloud_root, "");  // "/" means the cloud root itself
+  EXPECT_EQ(config.CloudPathFor(config.client_sync_dirs[0]), "/docs");
+}
+
+TEST_F(ConfigTest, DurationStrings) {
+  WriteGoodDev();
+  Write("instance.toml", "poll_interval = \"5m\"\ncloud_verify_interval = \"1h30m\"\n");
+  Config config = Load(Options());
+  EXPECT_EQ(config.poll_interval, std::chrono::minutes(5));
+  EXPECT_EQ(config.cloud_verify_interval, std::chrono::minutes(90));
+  Write("instance.toml", "poll_interval = \"45s\"\ncloud_verify_interval = 7\n");
+  config = Load(Options());
+  EXPECT_EQ(config.poll_interval, std::chrono::seconds(45));
+  EXPECT_EQ(config.cloud_verify_interval, std::chrono::seconds(7));
+}
+
+TEST_F(ConfigTest, MaxDeleteForms) {
+  WriteGoodDev();
+  const std::vector<std::pair<std::string, MaxDelete>> forms = {
+      {"\"1000,50%\"", {1000, 50.0}}, {"\"200\"", {200, 50.0}}, {"\"10%\"", {1000, 10.0}},
+      {"\"5%, 30\"", {30, 5.0}},     {"7", {7, 50.0}},          {"\"0,12.5%\"", {0, 12.5}},
+  };
+  for (const auto& [text, expected] : forms) {
+    Write("instance.toml", "max_delete = " + text + "\n");
+    const Config config = Load(Options());
+    EXPECT_EQ(config.max_delete.count, expected.count) << text;
+    EXPECT_DOUBLE_EQ(config.max_delete.percent, expected.percent) << text;
+  }
+}
+
+TEST_F(ConfigTest, ChunkSizeLimits) {
+  WriteGoodDev();
+  Write("instance.toml", "dbx_chunk_size = 155189248\n");  // 148 MiB: the largest allowed
+  EXPECT_EQ(Load(Options()).dbx_chunk_size, 148u * 1024 * 1024);
+  Write("instance.toml", "dbx_chunk_size = \"4MiB\"\n");
+  EXPECT_EQ(Load(Options()).dbx_chunk_size, 4u * 1024 * 1024);
+  Write("instance.toml", "dbx_chunk_size = \"152MiB\"\n");
+  EXPECT_THROW(Load(Options()), ConfigError);
+}
+
+TEST_F(ConfigTest, SiblingDirsWithPrefixNamesAreNotNested) {
+  Write("dev.toml", "client_sync_dirs = [\"@/docs\", \"@/docs2\"]\nstate_dir = \"@/state\"\n");
+  EXPECT_EQ(Load(Options()).client_sync_dirs.size(), 2u);
+}
+
+TEST_F(ConfigTest, CloudPathFor) {
+  Config config;
+  EXPECT_EQ(config.CloudPathFor("/home/me/Documents"), "/filesync/Documents");
+  EXPECT_EQ(config.CloudPathFor("/home/me/Documents/"), "/filesync/Documents");
+  config.cloud_root = "";
+  EXPECT_EQ(config.CloudPathFor("/home/me/Photos"), "/Photos");
+  config.cloud_root = "/a/b";
+  EXPECT_EQ(config.CloudPathFor("/x/y"), "/a/b/y");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Describe, HoldsSecret, PermissionWarnings
+
+TEST_F(ConfigTest, DescribeRedactsSecretsAndRoundTrips) {
+  WriteGoodDev();
+  Write("instance.toml",
+        "backend = \"dropbox\"\ndbx_token = \"sl.TOPSECRET-A\"\ndbx_refresh_token = \"TOPSECRET-B\"\n"
+        "dbx_app_key = \"appkey\"\ndbx_app_secret = \"TOPSECRET-C\"\nexclude = [\"*.tmp\"]\n"
+        "max_delete = \"30,10%\"\n");
+  const Config config = Load(Options());
+  EXPECT_TRUE(HoldsSecret(config));
+  const std::string text = Describe(config);
+  EXPECT_EQ(text.find("TOPSECRET"), std::string::npos) << text;
+  EXPECT_NE(text.find("dbx_token = \"<redacted>\""), std::string::npos) << text;
+  EXPECT_NE(text.find("dbx_refresh_token = \"<redacted>\""), std::string::npos) << text;
+  EXPECT_NE(text.find("dbx_app_secret = \"<redacted>\""), std::string::npos) << text;
+  EXPECT_NE(text.find("dbx_app_key = \"appkey\""), std::string::npos) << text;
+
+  // The description is itself a valid config that loads to the same values.
+  const fs::path described = tmp_ / "described.toml";
+  std::ofstream(described) << text;
+  LoadOptions options = Options();
+  options.config_file = described;
+  const Config again = Load(options);
+  EXPECT_EQ(again.client_sync_dirs, config.client_sync_dirs);
+  EXPECT_EQ(again.state_dir, config.state_dir);
+  EXPECT_EQ(again.local_cloud_dir, config.local_cloud_dir);
+  EXPECT_EQ(again.exclude, config.exclude);
+  EXPECT_EQ(again.max_delete.count, 30u);
+  EXPECT_DOUBLE_EQ(again.max_delete.percent, 10.0);
+  EXPECT_EQ(again.backend, Backend::kDropbox);
+  EXPECT_EQ(again.dbx_chunk_size, config.dbx_chunk_size);
+  EXPECT_EQ(Describe(again).substr(Describe(again).find('\n')), text.substr(text.find('\n')));
+}
+
+TEST_F(ConfigTest, DescribeShowsEmptySecretsAsEmpty) {
+  Config config;
+  const std::string text = Describe(config);
+  EXPECT_NE(text.find("dbx_token = \"\"\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("<redacted>"), std::string::npos) << text;
+  EXPECT_FALSE(HoldsSecret(config));
+  config.dbx_app_secret = "s";
+  EXPECT_TRUE(HoldsSecret(config));
+}
+
+TEST_F(ConfigTest, PermissionWarningsForReadableSecretFile) {
+  WriteGoodDev();
+  const fs::path instance = Write("instance.toml", "dbx_token = \"sl.TOPSECRET-D\"\n");
+  fs::permissions(dir_ / "dev.toml", fs::perms::owner_read | fs::perms::owner_write |
+                                         fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(instance, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                fs::perms::others_read);
+  Config config = Load(Options());
+  std::vector<std::string> warnings = PermissionWarnings(config);
+  ASSERT_EQ(warnings.size(), 1u);  // dev.toml is readable too, but holds no secret
+  EXPECT_NE(warnings[0].find(instance.string()), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("dbx_token"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("0644"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("chmod 600"), std::string::npos) << warnings[0];
+  EXPECT_EQ(warnings[0].find("TOPSECRET"), std::string::npos) << warnings[0];
+
+  fs::permissions(instance, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_TRUE(PermissionWarnings(config).empty());
+}
+
+TEST_F(ConfigTest, PermissionWarningsForGroupReadableOnly) {
+  WriteGoodDev();
+  const fs::path instance = Write("instance.toml", "dbx_app_secret = \"x\"\n");
+  fs::permissions(instance, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  const std::vector<std::string> warnings = PermissionWarnings(Load(Options()));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("dbx_app_secret"), std::string::npos) << warnings[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shipped config files
+
+class ShippedConfigTest : public ConfigTest {
+ protected:
+  void CopyShipped() const {
+    for (const char* name : {"dev.toml", "test.toml", "prod.toml", "instance.example.toml"}) {
+      fs::copy_file(fs::path(FILESYNC_SOURCE_DIR) / "config" / name, dir_ / name);
+    }
+  }
+};
+
+TEST_F(ShippedConfigTest, DevAndTestNeedOnlySyncDirs) {
+  CopyShipped();
+  for (const char* env : {"dev", "test"}) {
+    LoadOptions options = Options();
+    options.env = env;
+    try {
+      Load(options);
+      FAIL() << env << ": accepted an empty client_sync_dirs";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("key 'client_sync_dirs'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("config/instance.toml"), std::string::npos) << e.what();
+    }
+    SetEnv("FILESYNC_CLIENT_SYNC_DIRS", Expand("@/docs"));
+    const Config config = Load(options);
+    EXPECT_EQ(config.backend, Backend::kLocal) << env;
+    ::unsetenv("FILESYNC_CLIENT_SYNC_DIRS");
+  }
+}
+
+TEST_F(ShippedConfigTest, ProdNeedsInstanceAndExampleIsAllComments) {
+  CopyShipped();
+  LoadOptions options = Options();
+  options.env = "prod";
+  EXPECT_THROW(Load(options), ConfigError);
+  fs::copy_file(dir_ / "instance.example.toml", dir_ / "instance.toml");
+  SetEnv("FILESYNC_CLIENT_SYNC_DIRS", Expand("@/docs"));
+  SetEnv("FILESYNC_DBX_TOKEN", "tok");
+  const Config config = Load(options);
+  EXPECT_EQ(config.poll_interval, std::chrono::seconds(60));
+  EXPECT_EQ(config.log_level, "info");
+  EXPECT_EQ(config.backend, Backend::kDropbox);
+  // The example sets nothing: every value came from prod.toml, the environment or defaults.
+  for (const auto& [key, origin] : config.origins) {
+    EXPECT_NE(origin, (dir_ / "instance.toml").string()) << key;
+  }
+}
+
+}  // namespace
+}  // namespace filesync::config
