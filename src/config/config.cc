@@ -721,6 +721,7 @@ void Validate(const Config& c) {
   }
   for (const std::string& pattern : c.exclude) {
     if (pattern.empty()) Invalid(c, "exclude", "contains an empty pattern");
+    if (pattern == "/") Invalid(c, "exclude", "pattern \"/\" would exclude the whole sync dir");
     if (pattern.find('\0') != std::string::npos) Invalid(c, "exclude", "contains a NUL byte");
   }
   if (!(c.max_delete.percent >= 0.0 && c.max_delete.percent <= 100.0)) {

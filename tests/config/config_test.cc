@@ -132,6 +132,8 @@ const std::vector<BadCase>& Catalogue() {
        "config/instance.toml", "client_sync_dirs", {"entry 1", "e.g. client_sync_dirs"}, nullptr},
       {"ExcludeNotArray", nullptr, "exclude = \"*.tmp\"", {}, nullptr, nullptr,
        "config/instance.toml", "exclude", {"array of strings", "e.g. exclude ="}, nullptr},
+      {"ExcludeEmptyPattern", nullptr, "exclude = [\"*.tmp\", \"\"]", {}, nullptr, nullptr,
+       "config/instance.toml", "exclude", {"empty pattern", "e.g. exclude ="}, nullptr},
       {"AppendBatchString", nullptr, "dbx_append_batch = \"yes\"", {}, nullptr, nullptr,
        "config/instance.toml", "dbx_append_batch", {"true or false", "e.g. dbx_append_batch = true"}, nullptr},
       {"SecretWrongTypeIsRedacted", nullptr, "dbx_token = 987654321", {}, nullptr, nullptr,
