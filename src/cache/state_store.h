@@ -50,8 +50,9 @@ struct RemoteRecord {
   std::string path;
   cloud::EntryKind kind = cloud::EntryKind::kFile;
   std::uint64_t size = 0;
-  hash::Digest digest{};
+  hash::Digest digest{};  // files, when has_digest
   std::string rev;
+  bool has_digest = true;  // false: the backend listed the file without a hash (stored as NULL)
 };
 
 struct ErrorRecord {
