@@ -1,0 +1,22 @@
+// Builds the Cloud backend the configuration names, with whatever adapters it needs from the
+// state store (Dropbox keeps its resumable upload sessions there).
+#pragma once
+
+#include <memory>
+
+#include "cache/state_store.h"
+#include "cloud/cloud.h"
+#include "config/config.h"
+
+namespace filesync::cli {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual cloud::Cloud& cloud() = 0;
+};
+
+// Throws std::runtime_error (a start-up error, exit 1) when the backend cannot be set up.
+std::unique_ptr<Backend> MakeBackend(const config::Config& config, cache::StateStore& store);
+
+}  // namespace filesync::cli

@@ -1,0 +1,34 @@
+// The filesync commands, each a function returning the process exit code:
+//   0  success (for sync: the cloud matches the client)
+//   1  the work did not complete (sync errors, a dir skipped for safety, state store failure)
+//   2  bad usage or configuration (one line on stderr naming file, key and fix)
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace filesync::cli {
+
+struct GlobalOptions {
+  config::LoadOptions load;
+  std::string log_level;   // overrides the config's log_level when set
+  std::string log_format = "text";
+};
+
+struct SyncOptions {
+  bool verify = false;
+  bool allow_mass_delete = false;
+  bool json = false;
+};
+
+int RunDaemon(const GlobalOptions& global);
+int RunSync(const GlobalOptions& global, const SyncOptions& options);
+int RunPlan(const GlobalOptions& global, const SyncOptions& options);
+int RunStatus(const GlobalOptions& global, bool json);
+int RunHash(const std::vector<std::string>& files);
+int RunAuth(const GlobalOptions& global, const std::filesystem::path& out);
+
+}  // namespace filesync::cli

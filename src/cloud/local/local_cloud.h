@@ -1,0 +1,61 @@
+// LocalCloud: the embedded default backend, a "cloud" that is a folder on this machine (a NAS
+// mount, a second disk, a backup folder). Needs no account.
+//
+// Promises, beyond cloud::Cloud's:
+//  - Atomic files: an upload is written to a temp file in <root>/.filesync-staging (same
+//    filesystem), then renamed into place; a crash never leaves a partial file at a destination,
+//    and staging leftovers are removed when a LocalCloud is constructed.
+//  - Durable without an fsync per file: Flush() calls syncfs() once; the engine calls it before
+//    it records a batch in the state store, so what is recorded has reached the disk.
+//  - Moves are renames (RENAME_NOREPLACE); deleted folders are first renamed into staging, so they
+//    vanish atomically, then removed.
+//  - Cloud paths never escape the root: "..", "." and empty components are rejected.
+//  - Listing: no incremental cursor. List("" cursor) walks the folder and reports files with
+//    has_content_hash = false and rev = "<inode>:<mtime_ns>:<size>"; the engine keeps the hash
+//    it recorded when the rev is unchanged. List with a cursor returns no changes: the engine
+//    trusts its state store between full walks (cloud_verify_interval, sync --verify).
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+
+#include "cloud/cloud.h"
+
+namespace filesync::cloud {
+
+class LocalCloud : public Cloud {
+ public:
+  // Creates `root` (and its staging folder) if missing. Throws std::runtime_error if it cannot:
+  // a start-up error the CLI reports.
+  explicit LocalCloud(std::filesystem::path root);
+  ~LocalCloud() override;
+  LocalCloud(const LocalCloud&) = delete;
+  LocalCloud& operator=(const LocalCloud&) = delete;
+
+  [[nodiscard]] std::string_view name() const override { return "local"; }
+  [[nodiscard]] Capabilities capabilities() const override;
+  Result<ListResult> List(const std::string& root, const std::string& cursor) override;
+  Status CreateFolder(const std::string& path) override;
+  std::vector<Result<UploadedFile>> Upload(std::span<const UploadItem> items,
+                                           const ProgressFn& progress) override;
+  std::vector<Status> Delete(std::span<const std::string> paths) override;
+  Result<RemoteEntry> Move(const std::string& from, const std::string& to) override;
+  Status Flush() override;
+
+  static constexpr const char* kStagingName = ".filesync-staging";
+
+ private:
+  Result<std::string> Resolve(const std::string& cloud_path) const;
+  Status MakeParents(const std::string& absolute) const;
+  Result<UploadedFile> UploadOne(const UploadItem& item, const ProgressFn& progress);
+  std::string StagingName(const char* suffix);
+
+  const std::filesystem::path root_;
+  const std::string staging_;
+  int root_fd_ = -1;
+  std::atomic<std::uint64_t> counter_{0};
+};
+
+}  // namespace filesync::cloud

@@ -1,0 +1,689 @@
+#include "pipeline/event_monitor.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "hash/content_hash.h"
+#include "pipeline/event_consumer.h"
+#include "pipeline/event_processor.h"
+#include "pipeline/event_producer.h"
+#include "scan/exclude.h"
+#include "scan/scanner.h"
+#include "util/log.h"
+
+namespace filesync::pipeline {
+namespace {
+
+using cloud::EntryKind;
+using std::chrono::milliseconds;
+
+// A file whose mtime is this close to the moment it was hashed may still be written to within
+// the same timestamp tick ("racily clean", as git calls it); its cache entry is smudged so the
+// next pass hashes it again.
+constexpr std::int64_t kRacyWindowNs = 2'000'000'000;
+constexpr std::size_t kQueueCapacity = 4096;
+constexpr std::size_t kCommitEvery = 2000;
+
+std::int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t NowMs() { return NowNs() / 1'000'000; }
+
+bool SameContentIdentity(const cloud::FileIdentity& a, const cloud::FileIdentity& b) {
+  return a.size == b.size && a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns && a.inode == b.inode;
+}
+
+std::string IdentityString(const cloud::FileIdentity& id) {
+  return std::to_string(id.device) + ":" + std::to_string(id.inode);
+}
+
+bool UnderOrEqual(std::string_view path, std::string_view dir) {
+  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
+}
+
+// The part of a cloud path below the root's cloud path ("/r/a/b" under "/r" -> "a/b").
+std::optional<std::string> RelativeTo(const std::string& path, const std::string& root, bool ci) {
+  const std::string p = ci ? plan::PathKey(path, true) : path;
+  const std::string r = ci ? plan::PathKey(root, true) : root;
+  if (r.empty()) return path.empty() ? std::string() : path.substr(1);
+  if (p == r) return std::string();
+  if (p.size() > r.size() && p.starts_with(r) && p[r.size()] == '/') return path.substr(r.size() + 1);
+  return std::nullopt;
+}
+
+// Hashes the file only if it still has the scanned identity before and after the read.
+Result<hash::FileHash> HashStable(const std::string& path, const cloud::FileIdentity& expected) {
+  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Status::Io(path + ": " + std::strerror(errno));
+  auto identity = [fd]() {
+    struct stat st {};
+    fstat(fd, &st);
+    return cloud::FileIdentity{.size = static_cast<std::uint64_t>(st.st_size),
+                               .mtime_ns = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                               .ctime_ns = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
+                               .inode = static_cast<std::uint64_t>(st.st_ino),
+                               .device = static_cast<std::uint64_t>(st.st_dev)};
+  };
+  const cloud::FileIdentity before = identity();
+  auto hashed = hash::HashFd(fd);
+  const cloud::FileIdentity after = identity();
+  close(fd);
+  if (!hashed.ok()) return hashed.status();
+  if (!SameContentIdentity(before, expected) || !SameContentIdentity(before, after)) {
+    return Status::Changed(path + " changed while it was hashed");
+  }
+  return hashed;
+}
+
+struct RootState {
+  std::int64_t id = 0;
+  std::string local_dir;
+  std::string cloud_path;
+  bool loaded = false;
+  std::unordered_map<std::string, cache::FileRecord> files;   // by local path
+  std::map<std::string, cache::RemoteRecord> remote;          // by PathKey(path)
+  std::string cursor;
+  std::int64_t last_verify_ms = 0;
+  std::unordered_set<std::string> warned;  // scan issues already logged by this process
+};
+
+}  // namespace
+
+struct EventMonitor::Impl final : public ActionSink {
+  Impl(const config::Config& c, cloud::Cloud& cl, cache::StateStore& s, std::atomic<bool>& stop)
+      : config(c), cloud(cl), store(s), stop_flag(stop), caps(cl.capabilities()), logger(log::Get("monitor")) {
+    for (const auto& dir : config.client_sync_dirs) {
+      RootState root;
+      root.local_dir = dir.string();
+      root.cloud_path = config.CloudPathFor(dir);
+      roots.push_back(std::move(root));
+    }
+    auto matcher = scan::ExcludeMatcher::Compile(config.exclude);
+    if (matcher.ok()) exclude = std::make_unique<scan::ExcludeMatcher>(std::move(matcher.value()));
+  }
+
+  std::string Key(std::string_view path) const { return plan::PathKey(path, caps.case_insensitive); }
+
+  Status Load(RootState& root) {
+    if (root.loaded) return Status::Ok();
+    auto id = store.RootId(root.local_dir, root.cloud_path);
+    if (!id.ok()) return id.status();
+    root.id = *id;
+    Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) {
+      std::string path = r.path;
+      root.files.emplace(std::move(path), std::move(r));
+    });
+    if (!s.ok()) return s;
+    s = store.LoadRemote(root.id, [&](cache::RemoteRecord&& r) {
+      std::string key = Key(r.path);
+      root.remote.insert_or_assign(std::move(key), std::move(r));
+    });
+    if (!s.ok()) return s;
+    if (auto cursor = store.Get(root.id, "cursor"); cursor.ok() && cursor->has_value()) root.cursor = **cursor;
+    if (auto v = store.Get(root.id, "last_verify_ms"); v.ok() && v->has_value()) {
+      root.last_verify_ms = std::stoll(**v);
+    }
+    root.loaded = true;
+    return Status::Ok();
+  }
+
+  // Safety checks before anything may be deleted. Returns why the dir must not be synced.
+  std::optional<std::string> CheckRoot(RootState& root, const PassOptions& options, cloud::FileIdentity* identity) {
+    struct stat st {};
+    if (stat(root.local_dir.c_str(), &st) != 0) {
+      return "sync dir " + root.local_dir + " is missing or unreachable (" + std::strerror(errno) +
+             "); nothing is deleted in the cloud until it is back";
+    }
+    if (!S_ISDIR(st.st_mode)) return "sync dir " + root.local_dir + " is not a directory; nothing is deleted";
+    identity->device = static_cast<std::uint64_t>(st.st_dev);
+    identity->inode = static_cast<std::uint64_t>(st.st_ino);
+    auto stored = store.Get(root.id, "root_identity");
+    if (stored.ok() && stored->has_value() && **stored != IdentityString(*identity) && !options.allow_mass_delete) {
+      return "sync dir " + root.local_dir +
+             " is not the directory synced before (device/inode changed: unmounted or replaced?); "
+             "nothing is deleted. If it was replaced on purpose, run: filesync sync --allow-mass-delete";
+    }
+    return std::nullopt;
+  }
+
+  void ApplyListing(RootState& root, cloud::ListResult& listing) {
+    if (listing.complete) {
+      std::map<std::string, cache::RemoteRecord> fresh;
+      for (auto& change : listing.changes) {
+        if (change.type != cloud::ListChange::Type::kUpsert) continue;
+        auto rel = RelativeTo(change.entry.path, root.cloud_path, caps.case_insensitive);
+        if (!rel || rel->empty()) continue;
+        cache::RemoteRecord r;
+        r.path = *rel;
+        r.kind = change.entry.kind;
+        r.size = change.entry.size;
+        r.rev = change.entry.rev;
+        const std::string key = Key(r.path);
+        if (change.entry.has_content_hash) {
+          r.digest = change.entry.content_hash;
+        } else if (auto old = root.remote.find(key); old != root.remote.end() && old->second.rev == r.rev &&
+                                                     old->second.kind == r.kind) {
+          r.digest = old->second.digest;  // unchanged since we wrote it
+        } else {
+          r.rev = "unverified";
+        }
+        fresh.insert_or_assign(key, std::move(r));
+      }
+      root.remote = std::move(fresh);
+      pending_batch.ClearRemote();
+      for (const auto& [key, r] : root.remote) pending_batch.PutRemote(r);
+      return;
+    }
+    for (auto& change : listing.changes) {
+      auto rel = RelativeTo(change.entry.path, root.cloud_path, caps.case_insensitive);
+      if (!rel || rel->empty()) continue;
+      const std::string key = Key(*rel);
+      if (change.type == cloud::ListChange::Type::kDelete) {
+        EraseRemoteUnder(root, key);
+        pending_batch.DeleteRemoteUnder(*rel);
+        continue;
+      }
+      if (change.entry.kind == EntryKind::kFile) {
+        EraseRemoteUnder(root, key);  // a file replaces whatever was there, children included
+        pending_batch.DeleteRemoteUnder(*rel);
+      }
+      cache::RemoteRecord r;
+      r.path = *rel;
+      r.kind = change.entry.kind;
+      r.size = change.entry.size;
+      r.digest = change.entry.content_hash;
+      r.rev = change.entry.has_content_hash ? change.entry.rev : "unverified";
+      pending_batch.PutRemote(r);
+      root.remote.insert_or_assign(key, std::move(r));
+    }
+  }
+
+  static void EraseRemoteUnder(RootState& root, const std::string& key) {
+    auto it = root.remote.lower_bound(key);
+    while (it != root.remote.end() && UnderOrEqual(it->first, key)) it = root.remote.erase(it);
+  }
+
+  Status LoadCloudState(RootState& root, const PassOptions& options) {
+    const bool never_listed = root.cursor.empty();
+    const bool verify_due =
+        !caps.incremental_listing &&
+        (options.verify || never_listed ||
+         NowMs() - root.last_verify_ms > std::chrono::duration_cast<milliseconds>(config.cloud_verify_interval).count());
+    if (!caps.incremental_listing && !verify_due) return Status::Ok();
+    const std::string cursor = (options.verify || verify_due) && !caps.incremental_listing ? "" : root.cursor;
+    auto listing = cloud.List(root.cloud_path, options.verify ? "" : cursor);
+    if (!listing.ok()) return listing.status();
+    ApplyListing(root, *listing);
+    root.cursor = listing->cursor;
+    if (listing->complete) root.last_verify_ms = NowMs();
+    return Status::Ok();
+  }
+
+  // Digests from the cache: by path when the identity is unchanged, else by inode (a rename).
+  std::vector<plan::LocalItem> ToLocalItems(RootState& root, std::vector<scan::Entry>& entries) {
+    std::unordered_map<std::uint64_t, const cache::FileRecord*> by_inode;
+    std::vector<plan::LocalItem> items;
+    items.reserve(entries.size());
+    for (auto& e : entries) {
+      plan::LocalItem item;
+      item.path = std::move(e.path);
+      item.kind = e.kind;
+      item.identity = e.identity;
+      if (item.kind == EntryKind::kFile) {
+        auto it = root.files.find(item.path);
+        if (it != root.files.end() && it->second.has_digest && it->second.kind == EntryKind::kFile &&
+            SameContentIdentity(it->second.identity, item.identity)) {
+          item.digest = it->second.digest;
+          item.digest_known = true;
+        } else {
+          if (by_inode.empty()) {
+            for (const auto& [p, r] : root.files) by_inode.emplace(r.identity.inode, &r);
+          }
+          auto hit = by_inode.find(item.identity.inode);
+          if (hit != by_inode.end() && hit->second->has_digest && hit->second->kind == EntryKind::kFile &&
+              hit->second->identity.size == item.identity.size &&
+              hit->second->identity.mtime_ns == item.identity.mtime_ns && item.identity.inode != 0) {
+            item.digest = hit->second->digest;
+            item.digest_known = true;
+          }
+        }
+      }
+      items.push_back(std::move(item));
+    }
+    return items;
+  }
+
+  void HashFiles(const RootState& root, std::vector<plan::LocalItem>& items, const std::vector<std::size_t>& which,
+                 PassReport& report, PassProgress* progress) {
+    if (which.empty()) return;
+    std::atomic<std::size_t> next{0};
+    std::atomic<std::uint64_t> bytes{0}, files{0};
+    auto work = [&] {
+      for (std::size_t i = next++; i < which.size() && !stop_flag.load(); i = next++) {
+        plan::LocalItem& item = items[which[i]];
+        auto hashed = HashStable(root.local_dir + "/" + item.path, item.identity);
+        if (!hashed.ok()) continue;  // changed or unreadable: the upload reports it
+        bytes += hashed->bytes_read;
+        ++files;
+        if (progress) progress->bytes_hashed += hashed->bytes_read;
+        item.digest = hashed->digest;
+        item.digest_known = true;
+      }
+    };
+    const int threads = std::max(1, std::min<int>(config.workers, static_cast<int>(which.size())));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    report.bytes_hashed += bytes.load();
+    report.files_hashed += files.load();
+  }
+
+  std::function<bool(std::string_view)> MakeProtect(const std::vector<std::string>& unknown_dirs) const {
+    return [this, unknown_dirs](std::string_view path) {
+      for (const auto& dir : unknown_dirs) {
+        if (UnderOrEqual(path, dir)) return true;
+      }
+      if (!exclude) return false;
+      // Excluded paths (and everything below an excluded folder) are left alone in the cloud.
+      for (std::size_t slash = path.find('/');; slash = path.find('/', slash + 1)) {
+        const std::string_view prefix = path.substr(0, slash);
+        const bool is_dir = slash != std::string_view::npos;
+        if (exclude->Excluded(prefix, is_dir) || (!is_dir && exclude->Excluded(prefix, true))) return true;
+        if (slash == std::string_view::npos) return false;
+      }
+    };
+  }
+
+  // ---- recording outcomes (called from worker threads) ----
+  void OnDone(const Event& event, const ActionOutcome& outcome) override {
+    std::lock_guard lock(mu);
+    RootState& root = roots[static_cast<std::size_t>(event.root)];
+    RootReport& rr = current->roots[static_cast<std::size_t>(event.root)];
+    const plan::Action& a = event.action;
+    if (current_progress) ++current_progress->files_done;
+    if (!outcome.status.ok()) {
+      if (outcome.status.kind() == Status::Kind::kChanged || outcome.status.kind() == Status::Kind::kCancelled) {
+        ++rr.deferred;
+        logger->info("{} {}: {}; it goes again next pass", plan::ActionKindName(a.kind), a.path,
+                     outcome.status.message());
+        return;
+      }
+      ++rr.failed;
+      logger->warn("{} {} failed after {} attempt(s): {}", plan::ActionKindName(a.kind), a.path, outcome.attempts,
+                   outcome.status.ToString());
+      (void)store.RecordError(root.id, a.path, outcome.status.ToString());
+      return;
+    }
+    cleared_errors.emplace_back(root.id, a.path);
+    switch (a.kind) {
+      case plan::ActionKind::kUpload: {
+        const cloud::UploadedFile& up = *outcome.uploaded;
+        ++rr.uploaded;
+        rr.bytes_uploaded += up.bytes_transferred;
+        cache::RemoteRecord r;
+        r.path = a.path;
+        r.kind = EntryKind::kFile;
+        r.size = up.entry.size;
+        r.digest = up.digest;
+        r.rev = up.entry.rev;
+        RecordAncestorsAsFolders(root, a.path);
+        pending_batch.PutRemote(r);
+        root.remote.insert_or_assign(Key(a.path), std::move(r));
+        RecordFile(root, a.path, up.identity, up.digest);
+        break;
+      }
+      case plan::ActionKind::kCreateFolder: {
+        ++rr.created;
+        RecordAncestorsAsFolders(root, a.path);
+        cache::RemoteRecord r;
+        r.path = a.path;
+        r.kind = EntryKind::kFolder;
+        pending_batch.PutRemote(r);
+        root.remote.insert_or_assign(Key(a.path), std::move(r));
+        break;
+      }
+      case plan::ActionKind::kDelete: {
+        ++rr.deleted;
+        EraseRemoteUnder(root, Key(a.path));
+        pending_batch.DeleteRemoteUnder(a.path);
+        break;
+      }
+      case plan::ActionKind::kMove: {
+        ++rr.moved;
+        const std::string from_key = Key(a.from);
+        std::vector<cache::RemoteRecord> moved;
+        for (auto it = root.remote.lower_bound(from_key); it != root.remote.end() && UnderOrEqual(it->first, from_key);) {
+          cache::RemoteRecord r = std::move(it->second);
+          r.path = a.path + r.path.substr(a.from.size());
+          moved.push_back(std::move(r));
+          it = root.remote.erase(it);
+        }
+        pending_batch.DeleteRemoteUnder(a.from);
+        RecordAncestorsAsFolders(root, a.path);
+        for (auto& r : moved) {
+          if (outcome.moved && r.path == a.path && !outcome.moved->rev.empty() && r.kind == EntryKind::kFile) {
+            r.rev = outcome.moved->rev;  // the local backend's rev follows the file's identity
+          }
+          pending_batch.PutRemote(r);
+          root.remote.insert_or_assign(Key(r.path), std::move(r));
+        }
+        if (a.entry_kind == EntryKind::kFile && a.digest_known) RecordFile(root, a.path, a.identity, a.digest);
+        break;
+      }
+    }
+    if (++batch_ops >= kCommitEvery) CommitLocked(root);
+  }
+
+  void RecordAncestorsAsFolders(RootState& root, std::string_view path) {
+    for (auto slash = path.rfind('/'); slash != std::string_view::npos && slash > 0; slash = path.rfind('/', slash - 1)) {
+      const std::string parent(path.substr(0, slash));
+      const std::string key = Key(parent);
+      if (root.remote.contains(key)) break;
+      cache::RemoteRecord r;
+      r.path = parent;
+      r.kind = EntryKind::kFolder;
+      pending_batch.PutRemote(r);
+      root.remote.emplace(key, std::move(r));
+    }
+  }
+
+  void RecordFile(RootState& root, const std::string& path, cloud::FileIdentity identity, const hash::Digest& digest) {
+    if (identity.mtime_ns > NowNs() - kRacyWindowNs) identity.mtime_ns = 0;  // smudge: re-hash next pass
+    cache::FileRecord f;
+    f.path = path;
+    f.kind = EntryKind::kFile;
+    f.identity = identity;
+    f.digest = digest;
+    f.has_digest = true;
+    pending_batch.PutFile(f);
+    root.files.insert_or_assign(path, std::move(f));
+  }
+
+  // Makes the cloud's writes durable, then records them. REQUIRES: mu held.
+  void CommitLocked(RootState& root) {
+    if (pending_batch.empty() && cleared_errors.empty()) return;
+    if (Status s = cloud.Flush(); !s.ok()) {
+      logger->error("cannot make cloud writes durable, not recording them: {}", s.ToString());
+      pending_batch = cache::StateStore::Batch();
+      batch_ops = 0;
+      return;
+    }
+    if (Status s = store.Commit(root.id, pending_batch); !s.ok()) {
+      logger->error("cannot record progress in the state store: {}", s.ToString());
+    }
+    for (const auto& [id, path] : cleared_errors) (void)store.ClearError(id, path);
+    cleared_errors.clear();
+    pending_batch = cache::StateStore::Batch();
+    batch_ops = 0;
+  }
+
+  // Brings the file cache in line with what this scan saw (renames, deletions, folders).
+  void SyncFileRecords(RootState& root, const std::vector<plan::LocalItem>& items) {
+    std::unordered_set<std::string> present;
+    present.reserve(items.size());
+    for (const plan::LocalItem& item : items) {
+      present.insert(item.path);
+      auto it = root.files.find(item.path);
+      if (item.kind == EntryKind::kFolder) {
+        if (it == root.files.end() || it->second.identity.inode != item.identity.inode || it->second.kind != item.kind) {
+          cache::FileRecord f;
+          f.path = item.path;
+          f.kind = EntryKind::kFolder;
+          f.identity = item.identity;
+          pending_batch.PutFile(f);
+          root.files.insert_or_assign(item.path, std::move(f));
+        }
+        continue;
+      }
+      if (!item.digest_known) continue;
+      if (it != root.files.end() && it->second.has_digest && it->second.digest == item.digest &&
+          it->second.identity == item.identity) {
+        continue;
+      }
+      RecordFile(root, item.path, item.identity, item.digest);
+    }
+    for (auto it = root.files.begin(); it != root.files.end();) {
+      if (!present.contains(it->first)) {
+        pending_batch.DeleteFile(it->first);
+        it = root.files.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void RunRoot(std::size_t index, const PassOptions& options, PassReport& report, PassProgress* progress) {
+    RootState& root = roots[index];
+    RootReport& rr = report.roots[index];
+    rr.local_dir = root.local_dir;
+    rr.cloud_path = root.cloud_path;
+    if (Status s = Load(root); !s.ok()) {
+      rr.stopped = "cannot load state: " + s.ToString();
+      return;
+    }
+    cloud::FileIdentity root_identity;
+    if (auto why = CheckRoot(root, options, &root_identity)) {
+      rr.stopped = *why;
+      return;
+    }
+    scan::ScanOptions scan_options;
+    scan_options.exclude = exclude.get();
+    scan_options.threads = std::min(config.workers, 2);
+    auto scanned = scan::Scan(root.local_dir, scan_options);
+    if (!scanned.ok()) {
+      rr.stopped = "cannot scan " + root.local_dir + ": " + scanned.status().ToString() + "; nothing is deleted";
+      return;
+    }
+    std::vector<std::string> unknown_dirs;
+    for (const scan::Issue& issue : scanned->issues) {
+      rr.issues.push_back({issue.path, issue.message});
+      if (issue.kind == scan::IssueKind::kUnreadable || issue.kind == scan::IssueKind::kVanished ||
+          issue.kind == scan::IssueKind::kTooDeep || issue.kind == scan::IssueKind::kOtherFilesystem) {
+        unknown_dirs.push_back(issue.path);
+      }
+      if (root.warned.insert(issue.path).second) logger->warn("{}/{}: {}", root.local_dir, issue.path, issue.message);
+    }
+    rr.local_entries = scanned->entries.size();
+    if (Status s = LoadCloudState(root, options); !s.ok()) {
+      rr.stopped = "cannot read the cloud state of " + root.cloud_path + ": " + s.ToString();
+      return;
+    }
+    if (scanned->entries.empty() && !root.remote.empty() && !options.allow_mass_delete) {
+      rr.stopped = "sync dir " + root.local_dir + " is suddenly empty while the cloud has " +
+                   std::to_string(root.remote.size()) +
+                   " entries; nothing is deleted. If you emptied it on purpose, run: filesync sync --allow-mass-delete";
+      return;
+    }
+    std::vector<plan::LocalItem> items = ToLocalItems(root, scanned->entries);
+    scanned->entries.clear();
+    std::vector<plan::RemoteItem> remote;
+    remote.reserve(root.remote.size());
+    for (const auto& [key, r] : root.remote) {
+      remote.push_back({.path = r.path, .kind = r.kind, .size = r.size, .digest = r.digest,
+                        .digest_known = r.kind == EntryKind::kFile && r.rev != "unverified"});
+    }
+    HashFiles(root, items, plan::FilesToHash(items, remote, caps.case_insensitive), report, progress);
+    std::vector<plan::PreviousItem> previous;
+    previous.reserve(root.files.size());
+    for (const auto& [p, f] : root.files) {
+      previous.push_back({.path = f.path, .kind = f.kind, .identity = f.identity, .digest = f.digest, .digest_known = f.has_digest});
+    }
+    plan::PlanOptions plan_options;
+    plan_options.case_insensitive = caps.case_insensitive;
+    plan_options.name_rules = cloud.name() == "dropbox" ? plan::NameRules::kDropbox : plan::NameRules::kPlain;
+    plan_options.max_delete_count = config.max_delete.count;
+    plan_options.max_delete_percent = config.max_delete.percent;
+    plan_options.allow_mass_delete = options.allow_mass_delete;
+    plan_options.protect = MakeProtect(unknown_dirs);
+    plan::Plan plan = plan::MakePlan(items, remote, previous, plan_options);
+    previous.clear();
+    remote.clear();
+    for (auto& issue : plan.issues) {
+      if (root.warned.insert(issue.path).second) logger->warn("{}/{}: {}; skipped", root.local_dir, issue.path, issue.message);
+      rr.issues.push_back(std::move(issue));
+    }
+    if (plan.blocked) {
+      rr.stopped = "sync dir " + root.local_dir + ": " + *plan.blocked;
+      return;
+    }
+    rr.actions = plan.actions;
+    if (options.dry_run) return;
+
+    Execute(index, plan.actions, progress);
+    std::lock_guard lock(mu);
+    SyncFileRecords(root, items);
+    CommitLocked(root);
+    // After the commit: a cursor must never get ahead of the records it describes.
+    for (const auto& [key, value] : {std::pair<const char*, std::string>{"cursor", root.cursor},
+                                     {"last_verify_ms", std::to_string(root.last_verify_ms)},
+                                     {"root_identity", IdentityString(root_identity)}}) {
+      if (Status s = store.Put(root.id, key, value); !s.ok()) logger->error("cannot record {}: {}", key, s.ToString());
+    }
+  }
+
+  void Execute(std::size_t index, const std::vector<plan::Action>& actions, PassProgress* progress) {
+    if (actions.empty()) return;
+    if (progress) {
+      for (const auto& a : actions) {
+        ++progress->files_total;
+        if (a.kind == plan::ActionKind::kUpload) progress->bytes_total += a.identity.size;
+      }
+    }
+    std::vector<RootContext> contexts;
+    for (const auto& r : roots) contexts.push_back({r.local_dir, r.cloud_path});
+    RetryPolicy retry;
+    EventProcessor processor(cloud, contexts, retry, *this, stop_flag, [progress](std::uint64_t n) {
+      if (progress) progress->bytes_done += n;
+    });
+    EventProducer producer(kQueueCapacity);
+    const BatchLimits limits{.max_files = std::max<std::size_t>(1, caps.max_batch_files),
+                             .max_bytes = caps.max_batch_bytes,
+                             .small_file_limit = caps.small_file_limit};
+    EventConsumer consumer(producer, processor, config.workers, limits);
+    consumer.Start();
+    for (int phase = 0; phase < plan::kPhaseCount && !stop_flag.load(); ++phase) {
+      for (const plan::Action& a : actions) {
+        if (a.phase != phase || stop_flag.load()) continue;
+        Event event{static_cast<int>(index), a};
+        if (phase == plan::kPhaseReplace) {
+          // Strictly in order: a folder must be moved before what is moved into it.
+          processor.Process({event});
+        } else {
+          producer.Push(std::move(event));
+        }
+      }
+      producer.WaitIdle();
+      std::lock_guard lock(mu);
+      CommitLocked(roots[index]);
+    }
+    if (stop_flag.load()) producer.Cancel();
+    producer.Close();
+    consumer.Join();
+  }
+
+  PassReport Run(const PassOptions& options, PassProgress* progress) {
+    PassReport report;
+    report.started_unix_ms = NowMs();
+    report.roots.resize(roots.size());
+    current = &report;
+    current_progress = progress;
+    for (std::size_t i = 0; i < roots.size() && !stop_flag.load(); ++i) {
+      RunRoot(i, options, report, progress);
+      if (report.roots[i].stopped) {
+        logger->error("{}", *report.roots[i].stopped);
+        if (roots[i].id != 0) (void)store.RecordError(roots[i].id, "", *report.roots[i].stopped);
+      } else if (roots[i].id != 0 && !options.dry_run) {
+        (void)store.ClearError(roots[i].id, "");
+      }
+    }
+    report.finished_unix_ms = NowMs();
+    current = nullptr;
+    current_progress = nullptr;
+    if (!options.dry_run) (void)store.Put(0, "last_pass", report.ToJson());
+    return report;
+  }
+
+  const config::Config& config;
+  cloud::Cloud& cloud;
+  cache::StateStore& store;
+  std::atomic<bool>& stop_flag;
+  const cloud::Capabilities caps;
+  std::shared_ptr<spdlog::logger> logger;
+  std::unique_ptr<scan::ExcludeMatcher> exclude;
+  std::vector<RootState> roots;
+
+  std::mutex mu;  // guards everything below and the RootStates during a pass
+  PassReport* current = nullptr;
+  PassProgress* current_progress = nullptr;
+  cache::StateStore::Batch pending_batch;
+  std::size_t batch_ops = 0;
+  std::vector<std::pair<std::int64_t, std::string>> cleared_errors;
+};
+
+bool PassReport::converged() const {
+  for (const RootReport& r : roots) {
+    if (r.stopped || r.failed > 0 || r.deferred > 0) return false;
+  }
+  return true;
+}
+
+std::string PassReport::ToJson() const {
+  nlohmann::json j;
+  j["started_unix_ms"] = started_unix_ms;
+  j["finished_unix_ms"] = finished_unix_ms;
+  j["duration_ms"] = finished_unix_ms - started_unix_ms;
+  j["bytes_hashed"] = bytes_hashed;
+  j["files_hashed"] = files_hashed;
+  j["converged"] = converged();
+  nlohmann::json actions = nlohmann::json::array();
+  nlohmann::json roots_json = nlohmann::json::array();
+  for (const RootReport& r : roots) {
+    nlohmann::json rj{{"local_dir", r.local_dir}, {"cloud_path", r.cloud_path}, {"local_entries", r.local_entries},
+                      {"planned", r.actions.size()}, {"uploaded", r.uploaded}, {"bytes_uploaded", r.bytes_uploaded},
+                      {"moved", r.moved}, {"deleted", r.deleted}, {"created", r.created}, {"failed", r.failed},
+                      {"deferred", r.deferred}};
+    if (r.stopped) rj["stopped"] = *r.stopped;
+    nlohmann::json issues = nlohmann::json::array();
+    for (const auto& i : r.issues) issues.push_back({{"path", i.path}, {"message", i.message}});
+    rj["issues"] = std::move(issues);
+    roots_json.push_back(std::move(rj));
+    for (const plan::Action& a : r.actions) {
+      nlohmann::json aj{{"action", plan::ActionKindName(a.kind)}, {"path", a.path},
+                        {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)}, {"reason", a.reason},
+                        {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
+      if (a.kind == plan::ActionKind::kMove) aj["from"] = a.from;
+      if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
+      if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;
+      actions.push_back(std::move(aj));
+    }
+  }
+  j["roots"] = std::move(roots_json);
+  j["actions"] = std::move(actions);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+EventMonitor::EventMonitor(const config::Config& config, cloud::Cloud& cloud, cache::StateStore& store)
+    : impl_(std::make_unique<Impl>(config, cloud, store, stop_)) {}
+
+EventMonitor::~EventMonitor() = default;
+
+PassReport EventMonitor::RunPass(const PassOptions& options, PassProgress* progress) {
+  return impl_->Run(options, progress);
+}
+
+void EventMonitor::RequestStop() { stop_.store(true); }
+
+}  // namespace filesync::pipeline

@@ -1,0 +1,87 @@
+// EventMonitor: one sync pass, the seed's Client.EventMonitor. For each client sync dir it
+//   1. checks the dir is safe to mirror (present, same device+inode as before, not suddenly
+//      empty) — otherwise that dir is skipped with an error and nothing is deleted;
+//   2. scans it, loads the cloud state (incremental listing where the backend has one; the
+//      local backend's state store, re-verified by a full walk every cloud_verify_interval),
+//   3. takes content hashes from the cache (path, or inode after a rename) and hashes only what
+//      must be compared, on all workers,
+//   4. plans (plan/planner.h) and pushes the actions, phase by phase, through the bounded
+//      EventProducer to the EventConsumer's workers,
+//   5. records every outcome in the state store (after Cloud::Flush(), in batches), and errors
+//      for `filesync status`.
+// The monitor keeps each dir's state in memory between passes (the daemon), so a pass costs a
+// scan plus the cloud's change listing. Not thread-safe: one pass at a time; RequestStop() may be
+// called from a signal-handling thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/state_store.h"
+#include "cloud/cloud.h"
+#include "config/config.h"
+#include "plan/planner.h"
+
+namespace filesync::pipeline {
+
+struct PassOptions {
+  bool dry_run = false;            // plan only: nothing changes, nothing is recorded
+  bool verify = false;             // walk the cloud fully instead of trusting the state store
+  bool allow_mass_delete = false;  // override max_delete and the empty/replaced-dir checks
+};
+
+// Live counters for a progress line; written by workers, read by any thread.
+struct PassProgress {
+  std::atomic<std::uint64_t> files_total{0};
+  std::atomic<std::uint64_t> files_done{0};
+  std::atomic<std::uint64_t> bytes_total{0};
+  std::atomic<std::uint64_t> bytes_done{0};
+  std::atomic<std::uint64_t> bytes_hashed{0};
+};
+
+struct RootReport {
+  std::string local_dir;
+  std::string cloud_path;
+  std::vector<plan::Action> actions;      // planned
+  std::vector<plan::NameIssue> issues;    // names skipped at plan time, scan problems
+  std::optional<std::string> stopped;     // why this dir was not synced (safety, errors)
+  std::uint64_t local_entries = 0;
+  std::uint64_t uploaded = 0, moved = 0, deleted = 0, created = 0, failed = 0, deferred = 0;
+  std::uint64_t bytes_uploaded = 0;
+};
+
+struct PassReport {
+  std::vector<RootReport> roots;
+  std::uint64_t bytes_hashed = 0;
+  std::uint64_t files_hashed = 0;
+  std::int64_t started_unix_ms = 0;
+  std::int64_t finished_unix_ms = 0;
+  // True when every dir was synced and every action succeeded: the cloud matches the client.
+  [[nodiscard]] bool converged() const;
+  [[nodiscard]] std::string ToJson() const;  // for status and `plan --json`
+};
+
+class EventMonitor {
+ public:
+  EventMonitor(const config::Config& config, cloud::Cloud& cloud, cache::StateStore& store);
+  ~EventMonitor();
+  EventMonitor(const EventMonitor&) = delete;
+  EventMonitor& operator=(const EventMonitor&) = delete;
+
+  PassReport RunPass(const PassOptions& options, PassProgress* progress = nullptr);
+
+  // Asks the running pass to finish in-flight work and stop early; safe from any thread.
+  void RequestStop();
+  [[nodiscard]] bool stop_requested() const { return stop_.load(); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace filesync::pipeline
