@@ -7,6 +7,7 @@
 #include "config/config.h"
 
 #include <sys/stat.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <array>
@@ -22,8 +23,6 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
-
-#include <toml++/toml.h>
 
 #include "util/unicode.h"
 
@@ -44,8 +43,7 @@ constexpr std::size_t kMaxShownValue = 160;
 constexpr std::string_view kRedacted = "<redacted>";
 constexpr std::string_view kEnvPrefix = "FILESYNC_";
 constexpr std::string_view kEnvOriginPrefix = "environment ";
-constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn",
-                                                         "error"};
+constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 
 // ---------------------------------------------------------------------------------------------
 // Message helpers
@@ -58,17 +56,16 @@ std::string SingleLine(std::string s) {
   return s;
 }
 
-[[noreturn]] void FailFile(std::string_view where, std::string_view problem,
-                           std::string_view fix) {
-  throw ConfigError(SingleLine(std::string(where) + ": " + std::string(problem) + "; " +
-                               std::string(fix)));
+[[noreturn]] void FailFile(std::string_view where, std::string_view problem, std::string_view fix) {
+  throw ConfigError(
+      SingleLine(std::string(where) + ": " + std::string(problem) + "; " + std::string(fix)));
 }
 
 [[noreturn]] void Fail(std::string_view where, std::string_view key, std::string_view value,
                        std::string_view problem, std::string_view fix) {
   throw ConfigError(SingleLine(std::string(where) + ": key '" + std::string(key) +
-                               "' = " + std::string(value) + ": " + std::string(problem) +
-                               "; " + std::string(fix)));
+                               "' = " + std::string(value) + ": " + std::string(problem) + "; " +
+                               std::string(fix)));
 }
 
 // A TOML basic string: quotes, with backslash escapes for quotes, backslashes and control bytes.
@@ -78,11 +75,21 @@ std::string Quote(std::string_view s) {
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (u < 0x20 || u == 0x7f) {
           out += "\\u00";
@@ -238,7 +245,8 @@ struct KeySpec {
 };
 
 std::string Example(const KeySpec& spec, std::string_view origin) {
-  if (IsEnvOrigin(origin)) return "e.g. " + EnvName(spec.name) + "=" + std::string(spec.env_example);
+  if (IsEnvOrigin(origin))
+    return "e.g. " + EnvName(spec.name) + "=" + std::string(spec.env_example);
   return "e.g. " + std::string(spec.example);
 }
 
@@ -304,7 +312,8 @@ std::vector<std::string> AsStringList(const KeySpec& spec, const Raw& raw) {
   for (std::size_t i = 0; i < array->size(); ++i) {
     const auto* s = array->get(i)->as_string();
     if (s == nullptr) {
-      Bad(spec, raw, "entry " + std::to_string(i + 1) + " is not a string (must be an array of strings)");
+      Bad(spec, raw,
+          "entry " + std::to_string(i + 1) + " is not a string (must be an array of strings)");
     }
     out.push_back(s->get());
   }
@@ -361,11 +370,20 @@ std::chrono::seconds AsDuration(const KeySpec& spec, const Raw& raw) {
     const std::int64_t n = std::stoll(text.substr(pos, digits_end - pos));
     std::int64_t unit = 0;
     switch (text[digits_end]) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      default: Bad(spec, raw, kShape);
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 86400;
+        break;
+      default:
+        Bad(spec, raw, kShape);
     }
     total += n * unit;
     if (total > kMaxDurationSeconds) Bad(spec, raw, "is out of range (at most 100 years)");
@@ -393,7 +411,8 @@ MaxDelete AsMaxDelete(const KeySpec& spec, const Raw& raw) {
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
-    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string part =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     part.erase(0, part.find_first_not_of(' '));
     part.erase(part.find_last_not_of(' ') + 1);
     if (part.empty()) Bad(spec, raw, kShape);
@@ -410,7 +429,8 @@ MaxDelete AsMaxDelete(const KeySpec& spec, const Raw& raw) {
     } else {
       std::uint64_t count = 0;
       const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), count);
-      if (have_count || ec != std::errc() || end != part.data() + part.size()) Bad(spec, raw, kShape);
+      if (have_count || ec != std::errc() || end != part.data() + part.size())
+        Bad(spec, raw, kShape);
       out.count = count;
       have_count = true;
     }
@@ -483,9 +503,7 @@ const std::array<KeySpec, 21> kKeys = {{
          Bad(k, r, "must be \"local\" or \"dropbox\"");
        }
      },
-     [](const Config& c) {
-       return Quote(c.backend == Backend::kDropbox ? "dropbox" : "local");
-     }},
+     [](const Config& c) { return Quote(c.backend == Backend::kDropbox ? "dropbox" : "local"); }},
     {"local_cloud_dir", false, "local_cloud_dir = \"/srv/filesync-cloud\"", "/srv/filesync-cloud",
      [](const KeySpec& k, Config& c, const Raw& r) { c.local_cloud_dir = AsPath(k, r); },
      [](const Config& c) { return Quote(c.local_cloud_dir.string()); }},
@@ -520,7 +538,8 @@ const std::array<KeySpec, 21> kKeys = {{
     {"dbx_app_secret", true, "dbx_app_secret = \"...\" in config/instance.toml", "...",
      [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_app_secret = AsString(k, r); },
      [](const Config& c) { return Quote(c.dbx_app_secret); }},
-    {"dbx_ca_file", false, "dbx_ca_file = \"/etc/filesync/test-ca.pem\"", "/etc/filesync/test-ca.pem",
+    {"dbx_ca_file", false, "dbx_ca_file = \"/etc/filesync/test-ca.pem\"",
+     "/etc/filesync/test-ca.pem",
      [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_ca_file = AsPath(k, r); },
      [](const Config& c) { return Quote(c.dbx_ca_file.string()); }},
     {"dbx_api_url", false, "dbx_api_url = \"https://api.dropboxapi.com\"",
@@ -601,8 +620,9 @@ void ValidateSyncDirs(const Config& c) {
     const std::string shown = Quote(dir.string());
     if (dir.empty()) Invalid(c, kKey, "contains an empty entry");
     if (!dir.is_absolute()) {
-      Invalid(c, kKey, shown + " is not an absolute path", "write it from the root, e.g. " +
-              Quote((fs::path("/home/me") / dir).lexically_normal().string()));
+      Invalid(c, kKey, shown + " is not an absolute path",
+              "write it from the root, e.g. " +
+                  Quote((fs::path("/home/me") / dir).lexically_normal().string()));
     }
     if (Normal(dir) == "/") {
       Invalid(c, kKey, "\"/\" cannot be synced (it contains the state and every other dir)",
@@ -619,19 +639,22 @@ void ValidateSyncDirs(const Config& c) {
       const fs::path& a = c.client_sync_dirs[i];
       const fs::path& b = c.client_sync_dirs[j];
       if (i < j && IsWithinAnyway(a, b) && IsWithinAnyway(b, a)) {
-        Invalid(c, kKey, Quote(a.string()) + " and " + Quote(b.string()) + " are the same directory",
+        Invalid(c, kKey,
+                Quote(a.string()) + " and " + Quote(b.string()) + " are the same directory",
                 "list each directory once");
       }
       if (IsWithinAnyway(a, b)) {
-        Invalid(c, kKey, Quote(a.string()) + " is inside " + Quote(b.string()) +
-                " (sync dirs must not be nested)", "keep only " + Quote(b.string()) +
-                " or list sibling directories instead");
+        Invalid(c, kKey,
+                Quote(a.string()) + " is inside " + Quote(b.string()) +
+                    " (sync dirs must not be nested)",
+                "keep only " + Quote(b.string()) + " or list sibling directories instead");
       }
       if (i < j && unicode::CloudKey(Normal(a).filename().string()) ==
                        unicode::CloudKey(Normal(b).filename().string())) {
-        Invalid(c, kKey, Quote(a.string()) + " and " + Quote(b.string()) +
-                " have the same name, so both would map to cloud path " + c.CloudPathFor(a) +
-                " (names compare case-insensitively)",
+        Invalid(c, kKey,
+                Quote(a.string()) + " and " + Quote(b.string()) +
+                    " have the same name, so both would map to cloud path " + c.CloudPathFor(a) +
+                    " (names compare case-insensitively)",
                 "rename one of them, or sync their common parent instead");
       }
     }
@@ -673,8 +696,9 @@ void ValidateOwnDir(const Config& c, std::string_view key, const fs::path& dir, 
   if (!dir.is_absolute()) Invalid(c, key, "must be an absolute path");
   for (const fs::path& sync : c.client_sync_dirs) {
     if (IsWithinAnyway(dir, sync)) {
-      Invalid(c, key, "is inside sync dir " + Quote(sync.string()) +
-              " (filesync would sync its own files)", "move it outside every client_sync_dirs entry");
+      Invalid(c, key,
+              "is inside sync dir " + Quote(sync.string()) + " (filesync would sync its own files)",
+              "move it outside every client_sync_dirs entry");
     }
     if (disjoint && IsWithinAnyway(sync, dir)) {
       Invalid(c, key, "contains sync dir " + Quote(sync.string()),
@@ -715,8 +739,9 @@ void Validate(const Config& c) {
   if (c.backend == Backend::kLocal || !c.local_cloud_dir.empty()) {
     ValidateOwnDir(c, "local_cloud_dir", c.local_cloud_dir, true);
     if (IsWithinAnyway(c.state_dir, c.local_cloud_dir)) {
-      Invalid(c, "local_cloud_dir", "contains state_dir " + Quote(c.state_dir.string()),
-              "keep the local cloud and the state directory apart, e.g. the default <state_dir>/cloud");
+      Invalid(
+          c, "local_cloud_dir", "contains state_dir " + Quote(c.state_dir.string()),
+          "keep the local cloud and the state directory apart, e.g. the default <state_dir>/cloud");
     }
   }
   for (const std::string& pattern : c.exclude) {
@@ -741,7 +766,8 @@ void Validate(const Config& c) {
       Invalid(c, "dbx_ca_file", "does not exist", "point it at a PEM CA bundle, or remove the key");
     }
     if (!fs::is_regular_file(status)) {
-      Invalid(c, "dbx_ca_file", "is not a regular file", "point it at a PEM CA bundle, or remove the key");
+      Invalid(c, "dbx_ca_file", "is not a regular file",
+              "point it at a PEM CA bundle, or remove the key");
     }
     std::ifstream in(c.dbx_ca_file);
     if (!in) {
@@ -777,7 +803,8 @@ std::string ReadFile(const fs::path& path, std::string_view missing_fix) {
   std::error_code ec;
   const auto status = fs::status(path, ec);
   if (!fs::exists(status)) {
-    FailFile(name, "cannot read: " + (ec ? ec.message() : std::string("no such file")), missing_fix);
+    FailFile(name, "cannot read: " + (ec ? ec.message() : std::string("no such file")),
+             missing_fix);
   }
   if (fs::is_directory(status)) {
     FailFile(name, "cannot read: is a directory, not a file", "point to a TOML file");
@@ -817,9 +844,10 @@ toml::table ParseToml(const fs::path& path, const std::string& content) {
                saw != std::string::npos && LooksSecret(content)) {
       description.resize(saw);  // the quoted character may belong to a secret on an earlier line
     }
-    FailFile(name + ":" + std::to_string(line) + ":" + std::to_string(column),
-             "invalid TOML: " + description,
-             "fix the syntax at line " + std::to_string(line) + ", column " + std::to_string(column));
+    FailFile(
+        name + ":" + std::to_string(line) + ":" + std::to_string(column),
+        "invalid TOML: " + description,
+        "fix the syntax at line " + std::to_string(line) + ", column " + std::to_string(column));
   }
 }
 
@@ -884,8 +912,8 @@ fs::path DefaultStateDir() {
 
 bool IsValidEnvName(std::string_view env) {
   return !env.empty() && std::all_of(env.begin(), env.end(), [](char ch) {
-    return std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) ||
-           ch == '_' || ch == '-';
+    return std::islower(static_cast<unsigned char>(ch)) ||
+           std::isdigit(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
   });
 }
 
@@ -908,13 +936,15 @@ Config Load(const LoadOptions& options) {
       env_origin = std::string(kEnvOriginPrefix) + "FILESYNC_ENV";
     }
     if (!IsValidEnvName(env)) {
-      Fail(env_origin, "env", Quote(env), "not an environment name (lower-case letters, digits, _ and -)",
+      Fail(env_origin, "env", Quote(env),
+           "not an environment name (lower-case letters, digits, _ and -)",
            "use test, dev or prod");
     }
     const fs::path env_file = options.config_dir / (env + ".toml");
     LoadFile(env_file,
-             "env '" + env + "' (from " + env_origin + ") needs this file; use test, dev or prod, or run "
-             "from the directory that holds config/",
+             "env '" + env + "' (from " + env_origin +
+                 ") needs this file; use test, dev or prod, or run "
+                 "from the directory that holds config/",
              config);
     sources.push_back(env_file.string());
     const fs::path instance = options.config_dir / "instance.toml";
@@ -924,8 +954,7 @@ Config Load(const LoadOptions& options) {
       LoadFile(instance, "fix or remove the dangling link", config);
       sources.push_back(instance.string());
     } else if (env == "prod") {
-      FailFile(instance.string(),
-               "missing, and env 'prod' requires it (the secrets live there)",
+      FailFile(instance.string(), "missing, and env 'prod' requires it (the secrets live there)",
                "copy " + (options.config_dir / "instance.example.toml").string() + " to " +
                    instance.string() + ", fill it in and chmod 600 it");
     }

@@ -4,6 +4,7 @@
 // with a scrubbed FILESYNC_* environment.
 #include "config/config.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,8 +16,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 extern char** environ;
 
@@ -74,7 +73,9 @@ class ConfigTest : public ::testing::Test {
   }
 
   // "@" in `content` stands for the temp dir.
-  std::string Expand(const std::string& content) const { return Replace(content, "@", tmp_.string()); }
+  std::string Expand(const std::string& content) const {
+    return Replace(content, "@", tmp_.string());
+  }
 
   fs::path Write(const std::string& name, const std::string& content) const {
     const fs::path path = dir_ / name;
@@ -104,186 +105,239 @@ class ConfigTest : public ::testing::Test {
 
 struct BadCase {
   const char* name;
-  const char* dev;       // config/dev.toml; nullptr: a valid one
-  const char* instance;  // config/instance.toml; nullptr: absent
-  std::vector<std::pair<std::string, std::string>> env;  // FILESYNC_* variables
-  const char* env_option;   // LoadOptions::env; nullptr: unset
-  const char* config_file;  // LoadOptions::config_file relative to the temp dir; nullptr: unset
-  const char* where;        // expected file (or environment variable) named in the message
-  const char* key;          // expected key; "" for whole-file problems
-  std::vector<std::string> hints;  // substrings the message must contain (problem and fix)
-  const char* forbidden;           // must not appear (a secret); nullptr: nothing
+  const char* dev = nullptr;       // config/dev.toml; nullptr: a valid one
+  const char* instance = nullptr;  // config/instance.toml; nullptr: absent
+  std::vector<std::pair<std::string, std::string>> env = {};  // FILESYNC_* variables
+  const char* env_option = nullptr;                           // LoadOptions::env; nullptr: unset
+  const char* config_file = nullptr;  // LoadOptions::config_file, relative to the temp dir
+  std::string where;                  // expected file (or environment variable) in the message
+  const char* key;                    // expected key; "" for whole-file problems
+  std::vector<std::string> hints;     // substrings the message must contain (problem and fix)
+  const char* forbidden = nullptr;    // must not appear (a secret)
 };
+
+// A bad value in config/instance.toml (over a valid dev.toml).
+BadCase InInstance(const char* name, const char* instance, const char* key,
+                   std::vector<std::string> hints, const char* forbidden = nullptr) {
+  return {.name = name,
+          .instance = instance,
+          .where = "config/instance.toml",
+          .key = key,
+          .hints = std::move(hints),
+          .forbidden = forbidden};
+}
+
+// A bad FILESYNC_* variable (over a valid dev.toml).
+BadCase InEnvironment(const char* name, const char* variable, const char* value, const char* key,
+                      std::vector<std::string> hints) {
+  return {.name = name,
+          .env = {{variable, value}},
+          .where = std::string("environment ") + variable,
+          .key = key,
+          .hints = std::move(hints)};
+}
 
 const std::vector<BadCase>& Catalogue() {
   static const std::vector<BadCase> cases = {
       // --- wrong types ---
-      {"PollIntervalNotANumber", nullptr, "poll_interval = \"soon\"", {}, nullptr, nullptr,
-       "config/instance.toml", "poll_interval", {"\"soon\"", "whole seconds", "e.g. poll_interval = 30"}, nullptr},
-      {"PollIntervalFloat", nullptr, "poll_interval = 1.5", {}, nullptr, nullptr,
-       "config/instance.toml", "poll_interval", {"1.5", "whole seconds"}, nullptr},
-      {"PollIntervalBadUnit", nullptr, "poll_interval = \"5x\"", {}, nullptr, nullptr,
-       "config/instance.toml", "poll_interval", {"\"5x\"", "e.g. poll_interval = 30"}, nullptr},
-      {"WorkersString", nullptr, "workers = \"4\"", {}, nullptr, nullptr,
-       "config/instance.toml", "workers", {"1 to 64", "e.g. workers = 4"}, nullptr},
-      {"SyncDirsNotArray", nullptr, "client_sync_dirs = \"@/docs\"", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"array of strings", "e.g. client_sync_dirs = ["}, nullptr},
-      {"SyncDirsEntryNotString", nullptr, "client_sync_dirs = [1]", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"entry 1", "e.g. client_sync_dirs"}, nullptr},
-      {"ExcludeNotArray", nullptr, "exclude = \"*.tmp\"", {}, nullptr, nullptr,
-       "config/instance.toml", "exclude", {"array of strings", "e.g. exclude ="}, nullptr},
-      {"ExcludeEmptyPattern", nullptr, "exclude = [\"*.tmp\", \"\"]", {}, nullptr, nullptr,
-       "config/instance.toml", "exclude", {"empty pattern", "e.g. exclude ="}, nullptr},
-      {"AppendBatchString", nullptr, "dbx_append_batch = \"yes\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_append_batch", {"true or false", "e.g. dbx_append_batch = true"}, nullptr},
-      {"SecretWrongTypeIsRedacted", nullptr, "dbx_token = 987654321", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_token", {"<redacted>", "must be a string"}, "987654321"},
+      InInstance("PollIntervalNotANumber", "poll_interval = \"soon\"", "poll_interval",
+                 {"\"soon\"", "whole seconds", "e.g. poll_interval = 30"}),
+      InInstance("PollIntervalFloat", "poll_interval = 1.5", "poll_interval",
+                 {"1.5", "whole seconds"}),
+      InInstance("PollIntervalBadUnit", "poll_interval = \"5x\"", "poll_interval",
+                 {"\"5x\"", "e.g. poll_interval = 30"}),
+      InInstance("WorkersString", "workers = \"4\"", "workers", {"1 to 64", "e.g. workers = 4"}),
+      InInstance("SyncDirsNotArray", "client_sync_dirs = \"@/docs\"", "client_sync_dirs",
+                 {"array of strings", "e.g. client_sync_dirs = ["}),
+      InInstance("SyncDirsEntryNotString", "client_sync_dirs = [1]", "client_sync_dirs",
+                 {"entry 1", "e.g. client_sync_dirs"}),
+      InInstance("ExcludeNotArray", "exclude = \"*.tmp\"", "exclude",
+                 {"array of strings", "e.g. exclude ="}),
+      InInstance("ExcludeEmptyPattern", "exclude = [\"*.tmp\", \"\"]", "exclude",
+                 {"empty pattern", "e.g. exclude ="}),
+      InInstance("AppendBatchString", "dbx_append_batch = \"yes\"", "dbx_append_batch",
+                 {"true or false", "e.g. dbx_append_batch = true"}),
+      InInstance("SecretWrongTypeIsRedacted", "dbx_token = 987654321", "dbx_token",
+                 {"<redacted>", "must be a string"}, "987654321"),
       // --- missing keys ---
-      {"SyncDirsMissingEverywhere", "state_dir = \"@/state\"", nullptr, {}, nullptr, nullptr,
-       "config/dev.toml", "client_sync_dirs", {"empty", "config/instance.toml", "FILESYNC_CLIENT_SYNC_DIRS"}, nullptr},
-      {"SyncDirsEmptyInInstance", nullptr, "client_sync_dirs = []", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"empty", "config/instance.toml", "FILESYNC_CLIENT_SYNC_DIRS"}, nullptr},
-      {"DropboxWithoutCredentials", nullptr, "backend = \"dropbox\"", {}, nullptr, nullptr,
-       "config/instance.toml", "backend", {"credentials", "dbx_token", "dbx_refresh_token"}, nullptr},
-      {"RefreshTokenWithoutAppKey", nullptr,
-       "backend = \"dropbox\"\ndbx_refresh_token = \"rt-TOPSECRET-1\"", {}, nullptr, nullptr,
-       "config/", "dbx_app_key", {"dbx_app_key ="}, "TOPSECRET"},
+      {.name = "SyncDirsMissingEverywhere",
+       .dev = "state_dir = \"@/state\"",
+       .where = "config/dev.toml",
+       .key = "client_sync_dirs",
+       .hints = {"empty", "config/instance.toml", "FILESYNC_CLIENT_SYNC_DIRS"}},
+      InInstance("SyncDirsEmptyInInstance", "client_sync_dirs = []", "client_sync_dirs",
+                 {"empty", "config/instance.toml", "FILESYNC_CLIENT_SYNC_DIRS"}),
+      InInstance("DropboxWithoutCredentials", "backend = \"dropbox\"", "backend",
+                 {"credentials", "dbx_token", "dbx_refresh_token"}),
+      // dbx_app_key is set nowhere, so the message names the loaded files.
+      {.name = "RefreshTokenWithoutAppKey",
+       .instance = "backend = \"dropbox\"\ndbx_refresh_token = \"rt-TOPSECRET-1\"",
+       .where = "config/dev.toml + ",
+       .key = "dbx_app_key",
+       .hints = {"dbx_app_key ="},
+       .forbidden = "TOPSECRET"},
       // --- sync dirs ---
-      {"SyncDirRelative", nullptr, "client_sync_dirs = [\"docs\"]", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"not an absolute path", "/home/me/docs"}, nullptr},
-      {"SyncDirRoot", nullptr, "client_sync_dirs = [\"/\"]", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"\"/\" cannot be synced", "directories under /"}, nullptr},
-      {"SyncDirEmptyString", nullptr, "client_sync_dirs = [\"\"]", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"empty entry", "e.g. client_sync_dirs"}, nullptr},
-      {"SyncDirsNested", nullptr, "client_sync_dirs = [\"@/a\", \"@/a/b\"]", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"is inside", "nested", "keep only"}, nullptr},
-      {"SyncDirsNestedReverseOrder", nullptr, "client_sync_dirs = [\"@/a/b/c\", \"@/a\"]", {}, nullptr,
-       nullptr, "config/instance.toml", "client_sync_dirs", {"is inside", "keep only"}, nullptr},
-      {"SyncDirsEqualUpToSlash", nullptr, "client_sync_dirs = [\"@/a\", \"@/a/\"]", {}, nullptr, nullptr,
-       "config/instance.toml", "client_sync_dirs", {"same directory", "list each directory once"}, nullptr},
-      {"SyncDirsEqualUpToDot", nullptr, "client_sync_dirs = [\"@/x/./a\", \"@/x/a\"]", {}, nullptr,
-       nullptr, "config/instance.toml", "client_sync_dirs", {"same directory"}, nullptr},
-      {"SyncDirsSameBasename", nullptr, "client_sync_dirs = [\"@/x/docs\", \"@/y/docs\"]", {}, nullptr,
-       nullptr, "config/instance.toml", "client_sync_dirs", {"same name", "/filesync/docs", "rename"}, nullptr},
-      {"SyncDirsSameBasenameOtherCase", nullptr, "client_sync_dirs = [\"@/x/Docs\", \"@/y/docs\"]", {},
-       nullptr, nullptr, "config/instance.toml", "client_sync_dirs", {"same name", "case-insensitively"}, nullptr},
+      InInstance("SyncDirRelative", "client_sync_dirs = [\"docs\"]", "client_sync_dirs",
+                 {"not an absolute path", "/home/me/docs"}),
+      InInstance("SyncDirRoot", "client_sync_dirs = [\"/\"]", "client_sync_dirs",
+                 {"\"/\" cannot be synced", "directories under /"}),
+      InInstance("SyncDirEmptyString", "client_sync_dirs = [\"\"]", "client_sync_dirs",
+                 {"empty entry", "e.g. client_sync_dirs"}),
+      InInstance("SyncDirsNested", "client_sync_dirs = [\"@/a\", \"@/a/b\"]", "client_sync_dirs",
+                 {"is inside", "nested", "keep only"}),
+      InInstance("SyncDirsNestedReverseOrder", "client_sync_dirs = [\"@/a/b/c\", \"@/a\"]",
+                 "client_sync_dirs", {"is inside", "keep only"}),
+      InInstance("SyncDirsEqualUpToSlash", "client_sync_dirs = [\"@/a\", \"@/a/\"]",
+                 "client_sync_dirs", {"same directory", "list each directory once"}),
+      InInstance("SyncDirsEqualUpToDot", "client_sync_dirs = [\"@/x/./a\", \"@/x/a\"]",
+                 "client_sync_dirs", {"same directory"}),
+      InInstance("SyncDirsSameBasename", "client_sync_dirs = [\"@/x/docs\", \"@/y/docs\"]",
+                 "client_sync_dirs", {"same name", "/filesync/docs", "rename"}),
+      InInstance("SyncDirsSameBasenameOtherCase", "client_sync_dirs = [\"@/x/Docs\", \"@/y/docs\"]",
+                 "client_sync_dirs", {"same name", "case-insensitively"}),
       // --- cloud_root ---
-      {"CloudRootRelative", nullptr, "cloud_root = \"filesync\"", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_root", {"must start with \"/\"", "\"/filesync\""}, nullptr},
-      {"CloudRootDotDot", nullptr, "cloud_root = \"/a/../b\"", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_root", {"\"..\" component", "\"/filesync\""}, nullptr},
-      {"CloudRootDot", nullptr, "cloud_root = \"/a/./b\"", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_root", {"\".\" component"}, nullptr},
-      {"CloudRootEmptyComponent", nullptr, "cloud_root = \"/a//b\"", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_root", {"empty component"}, nullptr},
-      {"CloudRootTrailingSlash", nullptr, "cloud_root = \"/a/\"", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_root", {"end with \"/\""}, nullptr},
-      {"CloudRootBackslash", nullptr, "cloud_root = \"/a\\\\b\"", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_root", {"backslash"}, nullptr},
-      {"CloudRootNul", nullptr, "cloud_root = \"/a\\u0000b\"", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_root", {"NUL"}, nullptr},
+      InInstance("CloudRootRelative", "cloud_root = \"filesync\"", "cloud_root",
+                 {"must start with \"/\"", "\"/filesync\""}),
+      InInstance("CloudRootDotDot", "cloud_root = \"/a/../b\"", "cloud_root",
+                 {"\"..\" component", "\"/filesync\""}),
+      InInstance("CloudRootDot", "cloud_root = \"/a/./b\"", "cloud_root", {"\".\" component"}),
+      InInstance("CloudRootEmptyComponent", "cloud_root = \"/a//b\"", "cloud_root",
+                 {"empty component"}),
+      InInstance("CloudRootTrailingSlash", "cloud_root = \"/a/\"", "cloud_root",
+                 {"end with \"/\""}),
+      InInstance("CloudRootBackslash", "cloud_root = \"/a\\\\b\"", "cloud_root", {"backslash"}),
+      InInstance("CloudRootNul", "cloud_root = \"/a\\u0000b\"", "cloud_root", {"NUL"}),
       // --- intervals and workers ---
-      {"PollIntervalNegative", nullptr, "poll_interval = -5", {}, nullptr, nullptr,
-       "config/instance.toml", "poll_interval", {"= -5", ">= 1", "e.g. poll_interval = 30"}, nullptr},
-      {"PollIntervalZero", nullptr, "poll_interval = 0", {}, nullptr, nullptr,
-       "config/instance.toml", "poll_interval", {">= 1"}, nullptr},
-      {"PollIntervalZeroString", nullptr, "poll_interval = \"0s\"", {}, nullptr, nullptr,
-       "config/instance.toml", "poll_interval", {">= 1"}, nullptr},
-      {"VerifyIntervalZero", nullptr, "cloud_verify_interval = 0", {}, nullptr, nullptr,
-       "config/instance.toml", "cloud_verify_interval", {">= 1", "e.g. cloud_verify_interval = 3600"}, nullptr},
-      {"WorkersZero", nullptr, "workers = 0", {}, nullptr, nullptr,
-       "config/instance.toml", "workers", {"1 to 64"}, nullptr},
-      {"WorkersTooMany", nullptr, "workers = 65", {}, nullptr, nullptr,
-       "config/instance.toml", "workers", {"1 to 64"}, nullptr},
+      InInstance("PollIntervalNegative", "poll_interval = -5", "poll_interval",
+                 {"= -5", ">= 1", "e.g. poll_interval = 30"}),
+      InInstance("PollIntervalZero", "poll_interval = 0", "poll_interval", {">= 1"}),
+      InInstance("PollIntervalZeroString", "poll_interval = \"0s\"", "poll_interval", {">= 1"}),
+      InInstance("VerifyIntervalZero", "cloud_verify_interval = 0", "cloud_verify_interval",
+                 {">= 1", "e.g. cloud_verify_interval = 3600"}),
+      InInstance("WorkersZero", "workers = 0", "workers", {"1 to 64"}),
+      InInstance("WorkersTooMany", "workers = 65", "workers", {"1 to 64"}),
       // --- enums ---
-      {"BackendUnknown", nullptr, "backend = \"s3\"", {}, nullptr, nullptr,
-       "config/instance.toml", "backend", {"\"local\" or \"dropbox\""}, nullptr},
-      {"LogLevelUnknown", nullptr, "log_level = \"verbose\"", {}, nullptr, nullptr,
-       "config/instance.toml", "log_level", {"trace, debug, info, warn, error"}, nullptr},
+      InInstance("BackendUnknown", "backend = \"s3\"", "backend", {"\"local\" or \"dropbox\""}),
+      InInstance("LogLevelUnknown", "log_level = \"verbose\"", "log_level",
+                 {"trace, debug, info, warn, error"}),
       // --- own directories ---
-      {"StateDirRelative", nullptr, "state_dir = \"state\"", {}, nullptr, nullptr,
-       "config/instance.toml", "state_dir", {"absolute", "e.g. state_dir ="}, nullptr},
-      {"StateDirInsideSyncDir", nullptr, "state_dir = \"@/docs/.state\"", {}, nullptr, nullptr,
-       "config/instance.toml", "state_dir", {"inside sync dir", "move it outside"}, nullptr},
-      {"LocalCloudDirInsideSyncDir", nullptr, "local_cloud_dir = \"@/docs/cloud\"", {}, nullptr, nullptr,
-       "config/instance.toml", "local_cloud_dir", {"inside sync dir", "move it outside"}, nullptr},
-      {"LocalCloudDirContainsSyncDir", nullptr, "local_cloud_dir = \"@\"", {}, nullptr, nullptr,
-       "config/instance.toml", "local_cloud_dir", {"contains sync dir", "move it outside"}, nullptr},
-      {"LocalCloudDirRelative", nullptr, "local_cloud_dir = \"cloud\"", {}, nullptr, nullptr,
-       "config/instance.toml", "local_cloud_dir", {"absolute"}, nullptr},
+      InInstance("StateDirRelative", "state_dir = \"state\"", "state_dir",
+                 {"absolute", "e.g. state_dir ="}),
+      InInstance("StateDirInsideSyncDir", "state_dir = \"@/docs/.state\"", "state_dir",
+                 {"inside sync dir", "move it outside"}),
+      InInstance("LocalCloudDirInsideSyncDir", "local_cloud_dir = \"@/docs/cloud\"",
+                 "local_cloud_dir", {"inside sync dir", "move it outside"}),
+      InInstance("LocalCloudDirContainsSyncDir", "local_cloud_dir = \"@\"", "local_cloud_dir",
+                 {"contains sync dir", "move it outside"}),
+      InInstance("LocalCloudDirRelative", "local_cloud_dir = \"cloud\"", "local_cloud_dir",
+                 {"absolute"}),
       // --- Dropbox endpoints and tuning ---
-      {"ApiUrlWrongScheme", nullptr, "dbx_api_url = \"ftp://api.example\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_api_url", {"http:// or https://", "e.g. dbx_api_url = \"https://"}, nullptr},
-      {"NotifyUrlNoScheme", nullptr, "dbx_notify_url = \"notify.dropboxapi.com\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_notify_url", {"http:// or https://"}, nullptr},
-      {"ContentUrlNoHost", nullptr, "dbx_content_url = \"https://\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_content_url", {"no host"}, nullptr},
-      {"CaFileMissing", nullptr, "dbx_ca_file = \"@/no-such-ca.pem\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_ca_file", {"does not exist", "PEM"}, nullptr},
-      {"CaFileIsDirectory", nullptr, "dbx_ca_file = \"@\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_ca_file", {"not a regular file", "PEM"}, nullptr},
-      {"ChunkSizeNotMultiple", nullptr, "dbx_chunk_size = 5000000", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_chunk_size", {"multiple of 4 MiB", "148 MiB", "e.g. dbx_chunk_size"}, nullptr},
-      {"ChunkSizeTooBig", nullptr, "dbx_chunk_size = 159383552", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_chunk_size", {"148 MiB"}, nullptr},
-      {"ChunkSizeZero", nullptr, "dbx_chunk_size = 0", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_chunk_size", {"multiple of 4 MiB"}, nullptr},
-      {"ChunkSizeNegative", nullptr, "dbx_chunk_size = -4194304", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_chunk_size", {"negative"}, nullptr},
+      InInstance("ApiUrlWrongScheme", "dbx_api_url = \"ftp://api.example\"", "dbx_api_url",
+                 {"http:// or https://", "e.g. dbx_api_url = \"https://"}),
+      InInstance("NotifyUrlNoScheme", "dbx_notify_url = \"notify.dropboxapi.com\"",
+                 "dbx_notify_url", {"http:// or https://"}),
+      InInstance("ContentUrlNoHost", "dbx_content_url = \"https://\"", "dbx_content_url",
+                 {"no host"}),
+      InInstance("CaFileMissing", "dbx_ca_file = \"@/no-such-ca.pem\"", "dbx_ca_file",
+                 {"does not exist", "PEM"}),
+      InInstance("CaFileIsDirectory", "dbx_ca_file = \"@\"", "dbx_ca_file",
+                 {"not a regular file", "PEM"}),
+      InInstance("ChunkSizeNotMultiple", "dbx_chunk_size = 5000000", "dbx_chunk_size",
+                 {"multiple of 4 MiB", "148 MiB", "e.g. dbx_chunk_size"}),
+      InInstance("ChunkSizeTooBig", "dbx_chunk_size = 159383552", "dbx_chunk_size", {"148 MiB"}),
+      InInstance("ChunkSizeZero", "dbx_chunk_size = 0", "dbx_chunk_size", {"multiple of 4 MiB"}),
+      InInstance("ChunkSizeNegative", "dbx_chunk_size = -4194304", "dbx_chunk_size", {"negative"}),
       // --- max_delete ---
-      {"MaxDeleteWords", nullptr, "max_delete = \"lots\"", {}, nullptr, nullptr,
-       "config/instance.toml", "max_delete", {"\"lots\"", "e.g. max_delete = \"1000,50%\""}, nullptr},
-      {"MaxDeletePercentTooBig", nullptr, "max_delete = \"150%\"", {}, nullptr, nullptr,
-       "config/instance.toml", "max_delete", {"between 0% and 100%"}, nullptr},
-      {"MaxDeleteNegative", nullptr, "max_delete = -1", {}, nullptr, nullptr,
-       "config/instance.toml", "max_delete", {"negative"}, nullptr},
-      {"MaxDeleteThreeParts", nullptr, "max_delete = \"10,20%,30\"", {}, nullptr, nullptr,
-       "config/instance.toml", "max_delete", {"count, a percentage or both"}, nullptr},
-      {"MaxDeleteEmpty", nullptr, "max_delete = \"\"", {}, nullptr, nullptr,
-       "config/instance.toml", "max_delete", {"count, a percentage or both"}, nullptr},
+      InInstance("MaxDeleteWords", "max_delete = \"lots\"", "max_delete",
+                 {"\"lots\"", "e.g. max_delete = \"1000,50%\""}),
+      InInstance("MaxDeletePercentTooBig", "max_delete = \"150%\"", "max_delete",
+                 {"between 0% and 100%"}),
+      InInstance("MaxDeleteNegative", "max_delete = -1", "max_delete", {"negative"}),
+      InInstance("MaxDeleteThreeParts", "max_delete = \"10,20%,30\"", "max_delete",
+                 {"count, a percentage or both"}),
+      InInstance("MaxDeleteEmpty", "max_delete = \"\"", "max_delete",
+                 {"count, a percentage or both"}),
       // --- unknown keys ---
-      {"UnknownKeySuggests", nullptr, "pol_interval = 30", {}, nullptr, nullptr,
-       "config/instance.toml", "pol_interval", {"unknown key 'pol_interval'; did you mean 'poll_interval'?"}, nullptr},
-      {"UnknownKeyNearSecretIsRedacted", nullptr, "dbx_tokn = \"sl.TOPSECRET-2\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dbx_tokn", {"<redacted>", "did you mean 'dbx_token'?"}, "TOPSECRET"},
-      {"UnknownTable", nullptr, "[dropbox]\ntoken = \"x\"", {}, nullptr, nullptr,
-       "config/instance.toml", "dropbox", {"unknown key 'dropbox'", "docs/configuration.md"}, nullptr},
-      // --- malformed TOML ---
-      {"MalformedToml", "client_sync_dirs = [\"@/docs\"]\npoll_interval = = 3\n", nullptr, {}, nullptr,
-       nullptr, "config/dev.toml:2:", "", {"invalid TOML", "line 2, column"}, nullptr},
-      {"MalformedTomlOnSecretLine", nullptr, "workers = 2\ndbx_token = sl.TOPSECRET-3\n", {}, nullptr,
-       nullptr, "config/instance.toml:2:", "", {"invalid TOML", "line 2"}, "TOPSECRET"},
-      {"MalformedTomlAfterSecretLine", nullptr, "dbx_token = [\"sl.x\"\nQTOPSECRET = 1\n", {}, nullptr,
-       nullptr, "config/instance.toml:2:", "", {"invalid TOML", "line 2"}, "'Q'"},
-      {"DuplicateKey", nullptr, "workers = 2\nworkers = 3\n", {}, nullptr, nullptr,
-       "config/instance.toml:2:", "", {"invalid TOML"}, nullptr},
+      InInstance("UnknownKeySuggests", "pol_interval = 30", "pol_interval",
+                 {"unknown key 'pol_interval'; did you mean 'poll_interval'?"}),
+      InInstance("UnknownKeyNearSecretIsRedacted", "dbx_tokn = \"sl.TOPSECRET-2\"", "dbx_tokn",
+                 {"<redacted>", "did you mean 'dbx_token'?"}, "TOPSECRET"),
+      InInstance("UnknownTable", "[dropbox]\ntoken = \"x\"", "dropbox",
+                 {"unknown key 'dropbox'", "docs/configuration.md"}),
+      // --- malformed TOML (whole-file problems: no key) ---
+      {.name = "MalformedToml",
+       .dev = "client_sync_dirs = [\"@/docs\"]\npoll_interval = = 3\n",
+       .where = "config/dev.toml:2:",
+       .key = "",
+       .hints = {"invalid TOML", "line 2, column"}},
+      {.name = "MalformedTomlOnSecretLine",
+       .instance = "workers = 2\ndbx_token = sl.TOPSECRET-3\n",
+       .where = "config/instance.toml:2:",
+       .key = "",
+       .hints = {"invalid TOML", "line 2"},
+       .forbidden = "TOPSECRET"},
+      // toml++ quotes the character it choked on; here that is the start of a secret-ish line.
+      {.name = "MalformedTomlAfterSecretLine",
+       .instance = "dbx_token = [\"sl.x\"\nQTOPSECRET = 1\n",
+       .where = "config/instance.toml:2:",
+       .key = "",
+       .hints = {"invalid TOML", "line 2"},
+       .forbidden = "'Q'"},
+      {.name = "DuplicateKey",
+       .instance = "workers = 2\nworkers = 3\n",
+       .where = "config/instance.toml:2:",
+       .key = "",
+       .hints = {"invalid TOML"}},
       // --- files ---
-      {"ConfigFileMissing", nullptr, nullptr, {}, nullptr, "no-such.toml",
-       "no-such.toml", "", {"cannot read", "--config"}, nullptr},
-      {"ConfigFileIsDirectory", nullptr, nullptr, {}, nullptr, "config",
-       "config", "", {"is a directory", "TOML file"}, nullptr},
-      {"ProdWithoutInstance", nullptr, nullptr, {}, "prod", nullptr,
-       "config/instance.toml", "", {"env 'prod' requires it", "instance.example.toml"}, nullptr},
-      {"UnknownEnvFile", nullptr, nullptr, {}, "staging", nullptr,
-       "config/staging.toml", "", {"cannot read", "test, dev or prod"}, nullptr},
-      {"EnvNameWithPath", nullptr, nullptr, {}, "../x", nullptr,
-       "--env", "env", {"not an environment name", "test, dev or prod"}, nullptr},
+      {.name = "ConfigFileMissing",
+       .config_file = "no-such.toml",
+       .where = "no-such.toml",
+       .key = "",
+       .hints = {"cannot read", "--config"}},
+      {.name = "ConfigFileIsDirectory",
+       .config_file = "config",
+       .where = "config",
+       .key = "",
+       .hints = {"is a directory", "TOML file"}},
+      {.name = "ProdWithoutInstance",
+       .env_option = "prod",
+       .where = "config/instance.toml",
+       .key = "",
+       .hints = {"env 'prod' requires it", "instance.example.toml"}},
+      {.name = "UnknownEnvFile",
+       .env_option = "staging",
+       .where = "config/staging.toml",
+       .key = "",
+       .hints = {"cannot read", "test, dev or prod"}},
+      {.name = "EnvNameWithPath",
+       .env_option = "../x",
+       .where = "--env",
+       .key = "env",
+       .hints = {"not an environment name", "test, dev or prod"}},
       // --- environment variables ---
-      {"EnvWorkersNotNumber", nullptr, nullptr, {{"FILESYNC_WORKERS", "many"}}, nullptr, nullptr,
-       "environment FILESYNC_WORKERS", "workers", {"\"many\"", "e.g. FILESYNC_WORKERS=4"}, nullptr},
-      {"EnvPollIntervalNegative", nullptr, nullptr, {{"FILESYNC_POLL_INTERVAL", "-3"}}, nullptr, nullptr,
-       "environment FILESYNC_POLL_INTERVAL", "poll_interval", {">= 1", "FILESYNC_POLL_INTERVAL=30"}, nullptr},
-      {"EnvSyncDirsRelative", nullptr, nullptr, {{"FILESYNC_CLIENT_SYNC_DIRS", "@/a:rel"}}, nullptr,
-       nullptr, "environment FILESYNC_CLIENT_SYNC_DIRS", "client_sync_dirs", {"\"rel\" is not an absolute path"}, nullptr},
-      {"EnvSyncDirsEmpty", nullptr, nullptr, {{"FILESYNC_CLIENT_SYNC_DIRS", ""}}, nullptr, nullptr,
-       "environment FILESYNC_CLIENT_SYNC_DIRS", "client_sync_dirs", {"empty", "config/instance.toml"}, nullptr},
-      {"EnvBoolGarbage", nullptr, nullptr, {{"FILESYNC_DBX_APPEND_BATCH", "maybe"}}, nullptr, nullptr,
-       "environment FILESYNC_DBX_APPEND_BATCH", "dbx_append_batch", {"true or false"}, nullptr},
-      {"EnvConfigFileStillGetsEnv", nullptr, nullptr, {{"FILESYNC_WORKERS", "0"}}, nullptr, "config/dev.toml",
-       "environment FILESYNC_WORKERS", "workers", {"1 to 64"}, nullptr},
-      {"EnvSecretWithBadBackendNeverEchoed", nullptr, "backend = \"dropbox\"",
-       {{"FILESYNC_DBX_TOKEN", "sl.TOPSECRET-4"}, {"FILESYNC_DBX_API_URL", "api"}}, nullptr, nullptr,
-       "environment FILESYNC_DBX_API_URL", "dbx_api_url", {"http:// or https://"}, "TOPSECRET"},
+      InEnvironment("EnvWorkersNotNumber", "FILESYNC_WORKERS", "many", "workers",
+                    {"\"many\"", "e.g. FILESYNC_WORKERS=4"}),
+      InEnvironment("EnvPollIntervalNegative", "FILESYNC_POLL_INTERVAL", "-3", "poll_interval",
+                    {">= 1", "FILESYNC_POLL_INTERVAL=30"}),
+      InEnvironment("EnvSyncDirsRelative", "FILESYNC_CLIENT_SYNC_DIRS", "@/a:rel",
+                    "client_sync_dirs", {"\"rel\" is not an absolute path"}),
+      InEnvironment("EnvSyncDirsEmpty", "FILESYNC_CLIENT_SYNC_DIRS", "", "client_sync_dirs",
+                    {"empty", "config/instance.toml"}),
+      InEnvironment("EnvBoolGarbage", "FILESYNC_DBX_APPEND_BATCH", "maybe", "dbx_append_batch",
+                    {"true or false"}),
+      {.name = "EnvConfigFileStillGetsEnv",
+       .env = {{"FILESYNC_WORKERS", "0"}},
+       .config_file = "config/dev.toml",
+       .where = "environment FILESYNC_WORKERS",
+       .key = "workers",
+       .hints = {"1 to 64"}},
+      {.name = "EnvSecretWithBadUrlNeverEchoed",
+       .instance = "backend = \"dropbox\"",
+       .env = {{"FILESYNC_DBX_TOKEN", "sl.TOPSECRET-4"}, {"FILESYNC_DBX_API_URL", "api"}},
+       .where = "environment FILESYNC_DBX_API_URL",
+       .key = "dbx_api_url",
+       .hints = {"http:// or https://"},
+       .forbidden = "TOPSECRET"},
   };
   return cases;
 }
@@ -367,7 +421,8 @@ TEST_F(ConfigTest, UnreadableInstanceFileIsAnError) {
 TEST_F(ConfigTest, SyncDirsNestedThroughSymlinkAreAnError) {
   fs::create_directories(tmp_ / "real/inner");
   fs::create_symlink(tmp_ / "real", tmp_ / "alias");
-  Write("dev.toml", "client_sync_dirs = [\"@/real\", \"@/alias/inner\"]\nstate_dir = \"@/state\"\n");
+  Write("dev.toml",
+        "client_sync_dirs = [\"@/real\", \"@/alias/inner\"]\nstate_dir = \"@/state\"\n");
   try {
     Load(Options());
     FAIL() << "accepted a dir nested through a symlink";
@@ -413,23 +468,24 @@ TEST_F(ConfigTest, MergeOrderEnvFileThenInstanceThenEnvironment) {
   SetEnv("FILESYNC_POLL_INTERVAL", "30");
   const Config config = Load(Options());
   EXPECT_EQ(config.poll_interval, std::chrono::seconds(30));  // environment wins
-  EXPECT_EQ(config.workers, 3);                                // instance beats dev.toml
-  EXPECT_EQ(config.log_level, "debug");                        // only in dev.toml
+  EXPECT_EQ(config.workers, 3);                               // instance beats dev.toml
+  EXPECT_EQ(config.log_level, "debug");                       // only in dev.toml
   EXPECT_EQ(config.origins.at("poll_interval"), "environment FILESYNC_POLL_INTERVAL");
   EXPECT_EQ(config.origins.at("workers"), (dir_ / "instance.toml").string());
   EXPECT_EQ(config.origins.at("log_level"), (dir_ / "dev.toml").string());
   ASSERT_EQ(config.files.size(), 2u);
   EXPECT_EQ(config.files[0], dir_ / "dev.toml");
   EXPECT_EQ(config.files[1], dir_ / "instance.toml");
-  EXPECT_EQ(config.source, (dir_ / "dev.toml").string() + " + " + (dir_ / "instance.toml").string() +
-                               " + environment");
+  EXPECT_EQ(config.source, (dir_ / "dev.toml").string() + " + " +
+                               (dir_ / "instance.toml").string() + " + environment");
 }
 
 TEST_F(ConfigTest, ConfigFileIsUsedAloneButEnvironmentStillApplies) {
   WriteGoodDev();
   Write("instance.toml", "this is not toml at all = = =\n");  // would fail if read
   const fs::path other = tmp_ / "other.toml";
-  std::ofstream(other) << Expand("client_sync_dirs = [\"@/pics\"]\nstate_dir = \"@/st\"\nworkers = 7\n");
+  std::ofstream(other) << Expand(
+      "client_sync_dirs = [\"@/pics\"]\nstate_dir = \"@/st\"\nworkers = 7\n");
   SetEnv("FILESYNC_LOG_LEVEL", "warn");
   LoadOptions options = Options();
   options.config_file = other;
@@ -561,7 +617,7 @@ TEST_F(ConfigTest, MaxDeleteForms) {
   WriteGoodDev();
   const std::vector<std::pair<std::string, MaxDelete>> forms = {
       {"\"1000,50%\"", {1000, 50.0}}, {"\"200\"", {200, 50.0}}, {"\"10%\"", {1000, 10.0}},
-      {"\"5%, 30\"", {30, 5.0}},     {"7", {7, 50.0}},          {"\"0,12.5%\"", {0, 12.5}},
+      {"\"5%, 30\"", {30, 5.0}},      {"7", {7, 50.0}},         {"\"0,12.5%\"", {0, 12.5}},
   };
   for (const auto& [text, expected] : forms) {
     Write("instance.toml", "max_delete = " + text + "\n");
@@ -601,10 +657,11 @@ TEST_F(ConfigTest, CloudPathFor) {
 
 TEST_F(ConfigTest, DescribeRedactsSecretsAndRoundTrips) {
   WriteGoodDev();
-  Write("instance.toml",
-        "backend = \"dropbox\"\ndbx_token = \"sl.TOPSECRET-A\"\ndbx_refresh_token = \"TOPSECRET-B\"\n"
-        "dbx_app_key = \"appkey\"\ndbx_app_secret = \"TOPSECRET-C\"\nexclude = [\"*.tmp\"]\n"
-        "max_delete = \"30,10%\"\n");
+  Write(
+      "instance.toml",
+      "backend = \"dropbox\"\ndbx_token = \"sl.TOPSECRET-A\"\ndbx_refresh_token = \"TOPSECRET-B\"\n"
+      "dbx_app_key = \"appkey\"\ndbx_app_secret = \"TOPSECRET-C\"\nexclude = [\"*.tmp\"]\n"
+      "max_delete = \"30,10%\"\n");
   const Config config = Load(Options());
   EXPECT_TRUE(HoldsSecret(config));
   const std::string text = Describe(config);
@@ -691,7 +748,8 @@ TEST_F(ShippedConfigTest, DevAndTestNeedOnlySyncDirs) {
       Load(options);
       FAIL() << env << ": accepted an empty client_sync_dirs";
     } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find("key 'client_sync_dirs'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("key 'client_sync_dirs'"), std::string::npos)
+          << e.what();
       EXPECT_NE(std::string(e.what()).find("config/instance.toml"), std::string::npos) << e.what();
     }
     SetEnv("FILESYNC_CLIENT_SYNC_DIRS", Expand("@/docs"));
