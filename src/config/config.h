@@ -9,7 +9,7 @@
 //
 // Every problem is a ConfigError whose what() is ONE line naming the file, the key, the bad
 // value and the fix, e.g.
-//   config/dev.toml: key 'poll_interval' = -5: must be a whole number of seconds >= 1; e.g. poll_interval = 30
+//   config/dev.toml: key 'workers' = 0: must be a whole number from 1 to 64; e.g. workers = 4
 // Problems with a whole file (missing, unreadable, malformed TOML) name the file (and for
 // malformed TOML the line and column) instead of a key. Unknown keys suggest the nearest known
 // key. Secrets (dbx_token, dbx_refresh_token, dbx_app_secret) are never echoed in an error or in
@@ -65,21 +65,21 @@ struct Config {
   Backend backend = Backend::kLocal;
   std::filesystem::path local_cloud_dir;  // local backend's "cloud"; default <state_dir>/cloud
   int workers = 4;                        // 1..64
-  std::filesystem::path state_dir;        // default $XDG_STATE_HOME/filesync or ~/.local/state/filesync
-  std::vector<std::string> exclude;       // glob patterns (see scan/exclude.h)
-  MaxDelete max_delete;                   // "1000,50%", "1000", "50%" or an integer
-  std::string log_level = "info";         // trace, debug, info, warn, error
+  std::filesystem::path state_dir;   // default $XDG_STATE_HOME/filesync or ~/.local/state/filesync
+  std::vector<std::string> exclude;  // glob patterns (see scan/exclude.h)
+  MaxDelete max_delete;              // "1000,50%", "1000", "50%" or an integer
+  std::string log_level = "info";    // trace, debug, info, warn, error
   std::chrono::seconds cloud_verify_interval{3600};  // local backend: full re-walk of the cloud dir
 
   // --- Dropbox backend ---
   std::string dbx_refresh_token;  // secret; with dbx_app_key enables automatic token refresh
   std::string dbx_app_key;
-  std::string dbx_app_secret;     // secret; optional (PKCE apps have none)
+  std::string dbx_app_secret;         // secret; optional (PKCE apps have none)
   std::filesystem::path dbx_ca_file;  // extra CA bundle to trust (tests); TLS is always verified
   std::string dbx_api_url = "https://api.dropboxapi.com";
   std::string dbx_content_url = "https://content.dropboxapi.com";
   std::string dbx_notify_url = "https://notify.dropboxapi.com";
-  bool dbx_append_batch = true;   // false: fall back to upload_session/start(close) per file
+  bool dbx_append_batch = true;  // false: fall back to upload_session/start(close) per file
   std::uint64_t dbx_chunk_size = 16 * 1024 * 1024;  // large-file chunk, multiple of 4 MiB
 
   // Cloud path a client dir mirrors to: cloud_root + "/" + basename(dir) (a trailing slash on
