@@ -87,31 +87,37 @@ CREATE TEMP TABLE move_remote(
   path TEXT PRIMARY KEY, kind INTEGER, size INTEGER, digest BLOB, rev TEXT) WITHOUT ROWID;
 )sql";
 
-// "Under" statements take ?1 root, ?2 the path itself, ?3 path + "/", ?4 path + "0".
-#define FS_UNDER " root = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))"
+// "dir and everything below" is two index searches: ?1 root, ?2 the path itself, and the range
+// ?3 = path + "/" <= path < ?4 = path + "0". (SQLite does not use the primary key for the two
+// ORed together on a WITHOUT ROWID table; it would scan the whole root.)
+#define FS_EXACT " root = ?1 AND path = ?2"
+#define FS_RANGE " root = ?1 AND path >= ?3 AND path < ?4"
 
 constexpr const char* kPutFile =
     "INSERT OR REPLACE INTO files(root, path, kind, size, mtime_ns, ctime_ns, inode, device, digest)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 constexpr const char* kDeleteFile = "DELETE FROM files WHERE root = ?1 AND path = ?2";
-constexpr const char* kDeleteFilesUnder = "DELETE FROM files WHERE" FS_UNDER;
+constexpr const char* kDeleteFilesRange = "DELETE FROM files WHERE" FS_RANGE;
 constexpr const char* kDeleteFilesAll = "DELETE FROM files WHERE root = ?1";
 constexpr const char* kPutRemote =
     "INSERT OR REPLACE INTO remote(root, path, kind, size, digest, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr const char* kDeleteRemote = "DELETE FROM remote WHERE root = ?1 AND path = ?2";
-constexpr const char* kDeleteRemoteUnder = "DELETE FROM remote WHERE" FS_UNDER;
+constexpr const char* kDeleteRemoteRange = "DELETE FROM remote WHERE" FS_RANGE;
 constexpr const char* kDeleteRemoteAll = "DELETE FROM remote WHERE root = ?1";
 // ?5 is the new prefix; substr() and length() count characters, consistently, on valid UTF-8.
+#define FS_MOVED_FILE \
+  " SELECT ?5 || substr(path, length(?2) + 1), kind, size, mtime_ns, ctime_ns, inode, device," \
+  " digest FROM files WHERE"
 constexpr const char* kMoveFilesOut =
-    "INSERT INTO temp.move_files SELECT ?5 || substr(path, length(?2) + 1), kind, size, mtime_ns,"
-    " ctime_ns, inode, device, digest FROM files WHERE" FS_UNDER;
+    "INSERT INTO temp.move_files" FS_MOVED_FILE FS_EXACT " UNION ALL" FS_MOVED_FILE FS_RANGE;
 constexpr const char* kMoveFilesIn =
     "INSERT OR REPLACE INTO files SELECT ?1, path, kind, size, mtime_ns, ctime_ns, inode, device,"
     " digest FROM temp.move_files";
 constexpr const char* kMoveFilesClear = "DELETE FROM temp.move_files";
+#define FS_MOVED_REMOTE \
+  " SELECT ?5 || substr(path, length(?2) + 1), kind, size, digest, rev FROM remote WHERE"
 constexpr const char* kMoveRemoteOut =
-    "INSERT INTO temp.move_remote SELECT ?5 || substr(path, length(?2) + 1), kind, size, digest,"
-    " rev FROM remote WHERE" FS_UNDER;
+    "INSERT INTO temp.move_remote" FS_MOVED_REMOTE FS_EXACT " UNION ALL" FS_MOVED_REMOTE FS_RANGE;
 constexpr const char* kMoveRemoteIn =
     "INSERT OR REPLACE INTO remote SELECT ?1, path, kind, size, digest, rev FROM temp.move_remote";
 constexpr const char* kMoveRemoteClear = "DELETE FROM temp.move_remote";
@@ -133,7 +139,7 @@ constexpr const char* kRecordError =
     " VALUES (?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT(root, path) DO UPDATE SET"
     " message = excluded.message, last_seen = excluded.last_seen, attempts = attempts + 1";
 constexpr const char* kClearError = "DELETE FROM errors WHERE root = ?1 AND path = ?2";
-constexpr const char* kClearErrorsUnder = "DELETE FROM errors WHERE" FS_UNDER;
+constexpr const char* kClearErrorsRange = "DELETE FROM errors WHERE" FS_RANGE;
 constexpr const char* kClearErrorsAll = "DELETE FROM errors WHERE root = ?1";
 constexpr const char* kListErrors =
     "SELECT coalesce(roots.local_dir, ''), errors.path, message, first_seen, last_seen, attempts,"
@@ -144,7 +150,10 @@ constexpr const char* kForgetRoot[] = {
     "DELETE FROM kv WHERE root = ?1", "DELETE FROM errors WHERE root = ?1",
     "DELETE FROM roots WHERE id = ?1"};
 
-#undef FS_UNDER
+#undef FS_EXACT
+#undef FS_RANGE
+#undef FS_MOVED_FILE
+#undef FS_MOVED_REMOTE
 
 struct StmtDeleter {
   void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
@@ -260,9 +269,14 @@ struct StateStore::Impl {
     return Status::Ok();
   }
 
-  Status RunUnder(const char* sql, std::int64_t root, std::string_view dir_path,
-                  std::string_view what, std::string_view new_prefix = {}) {
-    sqlite3_stmt* stmt = Get(sql);
+  // Runs a statement over dir_path and everything below it (both searches for a delete, the
+  // UNION ALL statements in one go); new_prefix binds ?5 where the statement has it.
+  Status RunUnder(const char* exact_sql, const char* range_sql, std::int64_t root,
+                  std::string_view dir_path, std::string_view what, std::string_view new_prefix = {}) {
+    if (exact_sql != nullptr) {
+      if (Status s = RunForPath(exact_sql, root, dir_path, what); !s.ok()) return s;
+    }
+    sqlite3_stmt* stmt = Get(range_sql);
     if (stmt == nullptr) return Error(what);
     const std::string slash = std::string(dir_path) + "/";
     const std::string after = std::string(dir_path) + "0";
@@ -330,15 +344,17 @@ struct StateStore::Impl {
     struct Table {
       const char* out;
       const char* clear;
-      const char* delete_under;
+      const char* delete_exact;
+      const char* delete_range;
       const char* in;
     };
-    for (const Table& t : {Table{kMoveFilesOut, kMoveFilesClear, kDeleteFilesUnder, kMoveFilesIn},
-                           Table{kMoveRemoteOut, kMoveRemoteClear, kDeleteRemoteUnder, kMoveRemoteIn}}) {
+    for (const Table& t :
+         {Table{kMoveFilesOut, kMoveFilesClear, kDeleteFile, kDeleteFilesRange, kMoveFilesIn},
+          Table{kMoveRemoteOut, kMoveRemoteClear, kDeleteRemote, kDeleteRemoteRange, kMoveRemoteIn}}) {
       if (Status s = RunPlain(t.clear, "move"); !s.ok()) return s;
-      if (Status s = RunUnder(t.out, root, from, "move", to); !s.ok()) return s;
-      if (Status s = RunUnder(t.delete_under, root, from, "move"); !s.ok()) return s;
-      if (Status s = RunUnder(t.delete_under, root, to, "move"); !s.ok()) return s;
+      if (Status s = RunUnder(nullptr, t.out, root, from, "move", to); !s.ok()) return s;
+      if (Status s = RunUnder(t.delete_exact, t.delete_range, root, from, "move"); !s.ok()) return s;
+      if (Status s = RunUnder(t.delete_exact, t.delete_range, root, to, "move"); !s.ok()) return s;
       if (Status s = RunForRoot(t.in, root, "move"); !s.ok()) return s;
       if (Status s = RunPlain(t.clear, "move"); !s.ok()) return s;
     }
@@ -359,7 +375,8 @@ Status StateStore::Impl::Apply(std::int64_t root, const Batch::Op& op) {
   const bool files = del.table == Batch::Table::kFiles;
   if (!del.under) return RunForPath(files ? kDeleteFile : kDeleteRemote, root, del.path, "delete");
   if (del.path.empty()) return RunForRoot(files ? kDeleteFilesAll : kDeleteRemoteAll, root, "delete all");
-  return RunUnder(files ? kDeleteFilesUnder : kDeleteRemoteUnder, root, del.path, "delete under");
+  return RunUnder(files ? kDeleteFile : kDeleteRemote, files ? kDeleteFilesRange : kDeleteRemoteRange, root,
+                  del.path, "delete under");
 }
 
 // Decides whether the open database is ours (or empty) before anything is written to it.
@@ -746,7 +763,7 @@ Status StateStore::ClearError(std::int64_t root, std::string_view path) {
 Status StateStore::ClearErrorsUnder(std::int64_t root, std::string_view dir_path) {
   std::lock_guard lock(mu_);
   if (dir_path.empty()) return impl_->RunForRoot(kClearErrorsAll, root, "clear errors");
-  return impl_->RunUnder(kClearErrorsUnder, root, dir_path, "clear errors");
+  return impl_->RunUnder(kClearError, kClearErrorsRange, root, dir_path, "clear errors");
 }
 
 Result<std::vector<ErrorRecord>> StateStore::Errors() {

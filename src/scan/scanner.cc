@@ -261,18 +261,16 @@ class Walker {
     for (std::size_t offset = 0; offset < used;) {
       const auto* record = reinterpret_cast<const struct dirent64*>(buffer.data() + offset);
       offset += record->d_reclen;
-      const std::string_view name(record->d_name);
-      if (name == "." || name == "..") continue;
+      const char* name = record->d_name;
+      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
       HandleEntry(dir, dir_path, name, record->d_type, out, children);
     }
   }
 
   // fstatat() of one name; false (with the issue recorded) if it failed.
-  bool Stat(int dir_fd, const std::string& path, std::string_view name, struct stat* st,
-            WorkerOutput& out) {
+  bool Stat(int dir_fd, const std::string& path, const char* name, struct stat* st, WorkerOutput& out) {
     if (options_.before_stat_for_testing) options_.before_stat_for_testing(path);
-    const std::string name_z(name);
-    if (fstatat(dir_fd, name_z.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+    if (fstatat(dir_fd, name, st, AT_SYMLINK_NOFOLLOW) == 0) return true;
     const int err = errno;
     if (err == ENOENT) {
       out.issues.push_back({IssueKind::kVanished, path, "removed during the scan"});
@@ -282,14 +280,15 @@ class Walker {
     return false;
   }
 
-  void HandleEntry(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
-                   std::string_view name, unsigned char type, WorkerOutput& out,
-                   std::vector<DirWork>& children) {
+  // `name_z` is the NUL-terminated name inside the getdents buffer.
+  void HandleEntry(const std::shared_ptr<DirFd>& dir, const std::string& dir_path, const char* name_z,
+                   unsigned char type, WorkerOutput& out, std::vector<DirWork>& children) {
+    const std::string_view name(name_z);
     std::string path = Join(dir_path, name);
     struct stat st {};
     bool have_stat = false;
     if (type == DT_UNKNOWN) {
-      if (!Stat(dir->get(), path, name, &st, out)) return;
+      if (!Stat(dir->get(), path, name_z, &st, out)) return;
       have_stat = true;
       type = TypeOfMode(st.st_mode);
     }
@@ -306,7 +305,7 @@ class Walker {
       return;
     }
     if (type == DT_REG && !have_stat) {
-      if (!Stat(dir->get(), path, name, &st, out)) return;
+      if (!Stat(dir->get(), path, name_z, &st, out)) return;
       type = TypeOfMode(st.st_mode);
     }
     switch (type) {

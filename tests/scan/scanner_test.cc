@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -286,6 +288,55 @@ TEST(ScannerTest, UnreadableRootIsIoNamingThePath) {
   const std::string out = RunUnprivileged([&] { return Describe(Scan(t / "root", {})); });
   EXPECT_EQ(out.rfind("error io: ", 0), 0u) << out;
   EXPECT_NE(out.find(t / "root"), std::string::npos) << out;
+}
+
+// Runs fn in a child process with a private mount namespace, passing back what it printed;
+// "SKIP: why" when the namespace cannot be had (needs root / CAP_SYS_ADMIN).
+std::string RunInPrivateMountNamespace(const std::function<std::string()>& fn) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out;
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      out = std::string("SKIP: no private mount namespace: ") + std::strerror(errno);
+    } else {
+      out = fn();
+    }
+    const ssize_t ignored = write(fds[1], out.data(), out.size());
+    (void)ignored;
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return out;
+}
+
+TEST(ScannerTest, MountPointsAreReportedAndNotEntered) {
+  TempDir t;
+  t.MakeFile("a.txt");
+  t.MakeDir("mnt");
+  t.MakeDir("plain");
+  const std::string out = RunInPrivateMountNamespace([&]() -> std::string {
+    if (mount("tmpfs", (t / "mnt").c_str(), "tmpfs", 0, "size=1m") != 0) {
+      return std::string("SKIP: cannot mount tmpfs: ") + std::strerror(errno);
+    }
+    const int fd = open((t / "mnt/on-other-fs.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    return Describe(Scan(t.path(), {}));
+  });
+  if (out.rfind("SKIP: ", 0) == 0) GTEST_SKIP() << out.substr(6);
+  EXPECT_EQ(out,
+            "entry a.txt\n"
+            "entry plain\n"
+            "issue other_filesystem mnt\n");
 }
 
 TEST(ScannerTest, NamesThatAreNotUtf8AreReportedEscapedAndSkipped) {
