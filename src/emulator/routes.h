@@ -1,0 +1,79 @@
+// The Dropbox API routes the emulator serves (reference §15), as handlers from a parsed
+// argument (and, for upload-style routes, a body stream) to a Reply. The HTTP layer
+// (server.h) does routing, auth, faults and argument decoding; handlers validate the argument
+// strictly (unknown fields -> 400) and produce the exact result and error-union shapes.
+//
+// Thread safety: handlers run concurrently; all shared state lives in the thread-safe objects
+// of RouteContext. The async-job table (delete_batch, finish_batch v1) has its own mutex.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "emulator/auth.h"
+#include "emulator/blob_store.h"
+#include "emulator/commit_lock.h"
+#include "emulator/sessions.h"
+#include "emulator/store.h"
+#include "emulator/wire.h"
+
+namespace filesync::emulator {
+
+enum class RouteStyle { kRpc, kUpload, kDownload };
+
+struct RouteInfo {
+  RouteStyle style = RouteStyle::kRpc;
+  bool needs_auth = true;
+};
+
+// Route name (URL path after /2/) -> style; nullptr for unknown routes.
+const RouteInfo* FindRoute(const std::string& name);
+
+// Finished async jobs (the emulator completes batch jobs synchronously).
+class JobTable {
+ public:
+  std::string Add(const std::string& prefix, nlohmann::json result);
+  // nullptr if unknown.
+  std::optional<nlohmann::json> Get(const std::string& id);
+
+ private:
+  std::mutex mu_;
+  std::uint64_t next_ = 1;
+  std::map<std::string, nlohmann::json> jobs_;
+};
+
+struct RouteContext {
+  Namespace* ns = nullptr;
+  UploadSessions* sessions = nullptr;
+  BlobStore* blobs = nullptr;
+  TokenStore* tokens = nullptr;
+  CommitLock* commit_lock = nullptr;
+  JobTable* jobs = nullptr;
+  std::chrono::seconds longpoll_max{480};
+};
+
+struct Call {
+  std::string route;
+  nlohmann::json arg;          // decoded argument (null for Void routes)
+  const BodyReader* body;      // upload-style body (never null)
+  std::string token;           // bearer token of the caller ("" for noauth routes)
+};
+
+// Dispatches to the handler for call.route (which FindRoute knows).
+Reply HandleRoute(RouteContext& ctx, const Call& call);
+
+// Per-module handlers (routes_*.cc). Each returns nullopt-like empty Reply status 0 when the
+// route is not theirs.
+Reply HandleAccountRoute(RouteContext& ctx, const Call& call);
+Reply HandleFilesRoute(RouteContext& ctx, const Call& call);
+Reply HandleUploadRoute(RouteContext& ctx, const Call& call);
+
+// 400 with the Dropbox-style text for a bad argument.
+Reply BadArgument(const std::string& route, const std::string& detail);
+
+}  // namespace filesync::emulator

@@ -1,0 +1,251 @@
+// Namespace routes: listing, cursors, longpoll, metadata, folders, delete, move/copy, download.
+// Single commits take the CommitLock without waiting (429 too_many_write_operations when it
+// is held); delete_batch waits for it.
+#include "emulator/routes.h"
+
+namespace filesync::emulator {
+namespace {
+
+Reply TooManyWrites() { return Reply::RateLimited("too_many_write_operations", 1, std::nullopt); }
+
+// Checks a path field against its alias pattern; returns an error text or "".
+std::string PathProblem(const std::optional<std::string>& path, PathAlias alias,
+                        const char* field) {
+  if (!path) return "";
+  if (!MatchesPathPattern(*path, alias)) {
+    return std::string("request body: ") + field + ": '" + *path +
+           "' did not match pattern";
+  }
+  return "";
+}
+
+nlohmann::json LookupWrap(const StoreError& e) { return Tagged("path", e.error); }
+
+struct ListArgs {
+  std::string path;
+  bool recursive = false;
+  bool include_deleted = false;
+  std::optional<std::uint32_t> limit;
+};
+
+// Shared by list_folder and get_latest_cursor. Returns an error text or "".
+std::string ReadListArgs(const nlohmann::json& arg, ListArgs* out) {
+  ArgReader r(arg, "request body");
+  out->path = r.String("path", true).value_or("");
+  out->recursive = r.Bool("recursive", false);
+  r.Bool("include_media_info", false);
+  out->include_deleted = r.Bool("include_deleted", false);
+  r.Bool("include_has_explicit_shared_members", false);
+  r.Bool("include_mounted_folders", true);
+  if (auto limit = r.UInt("limit", false, 1, 2000)) out->limit = static_cast<std::uint32_t>(*limit);
+  if (r.Raw("shared_link", false) != nullptr) r.Fail("shared_link is not supported by the emulator");
+  r.Raw("include_property_groups", false);
+  r.Bool("include_non_downloadable_files", true);
+  r.Bool("include_restorable_info", false);
+  if (!r.Finish()) return r.error();
+  if (out->path == "/") {
+    return "request body: path: Specify the root folder as an empty string rather than as \"/\".";
+  }
+  return PathProblem(out->path, PathAlias::kPathROrId, "path");
+}
+
+Reply PageReply(const ListPage& page) {
+  return Reply::Json(
+      {{"entries", page.entries}, {"cursor", page.cursor}, {"has_more", page.has_more}});
+}
+
+nlohmann::json DeleteErrorJson(const StoreError& e) {
+  if (e.where == StoreError::Where::kLookup) return Tagged("path_lookup", e.error);
+  return Tagged("path_write", e.error);
+}
+
+}  // namespace
+
+Reply HandleFilesRoute(RouteContext& ctx, const Call& call) {
+  const std::string& route = call.route;
+  const nlohmann::json& arg = call.arg;
+
+  if (route == "files/list_folder" || route == "files/list_folder/get_latest_cursor") {
+    ListArgs a;
+    if (auto problem = ReadListArgs(arg, &a); !problem.empty()) return BadArgument(route, problem);
+    if (route == "files/list_folder") {
+      auto page = ctx.ns->List(a.path, a.recursive, a.include_deleted, a.limit);
+      if (!page.ok()) return Reply::RouteError(LookupWrap(page.error));
+      return PageReply(*page.value);
+    }
+    auto cursor = ctx.ns->LatestCursor(a.path, a.recursive, a.include_deleted);
+    if (!cursor.ok()) return Reply::RouteError(LookupWrap(cursor.error));
+    return Reply::Json({{"cursor", *cursor.value}});
+  }
+
+  if (route == "files/list_folder/continue") {
+    ArgReader r(arg, "request body");
+    const std::string cursor = r.String("cursor", true).value_or("");
+    if (!r.Finish()) return BadArgument(route, r.error());
+    auto page = ctx.ns->Continue(cursor);
+    if (!page.ok()) {
+      if (page.error.where == StoreError::Where::kBadCursor) {
+        return BadArgument(route, "request body: cursor: invalid cursor");
+      }
+      if (page.error.where == StoreError::Where::kReset) return Reply::RouteError(Tag("reset"));
+      return Reply::RouteError(LookupWrap(page.error));
+    }
+    return PageReply(*page.value);
+  }
+
+  if (route == "files/list_folder/longpoll") {
+    ArgReader r(arg, "request body");
+    const std::string cursor = r.String("cursor", true).value_or("");
+    const std::uint64_t timeout = r.UInt("timeout", false, 30, 480).value_or(30);
+    if (!r.Finish()) return BadArgument(route, r.error());
+    const auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(timeout),
+                                                          ctx.longpoll_max);
+    auto changes = ctx.ns->Longpoll(cursor, wait);
+    if (!changes.ok()) {
+      if (changes.error.where == StoreError::Where::kReset) return Reply::RouteError(Tag("reset"));
+      return BadArgument(route, "request body: cursor: invalid cursor");
+    }
+    return Reply::Json({{"changes", *changes.value}});
+  }
+
+  if (route == "files/get_metadata") {
+    ArgReader r(arg, "request body");
+    const auto path = r.String("path", true);
+    r.Bool("include_media_info", false);
+    const bool include_deleted = r.Bool("include_deleted", false);
+    r.Bool("include_has_explicit_shared_members", false);
+    r.Raw("include_property_groups", false);
+    if (!r.Finish()) return BadArgument(route, r.error());
+    if (auto p = PathProblem(path, PathAlias::kReadPath, "path"); !p.empty()) {
+      return BadArgument(route, p);
+    }
+    auto md = ctx.ns->GetMetadata(*path, include_deleted);
+    if (!md.ok()) return Reply::RouteError(LookupWrap(md.error));
+    return Reply::Json(*md.value);
+  }
+
+  if (route == "files/create_folder_v2") {
+    ArgReader r(arg, "request body");
+    const auto path = r.String("path", true);
+    const bool autorename = r.Bool("autorename", false);
+    if (!r.Finish()) return BadArgument(route, r.error());
+    if (auto p = PathProblem(path, PathAlias::kWritePath, "path"); !p.empty()) {
+      return BadArgument(route, p);
+    }
+    auto guard = ctx.commit_lock->TryAcquire();
+    if (!guard) return TooManyWrites();
+    auto folder = ctx.ns->CreateFolder(*path, autorename);
+    if (!folder.ok()) return Reply::RouteError(Tagged("path", folder.error.error));
+    return Reply::Json({{"metadata", MetadataJson(*folder.value, false)}});
+  }
+
+  if (route == "files/delete_v2") {
+    ArgReader r(arg, "request body");
+    const auto path = r.String("path", true);
+    const auto parent_rev = r.String("parent_rev", false);
+    if (!r.Finish()) return BadArgument(route, r.error());
+    if (auto p = PathProblem(path, PathAlias::kWritePathOrId, "path"); !p.empty()) {
+      return BadArgument(route, p);
+    }
+    auto guard = ctx.commit_lock->TryAcquire();
+    if (!guard) return TooManyWrites();
+    auto deleted = ctx.ns->Delete(*path, parent_rev);
+    if (!deleted.ok()) return Reply::RouteError(DeleteErrorJson(deleted.error));
+    return Reply::Json({{"metadata", MetadataJson(*deleted.value)}});
+  }
+
+  if (route == "files/delete_batch") {
+    ArgReader r(arg, "request body");
+    const nlohmann::json* entries = r.Raw("entries", true);
+    std::vector<std::pair<std::string, std::optional<std::string>>> items;
+    if (entries != nullptr && !entries->is_array()) r.Fail("'entries': expected list");
+    if (entries != nullptr && entries->is_array()) {
+      if (entries->size() > 1000) r.Fail("'entries': more than 1000 items");
+      for (std::size_t i = 0; i < entries->size() && r.ok(); ++i) {
+        ArgReader e((*entries)[i], "entries[" + std::to_string(i) + "]");
+        auto path = e.String("path", true);
+        auto rev = e.String("parent_rev", false);
+        e.Finish();
+        r.Merge(e);
+        if (auto p = PathProblem(path, PathAlias::kWritePathOrId, "path"); !p.empty()) r.Fail(p);
+        if (r.ok()) items.emplace_back(*path, rev);
+      }
+    }
+    if (!r.Finish()) return BadArgument(route, r.error());
+    nlohmann::json results = nlohmann::json::array();
+    {
+      auto guard = ctx.commit_lock->Acquire();
+      for (auto& o : ctx.ns->DeleteMany(items)) {
+        if (o.ok()) {
+          results.push_back({{".tag", "success"}, {"metadata", MetadataJson(*o.value)}});
+        } else {
+          results.push_back({{".tag", "failure"}, {"failure", DeleteErrorJson(o.error)}});
+        }
+      }
+    }
+    const std::string job =
+        ctx.jobs->Add("dbjid:", {{".tag", "complete"}, {"entries", std::move(results)}});
+    return Reply::Json({{".tag", "async_job_id"}, {"async_job_id", job}});
+  }
+
+  if (route == "files/delete_batch/check") {
+    ArgReader r(arg, "request body");
+    const std::string id = r.String("async_job_id", true).value_or("");
+    if (!r.Finish()) return BadArgument(route, r.error());
+    auto job = ctx.jobs->Get(id);
+    if (!job || id.rfind("dbjid:", 0) != 0) return Reply::RouteError(Tag("invalid_async_job_id"));
+    return Reply::Json(*job);
+  }
+
+  if (route == "files/move_v2" || route == "files/copy_v2") {
+    ArgReader r(arg, "request body");
+    const auto from = r.String("from_path", true);
+    const auto to = r.String("to_path", true);
+    r.Bool("allow_shared_folder", false);
+    const bool autorename = r.Bool("autorename", false);
+    r.Bool("allow_ownership_transfer", false);
+    if (!r.Finish()) return BadArgument(route, r.error());
+    for (const auto& [p, name] : {std::pair{from, "from_path"}, std::pair{to, "to_path"}}) {
+      if (auto problem = PathProblem(p, PathAlias::kWritePathOrId, name); !problem.empty()) {
+        return BadArgument(route, problem);
+      }
+    }
+    auto guard = ctx.commit_lock->TryAcquire();
+    if (!guard) return TooManyWrites();
+    auto moved = ctx.ns->Relocate(*from, *to, autorename, route == "files/copy_v2");
+    if (!moved.ok()) {
+      switch (moved.error.where) {
+        case StoreError::Where::kLookup:
+          return Reply::RouteError(Tagged("from_lookup", moved.error.error));
+        case StoreError::Where::kIntoItself:
+          return Reply::RouteError(Tag("cant_move_folder_into_itself"));
+        default:
+          return Reply::RouteError(Tagged("to", moved.error.error));
+      }
+    }
+    return Reply::Json({{"metadata", MetadataJson(*moved.value)}});
+  }
+
+  if (route == "files/download") {
+    ArgReader r(arg, "Dropbox-API-Arg");
+    const auto path = r.String("path", true);
+    r.String("rev", false);
+    if (!r.Finish()) return BadArgument(route, r.error());
+    if (auto p = PathProblem(path, PathAlias::kReadPath, "path"); !p.empty()) {
+      return BadArgument(route, p);
+    }
+    auto file = ctx.ns->GetFile(*path);
+    if (!file.ok()) return Reply::RouteError(LookupWrap(file.error));
+    Reply reply;
+    reply.content_type = "application/octet-stream";
+    reply.file_path = ctx.blobs->PathFor(file.value->content_hash);
+    reply.file_size = file.value->size;
+    reply.headers.emplace_back("Dropbox-API-Result",
+                               MetadataJson(*file.value, false).dump(-1, ' ', true));
+    return reply;
+  }
+
+  return BadArgument(route, "unknown route");
+}
+
+}  // namespace filesync::emulator

@@ -1,0 +1,88 @@
+// The emulator's HTTP front end: one cpp-httplib server (optionally TLS) answering the api,
+// content and notify routes (distinguished by path, /2/<route>), /oauth2/token,
+// GET /oauth2/authorize, and the /admin endpoints (counters, reset_cursors, health).
+//
+// Per request to /2/: count it, draw faults (latency, 429, 500, 503, drop — all before the
+// route's effect; drop_after after it), check the bearer token (except longpoll), decode the
+// argument (RPC body JSON; Dropbox-API-Arg header for content routes, which must be pure
+// ASCII), then run the route handler. Faults never apply to /admin or /oauth2.
+//
+// Dropped connections: httplib 0.11 gives handlers no socket, so the server finds the
+// connection's socket by matching the request's local/remote ports (getsockname/getpeername
+// over the process's descriptors) and shuts it down; httplib's later write fails and it
+// closes the socket, so the client sees EOF with no response.
+//
+// Thread safety: httplib runs handlers on its thread pool; counters have their own mutex and
+// all other state is in thread-safe components.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "emulator/auth.h"
+#include "emulator/faults.h"
+#include "emulator/routes.h"
+#include "util/status.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace filesync::emulator {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string data_dir;
+  AuthConfig auth;
+  FaultSpec faults;
+  std::uint64_t seed = 1;
+  std::chrono::milliseconds commit_lock{5};
+  std::chrono::seconds longpoll_max{480};
+  std::string tls_cert;
+  std::string tls_key;
+  int threads = 64;
+};
+
+class Server {
+ public:
+  static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
+  ~Server();
+
+  // Binds; returns the port (the ephemeral one when options.port was 0).
+  Result<int> Bind();
+  // Serves until Stop(); returns when the server has stopped.
+  void Serve();
+  // Thread-safe; callable from a signal-handling thread.
+  void Stop();
+  [[nodiscard]] bool tls() const { return !options_.tls_cert.empty(); }
+
+ private:
+  explicit Server(const ServerOptions& options);
+  void InstallHandlers();
+  void Count(const std::string& route, std::uint64_t bytes);
+  std::string CountersJson();
+
+  ServerOptions options_;
+  std::unique_ptr<Namespace> ns_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<UploadSessions> sessions_;
+  std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<CommitLock> commit_lock_;
+  std::unique_ptr<JobTable> jobs_;
+  std::unique_ptr<FaultInjector> faults_;
+  RouteContext ctx_;
+  std::unique_ptr<httplib::Server> http_;
+
+  std::mutex counters_mu_;
+  std::map<std::string, std::uint64_t> routes_count_;
+  std::uint64_t total_ = 0;
+  std::uint64_t bytes_received_ = 0;
+};
+
+}  // namespace filesync::emulator

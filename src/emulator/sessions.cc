@@ -1,0 +1,274 @@
+// Session ids are "pid_upload_session:" plus random hex; the directory name is the hex part.
+// Bytes beyond the 150 MiB request limit are read and dropped, so the connection stays usable
+// and the request gets a proper payload_too_large.
+#include "emulator/sessions.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "emulator/wire.h"
+#include "hash/content_hash.h"
+
+namespace filesync::emulator {
+namespace {
+
+constexpr const char* kIdPrefix = "pid_upload_session:";
+constexpr std::time_t kLifetimeSeconds = 7 * 24 * 3600;
+
+}  // namespace
+
+struct UploadSessions::Session {
+  std::mutex mu;
+  std::string id;
+  std::string path;  // directory
+  bool concurrent = false;
+  bool closed = false;
+  std::uint64_t size = 0;                      // sequential: received; concurrent: total once closed
+  std::map<std::uint64_t, std::uint64_t> ranges;  // concurrent: offset -> length
+  std::time_t created = 0;
+};
+
+UploadSessions::UploadSessions(const std::string& dir, BlobStore* blobs)
+    : dir_(dir + "/sessions"), blobs_(blobs) {
+  std::filesystem::create_directories(dir_);
+}
+
+UploadSessions::~UploadSessions() = default;
+
+void UploadSessions::Save(const Session& s) {
+  nlohmann::json ranges = nlohmann::json::array();
+  for (const auto& [off, len] : s.ranges) ranges.push_back({off, len});
+  const nlohmann::json j = {{"concurrent", s.concurrent}, {"closed", s.closed},
+                            {"size", s.size},             {"ranges", ranges},
+                            {"created", s.created}};
+  const std::string tmp = s.path + "/state.json.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump();
+  }
+  std::filesystem::rename(tmp, s.path + "/state.json");
+}
+
+std::string UploadSessions::Create(bool concurrent) {
+  static std::mutex rng_mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::string hex;
+  {
+    std::lock_guard lock(rng_mu);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                  static_cast<unsigned long long>(rng()));
+    hex = buf;
+  }
+  auto s = std::make_shared<Session>();
+  s->id = kIdPrefix + hex;
+  s->path = dir_ + "/" + hex;
+  s->concurrent = concurrent;
+  s->created = std::time(nullptr);
+  std::filesystem::create_directories(s->path);
+  {
+    std::ofstream(s->path + "/data", std::ios::trunc);
+  }
+  Save(*s);
+  std::lock_guard lock(mu_);
+  sessions_[s->id] = s;
+  return s->id;
+}
+
+std::string UploadSessions::CreateClosedFrom(const std::string& file, std::uint64_t size) {
+  const std::string id = Create(false);
+  auto s = Find(id);
+  std::lock_guard lock(s->mu);
+  const std::string data = s->path + "/data";
+  ::unlink(data.c_str());
+  if (::link(file.c_str(), data.c_str()) != 0) std::filesystem::copy_file(file, data);
+  s->size = size;
+  s->closed = true;
+  Save(*s);
+  return id;
+}
+
+std::shared_ptr<UploadSessions::Session> UploadSessions::Find(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(id);
+  std::shared_ptr<Session> s;
+  if (it != sessions_.end()) {
+    s = it->second;
+  } else {
+    if (id.rfind(kIdPrefix, 0) != 0) return nullptr;
+    const std::string hex = id.substr(std::string(kIdPrefix).size());
+    if (hex.empty() || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return nullptr;
+    }
+    std::ifstream in(dir_ + "/" + hex + "/state.json");
+    if (!in) return nullptr;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded()) return nullptr;
+    s = std::make_shared<Session>();
+    s->id = id;
+    s->path = dir_ + "/" + hex;
+    s->concurrent = j.value("concurrent", false);
+    s->closed = j.value("closed", false);
+    s->size = j.value("size", std::uint64_t{0});
+    s->created = j.value("created", std::time_t{0});
+    for (const auto& r : j.value("ranges", nlohmann::json::array())) {
+      s->ranges[r.at(0).get<std::uint64_t>()] = r.at(1).get<std::uint64_t>();
+    }
+    sessions_[id] = s;
+  }
+  if (std::time(nullptr) - s->created > kLifetimeSeconds) return nullptr;
+  return s;
+}
+
+bool UploadSessions::WriteBody(const Session& s, std::uint64_t offset, const BodyReader& body,
+                               std::uint64_t* received, std::string* hash_hex, bool* io_ok) {
+  const int fd = ::open((s.path + "/data").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  *io_ok = fd >= 0;
+  hash::ContentHasher hasher;
+  std::uint64_t pos = offset;
+  const bool read_ok = body([&](const char* data, std::size_t len) {
+    const std::uint64_t before = *received;
+    *received += len;
+    if (before >= kMaxRequestBytes || !*io_ok) return true;  // drain only
+    const std::size_t keep = static_cast<std::size_t>(
+        std::min<std::uint64_t>(len, kMaxRequestBytes - before));
+    hasher.Update(std::string_view(data, keep));
+    std::size_t done = 0;
+    while (done < keep) {
+      const ssize_t n = ::pwrite(fd, data + done, keep - done, static_cast<off_t>(pos + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        *io_ok = false;
+        return true;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    pos += keep;
+    return true;
+  });
+  if (fd >= 0) ::close(fd);
+  *hash_hex = hash::ToHex(hasher.Finish());
+  return read_ok;
+}
+
+std::optional<SessionError> UploadSessions::Append(const std::string& id, std::uint64_t offset,
+                                                   bool close, const BodyReader& body,
+                                                   const std::optional<std::string>& expected_hash) {
+  auto s = Find(id);
+  if (!s) return SessionError{Tag("not_found")};
+  std::unique_lock lock(s->mu);
+  if (s->closed) return SessionError{Tag("closed")};
+  if (!s->concurrent) {
+    if (offset != s->size) {
+      return SessionError{{{".tag", "incorrect_offset"}, {"correct_offset", s->size}}};
+    }
+  } else {
+    if (offset % kConcurrentChunk != 0) return SessionError{Tag("concurrent_session_invalid_offset")};
+    lock.unlock();  // concurrent chunks are written in parallel
+  }
+  std::uint64_t received = 0;
+  std::string hex;
+  bool io_ok = true;
+  if (!WriteBody(*s, offset, body, &received, &hex, &io_ok) || !io_ok) {
+    return SessionError{Tag("internal_error")};
+  }
+  if (received > kMaxRequestBytes) return SessionError{Tag("payload_too_large")};
+  if (expected_hash && *expected_hash != hex) return SessionError{Tag("content_hash_mismatch")};
+  if (offset + received > kMaxSessionBytes) return SessionError{Tag("too_large")};
+  if (!lock.owns_lock()) lock.lock();
+  if (s->closed) return SessionError{Tag("closed")};
+  if (s->concurrent) {
+    if (!close && received % kConcurrentChunk != 0) {
+      return SessionError{Tag("concurrent_session_invalid_data_size")};
+    }
+    if (received > 0) s->ranges[offset] = received;
+    if (close) s->size = offset + received;
+  } else {
+    s->size += received;
+  }
+  s->closed = close;
+  Save(*s);
+  return std::nullopt;
+}
+
+std::variant<ReadySession, SessionError> UploadSessions::PrepareFinish(
+    const std::string& id, std::uint64_t offset, const BodyReader& body,
+    const std::optional<std::string>& expected_hash, bool require_closed) {
+  auto s = Find(id);
+  if (!s) return SessionError{Tag("not_found"), true};
+  std::lock_guard lock(s->mu);
+  if (require_closed && !s->closed) return SessionError{Tag("not_closed"), true};
+  std::uint64_t received = 0;
+  std::string hex;
+  bool io_ok = true;
+  if (s->concurrent) {
+    if (!WriteBody(*s, s->size, body, &received, &hex, &io_ok)) {
+      return SessionError{Tag("internal_error")};
+    }
+    if (received > 0) return SessionError{Tag("concurrent_session_data_not_allowed")};
+    if (!s->closed) return SessionError{Tag("concurrent_session_not_closed")};
+    std::uint64_t covered = 0;
+    for (const auto& [off, len] : s->ranges) {
+      if (off > covered) break;
+      covered = std::max(covered, off + len);
+    }
+    if (covered < s->size) return SessionError{Tag("concurrent_session_missing_data")};
+    if (offset != s->size) {
+      return SessionError{{{".tag", "incorrect_offset"}, {"correct_offset", s->size}}, true};
+    }
+  } else {
+    if (offset != s->size) {
+      return SessionError{{{".tag", "incorrect_offset"}, {"correct_offset", s->size}}, true};
+    }
+    if (!WriteBody(*s, offset, body, &received, &hex, &io_ok) || !io_ok) {
+      return SessionError{Tag("internal_error")};
+    }
+    if (received > kMaxRequestBytes) return SessionError{Tag("payload_too_large")};
+    if (received > 0 && s->closed) return SessionError{Tag("closed"), true};
+    if (expected_hash && *expected_hash != hex) return SessionError{Tag("content_hash_mismatch")};
+    if (received > 0) {
+      s->size += received;
+      s->closed = true;
+      Save(*s);
+    }
+  }
+  const std::string data = s->path + "/data";
+  if (::truncate(data.c_str(), static_cast<off_t>(s->size)) != 0) {
+    return SessionError{Tag("internal_error")};
+  }
+  auto digest = hash::HashFile(data);
+  if (!digest.ok()) return SessionError{Tag("internal_error")};
+  ReadySession ready;
+  ready.size = s->size;
+  ready.content_hash = hash::ToHex(digest->digest);
+  if (!blobs_->AdoptByLink(data, ready.content_hash).ok()) {
+    return SessionError{Tag("internal_error")};
+  }
+  return ready;
+}
+
+void UploadSessions::Complete(const std::string& id) {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    s = it->second;
+    sessions_.erase(it);
+  }
+  std::lock_guard lock(s->mu);
+  std::error_code ec;
+  std::filesystem::remove_all(s->path, ec);
+}
+
+}  // namespace filesync::emulator
