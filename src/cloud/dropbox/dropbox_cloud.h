@@ -1,0 +1,111 @@
+// DropboxCloud: cloud::Cloud on the Dropbox HTTP API v2 (reference: shared dropbox-api.md).
+//
+// Beyond cloud::Cloud's promises:
+//  - List: "" cursor -> recursive list_folder (+ continue until has_more is false), complete;
+//    a cursor -> list_folder/continue only, so a pass with no change costs ONE request. A reset
+//    or unusable cursor falls back to a full listing (complete); a missing root is an empty
+//    complete listing. Paths are path_display; compare them with unicode::CloudKey.
+//  - Upload, small files (<= small_file_limit): start_batch + ONE append_batch carrying every
+//    file + ONE finish_batch_v2 = 3 requests per batch (append_batch is split only when one
+//    Dropbox-API-Arg header would exceed max_arg_header_bytes). With append_batch = false:
+//    upload_session/start(close) per file + one finish_batch_v2. Large files: a concurrent
+//    session, chunk_size appends sent max_parallel_chunks at a time, committed in the same
+//    finish_batch_v2; progress lives in the SessionStore so a new DropboxCloud resumes with only
+//    the missing chunks (sessions older than 6.5 days are started again). Each file is read with
+//    O_NOFOLLOW and checked against item.expected before and after; a difference, or a commit
+//    whose size/content_hash differs from what was read, is kChanged. Only the failed entries of
+//    a batch are retried.
+//  - Delete: delete_v2 for one path, else delete_batch (<= 1000) + delete_batch/check polling;
+//    not_found is success. Move: move_v2; a case-only rename goes through a temporary name.
+//  - Pacing, retries and token refresh are shared by all calls of one instance (one Pacer).
+// Thread-safe: Upload/Delete/Move/List may run concurrently.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cloud/cloud.h"
+#include "cloud/dropbox/auth.h"
+#include "cloud/dropbox/clock.h"
+#include "cloud/dropbox/errors.h"
+#include "cloud/dropbox/http_client.h"
+#include "cloud/dropbox/pacer.h"
+#include "cloud/dropbox/session_store.h"
+
+namespace filesync::dropbox {
+
+struct DropboxOptions {
+  std::string api_url = "https://api.dropboxapi.com";
+  std::string content_url = "https://content.dropboxapi.com";
+  std::string notify_url = "https://notify.dropboxapi.com";
+
+  // Credentials: a fixed access token, or refresh_token + app_key (+ app_secret). A non-null
+  // `tokens` overrides both.
+  std::string access_token;   // secret
+  std::string refresh_token;  // secret
+  std::string app_key;
+  std::string app_secret;     // secret
+  std::shared_ptr<TokenProvider> tokens;
+
+  std::string ca_file;  // extra CA bundle to trust; TLS is always verified
+  std::shared_ptr<HttpTransport> transport;  // null: libcurl
+  Clock* clock = nullptr;                    // null: SystemClock()
+
+  bool append_batch = true;  // false: upload_session/start(close=true) per small file
+  std::uint64_t chunk_size = 16 * 1024 * 1024;  // large-file chunk, a multiple of 4 MiB
+  int max_parallel_chunks = 4;
+  std::uint64_t small_file_limit = 8 * 1024 * 1024;
+  std::size_t max_batch_files = 1000;
+  std::uint64_t max_batch_bytes = 128 * 1024 * 1024;
+  // Split append_batch so no Dropbox-API-Arg header is longer than this (0: never split).
+  std::size_t max_arg_header_bytes = 0;
+  SessionStore* sessions = nullptr;  // null: large uploads cannot resume after a restart
+  std::chrono::hours session_max_age{156};  // 6.5 days; Dropbox keeps sessions 7
+
+  PacerOptions pacer;  // backoff base, attempts, ...
+  std::chrono::milliseconds poll_initial{50};  // delete_batch/check: first wait, x1.5 each time
+  std::chrono::milliseconds poll_max{2000};
+  std::chrono::seconds poll_limit{600};
+
+  // Test hook: after this many large-file chunks were appended by this instance, further chunk
+  // work stops and Upload returns kCancelled for the file (simulates an interrupted process).
+  int test_stop_after_chunks = 0;
+};
+
+class DropboxCloud : public cloud::Cloud {
+ public:
+  // Throws std::invalid_argument on unusable options (no credentials, bad chunk size): a
+  // start-up configuration error.
+  explicit DropboxCloud(DropboxOptions options);
+  ~DropboxCloud() override;
+  DropboxCloud(const DropboxCloud&) = delete;
+  DropboxCloud& operator=(const DropboxCloud&) = delete;
+
+  [[nodiscard]] std::string_view name() const override { return "dropbox"; }
+  [[nodiscard]] cloud::Capabilities capabilities() const override;
+  Result<cloud::ListResult> List(const std::string& root, const std::string& cursor) override;
+  Status CreateFolder(const std::string& path) override;
+  std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
+                                                  const cloud::ProgressFn& progress) override;
+  std::vector<Status> Delete(std::span<const std::string> paths) override;
+  Result<cloud::RemoteEntry> Move(const std::string& from, const std::string& to) override;
+  Status Flush() override { return Status::Ok(); }
+
+  // users/get_current_account: checks the token and names the linked account.
+  Result<nlohmann::json> CurrentAccount();
+
+  // The account-wide pacer (tests and status output read its state).
+  [[nodiscard]] Pacer& pacer();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace filesync::dropbox

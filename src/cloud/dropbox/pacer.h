@@ -1,0 +1,90 @@
+// Pacer: the one rate-limit governor shared by every worker and sync dir of a Dropbox account
+// (limits are per access token, reference §14).
+//
+//  - Wait() is called before every request. It blocks while the account is paused and, once
+//    Dropbox has said too_many_requests, spaces requests to the allowed rate.
+//  - OnRateLimited(): a 429 with Retry-After (or JSON retry_after) pauses EVERY caller until then
+//    (+0-20 % jitter). too_many_requests also halves the allowed rate (multiplicative decrease,
+//    starting from the rate measured over the last second); the rate then grows back by
+//    recovery_per_second each second and becomes unlimited again once it reaches the rate that
+//    was limited. too_many_write_operations switches commits to serial (CommitLock()) and sets
+//    write_contention(), which tells the uploader to commit retried entries together.
+//  - Backoff(n) / WriteBackoff(n): full-jitter exponential delays, uniform in
+//    [0, min(cap, base * 2^(n-1))], for 5xx/network errors and for write contention.
+// Thread-safe. Time comes from a Clock so tests can use a fake one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+
+#include "cloud/dropbox/clock.h"
+#include "cloud/dropbox/errors.h"
+
+namespace filesync::dropbox {
+
+struct PacerOptions {
+  // 5xx, timeouts, connection resets: 1, 2, 4, 8, 16 s (before jitter), then give up.
+  std::chrono::milliseconds backoff_base{1000};
+  std::chrono::milliseconds backoff_cap{16000};
+  int max_attempts = 5;
+  // too_many_write_operations without Retry-After: 1 s doubling to 60 s, about 8 tries.
+  std::chrono::milliseconds write_backoff_base{1000};
+  std::chrono::milliseconds write_backoff_cap{60000};
+  int max_write_attempts = 8;
+  // 429 tries before a request gives up (each one waits the server's Retry-After).
+  int max_rate_limited_attempts = 20;
+  // A 429 with no hint at all waits this long (what the official SDK does).
+  std::chrono::milliseconds default_retry_after{5000};
+  double min_rate = 1.0;              // requests/s floor after repeated decreases
+  double recovery_per_second = 1.0;   // additive increase, requests/s per second
+  std::uint64_t seed = 0;             // jitter seed; 0 = random
+};
+
+class Pacer {
+ public:
+  Pacer(PacerOptions options, Clock& clock);
+
+  // Blocks until a request may be sent.
+  void Wait();
+
+  // Records a rate-limit answer. `retry_after` is the server's hint, if any.
+  void OnRateLimited(RateReason reason, std::optional<std::chrono::milliseconds> retry_after);
+
+  [[nodiscard]] std::chrono::milliseconds Backoff(int attempt);
+  [[nodiscard]] std::chrono::milliseconds WriteBackoff(int attempt);
+  void Sleep(std::chrono::milliseconds d) { clock_.SleepFor(d); }
+
+  // Held around a commit (finish_batch_v2, delete_batch, move): empty (not owning) until write
+  // contention has been seen, then a lock on the account-wide commit mutex.
+  [[nodiscard]] std::unique_lock<std::mutex> CommitLock();
+
+  [[nodiscard]] bool write_contention() const;
+  // Allowed requests per second, nullopt when unlimited.
+  [[nodiscard]] std::optional<double> rate() const;
+  [[nodiscard]] Clock::TimePoint paused_until() const;
+  [[nodiscard]] const PacerOptions& options() const { return options_; }
+  [[nodiscard]] Clock& clock() { return clock_; }
+
+ private:
+  std::chrono::milliseconds Jittered(std::chrono::milliseconds base, std::chrono::milliseconds cap, int attempt);
+  void RecoverLocked(Clock::TimePoint now);
+
+  const PacerOptions options_;
+  Clock& clock_;
+  mutable std::mutex mu_;
+  Clock::TimePoint pause_until_{};           // guarded by mu_
+  std::optional<double> rate_;               // guarded by mu_
+  double ceiling_ = 0;                       // guarded by mu_: rate at which we were limited
+  Clock::TimePoint last_adjust_{};           // guarded by mu_
+  Clock::TimePoint next_slot_{};             // guarded by mu_
+  std::deque<Clock::TimePoint> recent_;      // guarded by mu_: request times of the last second
+  bool write_contention_ = false;            // guarded by mu_
+  std::mt19937_64 rng_;                      // guarded by mu_
+  std::mutex commit_mu_;
+};
+
+}  // namespace filesync::dropbox

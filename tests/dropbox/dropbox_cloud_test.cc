@@ -1,0 +1,486 @@
+// DropboxCloud against a scripted transport: request counts, retry rules and result mapping,
+// without a network.
+#include "cloud/dropbox/dropbox_cloud.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "fakes.h"
+
+namespace filesync::dropbox {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::FakeClock;
+using testing::FakeTransport;
+using testing::JsonResponse;
+using testing::TextResponse;
+
+json NotFound409() { return {{"error_summary", "path/not_found/."}, {"error", {{".tag", "path"}, {"path", {{".tag", "not_found"}}}}}}; }
+
+class DropboxCloudTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<DropboxCloud> Make(FakeTransport::Handler handler, DropboxOptions o = {}) {
+    transport_ = std::make_shared<FakeTransport>(std::move(handler));
+    o.api_url = "http://api.test";
+    o.content_url = "http://content.test";
+    if (!o.tokens && o.refresh_token.empty()) o.access_token = "tok";
+    o.transport = transport_;
+    o.clock = &clock_;
+    o.pacer.seed = 7;
+    return std::make_unique<DropboxCloud>(std::move(o));
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+
+  static cloud::FileIdentity Identity(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(stat(path.c_str(), &st), 0);
+    return cloud::FileIdentity{static_cast<std::uint64_t>(st.st_size),
+                               st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                               st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
+                               static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev)};
+  }
+
+  cloud::UploadItem Item(const std::string& name, const std::string& content, const std::string& cloud_path) {
+    cloud::UploadItem item;
+    item.local_path = WriteFile(name, content);
+    item.cloud_path = cloud_path;
+    item.expected = Identity(item.local_path);
+    item.mtime_ns = item.expected.mtime_ns;
+    return item;
+  }
+
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/dbx_cloud_" + std::to_string(getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  FakeClock clock_;
+  std::shared_ptr<FakeTransport> transport_;
+  std::string dir_;
+};
+
+json FileEntry(const std::string& path, std::uint64_t size, const std::string& content) {
+  std::string lower = path;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return {{".tag", "file"}, {"name", std::string(cloud::BaseName(path))}, {"path_lower", lower}, {"path_display", path},
+          {"id", "id:x"}, {"rev", "015f00000001"}, {"size", size}, {"content_hash", hash::ToHex(hash::HashBytes(content))}};
+}
+
+TEST_F(DropboxCloudTest, FullListingFollowsHasMoreAndSkipsRoot) {
+  auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
+    const json arg = json::parse(r.body);
+    if (FakeTransport::Route(r) == "files/list_folder") {
+      EXPECT_EQ(arg["path"], "/Backups");
+      EXPECT_EQ(arg["recursive"], true);
+      EXPECT_EQ(arg["include_deleted"], false);
+      EXPECT_EQ(arg["limit"], 2000);
+      return JsonResponse(200, {{"entries", {{{".tag", "folder"}, {"name", "Backups"}, {"path_lower", "/backups"}, {"path_display", "/Backups"}},
+                                             FileEntry("/Backups/a.txt", 5, "hello")}},
+                                {"cursor", "c1"}, {"has_more", true}});
+    }
+    EXPECT_EQ(arg["cursor"], "c1");
+    return JsonResponse(200, {{"entries", {{{".tag", "folder"}, {"name", "d"}, {"path_lower", "/backups/d"}, {"path_display", "/Backups/d"}}}},
+                              {"cursor", "c2"}, {"has_more", false}});
+  });
+  auto listed = cloud->List("/Backups", "");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_TRUE(listed->complete);
+  EXPECT_EQ(listed->cursor, "c2");
+  ASSERT_EQ(listed->changes.size(), 2u);
+  EXPECT_EQ(listed->changes[0].entry.path, "/Backups/a.txt");
+  EXPECT_EQ(listed->changes[0].entry.size, 5u);
+  EXPECT_EQ(listed->changes[0].entry.content_hash, hash::HashBytes("hello"));
+  EXPECT_EQ(listed->changes[1].entry.kind, cloud::EntryKind::kFolder);
+  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/list_folder", "files/list_folder/continue"}));
+}
+
+TEST_F(DropboxCloudTest, ContinueWithoutChangesCostsOneRequest) {
+  auto cloud = Make([](const HttpRequest&) -> Result<HttpResponse> {
+    return JsonResponse(200, {{"entries", json::array()}, {"cursor", "c9"}, {"has_more", false}});
+  });
+  auto listed = cloud->List("", "c8");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_FALSE(listed->complete);
+  EXPECT_TRUE(listed->changes.empty());
+  EXPECT_EQ(listed->cursor, "c9");
+  EXPECT_EQ(transport_->requests().size(), 1u);
+}
+
+TEST_F(DropboxCloudTest, ContinueReportsDeletesAndResetRelists) {
+  int continues = 0;
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    if (FakeTransport::Route(r) == "files/list_folder/continue") {
+      if (++continues == 1) {
+        return JsonResponse(200, {{"entries", {{{".tag", "deleted"}, {"name", "x"}, {"path_lower", "/x"}, {"path_display", "/X"}}}},
+                                  {"cursor", "c2"}, {"has_more", false}});
+      }
+      return JsonResponse(409, {{"error_summary", "reset/.."}, {"error", {{".tag", "reset"}}}});
+    }
+    EXPECT_EQ(json::parse(r.body)["path"], "");
+    return JsonResponse(200, {{"entries", {FileEntry("/y", 1, "y")}}, {"cursor", "fresh"}, {"has_more", false}});
+  });
+  auto first = cloud->List("", "c1");
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->changes.size(), 1u);
+  EXPECT_EQ(first->changes[0].type, cloud::ListChange::Type::kDelete);
+  EXPECT_EQ(first->changes[0].entry.path, "/X");
+  auto second = cloud->List("", "c2");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(second->complete);
+  EXPECT_EQ(second->cursor, "fresh");
+  ASSERT_EQ(second->changes.size(), 1u);
+}
+
+TEST_F(DropboxCloudTest, MissingRootIsEmptyCompleteListing) {
+  auto cloud = Make([](const HttpRequest&) -> Result<HttpResponse> { return JsonResponse(409, NotFound409()); });
+  auto listed = cloud->List("/nope", "");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->complete);
+  EXPECT_TRUE(listed->changes.empty());
+}
+
+TEST_F(DropboxCloudTest, CreateFolderExistingFolderIsSuccessFileIsConflict) {
+  bool file_in_way = false;
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    EXPECT_EQ(json::parse(r.body)["autorename"], false);
+    return JsonResponse(409, {{"error", {{".tag", "path"}, {"path", {{".tag", "conflict"}, {"conflict", {{".tag", file_in_way ? "file" : "folder"}}}}}}}});
+  });
+  EXPECT_TRUE(cloud->CreateFolder("/a").ok());
+  file_in_way = true;
+  EXPECT_EQ(cloud->CreateFolder("/a").kind(), Status::Kind::kConflict);
+}
+
+TEST_F(DropboxCloudTest, ExpiredTokenRefreshesAndRetriesOnce) {
+  int refreshes = 0;
+  int calls = 0;
+  auto cloud_handler = [&](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.url.ends_with("/oauth2/token")) {
+      ++refreshes;
+      return JsonResponse(200, {{"access_token", "T" + std::to_string(refreshes)}, {"expires_in", 14400}});
+    }
+    ++calls;
+    if (r.headers.Get("Authorization") == "Bearer T1") {
+      return JsonResponse(401, {{"error_summary", "expired_access_token/"}, {"error", {{".tag", "expired_access_token"}}}});
+    }
+    EXPECT_EQ(r.headers.Get("Authorization"), "Bearer T2");
+    return JsonResponse(200, {{"metadata", {{"name", "a"}, {"path_display", "/a"}}}});
+  };
+  DropboxOptions o;
+  o.refresh_token = "R";
+  o.app_key = "K";
+  auto cloud = Make(cloud_handler, o);
+  EXPECT_TRUE(cloud->CreateFolder("/a").ok());
+  EXPECT_EQ(refreshes, 2);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST_F(DropboxCloudTest, PersistentExpiryAfterRefreshIsAuthError) {
+  auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.url.ends_with("/oauth2/token")) return JsonResponse(200, {{"access_token", "T"}, {"expires_in", 14400}});
+    return JsonResponse(401, {{"error", {{".tag", "expired_access_token"}}}});
+  }, DropboxOptions{.refresh_token = "R", .app_key = "K"});
+  EXPECT_EQ(cloud->CreateFolder("/a").kind(), Status::Kind::kAuth);
+}
+
+TEST_F(DropboxCloudTest, ServerErrorsBackOffThenGiveUp) {
+  auto cloud = Make([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, "boom"); });
+  const Status s = cloud->CreateFolder("/a");
+  EXPECT_EQ(s.kind(), Status::Kind::kTransient);
+  EXPECT_EQ(transport_->requests().size(), 5u);
+  EXPECT_EQ(clock_.sleeps().size() <= 4u, true);
+}
+
+TEST_F(DropboxCloudTest, NetworkErrorThenSuccessRetries) {
+  int n = 0;
+  auto cloud = Make([&](const HttpRequest&) -> Result<HttpResponse> {
+    if (++n < 3) return Status::Transient("connection reset");
+    return JsonResponse(200, {{"metadata", {{"name", "a"}, {"path_display", "/a"}}}});
+  });
+  EXPECT_TRUE(cloud->CreateFolder("/a").ok());
+  EXPECT_EQ(n, 3);
+}
+
+TEST_F(DropboxCloudTest, RateLimitWaitsAtLeastRetryAfter) {
+  int n = 0;
+  Clock::TimePoint first{};
+  Clock::TimePoint second{};
+  auto cloud = Make([&](const HttpRequest&) -> Result<HttpResponse> {
+    if (++n == 1) {
+      first = clock_.Now();
+      HttpResponse r = JsonResponse(429, {{"error", {{"reason", {{".tag", "too_many_requests"}}}, {"retry_after", 2}}}});
+      r.headers.Add("Retry-After", "2");
+      return r;
+    }
+    second = clock_.Now();
+    return JsonResponse(200, {{"metadata", {{"name", "a"}, {"path_display", "/a"}}}});
+  });
+  EXPECT_TRUE(cloud->CreateFolder("/a").ok());
+  EXPECT_GE(second - first, 2s);
+  EXPECT_TRUE(cloud->pacer().rate().has_value());
+}
+
+TEST_F(DropboxCloudTest, AmbiguousMoveChecksStateInsteadOfRetryingBlindly) {
+  auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
+    const std::string route = FakeTransport::Route(r);
+    if (route == "files/move_v2") return TextResponse(503, "upstream timeout");
+    const json arg = json::parse(r.body);
+    if (arg["path"] == "/old") return JsonResponse(409, NotFound409());
+    return JsonResponse(200, FileEntry("/new", 5, "hello"));
+  });
+  auto moved = cloud->Move("/old", "/new");
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->path, "/new");
+  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/move_v2", "files/get_metadata", "files/get_metadata"}));
+}
+
+TEST_F(DropboxCloudTest, MoveConflictAndCaseOnlyRename) {
+  std::vector<std::pair<std::string, std::string>> moves;
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    const json arg = json::parse(r.body);
+    moves.emplace_back(arg["from_path"], arg["to_path"]);
+    EXPECT_EQ(arg["autorename"], false);
+    if (arg["to_path"] == "/taken") {
+      return JsonResponse(409, {{"error", {{".tag", "to"}, {"to", {{".tag", "conflict"}, {"conflict", {{".tag", "file"}}}}}}}});
+    }
+    return JsonResponse(200, {{"metadata", FileEntry(arg["to_path"], 1, "x")}});
+  });
+  EXPECT_EQ(cloud->Move("/a", "/taken").status().kind(), Status::Kind::kConflict);
+  moves.clear();
+  auto renamed = cloud->Move("/Dir/readme.TXT", "/Dir/README.txt");
+  ASSERT_TRUE(renamed.ok());
+  EXPECT_EQ(renamed->path, "/Dir/README.txt");
+  ASSERT_EQ(moves.size(), 2u);
+  EXPECT_EQ(moves[0].first, "/Dir/readme.TXT");
+  EXPECT_TRUE(moves[0].second.starts_with("/Dir/README.txt.filesync-tmp-")) << moves[0].second;
+  EXPECT_EQ(moves[1].first, moves[0].second);
+  EXPECT_EQ(moves[1].second, "/Dir/README.txt");
+}
+
+TEST_F(DropboxCloudTest, MoveSendsNfcPaths) {
+  auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
+    const json arg = json::parse(r.body);
+    EXPECT_EQ(arg["from_path"], "/caf\xC3\xA9");     // NFC é
+    EXPECT_EQ(arg["to_path"], "/caf\xC3\xA9-2");
+    return JsonResponse(200, {{"metadata", FileEntry(arg["to_path"], 1, "x")}});
+  });
+  EXPECT_TRUE(cloud->Move("/cafe\xCC\x81", "/cafe\xCC\x81-2").ok());  // NFD input
+}
+
+TEST_F(DropboxCloudTest, DeleteBatchPollsAndTreatsNotFoundAsSuccess) {
+  int checks = 0;
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    const std::string route = FakeTransport::Route(r);
+    if (route == "files/delete_batch") {
+      EXPECT_EQ(json::parse(r.body)["entries"].size(), 3u);
+      return JsonResponse(200, {{".tag", "async_job_id"}, {"async_job_id", "dbjid:1"}});
+    }
+    EXPECT_EQ(route, "files/delete_batch/check");
+    if (++checks < 3) return JsonResponse(200, {{".tag", "in_progress"}});
+    return JsonResponse(200, {{".tag", "complete"},
+                              {"entries",
+                               {{{".tag", "success"}, {"metadata", FileEntry("/a", 1, "a")}},
+                                {{".tag", "failure"}, {"failure", {{".tag", "path_lookup"}, {"path_lookup", {{".tag", "not_found"}}}}}},
+                                {{".tag", "failure"}, {"failure", {{".tag", "path_write"}, {"path_write", {{".tag", "no_write_permission"}}}}}}}}});
+  });
+  const std::vector<std::string> paths = {"/a", "/b", "/c"};
+  const auto results = cloud->Delete(paths);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_TRUE(results[1].ok());
+  EXPECT_EQ(results[2].kind(), Status::Kind::kPermanent);
+  EXPECT_EQ(checks, 3);
+  // Polling starts at ~50 ms and grows.
+  const auto sleeps = clock_.sleeps();
+  ASSERT_GE(sleeps.size(), 3u);
+  EXPECT_EQ(sleeps[0], 50ms);
+  EXPECT_GT(sleeps[1], sleeps[0]);
+}
+
+TEST_F(DropboxCloudTest, SingleDeleteUsesDeleteV2AndNotFoundIsSuccess) {
+  auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
+    EXPECT_EQ(FakeTransport::Route(r), "files/delete_v2");
+    return JsonResponse(409, {{"error", {{".tag", "path_lookup"}, {"path_lookup", {{".tag", "not_found"}}}}}});
+  });
+  const std::vector<std::string> paths = {"/gone"};
+  EXPECT_TRUE(cloud->Delete(paths)[0].ok());
+  const std::vector<std::string> root = {""};
+  EXPECT_EQ(cloud->Delete(root)[0].kind(), Status::Kind::kInvalidArgument);
+}
+
+// A minimal upload-session server: start_batch, append_batch, finish_batch_v2.
+struct FakeUploads {
+  std::map<std::string, std::string> sessions;
+  int next = 0;
+  int write_contention_once = -1;  // entry index that fails once with too_many_write_operations
+  bool corrupt_hash = false;
+  std::vector<std::string> finish_paths;
+
+  Result<HttpResponse> operator()(const HttpRequest& r) {
+    const std::string route = FakeTransport::Route(r);
+    if (route == "files/upload_session/start_batch") {
+      json ids = json::array();
+      for (int i = 0; i < json::parse(r.body)["num_sessions"].get<int>(); ++i) {
+        const std::string id = "s" + std::to_string(next++);
+        sessions[id];
+        ids.push_back(id);
+      }
+      return JsonResponse(200, {{"session_ids", ids}});
+    }
+    if (route == "files/upload_session/append_batch") {
+      const std::string header(*r.headers.Get("Dropbox-API-Arg"));
+      for (const char c : header) EXPECT_LT(static_cast<unsigned char>(c), 0x80);
+      const json arg = json::parse(header);
+      EXPECT_EQ(arg["content_hash"], hash::ToHex(hash::HashBytes(r.body)));
+      std::size_t off = 0;
+      json entries = json::array();
+      for (const auto& e : arg["entries"]) {
+        const auto len = e["length"].get<std::size_t>();
+        sessions[e["cursor"]["session_id"]] = r.body.substr(off, len);
+        off += len;
+        EXPECT_EQ(e["close"], true);
+        entries.push_back({{".tag", "success"}});
+      }
+      EXPECT_EQ(off, r.body.size());
+      return JsonResponse(200, {{"entries", entries}});
+    }
+    if (route == "files/upload_session/finish_batch_v2") {
+      json entries = json::array();
+      int i = 0;
+      const json arg = json::parse(r.body);
+      for (const auto& e : arg["entries"]) {
+        EXPECT_EQ(e["commit"]["mode"], "overwrite");
+        EXPECT_EQ(e["commit"]["mute"], true);
+        EXPECT_EQ(e["commit"]["autorename"], false);
+        EXPECT_TRUE(e["commit"].contains("client_modified"));
+        const std::string path = e["commit"]["path"];
+        finish_paths.push_back(path);
+        if (i++ == write_contention_once) {
+          write_contention_once = -1;
+          entries.push_back({{".tag", "failure"}, {"failure", {{".tag", "too_many_write_operations"}}}});
+          continue;
+        }
+        const std::string& data = sessions.at(e["cursor"]["session_id"]);
+        EXPECT_EQ(e["cursor"]["offset"], data.size());
+        json m = FileEntry(path, data.size(), corrupt_hash ? data + "!" : data);
+        m[".tag"] = "success";
+        entries.push_back(m);
+      }
+      return JsonResponse(200, {{"entries", entries}});
+    }
+    ADD_FAILURE() << "unexpected route " << route;
+    return TextResponse(404, "no");
+  }
+};
+
+TEST_F(DropboxCloudTest, SmallFilesTakeThreeRequestsPerBatch) {
+  auto uploads = std::make_shared<FakeUploads>();
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  std::vector<cloud::UploadItem> items = {Item("a", "hello", "/d/a.txt"), Item("b", "", "/d/b.txt"),
+                                          Item("c", "seven!!", "/d/R\xC3\xA9port.txt")};
+  std::uint64_t progressed = 0;
+  const auto results = cloud->Upload(items, [&](std::uint64_t n) { progressed += n; });
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(results[0]->digest, hash::HashBytes("hello"));
+  EXPECT_EQ(results[0]->bytes_transferred, 5u);
+  EXPECT_EQ(results[0]->identity, items[0].expected);
+  EXPECT_EQ(results[1]->entry.size, 0u);
+  EXPECT_EQ(progressed, 12u);
+  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/upload_session/start_batch",
+                                                           "files/upload_session/append_batch",
+                                                           "files/upload_session/finish_batch_v2"}));
+}
+
+TEST_F(DropboxCloudTest, ChangedFileIsNotUploadedOthersAre) {
+  auto uploads = std::make_shared<FakeUploads>();
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  std::vector<cloud::UploadItem> items = {Item("a", "hello", "/a"), Item("b", "bbb", "/b")};
+  items[1].expected.size = 2;  // the scan saw another version
+  const auto results = cloud->Upload(items, nullptr);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_EQ(results[1].status().kind(), Status::Kind::kChanged);
+  EXPECT_EQ(uploads->finish_paths, std::vector<std::string>{"/a"});
+}
+
+TEST_F(DropboxCloudTest, CommittedHashMismatchIsChanged) {
+  auto uploads = std::make_shared<FakeUploads>();
+  uploads->corrupt_hash = true;
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  std::vector<cloud::UploadItem> items = {Item("a", "hello", "/a")};
+  EXPECT_EQ(cloud->Upload(items, nullptr)[0].status().kind(), Status::Kind::kChanged);
+}
+
+TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
+  auto uploads = std::make_shared<FakeUploads>();
+  uploads->write_contention_once = 1;
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "2", "/b"), Item("c", "3", "/c")};
+  const auto results = cloud->Upload(items, nullptr);
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/b", "/c", "/b"}));
+  EXPECT_TRUE(cloud->pacer().write_contention());
+}
+
+TEST_F(DropboxCloudTest, FallbackStartsOneSessionPerFile) {
+  std::vector<std::string> start_args;
+  auto uploads = std::make_shared<FakeUploads>();
+  std::mutex mu;
+  auto cloud = Make(
+      [&, uploads](const HttpRequest& r) -> Result<HttpResponse> {
+        if (FakeTransport::Route(r) == "files/upload_session/start") {
+          std::lock_guard lock(mu);
+          const json arg = json::parse(std::string(*r.headers.Get("Dropbox-API-Arg")));
+          EXPECT_EQ(arg["close"], true);
+          EXPECT_EQ(arg["content_hash"], hash::ToHex(hash::HashBytes(r.body)));
+          const std::string id = "f" + std::to_string(uploads->next++);
+          uploads->sessions[id] = r.body;
+          return JsonResponse(200, {{"session_id", id}});
+        }
+        return (*uploads)(r);
+      },
+      DropboxOptions{.append_batch = false});
+  std::vector<cloud::UploadItem> items = {Item("a", "x", "/a"), Item("b", "yy", "/b"), Item("c", "zzz", "/c")};
+  const auto results = cloud->Upload(items, nullptr);
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  const auto routes = transport_->routes();
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "files/upload_session/start"), 3);
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "files/upload_session/finish_batch_v2"), 1);
+  EXPECT_EQ(routes.size(), 4u);
+}
+
+TEST_F(DropboxCloudTest, CapabilitiesAdvertiseBatching) {
+  auto cloud = Make([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, ""); });
+  const auto caps = cloud->capabilities();
+  EXPECT_TRUE(caps.incremental_listing);
+  EXPECT_TRUE(caps.case_insensitive);
+  EXPECT_EQ(caps.max_batch_files, 1000u);
+  EXPECT_GT(caps.small_file_limit, 0u);
+  EXPECT_GT(caps.max_batch_bytes, caps.small_file_limit);
+  EXPECT_TRUE(cloud->Flush().ok());
+}
+
+TEST(DropboxOptionsTest, RejectsBadChunkSizeAndMissingCredentials) {
+  DropboxOptions o;
+  o.transport = std::make_shared<FakeTransport>([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, ""); });
+  EXPECT_THROW(DropboxCloud{o}, std::invalid_argument);
+  o.access_token = "t";
+  o.chunk_size = 5 * 1024 * 1024;
+  EXPECT_THROW(DropboxCloud{o}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace filesync::dropbox
