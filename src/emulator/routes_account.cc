@@ -15,7 +15,8 @@ bool IsVoid(const nlohmann::json& arg) { return arg.is_null(); }
 Reply HandleAccountRoute(RouteContext& ctx, const Call& call) {
   const std::string& route = call.route;
   if (route == "check/user") {
-    ArgReader r(call.arg.is_null() ? nlohmann::json::object() : call.arg, "request body");
+    const nlohmann::json arg = call.arg.is_null() ? nlohmann::json::object() : call.arg;
+    ArgReader r(arg, "request body");
     const std::string query = r.String("query", false).value_or("");
     if (!r.Finish()) return BadArgument(route, r.error());
     if (query.size() > 500) return BadArgument(route, "request body: 'query' longer than 500");

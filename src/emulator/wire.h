@@ -54,8 +54,10 @@ nlohmann::json Tagged(const std::string& tag, nlohmann::json value);
 // once. A null optional field counts as absent.
 class ArgReader {
  public:
-  // `where` prefixes messages ("request body", "entries[3].commit", ...).
+  // `where` prefixes messages ("request body", "entries[3].commit", ...). `value` must
+  // outlive the reader.
   ArgReader(const nlohmann::json& value, std::string where);
+  ArgReader(nlohmann::json&&, std::string) = delete;
 
   std::optional<std::string> String(const char* name, bool required);
   bool Bool(const char* name, bool default_value);
