@@ -9,8 +9,10 @@
 //  - d_type saves the fstatat() for directories, symlinks and special files; a directory's
 //    identity (and the other-filesystem check) comes from fstat() on its open descriptor, which
 //    cannot race. Regular files (and DT_UNKNOWN) need fstatat(AT_SYMLINK_NOFOLLOW).
-//  - Work is a shared LIFO stack of directories guarded by one mutex (taken once per directory,
-//    not per file); LIFO keeps few parents open. Each worker collects entries and issues
+//  - Work is a shared LIFO stack guarded by one mutex (taken once per directory or slice, not
+//    per file); LIFO keeps few parents open. With several threads, a directory of more than
+//    kSliceEntries names is cut into slices of its listing that any worker can stat, so one
+//    huge directory is not left to a single thread. Each worker collects entries and issues
 //    locally; they are merged and sorted once at the end.
 #include "scan/scanner.h"
 
@@ -35,6 +37,8 @@ namespace filesync::scan {
 namespace {
 
 constexpr std::size_t kDentsChunk = 64 * 1024;
+// Names per slice of a large directory's listing (parallel scans only).
+constexpr std::size_t kSliceEntries = 2048;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -125,11 +129,22 @@ class DirFd {
   int fd_;
 };
 
-// A directory waiting to be opened: its name inside `parent`.
+// The whole getdents64() listing of a directory whose names are handled in slices.
+struct Listing {
+  std::shared_ptr<DirFd> dir;
+  std::string path;
+  std::vector<char> records;
+};
+
+// One unit of work: a directory waiting to be opened (its name inside `parent`), or, when
+// `listing` is set, the records [begin, end) of a large directory's listing.
 struct DirWork {
   std::shared_ptr<DirFd> parent;
   std::string path;
   std::size_t name_offset = 0;
+  std::shared_ptr<const Listing> listing;
+  std::size_t begin = 0;
+  std::size_t end = 0;
 };
 
 struct WorkerOutput {
@@ -140,8 +155,8 @@ struct WorkerOutput {
 
 class Walker {
  public:
-  Walker(const ScanOptions& options, std::uint64_t root_device)
-      : options_(options), root_device_(root_device) {}
+  Walker(const ScanOptions& options, std::uint64_t root_device, std::size_t threads)
+      : options_(options), root_device_(root_device), threads_(threads) {}
 
   // Reads the root; false (with errno) if it cannot be listed.
   bool ListRoot(const std::shared_ptr<DirFd>& root, WorkerOutput& out, std::vector<char>& buffer,
@@ -150,7 +165,7 @@ class Walker {
     const std::size_t used = ReadAll(root->get(), buffer, err);
     if (*err != 0) return false;
     ++out.dirs;
-    HandleListing(root, "", buffer, used, out, children);
+    Dispatch(root, "", buffer, used, out, children);
     stack_ = std::move(children);
     return true;
   }
@@ -168,7 +183,12 @@ class Walker {
         stack_.pop_back();
         ++active_;
       }
-      ProcessDir(std::move(work), out, buffer, children);
+      if (work.listing != nullptr) {
+        const Listing& listing = *work.listing;
+        HandleListing(listing.dir, listing.path, listing.records, work.begin, work.end, out, children);
+      } else {
+        ProcessDir(std::move(work), out, buffer, children);
+      }
       {
         std::lock_guard lock(mu_);
         const std::size_t pushed = children.size();
@@ -252,14 +272,46 @@ class Walker {
     cloud::FileIdentity identity = IdentityOf(st);
     identity.size = 0;
     out.entries.push_back({work.path, cloud::EntryKind::kFolder, identity});
-    HandleListing(dir, work.path, buffer, used, out, children);
+    Dispatch(dir, work.path, buffer, used, out, children);
+  }
+
+  // Handles a listing now, or (large directory, several threads) queues it in slices; the
+  // buffer then moves into the shared listing.
+  void Dispatch(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
+                std::vector<char>& buffer, std::size_t used, WorkerOutput& out,
+                std::vector<DirWork>& children) {
+    std::vector<std::size_t> cuts;  // record offsets where slices start, after the first
+    if (threads_ > 1) {
+      std::size_t count = 0;
+      for (std::size_t offset = 0; offset < used; offset += Record(buffer, offset)->d_reclen) {
+        if (count > 0 && count % kSliceEntries == 0) cuts.push_back(offset);
+        ++count;
+      }
+    }
+    if (cuts.empty()) {
+      HandleListing(dir, dir_path, buffer, 0, used, out, children);
+      return;
+    }
+    buffer.resize(used);
+    auto listing = std::make_shared<const Listing>(Listing{dir, dir_path, std::move(buffer)});
+    buffer = {};
+    cuts.push_back(used);
+    std::size_t begin = 0;
+    for (const std::size_t end : cuts) {
+      children.push_back({.listing = listing, .begin = begin, .end = end});
+      begin = end;
+    }
+  }
+
+  static const struct dirent64* Record(const std::vector<char>& buffer, std::size_t offset) {
+    return reinterpret_cast<const struct dirent64*>(buffer.data() + offset);
   }
 
   void HandleListing(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
-                     const std::vector<char>& buffer, std::size_t used, WorkerOutput& out,
-                     std::vector<DirWork>& children) {
-    for (std::size_t offset = 0; offset < used;) {
-      const auto* record = reinterpret_cast<const struct dirent64*>(buffer.data() + offset);
+                     const std::vector<char>& buffer, std::size_t begin, std::size_t end,
+                     WorkerOutput& out, std::vector<DirWork>& children) {
+    for (std::size_t offset = begin; offset < end;) {
+      const struct dirent64* record = Record(buffer, offset);
       offset += record->d_reclen;
       const char* name = record->d_name;
       if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
@@ -328,6 +380,7 @@ class Walker {
 
   const ScanOptions& options_;
   const std::uint64_t root_device_;
+  const std::size_t threads_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<DirWork> stack_;  // guarded by mu_
@@ -373,8 +426,8 @@ Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
   result.root = IdentityOf(st);
   result.root.size = 0;
 
-  Walker walker(options, result.root.device);
   const std::size_t threads = static_cast<std::size_t>(std::clamp(options.threads, 1, 64));
+  Walker walker(options, result.root.device, threads);
   std::vector<WorkerOutput> outputs(threads);
   {
     std::vector<char> buffer;

@@ -1,5 +1,6 @@
 #include "cache/state_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -105,8 +105,14 @@ mode_t ModeOf(const fs::path& p) {
 }
 
 std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string data;
+  const int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return data;
+  char buf[65536];
+  ssize_t n = 0;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) data.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  return data;
 }
 
 void WriteAll(const fs::path& p, const std::string& data) {

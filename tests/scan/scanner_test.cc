@@ -467,6 +467,28 @@ TEST(ScannerTest, ParallelScanEqualsSerialScan) {
   EXPECT_EQ(parallel.root, serial.root);
 }
 
+TEST(ScannerTest, ParallelScanOfOneLargeDirectoryEqualsSerialScan) {
+  TempDir t;
+  // Several thousand names: a parallel scan cuts this listing into slices.
+  for (int i = 0; i < 5000; ++i) t.MakeFile("f" + std::to_string(i));
+  t.MakeDir("sub");
+  t.MakeFile("sub/inner");
+  ASSERT_EQ(symlink("f1", (t / "link").c_str()), 0);
+  const ScanResult serial = MustScan(t.path());
+  ScanOptions parallel_options;
+  parallel_options.threads = 3;
+  const ScanResult parallel = MustScan(t.path(), parallel_options);
+  ASSERT_EQ(serial.entries.size(), 5002u);
+  ASSERT_EQ(parallel.entries.size(), serial.entries.size());
+  for (std::size_t i = 0; i < serial.entries.size(); ++i) {
+    ASSERT_EQ(parallel.entries[i].path, serial.entries[i].path);
+    EXPECT_EQ(parallel.entries[i].identity, serial.entries[i].identity);
+  }
+  ASSERT_EQ(parallel.issues.size(), 1u);
+  EXPECT_EQ(parallel.issues[0].path, "link");
+  EXPECT_EQ(parallel.dirs_scanned, 2u);
+}
+
 TEST(ScannerTest, StatIdentityUsesLstat) {
   TempDir t;
   t.MakeFile("f", "abc");
