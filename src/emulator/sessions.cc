@@ -167,7 +167,11 @@ std::optional<SessionError> UploadSessions::Append(const std::string& id, std::u
   auto s = Find(id);
   if (!s) return SessionError{Tag("not_found")};
   std::unique_lock lock(s->mu);
-  if (s->closed) return SessionError{Tag("closed")};
+  // A concurrent session's chunks may finish in any order, so chunks that lie before the
+  // closing chunk's end are still accepted after the close.
+  if (s->closed && (!s->concurrent || close || offset >= s->size)) {
+    return SessionError{Tag("closed")};
+  }
   if (!s->concurrent) {
     if (offset != s->size) {
       return SessionError{{{".tag", "incorrect_offset"}, {"correct_offset", s->size}}};
@@ -186,7 +190,9 @@ std::optional<SessionError> UploadSessions::Append(const std::string& id, std::u
   if (expected_hash && *expected_hash != hex) return SessionError{Tag("content_hash_mismatch")};
   if (offset + received > kMaxSessionBytes) return SessionError{Tag("too_large")};
   if (!lock.owns_lock()) lock.lock();
-  if (s->closed) return SessionError{Tag("closed")};
+  if (s->closed && (!s->concurrent || close || offset + received > s->size)) {
+    return SessionError{Tag("closed")};
+  }
   if (s->concurrent) {
     if (!close && received % kConcurrentChunk != 0) {
       return SessionError{Tag("concurrent_session_invalid_data_size")};
@@ -196,7 +202,7 @@ std::optional<SessionError> UploadSessions::Append(const std::string& id, std::u
   } else {
     s->size += received;
   }
-  s->closed = close;
+  s->closed = s->closed || close;
   Save(*s);
   return std::nullopt;
 }
