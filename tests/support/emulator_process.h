@@ -38,6 +38,8 @@ class EmulatorProcess {
   ::testing::AssertionResult Restart();
 
   [[nodiscard]] bool running() const { return pid_ > 0; }
+  // Process id while running (-1 otherwise), e.g. to read /proc/<pid>/status.
+  [[nodiscard]] pid_t pid() const { return pid_; }
   // "http://127.0.0.1:PORT" (or https with TLS), as printed by the emulator.
   [[nodiscard]] const std::string& url() const { return url_; }
   [[nodiscard]] int port() const { return port_; }
