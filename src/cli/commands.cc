@@ -18,6 +18,7 @@
 #include "cli/progress.h"
 #include "hash/content_hash.h"
 #include "pipeline/event_monitor.h"
+#include "scan/exclude.h"
 #include "util/log.h"
 
 namespace filesync::cli {
@@ -99,6 +100,11 @@ struct Session {
 
 config::Config LoadConfig(const GlobalOptions& global) {
   config::Config config = config::Load(global.load);
+  if (auto matcher = scan::ExcludeMatcher::Compile(config.exclude); !matcher.ok()) {
+    const auto origin = config.origins.find("exclude");
+    throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +
+                              ": key 'exclude': " + matcher.status().message() + "; fix or remove that pattern");
+  }
   log::Setup(global.log_format == "json" ? log::Format::kJson : log::Format::kText,
              global.log_level.empty() ? config.log_level : global.log_level);
   for (const std::string& warning : config::PermissionWarnings(config)) log::Get("config")->warn("{}", warning);

@@ -32,7 +32,8 @@ using std::chrono::milliseconds;
 // next pass hashes it again.
 constexpr std::int64_t kRacyWindowNs = 2'000'000'000;
 constexpr std::size_t kQueueCapacity = 4096;
-constexpr std::size_t kCommitEvery = 2000;
+constexpr std::size_t kCommitEvery = 10000;
+constexpr std::chrono::seconds kCommitInterval{2};
 
 std::int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -111,7 +112,12 @@ struct EventMonitor::Impl final : public ActionSink {
       roots.push_back(std::move(root));
     }
     auto matcher = scan::ExcludeMatcher::Compile(config.exclude);
-    if (matcher.ok()) exclude = std::make_unique<scan::ExcludeMatcher>(std::move(matcher.value()));
+    if (!matcher.ok()) {
+      const auto origin = config.origins.find("exclude");
+      throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +
+                                ": key 'exclude': " + matcher.status().message() + "; fix or remove that pattern");
+    }
+    exclude = std::make_unique<scan::ExcludeMatcher>(std::move(matcher.value()));
   }
 
   std::string Key(std::string_view path) const { return plan::PathKey(path, caps.case_insensitive); }
@@ -174,10 +180,10 @@ struct EventMonitor::Impl final : public ActionSink {
         if (change.entry.has_content_hash) {
           r.digest = change.entry.content_hash;
         } else if (auto old = root.remote.find(key); old != root.remote.end() && old->second.rev == r.rev &&
-                                                     old->second.kind == r.kind) {
+                                                     old->second.kind == r.kind && old->second.has_digest) {
           r.digest = old->second.digest;  // unchanged since we wrote it
         } else {
-          r.rev = "unverified";
+          r.has_digest = false;  // changed by someone else, or never hashed: compare by upload
         }
         fresh.insert_or_assign(key, std::move(r));
       }
@@ -204,7 +210,8 @@ struct EventMonitor::Impl final : public ActionSink {
       r.kind = change.entry.kind;
       r.size = change.entry.size;
       r.digest = change.entry.content_hash;
-      r.rev = change.entry.has_content_hash ? change.entry.rev : "unverified";
+      r.rev = change.entry.rev;
+      r.has_digest = change.entry.has_content_hash;
       pending_batch.PutRemote(r);
       root.remote.insert_or_assign(key, std::move(r));
     }
@@ -309,7 +316,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // ---- recording outcomes (called from worker threads) ----
   void OnDone(const Event& event, const ActionOutcome& outcome) override {
-    std::lock_guard lock(mu);
+    std::unique_lock lock(mu);
     RootState& root = roots[static_cast<std::size_t>(event.root)];
     RootReport& rr = current->roots[static_cast<std::size_t>(event.root)];
     const plan::Action& a = event.action;
@@ -384,7 +391,10 @@ struct EventMonitor::Impl final : public ActionSink {
         break;
       }
     }
-    if (++batch_ops >= kCommitEvery) CommitLocked(root);
+    // A syncfs per commit: batch them by count and time, not per file.
+    if (++batch_ops >= kCommitEvery || std::chrono::steady_clock::now() - last_commit > kCommitInterval) {
+      CommitLocked(root, lock);
+    }
   }
 
   void RecordAncestorsAsFolders(RootState& root, std::string_view path) {
@@ -412,22 +422,29 @@ struct EventMonitor::Impl final : public ActionSink {
     root.files.insert_or_assign(path, std::move(f));
   }
 
-  // Makes the cloud's writes durable, then records them. REQUIRES: mu held.
-  void CommitLocked(RootState& root) {
+  // Makes the cloud's writes durable, then records them. Called with `lock` held on mu; releases
+  // it while syncing and committing so workers keep recording outcomes meanwhile.
+  void CommitLocked(RootState& root, std::unique_lock<std::mutex>& lock) {
     if (pending_batch.empty() && cleared_errors.empty()) return;
-    if (Status s = cloud.Flush(); !s.ok()) {
-      logger->error("cannot make cloud writes durable, not recording them: {}", s.ToString());
-      pending_batch = cache::StateStore::Batch();
-      batch_ops = 0;
-      return;
-    }
-    if (Status s = store.Commit(root.id, pending_batch); !s.ok()) {
-      logger->error("cannot record progress in the state store: {}", s.ToString());
-    }
-    for (const auto& [id, path] : cleared_errors) (void)store.ClearError(id, path);
-    cleared_errors.clear();
+    cache::StateStore::Batch batch = std::move(pending_batch);
     pending_batch = cache::StateStore::Batch();
+    std::vector<std::pair<std::int64_t, std::string>> cleared = std::move(cleared_errors);
+    cleared_errors.clear();
     batch_ops = 0;
+    last_commit = std::chrono::steady_clock::now();
+    lock.unlock();
+    {
+      // Commits stay in order: a later batch never lands before an earlier one.
+      std::lock_guard commit_lock(commit_mu);
+      if (Status s = cloud.Flush(); !s.ok()) {
+        logger->error("cannot make cloud writes durable, not recording them: {}", s.ToString());
+      } else if (Status c = store.Commit(root.id, batch); !c.ok()) {
+        logger->error("cannot record progress in the state store: {}", c.ToString());
+      } else {
+        for (const auto& [id, path] : cleared) (void)store.ClearError(id, path);
+      }
+    }
+    lock.lock();
   }
 
   // Brings the file cache in line with what this scan saw (renames, deletions, folders).
@@ -513,7 +530,7 @@ struct EventMonitor::Impl final : public ActionSink {
     remote.reserve(root.remote.size());
     for (const auto& [key, r] : root.remote) {
       remote.push_back({.path = r.path, .kind = r.kind, .size = r.size, .digest = r.digest,
-                        .digest_known = r.kind == EntryKind::kFile && r.rev != "unverified"});
+                        .digest_known = r.kind == EntryKind::kFile && r.has_digest});
     }
     HashFiles(root, items, plan::FilesToHash(items, remote, caps.case_insensitive), report, progress);
     std::vector<plan::PreviousItem> previous;
@@ -543,9 +560,9 @@ struct EventMonitor::Impl final : public ActionSink {
     if (options.dry_run) return;
 
     Execute(index, plan.actions, progress);
-    std::lock_guard lock(mu);
+    std::unique_lock lock(mu);
     SyncFileRecords(root, items);
-    CommitLocked(root);
+    CommitLocked(root, lock);
     // After the commit: a cursor must never get ahead of the records it describes.
     for (const auto& [key, value] : {std::pair<const char*, std::string>{"cursor", root.cursor},
                                      {"last_verify_ms", std::to_string(root.last_verify_ms)},
@@ -586,8 +603,8 @@ struct EventMonitor::Impl final : public ActionSink {
         }
       }
       producer.WaitIdle();
-      std::lock_guard lock(mu);
-      CommitLocked(roots[index]);
+      std::unique_lock lock(mu);
+      CommitLocked(roots[index], lock);
     }
     if (stop_flag.load()) producer.Cancel();
     producer.Close();
@@ -630,6 +647,8 @@ struct EventMonitor::Impl final : public ActionSink {
   PassProgress* current_progress = nullptr;
   cache::StateStore::Batch pending_batch;
   std::size_t batch_ops = 0;
+  std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
+  std::mutex commit_mu;  // serialises Flush()+Commit() pairs; taken without mu held
   std::vector<std::pair<std::int64_t, std::string>> cleared_errors;
 };
 

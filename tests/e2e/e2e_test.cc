@@ -333,6 +333,11 @@ TEST_F(E2E, ConfigErrorsExitTwoWithOneLine) {
   r = Sync();
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("poll_interval"), std::string::npos) << r.out;
+  std::ofstream(config_) << "client_sync_dirs = [\"" << src_.string() << "\"]\nexclude = [\"[unclosed\"]\n";
+  r = Sync();
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("exclude"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   r = RunFilesync("--config /nonexistent/filesync.toml sync");
   EXPECT_EQ(r.code, 2);
   r = RunFilesync("no-such-command");
