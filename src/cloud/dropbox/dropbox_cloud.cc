@@ -59,6 +59,9 @@ constexpr std::uint64_t kMiB = 1024 * 1024;
 constexpr std::uint64_t kMaxRequestBytes = 150 * kMiB;
 constexpr std::size_t kMaxBatchEntries = 1000;
 constexpr std::size_t kMaxFinishEntries = 1000;
+// Header lines up to this length pass common HTTP front ends (nginx's default 8 KiB buffers,
+// cpp-httplib's 8192-byte line limit).
+constexpr std::size_t kSafeHeaderBytes = 8000;
 
 enum class Host { kApi, kContent };
 
@@ -346,7 +349,10 @@ struct DropboxCloud::Impl {
       }
       request.headers.Set("Authorization", "Bearer " + token);
       pacer.Wait();
+      const auto sent_at = clock.Now();
       auto response = transport->Send(request);
+      Log().debug("{} -> {} in {} ms", call.route, response.ok() ? response->status : 0L,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now() - sent_at).count());
       if (!response.ok()) {
         const Status& s = response.status();
         if (s.kind() != Status::Kind::kTransient) return Reply{s};
@@ -557,6 +563,7 @@ struct DropboxCloud::Impl {
         for (std::size_t i = begin; i < end; ++i) results[files[i].index] = s;
         continue;
       }
+      std::size_t cap = o.max_arg_header_bytes != 0 ? o.max_arg_header_bytes : header_cap.load();
       std::size_t group = begin;
       while (group < end) {
         // Grow the request while it stays under 150 MiB and the header limit.
@@ -569,21 +576,31 @@ struct DropboxCloud::Impl {
                          {"length", files[stop].data.size()},
                          {"close", true}};
           const std::size_t entry_bytes = EncodeHeaderArg(entry).size() + 1;
-          const bool over_header = o.max_arg_header_bytes != 0 && arg_bytes + entry_bytes > o.max_arg_header_bytes;
+          const bool over_header = cap != 0 && arg_bytes + entry_bytes > cap;
           if (stop > group && (bytes + files[stop].data.size() > kMaxRequestBytes || over_header)) break;
           bytes += files[stop].data.size();
           arg_bytes += entry_bytes;
           entries.push_back(std::move(entry));
           ++stop;
         }
+        ojson arg = {{"entries", std::move(entries)}, {"content_hash", ""}};
         std::string body;
         body.reserve(bytes);
-        for (std::size_t i = group; i < stop; ++i) {
-          body += files[i].data;
-          std::string().swap(files[i].data);
+        for (std::size_t i = group; i < stop; ++i) body += files[i].data;
+        arg["content_hash"] = hash::ToHex(hash::HashBytes(body));
+        // A long header may be refused by the server or a proxy in front of it; keep a copy of
+        // the body until we know, then retry with a capped header (learned once per instance).
+        const bool risky = cap == 0 && EncodeHeaderArg(arg).size() > kSafeHeaderBytes;
+        Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body));
+        if (!r.ok() && risky && r.error &&
+            (r.error->http_status == 400 || r.error->http_status == 413 || r.error->http_status == 431)) {
+          Log().info("append_batch header of {} entries refused; capping Dropbox-API-Arg at {} bytes",
+                     stop - group, kSafeHeaderBytes);
+          header_cap = kSafeHeaderBytes;
+          cap = kSafeHeaderBytes;
+          continue;
         }
-        ojson arg = {{"entries", std::move(entries)}, {"content_hash", hash::ToHex(hash::HashBytes(body))}};
-        Reply r = Content("files/upload_session/append_batch", arg, std::move(body));
+        for (std::size_t i = group; i < stop; ++i) std::string().swap(files[i].data);
         if (!r.ok()) {
           for (std::size_t i = group; i < stop; ++i) results[files[i].index] = r.status;
           group = stop;
@@ -959,6 +976,7 @@ struct DropboxCloud::Impl {
   std::shared_ptr<TokenProvider> tokens;
   std::mutex store_mu;  // serialises SessionStore calls
   std::atomic<int> chunks_sent{0};
+  std::atomic<std::size_t> header_cap{0};  // learned Dropbox-API-Arg limit (0: none seen yet)
 };
 
 DropboxCloud::DropboxCloud(DropboxOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -6,8 +6,9 @@
 //    or unusable cursor falls back to a full listing (complete); a missing root is an empty
 //    complete listing. Paths are path_display; compare them with unicode::CloudKey.
 //  - Upload, small files (<= small_file_limit): start_batch + ONE append_batch carrying every
-//    file + ONE finish_batch_v2 = 3 requests per batch (append_batch is split only when one
-//    Dropbox-API-Arg header would exceed max_arg_header_bytes). With append_batch = false:
+//    file + ONE finish_batch_v2 = 3 requests per batch. append_batch is split only to keep a
+//    request under 150 MiB, or its Dropbox-API-Arg header (~110 bytes per file) under a limit:
+//    max_arg_header_bytes, or, when that is 0, 8000 bytes once the server refused a longer one. With append_batch = false:
 //    upload_session/start(close) per file + one finish_batch_v2. Large files: a concurrent
 //    session, chunk_size appends sent max_parallel_chunks at a time, committed in the same
 //    finish_batch_v2; progress lives in the SessionStore so a new DropboxCloud resumes with only
@@ -63,7 +64,8 @@ struct DropboxOptions {
   std::uint64_t small_file_limit = 8 * 1024 * 1024;
   std::size_t max_batch_files = 1000;
   std::uint64_t max_batch_bytes = 128 * 1024 * 1024;
-  // Split append_batch so no Dropbox-API-Arg header is longer than this (0: never split).
+  // Split append_batch so no Dropbox-API-Arg header is longer than this. 0: send one header
+  // for the whole batch until a server refuses one (400/413/431), then keep under 8000 bytes.
   std::size_t max_arg_header_bytes = 0;
   SessionStore* sessions = nullptr;  // null: large uploads cannot resume after a restart
   std::chrono::hours session_max_age{156};  // 6.5 days; Dropbox keeps sessions 7
