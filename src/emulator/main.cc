@@ -96,7 +96,14 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  auto server = filesync::emulator::Server::Create(options);
+  filesync::Result<std::unique_ptr<filesync::emulator::Server>> server =
+      filesync::Status::Permanent("not created");
+  try {
+    server = filesync::emulator::Server::Create(options);
+  } catch (const std::exception& e) {
+    std::cerr << "filesync-dropbox-emulator: " << e.what() << "\n";
+    return 1;
+  }
   if (!server.ok()) {
     std::cerr << "filesync-dropbox-emulator: " << server.status().ToString() << "\n";
     return 1;

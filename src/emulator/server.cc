@@ -145,6 +145,7 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   const int threads = options.threads;
   s->http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   s->http_->set_keep_alive_max_count(100000);
+  s->http_->set_tcp_nodelay(true);  // responses are written in pieces; avoid Nagle + delayed-ACK stalls
   s->http_->set_read_timeout(30, 0);
   s->http_->set_write_timeout(30, 0);
   s->InstallHandlers();

@@ -9,10 +9,12 @@
 #include <cerrno>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <sstream>
+#include <stdexcept>
+
+#include <sqlite3.h>
 
 #include "emulator/wire.h"
 #include "hash/content_hash.h"
@@ -28,7 +30,7 @@ constexpr std::time_t kLifetimeSeconds = 7 * 24 * 3600;
 struct UploadSessions::Session {
   std::mutex mu;
   std::string id;
-  std::string path;  // directory
+  std::string data;  // DIR/sessions/<hex>.data (created when the first byte arrives)
   bool concurrent = false;
   bool closed = false;
   std::uint64_t size = 0;                      // sequential: received; concurrent: total once closed
@@ -39,22 +41,33 @@ struct UploadSessions::Session {
 UploadSessions::UploadSessions(const std::string& dir, BlobStore* blobs)
     : dir_(dir + "/sessions"), blobs_(blobs) {
   std::filesystem::create_directories(dir_);
+  const std::string path = dir_ + "/sessions.db";
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+          SQLITE_OK ||
+      sqlite3_exec(db_,
+                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                   "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, state TEXT)",
+                   nullptr, nullptr, nullptr) != SQLITE_OK) {
+    throw std::runtime_error("cannot open " + path);  // start-up configuration error
+  }
 }
 
-UploadSessions::~UploadSessions() = default;
+UploadSessions::~UploadSessions() { sqlite3_close(db_); }
 
 void UploadSessions::Save(const Session& s) {
   nlohmann::json ranges = nlohmann::json::array();
   for (const auto& [off, len] : s.ranges) ranges.push_back({off, len});
-  const nlohmann::json j = {{"concurrent", s.concurrent}, {"closed", s.closed},
-                            {"size", s.size},             {"ranges", ranges},
-                            {"created", s.created}};
-  const std::string tmp = s.path + "/state.json.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump();
-  }
-  std::filesystem::rename(tmp, s.path + "/state.json");
+  const std::string state = nlohmann::json{{"concurrent", s.concurrent}, {"closed", s.closed},
+                                           {"size", s.size},             {"ranges", ranges},
+                                           {"created", s.created}}
+                                .dump();
+  std::lock_guard lock(db_mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO sessions VALUES(?1, ?2)", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, s.id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, state.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_step(st);
+  sqlite3_finalize(st);
 }
 
 std::string UploadSessions::Create(bool concurrent) {
@@ -70,13 +83,9 @@ std::string UploadSessions::Create(bool concurrent) {
   }
   auto s = std::make_shared<Session>();
   s->id = kIdPrefix + hex;
-  s->path = dir_ + "/" + hex;
+  s->data = dir_ + "/" + hex + ".data";
   s->concurrent = concurrent;
   s->created = std::time(nullptr);
-  std::filesystem::create_directories(s->path);
-  {
-    std::ofstream(s->path + "/data", std::ios::trunc);
-  }
   Save(*s);
   std::lock_guard lock(mu_);
   sessions_[s->id] = s;
@@ -87,9 +96,8 @@ std::string UploadSessions::CreateClosedFrom(const std::string& file, std::uint6
   const std::string id = Create(false);
   auto s = Find(id);
   std::lock_guard lock(s->mu);
-  const std::string data = s->path + "/data";
-  ::unlink(data.c_str());
-  if (::link(file.c_str(), data.c_str()) != 0) std::filesystem::copy_file(file, data);
+  ::unlink(s->data.c_str());
+  if (::link(file.c_str(), s->data.c_str()) != 0) std::filesystem::copy_file(file, s->data);
   s->size = size;
   s->closed = true;
   Save(*s);
@@ -108,15 +116,22 @@ std::shared_ptr<UploadSessions::Session> UploadSessions::Find(const std::string&
     if (hex.empty() || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
       return nullptr;
     }
-    std::ifstream in(dir_ + "/" + hex + "/state.json");
-    if (!in) return nullptr;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-    if (j.is_discarded()) return nullptr;
+    std::string state;
+    {
+      std::lock_guard db_lock(db_mu_);
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(db_, "SELECT state FROM sessions WHERE id = ?1", -1, &st, nullptr);
+      sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(st) == SQLITE_ROW) {
+        state = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      }
+      sqlite3_finalize(st);
+    }
+    auto j = nlohmann::json::parse(state, nullptr, false);
+    if (state.empty() || j.is_discarded()) return nullptr;
     s = std::make_shared<Session>();
     s->id = id;
-    s->path = dir_ + "/" + hex;
+    s->data = dir_ + "/" + hex + ".data";
     s->concurrent = j.value("concurrent", false);
     s->closed = j.value("closed", false);
     s->size = j.value("size", std::uint64_t{0});
@@ -132,7 +147,7 @@ std::shared_ptr<UploadSessions::Session> UploadSessions::Find(const std::string&
 
 bool UploadSessions::WriteBody(const Session& s, std::uint64_t offset, const BodyReader& body,
                                std::uint64_t* received, std::string* hash_hex, bool* io_ok) {
-  const int fd = ::open((s.path + "/data").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = ::open(s.data.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   *io_ok = fd >= 0;
   hash::ContentHasher hasher;
   std::uint64_t pos = offset;
@@ -248,10 +263,11 @@ std::variant<ReadySession, SessionError> UploadSessions::PrepareFinish(
       Save(*s);
     }
   }
-  const std::string data = s->path + "/data";
-  if (::truncate(data.c_str(), static_cast<off_t>(s->size)) != 0) {
-    return SessionError{Tag("internal_error")};
-  }
+  const std::string& data = s->data;
+  const int fd = ::open(data.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  const bool sized = fd >= 0 && ::ftruncate(fd, static_cast<off_t>(s->size)) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!sized) return SessionError{Tag("internal_error")};
   auto digest = hash::HashFile(data);
   if (!digest.ok()) return SessionError{Tag("internal_error")};
   ReadySession ready;
@@ -273,8 +289,13 @@ void UploadSessions::Complete(const std::string& id) {
     sessions_.erase(it);
   }
   std::lock_guard lock(s->mu);
-  std::error_code ec;
-  std::filesystem::remove_all(s->path, ec);
+  ::unlink(s->data.c_str());
+  std::lock_guard db_lock(db_mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "DELETE FROM sessions WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_step(st);
+  sqlite3_finalize(st);
 }
 
 }  // namespace filesync::emulator
