@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -360,6 +361,42 @@ TEST_F(DropboxIntegrationTest, UnicodeNfdPathBecomesNfcAndCaseOnlyRenameWorks) {
   auto account = cloud.CurrentAccount();
   ASSERT_TRUE(account.ok()) << account.status().ToString();
   EXPECT_TRUE(account->contains("account_id"));
+}
+
+TEST_F(DropboxIntegrationTest, ConcurrentWorkersShareOneInstance) {
+  DropboxCloud cloud(Options());
+  constexpr int kWorkers = 4;
+  constexpr int kPerWorker = 150;
+  std::vector<std::vector<cloud::UploadItem>> work(kWorkers);
+  for (int w = 0; w < kWorkers; ++w) {
+    for (int i = 0; i < kPerWorker; ++i) {
+      const int n = w * kPerWorker + i;
+      work[static_cast<std::size_t>(w)].push_back(
+          Item("c/" + std::to_string(n), Content(n), "/C/w" + std::to_string(w) + "/f" + std::to_string(i)));
+    }
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWorkers; ++w) {
+    threads.emplace_back([&, w] {
+      auto& mine = work[static_cast<std::size_t>(w)];
+      for (std::size_t b = 0; b < mine.size(); b += 50) {
+        for (const auto& r : cloud.Upload(std::span(mine).subspan(b, 50), nullptr)) {
+          if (!r.ok()) ++failures;
+        }
+      }
+      const std::vector<std::string> doomed = {mine[0].cloud_path, mine[1].cloud_path};
+      for (const auto& s : cloud.Delete(doomed)) {
+        if (!s.ok()) ++failures;
+      }
+      if (!cloud.Move(mine[2].cloud_path, mine[2].cloud_path + ".renamed").ok()) ++failures;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  const auto listed = Files(cloud, "/C");
+  EXPECT_EQ(listed.size(), static_cast<std::size_t>(kWorkers * (kPerWorker - 2)));
+  EXPECT_TRUE(listed.contains(unicode::CloudKey("/C/w3/f2.renamed")));
 }
 
 class TokenExpiryTest : public DropboxIntegrationTest {

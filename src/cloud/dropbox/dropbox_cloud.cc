@@ -324,17 +324,17 @@ struct DropboxCloud::Impl {
 
   // ---- requests -------------------------------------------------------------------------
 
-  Reply Execute(const Call& call) {
+  Reply Execute(Call call) {
     HttpRequest request;
     request.url = (call.host == Host::kApi ? o.api_url : o.content_url) + "/2/" + call.route;
     request.timeout = call.timeout;
     if (call.host == Host::kApi) {
       request.headers.Add("Content-Type", "application/json");
-      request.body = call.arg;
+      request.body = std::move(call.arg);
     } else {
       request.headers.Add("Content-Type", "application/octet-stream");
-      request.headers.Add("Dropbox-API-Arg", call.arg);
-      request.body = call.body;
+      request.headers.Add("Dropbox-API-Arg", std::move(call.arg));
+      request.body = std::move(call.body);
     }
     int transient_attempts = 0;
     int rate_attempts = 0;
@@ -416,7 +416,7 @@ struct DropboxCloud::Impl {
     call.arg = arg.dump(-1, ' ', false, ojson::error_handler_t::replace);
     call.idempotent = idempotent;
     call.timeout = timeout;
-    return Execute(call);
+    return Execute(std::move(call));
   }
 
   Reply Content(std::string route, const ojson& arg, std::string body) {
@@ -426,7 +426,7 @@ struct DropboxCloud::Impl {
     call.arg = EncodeHeaderArg(arg);
     call.body = std::move(body);
     call.timeout = std::chrono::seconds(0);  // big bodies: rely on the low-speed abort
-    return Execute(call);
+    return Execute(std::move(call));
   }
 
   // nullopt when nothing is at `path`.
@@ -731,11 +731,12 @@ struct DropboxCloud::Impl {
         if (!r.ok()) {
           const auto correct = r.error ? CorrectOffset(r.error->error) : std::nullopt;
           if (!(r.Has("incorrect_offset") && correct && *correct >= offset + len)) return fail(r.status);
-        } else {
+        }
+        std::lock_guard lock(mu);  // also keeps progress() calls of one Upload serial
+        if (r.ok()) {
           sent += len;
           if (progress) progress(len);
         }
-        std::lock_guard lock(mu);
         record->done[i] = std::move(blocks);
         SaveRecord(key, *record);
       };
