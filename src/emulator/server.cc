@@ -29,8 +29,9 @@ int PortOf(const sockaddr_storage& a) {
   return -1;
 }
 
-// Shuts down the socket of the connection that carried `req` (see server.h).
-void DropConnection(const httplib::Request& req) {
+// Shuts down connected sockets whose local port is `local_port` and, unless `remote_port` is
+// -1, whose peer port is `remote_port` (see server.h).
+void ShutdownConnections(int local_port, int remote_port) {
   DIR* dir = ::opendir("/proc/self/fd");
   if (dir == nullptr) return;
   while (dirent* d = ::readdir(dir)) {
@@ -42,13 +43,15 @@ void DropConnection(const httplib::Request& req) {
     socklen_t pl = sizeof peer;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
-    if (PortOf(local) == req.local_port && PortOf(peer) == req.remote_port) {
+    if (PortOf(local) == local_port && (remote_port == -1 || PortOf(peer) == remote_port)) {
       ::shutdown(fd, SHUT_RDWR);
-      break;
+      if (remote_port != -1) break;
     }
   }
   ::closedir(dir);
 }
+
+void DropConnection(const httplib::Request& req) { ShutdownConnections(req.local_port, req.remote_port); }
 
 std::string UrlDecode(const std::string& s) {
   std::string out;
@@ -158,6 +161,7 @@ Result<int> Server::Bind() {
                                              ? options_.port
                                              : -1);
   if (port < 0) return Status::Io("cannot bind " + options_.host + ":" + std::to_string(options_.port));
+  port_ = port;
   return port;
 }
 
@@ -166,6 +170,9 @@ void Server::Serve() { http_->listen_after_bind(); }
 void Server::Stop() {
   ns_->Shutdown();
   http_->stop();
+  // Idle keep-alive connections would otherwise hold worker threads (and the exit) for the
+  // keep-alive timeout.
+  ShutdownConnections(port_.load(), -1);
 }
 
 void Server::Count(const std::string& route, std::uint64_t bytes) {

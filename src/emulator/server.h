@@ -10,7 +10,8 @@
 // Dropped connections: httplib 0.11 gives handlers no socket, so the server finds the
 // connection's socket by matching the request's local/remote ports (getsockname/getpeername
 // over the process's descriptors) and shuts it down; httplib's later write fails and it
-// closes the socket, so the client sees EOF with no response.
+// closes the socket, so the client sees EOF with no response. Stop() shuts down every client
+// connection the same way so idle keep-alive connections do not delay the exit.
 //
 // Thread safety: httplib runs handlers on its thread pool; counters have their own mutex and
 // all other state is in thread-safe components.
@@ -69,6 +70,7 @@ class Server {
   std::string CountersJson();
 
   ServerOptions options_;
+  std::atomic<int> port_{0};
   std::unique_ptr<Namespace> ns_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<UploadSessions> sessions_;
