@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   }
   if (!server.ok()) {
     std::cerr << "filesync-dropbox-emulator: " << server.status().ToString() << "\n";
-    return 1;
+    return server.status().kind() == filesync::Status::Kind::kInvalidArgument ? 2 : 1;
   }
   auto port = (*server)->Bind();
   if (!port.ok()) {
