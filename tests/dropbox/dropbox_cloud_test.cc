@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -480,6 +481,149 @@ TEST(DropboxOptionsTest, RejectsBadChunkSizeAndMissingCredentials) {
   o.access_token = "t";
   o.chunk_size = 5 * 1024 * 1024;
   EXPECT_THROW(DropboxCloud{o}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace filesync::dropbox
+
+namespace filesync::dropbox {
+namespace {
+
+// Concurrent upload sessions as the reference describes them (§10.3), for large-file tests.
+struct FakeConcurrentSessions {
+  std::mutex mu;
+  std::map<std::string, std::map<std::uint64_t, std::string>> chunks;  // session -> offset -> bytes
+  std::set<std::string> closed;
+  std::set<std::string> forgotten;  // sessions that answer not_found (expired)
+  int next = 0;
+  std::uint64_t appended_bytes = 0;
+
+  Result<HttpResponse> operator()(const HttpRequest& r) {
+    std::lock_guard lock(mu);
+    const std::string route = FakeTransport::Route(r);
+    if (route == "files/upload_session/start") {
+      const json arg = json::parse(std::string(*r.headers.Get("Dropbox-API-Arg")));
+      EXPECT_EQ(arg["session_type"], "concurrent");
+      EXPECT_TRUE(r.body.empty());
+      const std::string id = "c" + std::to_string(next++);
+      chunks[id];
+      return JsonResponse(200, {{"session_id", id}});
+    }
+    if (route == "files/upload_session/append_v2") {
+      const json arg = json::parse(std::string(*r.headers.Get("Dropbox-API-Arg")));
+      const std::string id = arg["cursor"]["session_id"];
+      const auto offset = arg["cursor"]["offset"].get<std::uint64_t>();
+      if (forgotten.contains(id)) return JsonResponse(409, {{"error", {{".tag", "not_found"}}}});
+      EXPECT_EQ(offset % hash::kBlockSize, 0u);
+      EXPECT_FALSE(closed.contains(id)) << "append after close";
+      if (!arg["close"].get<bool>()) {
+        EXPECT_EQ(r.body.size() % hash::kBlockSize, 0u);
+      }
+      EXPECT_EQ(arg["content_hash"], hash::ToHex(hash::HashBytes(r.body)));
+      chunks[id][offset] = r.body;
+      appended_bytes += r.body.size();
+      if (arg["close"].get<bool>()) closed.insert(id);
+      return JsonResponse(200, nullptr);
+    }
+    if (route == "files/upload_session/finish_batch_v2") {
+      const json arg = json::parse(r.body);
+      json entries = json::array();
+      for (const auto& e : arg["entries"]) {
+        const std::string id = e["cursor"]["session_id"];
+        EXPECT_TRUE(closed.contains(id));
+        std::string data;
+        for (const auto& [off, bytes] : chunks[id]) {
+          EXPECT_EQ(off, data.size()) << "missing data";
+          data += bytes;
+        }
+        EXPECT_EQ(e["cursor"]["offset"], data.size());
+        json m = FileEntry(e["commit"]["path"], data.size(), data);
+        m[".tag"] = "success";
+        entries.push_back(m);
+      }
+      return JsonResponse(200, {{"entries", entries}});
+    }
+    ADD_FAILURE() << "unexpected route " << route;
+    return TextResponse(404, "no");
+  }
+};
+
+std::string Pattern(std::size_t size) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>((i * 7919) >> 11);
+  return s;
+}
+
+TEST_F(DropboxCloudTest, LargeFileGoesThroughConcurrentSessionChunks) {
+  auto server = std::make_shared<FakeConcurrentSessions>();
+  testing::MemorySessionStore store;
+  DropboxOptions o;
+  o.chunk_size = 4 * 1024 * 1024;
+  o.small_file_limit = 1024 * 1024;
+  o.sessions = &store;
+  auto cloud = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+  const std::string content = Pattern(9 * 1024 * 1024 + 123);
+  std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
+  std::uint64_t progressed = 0;
+  auto r = cloud->Upload(items, [&](std::uint64_t n) { progressed += n; });
+  ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
+  EXPECT_EQ(r[0]->digest, hash::HashBytes(content));
+  EXPECT_EQ(r[0]->bytes_transferred, content.size());
+  EXPECT_EQ(progressed, content.size());
+  const auto routes = transport_->routes();
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "files/upload_session/append_v2"), 3);
+  EXPECT_EQ(routes.back(), "files/upload_session/finish_batch_v2");
+  EXPECT_EQ(store.size(), 0u);
+}
+
+TEST_F(DropboxCloudTest, InterruptedLargeUploadResumesOnlyMissingChunks) {
+  auto server = std::make_shared<FakeConcurrentSessions>();
+  testing::MemorySessionStore store;
+  DropboxOptions o;
+  o.chunk_size = 4 * 1024 * 1024;
+  o.small_file_limit = 1024 * 1024;
+  o.max_parallel_chunks = 1;
+  o.sessions = &store;
+  o.test_stop_after_chunks = 2;
+  const std::string content = Pattern(5 * 4 * 1024 * 1024 + 77);
+  std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
+  {
+    auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+    EXPECT_EQ(first->Upload(items, nullptr)[0].status().kind(), Status::Kind::kCancelled);
+  }
+  EXPECT_EQ(server->appended_bytes, 2u * 4 * 1024 * 1024);
+  o.test_stop_after_chunks = 0;
+  auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+  auto r = second->Upload(items, nullptr);
+  ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
+  EXPECT_EQ(r[0]->bytes_transferred, content.size() - 2u * 4 * 1024 * 1024);
+  EXPECT_EQ(r[0]->digest, hash::HashBytes(content));
+  EXPECT_EQ(server->next, 1) << "the stored session was reused";
+}
+
+TEST_F(DropboxCloudTest, ExpiredStoredSessionStartsOver) {
+  auto server = std::make_shared<FakeConcurrentSessions>();
+  testing::MemorySessionStore store;
+  DropboxOptions o;
+  o.chunk_size = 4 * 1024 * 1024;
+  o.small_file_limit = 1024 * 1024;
+  o.max_parallel_chunks = 1;
+  o.sessions = &store;
+  o.test_stop_after_chunks = 1;
+  const std::string content = Pattern(3 * 4 * 1024 * 1024);
+  std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
+  {
+    auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+    EXPECT_EQ(first->Upload(items, nullptr)[0].status().kind(), Status::Kind::kCancelled);
+  }
+  server->forgotten.insert("c0");  // Dropbox dropped the session meanwhile
+  o.test_stop_after_chunks = 0;
+  auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+  auto r = second->Upload(items, nullptr);
+  ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
+  EXPECT_EQ(server->next, 2) << "a new session was started";
+  EXPECT_EQ(r[0]->bytes_transferred, content.size());
+  EXPECT_EQ(r[0]->digest, hash::HashBytes(content));
 }
 
 }  // namespace
