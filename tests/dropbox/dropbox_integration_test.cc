@@ -11,7 +11,6 @@
 #include <set>
 #include <thread>
 
-#include <spdlog/spdlog.h>
 
 #include <gtest/gtest.h>
 
@@ -19,6 +18,7 @@
 #include "emulator_process.h"
 #include "fakes.h"
 #include "hash/content_hash.h"
+#include "util/log.h"
 #include "util/unicode.h"
 
 namespace filesync::dropbox {
@@ -32,7 +32,7 @@ constexpr std::uint64_t kMiB = 1024 * 1024;
 
 // FILESYNC_TEST_DEBUG=1 shows every request with its status and duration.
 const bool kDebugLogging = [] {
-  if (std::getenv("FILESYNC_TEST_DEBUG") != nullptr) spdlog::set_level(spdlog::level::debug);
+  if (std::getenv("FILESYNC_TEST_DEBUG") != nullptr) log::Setup(log::Format::kText, "debug");
   return true;
 }();
 

@@ -2,13 +2,12 @@
 
 #include <memory>
 
+#include "util/log.h"
+
 namespace filesync::dropbox {
 
 spdlog::logger& Log() {
-  static const std::shared_ptr<spdlog::logger> logger = [] {
-    if (auto existing = spdlog::get("filesync.cloud.dropbox")) return existing;
-    return spdlog::default_logger()->clone("filesync.cloud.dropbox");
-  }();
+  static const std::shared_ptr<spdlog::logger> logger = log::Get("cloud.dropbox");
   return *logger;
 }
 

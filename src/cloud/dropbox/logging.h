@@ -1,5 +1,5 @@
-// The "filesync.cloud.dropbox" spdlog logger (sinks of the default logger). Never pass a token,
-// an Authorization header or a refresh token to it. Thread-safe.
+// The "filesync.cloud.dropbox" logger (util/log.h: the sinks, format and level the CLI
+// installs). Never pass a token, an Authorization header or a refresh token to it. Thread-safe.
 #pragma once
 
 #include <spdlog/spdlog.h>
