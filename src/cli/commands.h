@@ -29,6 +29,11 @@ int RunSync(const GlobalOptions& global, const SyncOptions& options);
 int RunPlan(const GlobalOptions& global, const SyncOptions& options);
 int RunStatus(const GlobalOptions& global, bool json);
 int RunHash(const std::vector<std::string>& files);
-int RunAuth(const GlobalOptions& global, const std::filesystem::path& out);
+struct AuthOptions {
+  std::string app_key;        // default: dbx_app_key from the configuration
+  std::string api_url;        // default: dbx_api_url
+  std::filesystem::path out;  // default: <state_dir>/dropbox-refresh-token
+};
+int RunAuth(const GlobalOptions& global, const AuthOptions& options);
 
 }  // namespace filesync::cli

@@ -39,9 +39,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> hash_files;
   auto* hash = app.add_subcommand("hash", "Print the Dropbox content hash of files");
   hash->add_option("FILE", hash_files, "Files to hash")->required();
-  std::string auth_out;
+  cli::AuthOptions auth_options;
   auto* auth = app.add_subcommand("auth", "Link a Dropbox account (PKCE code flow); stores the refresh token 0600");
-  auth->add_option("--out", auth_out, "Where to store the refresh token (default: <state_dir>/dropbox-refresh-token)");
+  auth->add_option("--app-key", auth_options.app_key, "Dropbox app key (default: dbx_app_key)");
+  auth->add_option("--api-url", auth_options.api_url, "API base URL (default: dbx_api_url)");
+  auth->add_option("--out", auth_options.out, "Where to store the refresh token (default: <state_dir>/dropbox-refresh-token)");
 
   try {
     app.parse(argc, argv);
@@ -59,7 +61,7 @@ int main(int argc, char** argv) {
     if (*plan) return cli::RunPlan(global, sync_options);
     if (*status) return cli::RunStatus(global, status_json);
     if (*hash) return cli::RunHash(hash_files);
-    if (*auth) return cli::RunAuth(global, auth_out);
+    if (*auth) return cli::RunAuth(global, auth_options);
   } catch (const config::ConfigError& e) {
     std::fprintf(stderr, "filesync: %s\n", e.what());
     return 2;

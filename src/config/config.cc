@@ -475,7 +475,7 @@ std::uint64_t AsChunkSize(const KeySpec& spec, const Raw& raw) {
 
 std::string FormatSeconds(std::chrono::seconds s) { return std::to_string(s.count()); }
 
-const std::array<KeySpec, 21> kKeys = {{
+const std::array<KeySpec, 22> kKeys = {{
     {"dbx_token", true, "dbx_token = \"sl.xxxx\" in config/instance.toml", "sl.xxxx",
      [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_token = AsString(k, r); },
      [](const Config& c) { return Quote(c.dbx_token); }},
@@ -532,6 +532,11 @@ const std::array<KeySpec, 21> kKeys = {{
     {"dbx_refresh_token", true, "dbx_refresh_token = \"...\" in config/instance.toml", "...",
      [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_refresh_token = AsString(k, r); },
      [](const Config& c) { return Quote(c.dbx_refresh_token); }},
+    {"dbx_refresh_token_file", false,
+     "dbx_refresh_token_file = \"/var/lib/filesync/dropbox-refresh-token\"",
+     "/var/lib/filesync/dropbox-refresh-token",
+     [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_refresh_token_file = AsPath(k, r); },
+     [](const Config& c) { return Quote(c.dbx_refresh_token_file.string()); }},
     {"dbx_app_key", false, "dbx_app_key = \"abcd1234\"", "abcd1234",
      [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_app_key = AsString(k, r); },
      [](const Config& c) { return Quote(c.dbx_app_key); }},
@@ -919,6 +924,21 @@ bool IsValidEnvName(std::string_view env) {
 
 }  // namespace
 
+namespace {
+
+// The token file holds one line, the refresh token (surrounding whitespace ignored).
+void ReadRefreshTokenFile(Config& c) {
+  std::ifstream in(c.dbx_refresh_token_file);
+  std::string token;
+  if (!in || !(in >> token) || token.empty()) {
+    Invalid(c, "dbx_refresh_token_file", "cannot be read, or is empty",
+            "run `filesync auth` to create it, or point the key at the file it wrote");
+  }
+  c.dbx_refresh_token = std::move(token);
+}
+
+}  // namespace
+
 Config Load(const LoadOptions& options) {
   Config config;
   std::vector<std::string> sources;
@@ -969,6 +989,9 @@ Config Load(const LoadOptions& options) {
   }
   for (std::size_t i = 0; i < sources.size(); ++i) {
     config.source += (i == 0 ? "" : " + ") + sources[i];
+  }
+  if (config.dbx_refresh_token.empty() && !config.dbx_refresh_token_file.empty()) {
+    ReadRefreshTokenFile(config);
   }
   Validate(config);
   return config;

@@ -18,6 +18,10 @@
 #include <string>
 #include <thread>
 
+#include <httplib.h>
+
+#include "emulator_process.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -67,8 +71,89 @@ std::map<std::string, std::string> Tree(const fs::path& root) {
   return tree;
 }
 
-class E2E : public ::testing::Test {
+// What the cloud holds, read back through the backend's own storage: the local cloud folder, or
+// the Dropbox emulator's API (list_folder + download).
+class CloudView {
+ public:
+  virtual ~CloudView() = default;
+  // relative path under the mirror -> content ("<dir>" for folders)
+  virtual std::map<std::string, std::string> Tree() = 0;
+  // A stable identity of the entry at `path`: a move keeps it, a re-upload does not.
+  virtual std::string Identity(const std::string& path) = 0;
+};
+
+class LocalView : public CloudView {
+ public:
+  explicit LocalView(fs::path mirror) : mirror_(std::move(mirror)) {}
+  std::map<std::string, std::string> Tree() override { return ::Tree(mirror_); }
+  std::string Identity(const std::string& path) override {
+    struct stat st {};
+    return lstat((mirror_ / path).c_str(), &st) == 0 ? std::to_string(st.st_ino) : "";
+  }
+
+ private:
+  fs::path mirror_;
+};
+
+class DropboxView : public CloudView {
+ public:
+  DropboxView(const std::string& url, std::string token, std::string root)
+      : client_(url), token_(std::move(token)), root_(std::move(root)) {}
+
+  std::map<std::string, std::string> Tree() override {
+    std::map<std::string, std::string> tree;
+    for (const auto& entry : List()) {
+      const std::string display = entry["path_display"];
+      const std::string rel = display.substr(root_.size() + 1);
+      tree[rel] = entry[".tag"] == "folder" ? "<dir>" : Download(display);
+    }
+    return tree;
+  }
+  std::string Identity(const std::string& path) override {
+    auto r = client_.Post("/2/files/get_metadata", Auth(),
+                          nlohmann::json{{"path", root_ + "/" + path}}.dump(), "application/json");
+    if (!r || r->status != 200) return "";
+    return nlohmann::json::parse(r->body).value("id", "");
+  }
+
+ private:
+  httplib::Headers Auth() const { return {{"Authorization", "Bearer " + token_}}; }
+  std::vector<nlohmann::json> List() {
+    std::vector<nlohmann::json> entries;
+    auto r = client_.Post("/2/files/list_folder", Auth(),
+                          nlohmann::json{{"path", root_}, {"recursive", true}}.dump(), "application/json");
+    while (r && r->status == 200) {
+      auto page = nlohmann::json::parse(r->body);
+      for (auto& e : page["entries"]) {
+        if (e["path_lower"] != nlohmann::json(root_lower())) entries.push_back(e);
+      }
+      if (!page.value("has_more", false)) break;
+      r = client_.Post("/2/files/list_folder/continue", Auth(), nlohmann::json{{"cursor", page["cursor"]}}.dump(),
+                       "application/json");
+    }
+    return entries;
+  }
+  std::string root_lower() const {
+    std::string lower = root_;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lower;
+  }
+  std::string Download(const std::string& path) {
+    auto headers = Auth();
+    headers.emplace("Dropbox-API-Arg", nlohmann::json{{"path", path}}.dump(-1, ' ', true));
+    auto r = client_.Post("/2/files/download", headers, "", "application/octet-stream");
+    return r && r->status == 200 ? r->body : "<download failed>";
+  }
+
+  httplib::Client client_;
+  std::string token_;
+  std::string root_;
+};
+
+class E2E : public ::testing::TestWithParam<std::string> {
  protected:
+  bool dropbox() const { return GetParam() == "dropbox"; }
+
   void SetUp() override {
     base_ = fs::temp_directory_path() / ("filesync-e2e-" + std::to_string(getpid()) + "-" +
                                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -77,6 +162,12 @@ class E2E : public ::testing::Test {
     cloud_ = base_ / "cloud";
     state_ = base_ / "state";
     fs::create_directories(src_);
+    if (dropbox()) {
+      ASSERT_TRUE(emulator_.Start({"--commit-lock-ms", "0"}));
+      view_ = std::make_unique<DropboxView>(emulator_.url(), emulator_.token(), "/backup/photos");
+    } else {
+      view_ = std::make_unique<LocalView>(cloud_ / "backup" / "photos");
+    }
     WriteConfig();
   }
   void TearDown() override {
@@ -92,8 +183,15 @@ class E2E : public ::testing::Test {
                            << "local_cloud_dir = \"" << cloud_.string() << "\"\n"
                            << "state_dir = \"" << state_.string() << "\"\n"
                            << "poll_interval = 1\n"
-                           << "workers = 2\n"
-                           << extra;
+                           << "workers = 2\n";
+    if (dropbox()) {
+      std::ofstream(config_, std::ios::app) << "backend = \"dropbox\"\n"
+                                            << "dbx_token = \"" << emulator_.token() << "\"\n"
+                                            << "dbx_api_url = \"" << emulator_.url() << "\"\n"
+                                            << "dbx_content_url = \"" << emulator_.url() << "\"\n"
+                                            << "dbx_notify_url = \"" << emulator_.url() << "\"\n";
+    }
+    std::ofstream(config_, std::ios::app) << extra;
   }
 
   RunResult Sync(const std::string& flags = "") { return RunFilesync("--config " + config_.string() + " sync " + flags); }
@@ -109,22 +207,23 @@ class E2E : public ::testing::Test {
     auto start = r.out.find('{');
     return nlohmann::json::parse(r.out.substr(start == std::string::npos ? 0 : start), nullptr, false);
   }
-  fs::path Mirror() const { return cloud_ / "backup" / "photos"; }
+  std::map<std::string, std::string> CloudTree() { return view_->Tree(); }
   void ExpectMirrored() {
-    EXPECT_EQ(Tree(Mirror()), Tree(src_));
+    EXPECT_EQ(CloudTree(), Tree(src_));
     auto plan = PlanJson();
     ASSERT_TRUE(plan.is_object());
     EXPECT_TRUE(plan["actions"].empty()) << plan.dump(2);
   }
-  static std::uint64_t Inode(const fs::path& p) {
-    struct stat st {};
-    return lstat(p.c_str(), &st) == 0 ? st.st_ino : 0;
-  }
 
   fs::path base_, src_, cloud_, state_, config_;
+  filesync::test_support::EmulatorProcess emulator_;
+  std::unique_ptr<CloudView> view_;
 };
 
-TEST_F(E2E, InitialSyncMirrorsTheTree) {
+INSTANTIATE_TEST_SUITE_P(Backends, E2E, ::testing::Values("local", "dropbox"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST_P(E2E, InitialSyncMirrorsTheTree) {
   WriteFile(src_ / "a.txt", "alpha");
   WriteFile(src_ / "sub/b.txt", std::string(5 << 20, 'b'));
   WriteFile(src_ / "sub/deeper/c.bin", "c");
@@ -135,7 +234,7 @@ TEST_F(E2E, InitialSyncMirrorsTheTree) {
   EXPECT_FALSE(fs::exists(cloud_ / ".filesync-staging") && !fs::is_empty(cloud_ / ".filesync-staging"));
 }
 
-TEST_F(E2E, ModifyAddDelete) {
+TEST_P(E2E, ModifyAddDelete) {
   WriteFile(src_ / "keep.txt", "same");
   WriteFile(src_ / "edit.txt", "before");
   WriteFile(src_ / "gone.txt", "bye");
@@ -148,42 +247,44 @@ TEST_F(E2E, ModifyAddDelete) {
   ExpectMirrored();
 }
 
-TEST_F(E2E, SameSizeEditIsDetectedByContent) {
+TEST_P(E2E, SameSizeEditIsDetectedByContent) {
   WriteFile(src_ / "f.txt", "aaaa");
   ASSERT_EQ(Sync().code, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   WriteFile(src_ / "f.txt", "bbbb");
   ASSERT_EQ(Sync().code, 0);
-  EXPECT_EQ(ReadFile(Mirror() / "f.txt"), "bbbb");
+  EXPECT_EQ(CloudTree()["f.txt"], "bbbb");
 }
 
-TEST_F(E2E, FileRenameIsAMoveNotACopy) {
+TEST_P(E2E, FileRenameIsAMoveNotACopy) {
   WriteFile(src_ / "dir/old-name.txt", "content that must not be copied again");
   ASSERT_EQ(Sync().code, 0);
-  const auto cloud_inode = Inode(Mirror() / "dir/old-name.txt");
+  const auto cloud_id = view_->Identity("dir/old-name.txt");
+  ASSERT_FALSE(cloud_id.empty());
   fs::rename(src_ / "dir/old-name.txt", src_ / "dir/new-name.txt");
   auto plan = PlanJson();
   ASSERT_EQ(plan["actions"].size(), 1u) << plan.dump(2);
   EXPECT_EQ(plan["actions"][0]["action"], "move");
   ASSERT_EQ(Sync().code, 0);
-  EXPECT_EQ(Inode(Mirror() / "dir/new-name.txt"), cloud_inode);
+  EXPECT_EQ(view_->Identity("dir/new-name.txt"), cloud_id);
   ExpectMirrored();
 }
 
-TEST_F(E2E, FolderRenameIsOneMove) {
+TEST_P(E2E, FolderRenameIsOneMove) {
   for (int i = 0; i < 50; ++i) WriteFile(src_ / "2019" / ("f" + std::to_string(i)), std::to_string(i));
   ASSERT_EQ(Sync().code, 0);
-  const auto cloud_inode = Inode(Mirror() / "2019/f7");
+  const auto cloud_id = view_->Identity("2019/f7");
+  ASSERT_FALSE(cloud_id.empty());
   fs::rename(src_ / "2019", src_ / "2019-old");
   auto plan = PlanJson();
   ASSERT_EQ(plan["actions"].size(), 1u) << plan.dump(2);
   EXPECT_EQ(plan["actions"][0]["action"], "move");
   ASSERT_EQ(Sync().code, 0);
-  EXPECT_EQ(Inode(Mirror() / "2019-old/f7"), cloud_inode);
+  EXPECT_EQ(view_->Identity("2019-old/f7"), cloud_id);
   ExpectMirrored();
 }
 
-TEST_F(E2E, EmptyFoldersAndTypeChanges) {
+TEST_P(E2E, EmptyFoldersAndTypeChanges) {
   WriteFile(src_ / "x", "was a file");
   fs::create_directories(src_ / "y/inner");
   ASSERT_EQ(Sync().code, 0);
@@ -196,30 +297,30 @@ TEST_F(E2E, EmptyFoldersAndTypeChanges) {
   ExpectMirrored();
 }
 
-TEST_F(E2E, ExcludesAreNotSyncedAndNotDeleted) {
+TEST_P(E2E, ExcludesAreNotSyncedAndNotDeleted) {
   WriteConfig("exclude = [\"*.tmp\", \"cache/\"]\n");
   WriteFile(src_ / "keep.txt", "k");
   WriteFile(src_ / "skip.tmp", "t");
   WriteFile(src_ / "cache/big", "c");
   ASSERT_EQ(Sync().code, 0);
-  EXPECT_TRUE(fs::exists(Mirror() / "keep.txt"));
-  EXPECT_FALSE(fs::exists(Mirror() / "skip.tmp"));
-  EXPECT_FALSE(fs::exists(Mirror() / "cache"));
+  EXPECT_TRUE(CloudTree().contains("keep.txt"));
+  EXPECT_FALSE(CloudTree().contains("skip.tmp"));
+  EXPECT_FALSE(CloudTree().contains("cache"));
 }
 
-TEST_F(E2E, SymlinksAndNonUtf8NamesAreSkippedWithAWarning) {
+TEST_P(E2E, SymlinksAndNonUtf8NamesAreSkippedWithAWarning) {
   WriteFile(src_ / "real.txt", "r");
   fs::create_symlink("/etc/passwd", src_ / "link");
   WriteFile(src_ / std::string("bad\xff.txt"), "x");
   auto r = Sync();
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("link"), std::string::npos) << r.out;
-  EXPECT_TRUE(fs::exists(Mirror() / "real.txt"));
-  EXPECT_FALSE(fs::exists(Mirror() / "link"));
-  EXPECT_EQ(Tree(Mirror()).size(), 1u);
+  EXPECT_TRUE(CloudTree().contains("real.txt"));
+  EXPECT_FALSE(CloudTree().contains("link"));
+  EXPECT_EQ(CloudTree().size(), 1u);
 }
 
-TEST_F(E2E, MissingSyncDirNeverDeletes) {
+TEST_P(E2E, MissingSyncDirNeverDeletes) {
   WriteFile(src_ / "a", "a");
   WriteFile(src_ / "b", "b");
   ASSERT_EQ(Sync().code, 0);
@@ -227,26 +328,26 @@ TEST_F(E2E, MissingSyncDirNeverDeletes) {
   auto r = Sync();
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("missing"), std::string::npos) << r.out;
-  EXPECT_TRUE(fs::exists(Mirror() / "a"));
+  EXPECT_TRUE(CloudTree().contains("a"));
   fs::create_directories(src_);  // a new, empty dir in its place: replaced, not synced either
   r = Sync();
   EXPECT_NE(r.code, 0);
-  EXPECT_TRUE(fs::exists(Mirror() / "b"));
+  EXPECT_TRUE(CloudTree().contains("b"));
 }
 
-TEST_F(E2E, SuddenlyEmptyDirNeverDeletes) {
+TEST_P(E2E, SuddenlyEmptyDirNeverDeletes) {
   WriteFile(src_ / "a", "a");
   ASSERT_EQ(Sync().code, 0);
   fs::remove(src_ / "a");
   auto r = Sync();
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("empty"), std::string::npos) << r.out;
-  EXPECT_TRUE(fs::exists(Mirror() / "a"));
+  EXPECT_TRUE(CloudTree().contains("a"));
   EXPECT_EQ(Sync("--allow-mass-delete").code, 0);
-  EXPECT_FALSE(fs::exists(Mirror() / "a"));
+  EXPECT_FALSE(CloudTree().contains("a"));
 }
 
-TEST_F(E2E, MaxDeleteStopsAMassDelete) {
+TEST_P(E2E, MaxDeleteStopsAMassDelete) {
   WriteConfig("max_delete = \"5\"\n");
   for (int i = 0; i < 10; ++i) WriteFile(src_ / ("f" + std::to_string(i)), "x");
   WriteFile(src_ / "stay", "s");
@@ -255,12 +356,12 @@ TEST_F(E2E, MaxDeleteStopsAMassDelete) {
   auto r = Sync();
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("max_delete"), std::string::npos) << r.out;
-  EXPECT_TRUE(fs::exists(Mirror() / "f3"));
+  EXPECT_TRUE(CloudTree().contains("f3"));
   ASSERT_EQ(Sync("--allow-mass-delete").code, 0);
   ExpectMirrored();
 }
 
-TEST_F(E2E, RestartDoesNotRehash) {
+TEST_P(E2E, RestartDoesNotRehash) {
   for (int i = 0; i < 20; ++i) WriteFile(src_ / ("f" + std::to_string(i)), std::string(1000, 'x'));
   // Back-date the files so none is "racily clean" (too fresh to trust the cache).
   for (int i = 0; i < 20; ++i) {
@@ -275,7 +376,7 @@ TEST_F(E2E, RestartDoesNotRehash) {
   EXPECT_EQ(status["last_pass"]["roots"][0]["uploaded"], 0);
 }
 
-TEST_F(E2E, KillDuringAPassThenRerunConvergesWithoutPartialFiles) {
+TEST_P(E2E, KillDuringAPassThenRerunConvergesWithoutPartialFiles) {
   for (int i = 0; i < 40; ++i) WriteFile(src_ / ("big" + std::to_string(i)), std::string(2 << 20, static_cast<char>('a' + i % 26)));
   const pid_t pid = fork();
   if (pid == 0) {
@@ -287,7 +388,7 @@ TEST_F(E2E, KillDuringAPassThenRerunConvergesWithoutPartialFiles) {
   int status = 0;
   waitpid(pid, &status, 0);
   // Whatever landed is complete: every file in the mirror has its full content.
-  for (const auto& [path, content] : Tree(Mirror())) {
+  for (const auto& [path, content] : CloudTree()) {
     if (content != "<dir>") {
       EXPECT_EQ(content, ReadFile(src_ / path)) << path;
     }
@@ -298,7 +399,7 @@ TEST_F(E2E, KillDuringAPassThenRerunConvergesWithoutPartialFiles) {
   EXPECT_TRUE(!fs::exists(cloud_ / ".filesync-staging") || fs::is_empty(cloud_ / ".filesync-staging"));
 }
 
-TEST_F(E2E, SigtermFinishesInFlightWorkAndExitsZero) {
+TEST_P(E2E, SigtermFinishesInFlightWorkAndExitsZero) {
   for (int i = 0; i < 30; ++i) WriteFile(src_ / ("f" + std::to_string(i)), std::string(1 << 20, 'z'));
   const pid_t pid = fork();
   if (pid == 0) {
@@ -314,7 +415,7 @@ TEST_F(E2E, SigtermFinishesInFlightWorkAndExitsZero) {
   ExpectMirrored();
 }
 
-TEST_F(E2E, HashMatchesTheReferenceVectors) {
+TEST_P(E2E, HashMatchesTheReferenceVectors) {
   WriteFile(base_ / "hello", "hello");
   auto r = RunFilesync("hash " + (base_ / "hello").string());
   EXPECT_EQ(r.code, 0);
@@ -323,7 +424,7 @@ TEST_F(E2E, HashMatchesTheReferenceVectors) {
   EXPECT_EQ(r.code, 1);
 }
 
-TEST_F(E2E, ConfigErrorsExitTwoWithOneLine) {
+TEST_P(E2E, ConfigErrorsExitTwoWithOneLine) {
   std::ofstream(config_) << "client_sync_dirs = [\"relative/path\"]\n";
   auto r = Sync();
   EXPECT_EQ(r.code, 2);
@@ -344,7 +445,7 @@ TEST_F(E2E, ConfigErrorsExitTwoWithOneLine) {
   EXPECT_EQ(r.code, 2);
 }
 
-TEST_F(E2E, SecondInstanceOnTheSameStateIsRefused) {
+TEST_P(E2E, SecondInstanceOnTheSameStateIsRefused) {
   WriteFile(src_ / "a", "a");
   const pid_t pid = fork();
   if (pid == 0) {
