@@ -44,7 +44,8 @@ namespace filesync::dropbox {
 struct DropboxOptions {
   std::string api_url = "https://api.dropboxapi.com";
   std::string content_url = "https://content.dropboxapi.com";
-  std::string notify_url = "https://notify.dropboxapi.com";
+  std::string notify_url = "https://notify.dropboxapi.com";  // longpoll host; cloud::Cloud has no
+                                                           // longpoll call yet, so unused today
 
   // Credentials: a fixed access token, or refresh_token + app_key (+ app_secret). A non-null
   // `tokens` overrides both.
