@@ -232,6 +232,13 @@ struct EventMonitor::Impl final : public ActionSink {
     const std::string cursor = (options.verify || verify_due) && !caps.incremental_listing ? "" : root.cursor;
     auto listing = cloud.List(root.cloud_path, options.verify ? "" : cursor);
     if (!listing.ok()) return listing.status();
+    if (caps.incremental_listing && listing->complete && listing->cursor.empty() && listing->changes.empty()) {
+      // The root does not exist yet, and a missing path has no cursor: create it and list again,
+      // so the next pass can ask for changes only.
+      if (Status s = cloud.CreateFolder(root.cloud_path); !s.ok()) return s;
+      listing = cloud.List(root.cloud_path, "");
+      if (!listing.ok()) return listing.status();
+    }
     ApplyListing(root, *listing);
     root.cursor = listing->cursor;
     if (listing->complete) root.last_verify_ms = NowMs();

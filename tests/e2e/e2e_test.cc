@@ -109,6 +109,26 @@ class DropboxView : public CloudView {
     }
     return tree;
   }
+  // Edits made "by someone else" directly in Dropbox.
+  bool Upload(const std::string& path, const std::string& content) {
+    auto headers = Auth();
+    headers.emplace("Dropbox-API-Arg",
+                    nlohmann::json{{"path", root_ + "/" + path}, {"mode", "overwrite"}}.dump(-1, ' ', true));
+    auto r = client_.Post("/2/files/upload", headers, content, "application/octet-stream");
+    return r && r->status == 200;
+  }
+  bool Delete(const std::string& path) {
+    auto r = client_.Post("/2/files/delete_v2", Auth(), nlohmann::json{{"path", root_ + "/" + path}}.dump(),
+                          "application/json");
+    return r && r->status == 200;
+  }
+  // Display names of the entries in the mirror (to check case and Unicode form).
+  std::vector<std::string> Names() {
+    std::vector<std::string> names;
+    for (const auto& e : List()) names.push_back(e["name"]);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
   std::string Identity(const std::string& path) override {
     auto r = client_.Post("/2/files/get_metadata", Auth(),
                           nlohmann::json{{"path", root_ + "/" + path}}.dump(), "application/json");
@@ -461,6 +481,96 @@ TEST_P(E2E, SecondInstanceOnTheSameStateIsRefused) {
   kill(pid, SIGTERM);
   int st = 0;
   waitpid(pid, &st, 0);
+}
+
+class DropboxE2E : public E2E {
+ protected:
+  DropboxView& dbx() { return static_cast<DropboxView&>(*view_); }
+  int Requests(const nlohmann::json& counters, const std::string& route) {
+    return counters["routes"].value(route, 0);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Emulator, DropboxE2E, ::testing::Values("dropbox"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST_P(DropboxE2E, NoChangePassCostsOneRequest) {
+  for (int i = 0; i < 30; ++i) WriteFile(src_ / ("d" + std::to_string(i % 3)) / ("f" + std::to_string(i)), "x");
+  ASSERT_EQ(Sync().code, 0);
+  emulator_.ResetCounters();
+  ASSERT_EQ(Sync().code, 0);
+  const auto counters = emulator_.Counters();
+  EXPECT_EQ(counters["total"], 1) << counters.dump(2);
+  EXPECT_EQ(Requests(counters, "files/list_folder/continue"), 1) << counters.dump(2);
+}
+
+TEST_P(DropboxE2E, SmallFilesAreUploadedInBatchesNotOneByOne) {
+  for (int i = 0; i < 300; ++i) WriteFile(src_ / ("d" + std::to_string(i % 7)) / ("f" + std::to_string(i)), std::to_string(i));
+  emulator_.ResetCounters();
+  ASSERT_EQ(Sync().code, 0);
+  const auto counters = emulator_.Counters();
+  EXPECT_EQ(Requests(counters, "files/upload"), 0) << counters.dump(2);
+  EXPECT_EQ(Requests(counters, "files/upload_session/finish"), 0) << counters.dump(2);
+  EXPECT_LE(counters["total"].get<int>(), 20) << counters.dump(2);
+  ExpectMirrored();
+}
+
+TEST_P(DropboxE2E, ExternalEditsAndDeletesAreRepairedOnTheNextPass) {
+  WriteFile(src_ / "a.txt", "client version");
+  WriteFile(src_ / "b.txt", "keep me");
+  ASSERT_EQ(Sync().code, 0);
+  ASSERT_TRUE(dbx().Upload("a.txt", "someone else's edit"));
+  ASSERT_TRUE(dbx().Delete("b.txt"));
+  ASSERT_TRUE(dbx().Upload("stray.txt", "not on the client"));
+  auto r = Sync();
+  ASSERT_EQ(r.code, 0) << r.out;
+  ExpectMirrored();
+}
+
+TEST_P(DropboxE2E, FolderRenameIsOneMoveRequest) {
+  for (int i = 0; i < 100; ++i) WriteFile(src_ / "album" / ("p" + std::to_string(i)), std::to_string(i));
+  ASSERT_EQ(Sync().code, 0);
+  fs::rename(src_ / "album", src_ / "album-2019");
+  emulator_.ResetCounters();
+  ASSERT_EQ(Sync().code, 0);
+  const auto counters = emulator_.Counters();
+  EXPECT_EQ(Requests(counters, "files/move_v2"), 1) << counters.dump(2);
+  // The listing's continue call plus the move: no upload, no delete.
+  EXPECT_EQ(counters["total"], 2) << counters.dump(2);
+  ExpectMirrored();
+}
+
+TEST_P(DropboxE2E, CaseOnlyRenameUnicodeAndCaseCollisions) {
+  WriteFile(src_ / "readme.md", "r");
+  WriteFile(src_ / "cafe\xCC\x81.txt", "nfd name");  // e + combining acute: Dropbox stores NFC
+  ASSERT_EQ(Sync().code, 0);
+  fs::rename(src_ / "readme.md", src_ / "README.md");
+  WriteFile(src_ / "Notes.txt", "upper");
+  WriteFile(src_ / "notes.txt", "lower");
+  auto r = Sync();
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("collides"), std::string::npos) << r.out;
+  const auto names = dbx().Names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "README.md"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "caf\xC3\xA9.txt"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "Notes.txt"), names.end());  // byte-wise smallest wins
+  EXPECT_EQ(std::count_if(names.begin(), names.end(), [](const std::string& n) { return n == "notes.txt"; }), 0);
+  // No flip-flop: the next pass has nothing to do.
+  auto plan = PlanJson();
+  EXPECT_TRUE(plan["actions"].empty()) << plan.dump(2);
+}
+
+TEST_P(DropboxE2E, NamesDropboxRefusesAreSkippedWithOneWarning) {
+  WriteFile(src_ / "desktop.ini", "x");
+  WriteFile(src_ / ".DS_Store", "x");
+  WriteFile(src_ / "ok.txt", "fine");
+  auto r = Sync();
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("desktop.ini"), std::string::npos) << r.out;
+  EXPECT_EQ(CloudTree().size(), 1u);
+  std::size_t mentions = 0;
+  for (auto pos = r.out.find("desktop.ini"); pos != std::string::npos; pos = r.out.find("desktop.ini", pos + 1)) ++mentions;
+  EXPECT_EQ(mentions, 1u) << "one warning per name: " << r.out;
 }
 
 }  // namespace
