@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "emulator_fixture.h"
@@ -174,6 +175,30 @@ TEST_F(CountersTest, CountsRoutesTotalsAndBytes) {
   EXPECT_GE(j["bytes_received"].get<std::uint64_t>(), 8u);
   emu_.ResetCounters();
   EXPECT_EQ(emu_.Counters()["total"], 0);
+}
+
+TEST(EmulatorTls, ServesHttpsWithGivenCertificate) {
+  char dir_template[] = "/tmp/fs-emu-tls-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
+                          dir + "/key.pem -out " + dir + "/cert.pem >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    std::filesystem::remove_all(dir);
+    GTEST_SKIP() << "the openssl command is not available to make a test certificate";
+  }
+  test_support::EmulatorProcess emu;
+  ASSERT_TRUE(emu.Start({"--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"}));
+  EXPECT_EQ(emu.url().rfind("https://", 0), 0u) << emu.url();
+  httplib::SSLClient c("127.0.0.1", emu.port());
+  c.enable_server_certificate_verification(false);
+  auto r = c.Post("/2/check/user", {{"Authorization", "Bearer " + emu.token()}},
+                  R"({"query":"tls"})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, R"({"result":"tls"})");
+  emu.Stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(EmulatorCommandLine, BadFlagsExitWith2) {
