@@ -628,3 +628,41 @@ TEST_F(DropboxCloudTest, ExpiredStoredSessionStartsOver) {
 
 }  // namespace
 }  // namespace filesync::dropbox
+
+namespace filesync::dropbox {
+namespace {
+
+// A server (or proxy) that refuses header lines over 8 KiB, either with a 400 or by dropping the
+// connection: the client must learn to split append_batch, and every file must still arrive.
+class HeaderLimitTest : public DropboxCloudTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(HeaderLimitTest, AppendBatchSplitsAfterARefusedLongHeader) {
+  const bool drop_connection = GetParam();
+  auto uploads = std::make_shared<FakeUploads>();
+  int refused = 0;
+  auto cloud = Make([&, uploads](const HttpRequest& r) -> Result<HttpResponse> {
+    if (auto arg = r.headers.Get("Dropbox-API-Arg"); arg && arg->size() > 8192) {
+      ++refused;
+      if (drop_connection) return Status::Transient("Send failure: Connection reset by peer");
+      return TextResponse(400, "");
+    }
+    return (*uploads)(r);
+  });
+  std::vector<cloud::UploadItem> items;
+  for (int i = 0; i < 200; ++i) items.push_back(Item("f" + std::to_string(i), std::to_string(i), "/f" + std::to_string(i)));
+  for (int round = 0; round < 2; ++round) {  // the second batch uses the learned limit at once
+    const auto results = cloud->Upload(items, nullptr);
+    for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  EXPECT_EQ(refused, 1) << "only the first long header is tried, and only once";
+  int long_headers = 0;
+  for (const auto& r : transport_->requests()) {
+    if (auto arg = r.headers.Get("Dropbox-API-Arg"); arg && arg->size() > 8000) ++long_headers;
+  }
+  EXPECT_EQ(long_headers, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(RefusalKinds, HeaderLimitTest, ::testing::Values(false, true));
+
+}  // namespace
+}  // namespace filesync::dropbox

@@ -71,6 +71,7 @@ struct Call {
   std::string arg;   // JSON: the RPC body, or the Dropbox-API-Arg header value
   std::string body;  // content-style request body
   bool idempotent = true;
+  bool retry_transient = true;  // false: a 5xx or network failure is returned at once
   std::chrono::seconds timeout{120};
 };
 
@@ -357,6 +358,7 @@ struct DropboxCloud::Impl {
         const Status& s = response.status();
         if (s.kind() != Status::Kind::kTransient) return Reply{s};
         if (!call.idempotent) return Reply{s, {}, std::nullopt, true};
+        if (!call.retry_transient) return Reply{s};
         if (++transient_attempts >= pacer.options().max_attempts) return Reply{s};
         Log().warn("{} (attempt {}), retrying", s.message(), transient_attempts);
         pacer.Sleep(pacer.Backoff(transient_attempts));
@@ -393,6 +395,7 @@ struct DropboxCloud::Impl {
       }
       if (error.http_status >= 500) {
         if (!call.idempotent) return Reply{error.status, {}, std::move(error), true};
+        if (!call.retry_transient) return Reply{error.status, {}, std::move(error)};
         if (++transient_attempts >= pacer.options().max_attempts) {
           Log().warn("{}; giving up after {} attempts", error.status.message(), transient_attempts);
           return Reply{error.status, {}, std::move(error)};
@@ -419,8 +422,9 @@ struct DropboxCloud::Impl {
     return Execute(std::move(call));
   }
 
-  Reply Content(std::string route, const ojson& arg, std::string body) {
+  Reply Content(std::string route, const ojson& arg, std::string body, bool retry_transient = true) {
     Call call;
+    call.retry_transient = retry_transient;
     call.route = std::move(route);
     call.host = Host::kContent;
     call.arg = EncodeHeaderArg(arg);
@@ -569,7 +573,7 @@ struct DropboxCloud::Impl {
         // Grow the request while it stays under 150 MiB and the header limit.
         ojson entries = ojson::array();
         std::uint64_t bytes = 0;
-        std::size_t arg_bytes = 64;
+        std::size_t arg_bytes = 100;  // {"entries":[...],"content_hash":"<64 hex>"}
         std::size_t stop = group;
         while (stop < end) {
           ojson entry = {{"cursor", {{"session_id", ids[stop - begin]}, {"offset", 0}}},
@@ -588,14 +592,16 @@ struct DropboxCloud::Impl {
         body.reserve(bytes);
         for (std::size_t i = group; i < stop; ++i) body += files[i].data;
         arg["content_hash"] = hash::ToHex(hash::HashBytes(body));
-        // A long header may be refused by the server or a proxy in front of it; keep a copy of
-        // the body until we know, then retry with a capped header (learned once per instance).
+        // A long header may be refused by the server or a proxy in front of it (a 400/413/431,
+        // or a connection closed while the body is still being sent). Keep a copy of the body
+        // until we know, then go on with capped headers (learned once per instance).
         const bool risky = cap == 0 && EncodeHeaderArg(arg).size() > kSafeHeaderBytes;
-        Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body));
-        if (!r.ok() && risky && r.error &&
-            (r.error->http_status == 400 || r.error->http_status == 413 || r.error->http_status == 431)) {
-          Log().info("append_batch header of {} entries refused; capping Dropbox-API-Arg at {} bytes",
-                     stop - group, kSafeHeaderBytes);
+        Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body), !risky);
+        const bool refused = !r.error || r.error->http_status == 400 || r.error->http_status == 413 ||
+                             r.error->http_status == 431 || r.error->http_status >= 500;
+        if (!r.ok() && risky && refused) {
+          Log().info("append_batch with a header for {} entries failed ({}); capping Dropbox-API-Arg at {} bytes",
+                     stop - group, r.status.message(), kSafeHeaderBytes);
           header_cap = kSafeHeaderBytes;
           cap = kSafeHeaderBytes;
           continue;
