@@ -666,3 +666,26 @@ INSTANTIATE_TEST_SUITE_P(RefusalKinds, HeaderLimitTest, ::testing::Values(false,
 
 }  // namespace
 }  // namespace filesync::dropbox
+
+namespace filesync::dropbox {
+namespace {
+
+TEST_F(DropboxCloudTest, AmbiguousSingleDeleteLooksBeforeDeletingAgain) {
+  bool deleted = false;
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    const std::string route = FakeTransport::Route(r);
+    if (route == "files/delete_v2") {
+      deleted = true;  // applied, but the response is lost
+      return Status::Transient("connection reset");
+    }
+    EXPECT_EQ(route, "files/get_metadata");
+    if (deleted) return JsonResponse(409, NotFound409());
+    return JsonResponse(200, FileEntry("/x", 1, "x"));
+  });
+  const std::vector<std::string> paths = {"/x"};
+  EXPECT_TRUE(cloud->Delete(paths)[0].ok());
+  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/delete_v2", "files/get_metadata"}));
+}
+
+}  // namespace
+}  // namespace filesync::dropbox
