@@ -50,9 +50,50 @@ UploadSessions::UploadSessions(const std::string& dir, BlobStore* blobs)
                    nullptr, nullptr, nullptr) != SQLITE_OK) {
     throw std::runtime_error("cannot open " + path);  // start-up configuration error
   }
+  janitor_ = std::thread([this] { JanitorLoop(); });
 }
 
-UploadSessions::~UploadSessions() { sqlite3_close(db_); }
+UploadSessions::~UploadSessions() {
+  {
+    std::lock_guard lock(trash_mu_);
+    stopping_ = true;  // pending deletions are abandoned; the next run's scan removes them
+  }
+  trash_cv_.notify_all();
+  janitor_.join();
+  sqlite3_close(db_);
+}
+
+bool UploadSessions::HasRow(const std::string& id) {
+  std::lock_guard lock(db_mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT 1 FROM sessions WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  const bool found = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
+
+void UploadSessions::JanitorLoop() {
+  // Orphans from an earlier run: a data file is created only after its session row exists.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".data") != 0) continue;
+    if (!HasRow(kIdPrefix + name.substr(0, name.size() - 5))) ::unlink(entry.path().c_str());
+    std::lock_guard lock(trash_mu_);
+    if (stopping_) return;
+  }
+  std::unique_lock lock(trash_mu_);
+  while (true) {
+    trash_cv_.wait(lock, [this] { return stopping_ || !trash_.empty(); });
+    if (stopping_) return;
+    const std::string path = std::move(trash_.front());
+    trash_.pop_front();
+    lock.unlock();
+    ::unlink(path.c_str());
+    lock.lock();
+  }
+}
 
 void UploadSessions::Save(const Session& s) {
   nlohmann::json ranges = nlohmann::json::array();
@@ -289,7 +330,11 @@ void UploadSessions::Complete(const std::string& id) {
     sessions_.erase(it);
   }
   std::lock_guard lock(s->mu);
-  ::unlink(s->data.c_str());
+  {
+    std::lock_guard trash_lock(trash_mu_);
+    trash_.push_back(s->data);
+  }
+  trash_cv_.notify_one();
   std::lock_guard db_lock(db_mu_);
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db_, "DELETE FROM sessions WHERE id = ?1", -1, &st, nullptr);

@@ -16,17 +16,24 @@
 // Append; for PrepareFinish either a top-level UploadSessionFinishError tag or (lookup=true)
 // an UploadSessionLookupError to wrap in lookup_failed.
 //
+// Data files of committed sessions are deleted by a background thread: on ext4 an unlink that
+// frees an inode can take milliseconds, which would otherwise dominate finish_batch. The same
+// thread removes data files left without a session row by an earlier run.
+//
 // Thread safety: all methods may be called concurrently. A sequential session serialises its
 // appends; a concurrent session's appends write in parallel and only update ranges under the
 // session's mutex.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <variant>
 
@@ -95,6 +102,14 @@ class UploadSessions {
   std::mutex db_mu_;  // guards db_
   std::mutex mu_;     // guards sessions_
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
+
+  void JanitorLoop();
+  bool HasRow(const std::string& id);
+  std::mutex trash_mu_;  // guards trash_ and stopping_
+  std::condition_variable trash_cv_;
+  std::deque<std::string> trash_;
+  bool stopping_ = false;
+  std::thread janitor_;
 };
 
 }  // namespace filesync::emulator
