@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -128,6 +129,29 @@ TEST_F(DropAfterTest, EffectAppliesEvenThoughResponseIsLost) {
                    R"({"path":"/dropped.txt"})", "application/json");
   ASSERT_TRUE(md);
   EXPECT_EQ(md->status, 200) << md->body;
+}
+
+class DropBeforeTest : public EmulatorTest {
+ protected:
+  std::vector<std::string> ExtraArgs() override { return {"--faults", "drop=1,latency=1:300"}; }
+};
+
+TEST_F(DropBeforeTest, DropBeforeHasNoEffectAndLatencyDelays) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Upload("files/upload", {{"path", "/never.txt"}}, "data");
+  EXPECT_EQ(r.status, 0) << "expected a dropped connection, got " << r.status;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
+  const std::string dir = emu_.data_dir();
+  emu_.Stop();
+  test_support::EmulatorProcess clean;
+  clean.set_data_dir(dir);
+  ASSERT_TRUE(clean.Start());
+  httplib::Client c("127.0.0.1", clean.port());
+  auto md = c.Post("/2/files/get_metadata", {{"Authorization", "Bearer " + clean.token()}},
+                   R"({"path":"/never.txt"})", "application/json");
+  ASSERT_TRUE(md);
+  EXPECT_EQ(md->status, 409) << md->body;
+  EXPECT_EQ(clean.Counters()["total"], 1);
 }
 
 using PersistenceTest = EmulatorTest;
