@@ -396,7 +396,7 @@ TEST(Convergence, SeedRange) {
     crashes += r.crashes;
     known += r.known_bug.empty() ? 0 : 1;
   }
-  std::printf("seeds %llu..%llu: %d kill -9 survived; %d seed(s) hit only the known stale-status-error bug\n",
+  std::printf("seeds %llu..%llu: %d kill -9 survived; %d seed(s) hit only known engine bugs (docs/reliability.md)\n",
               static_cast<unsigned long long>(first), static_cast<unsigned long long>(last), crashes, known);
 }
 

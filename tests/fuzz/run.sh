@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan + fuzzer instrumentation) in build/fuzz
+# and runs each for N seconds (default 20) from its seed corpus in tests/fuzz/corpus/<target>/.
+#   tests/fuzz/run.sh            # 20 s per target
+#   tests/fuzz/run.sh 600        # 10 min per target
+#   tests/fuzz/run.sh 60 paths   # only the named target(s)
+# New inputs go to build/fuzz/corpus/<target>/ (the committed corpus is only read); a crash
+# leaves build/fuzz/crash-* and makes the script exit 1.
+set -euo pipefail
+seconds="${1:-20}"
+shift || true
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="$root/build/fuzz"
+jobs="${FILESYNC_FUZZ_JOBS:-2}"
+
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFILESYNC_BUILD_FUZZ=ON -DFILESYNC_BUILD_BENCH=OFF \
+  -DFILESYNC_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link \
+  -DCMAKE_PROJECT_INCLUDE="$root/tests/fuzz/add_to_tests.cmake" >"$build.configure.log" 2>&1 ||
+  { cat "$build.configure.log"; exit 1; }
+
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for t in config_loader paths exclude dropbox_parsing emulator_wire; do
+    if ninja -C "$build" -t targets all 2>/dev/null | grep -q "^fuzz_$t:"; then targets+=("$t"); fi
+  done
+fi
+cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
+
+status=0
+for t in "${targets[@]}"; do
+  mkdir -p "$build/corpus/$t"
+  log="$build/fuzz_$t.log"
+  echo "== fuzz_$t: ${seconds} s"
+  if ! (cd "$build" && "./tests/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 \
+        -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+        "$build/corpus/$t" "$root/tests/fuzz/corpus/$t" >"$log" 2>&1); then
+    echo "   FAILED: see $log"; tail -30 "$log"; status=1
+  fi
+  execs="$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')"
+  echo "   executions: ${execs:-?} ($(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}') /s)"
+done
+exit $status
