@@ -35,9 +35,11 @@ function(filesync_test name)
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
+  # PROPERTIES takes key/value pairs: a list value must keep its ';' escaped to stay one value.
+  string(REPLACE ";" "\\;" labels "${ARG_LABELS}")
   gtest_discover_tests(${name}
     TEST_PREFIX "${name}."
     DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${ARG_LABELS}"
+    PROPERTIES LABELS "${labels}"
     EXTRA_ARGS --gtest_color=no)
 endfunction()

@@ -20,6 +20,7 @@
 #include "scan/exclude.h"
 #include "scan/scanner.h"
 #include "util/log.h"
+#include "util/unicode.h"
 
 namespace filesync::pipeline {
 namespace {
@@ -94,7 +95,8 @@ struct RootState {
   std::string cloud_path;
   bool loaded = false;
   std::unordered_map<std::string, cache::FileRecord> files;   // by local path
-  std::map<std::string, cache::RemoteRecord> remote;          // by PathKey(path)
+  // By PathKey(path); std::less<> allows lookups by string_view without a copy.
+  std::map<std::string, cache::RemoteRecord, std::less<>> remote;
   std::string cursor;
   std::int64_t last_verify_ms = 0;
   std::unordered_set<std::string> warned;  // scan issues already logged by this process
@@ -166,7 +168,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   void ApplyListing(RootState& root, cloud::ListResult& listing) {
     if (listing.complete) {
-      std::map<std::string, cache::RemoteRecord> fresh;
+      std::map<std::string, cache::RemoteRecord, std::less<>> fresh;
       for (auto& change : listing.changes) {
         if (change.type != cloud::ListChange::Type::kUpsert) continue;
         auto rel = RelativeTo(change.entry.path, root.cloud_path, caps.case_insensitive);
@@ -456,11 +458,10 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // Brings the file cache in line with what this scan saw (renames, deletions, folders).
   void SyncFileRecords(RootState& root, const std::vector<plan::LocalItem>& items) {
-    std::unordered_set<std::string> present;
-    present.reserve(items.size());
+    std::size_t known = 0;  // items that already had a record at their path
     for (const plan::LocalItem& item : items) {
-      present.insert(item.path);
       auto it = root.files.find(item.path);
+      if (it != root.files.end()) ++known;
       if (item.kind == EntryKind::kFolder) {
         if (it == root.files.end() || it->second.identity.inode != item.identity.inode || it->second.kind != item.kind) {
           cache::FileRecord f;
@@ -479,6 +480,10 @@ struct EventMonitor::Impl final : public ActionSink {
       }
       RecordFile(root, item.path, item.identity, item.digest);
     }
+    if (known == root.files.size()) return;  // every record is still a local path: none to drop
+    std::unordered_set<std::string_view> present;
+    present.reserve(items.size());
+    for (const plan::LocalItem& item : items) present.insert(item.path);
     for (auto it = root.files.begin(); it != root.files.end();) {
       if (!present.contains(it->first)) {
         pending_batch.DeleteFile(it->first);
@@ -533,6 +538,12 @@ struct EventMonitor::Impl final : public ActionSink {
     }
     std::vector<plan::LocalItem> items = ToLocalItems(root, scanned->entries);
     scanned->entries.clear();
+    if (InSync(root, items)) {
+      // The common daemon case: nothing changed on either side. The planner would return an
+      // empty plan; skip building its inputs (several copies of every path).
+      if (!options.dry_run) FinishRoot(root, items, root_identity);
+      return;
+    }
     std::vector<plan::RemoteItem> remote;
     remote.reserve(root.remote.size());
     for (const auto& [key, r] : root.remote) {
@@ -567,6 +578,31 @@ struct EventMonitor::Impl final : public ActionSink {
     if (options.dry_run) return;
 
     Execute(index, plan.actions, progress);
+    FinishRoot(root, items, root_identity);
+  }
+
+  // True when every local entry has its counterpart in the cloud state (same kind; files with
+  // the same content hash) and the cloud has nothing else: then there is nothing to do.
+  bool InSync(const RootState& root, const std::vector<plan::LocalItem>& items) const {
+    if (items.size() != root.remote.size()) return false;
+    std::string key;
+    for (const plan::LocalItem& item : items) {
+      if (caps.case_insensitive) key = Key(item.path);
+      auto it = root.remote.find(caps.case_insensitive ? std::string_view(key) : std::string_view(item.path));
+      if (it == root.remote.end() || it->second.kind != item.kind) return false;
+      if (caps.case_insensitive && cloud::BaseName(it->second.path) != unicode::ToNfc(cloud::BaseName(item.path))) {
+        return false;  // a case-only rename
+      }
+      if (item.kind == EntryKind::kFile &&
+          (!item.digest_known || !it->second.has_digest || it->second.digest != item.digest)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Records what this pass learnt about the local files and the cloud cursor.
+  void FinishRoot(RootState& root, const std::vector<plan::LocalItem>& items, const cloud::FileIdentity& root_identity) {
     std::unique_lock lock(mu);
     SyncFileRecords(root, items);
     CommitLocked(root, lock);
