@@ -483,6 +483,90 @@ TEST_P(E2E, SecondInstanceOnTheSameStateIsRefused) {
   waitpid(pid, &st, 0);
 }
 
+TEST_P(E2E, SighupReloadsTheConfiguration) {
+  WriteFile(src_ / "a.txt", "a");
+  WriteFile(src_ / "b.skip", "b");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto wait_for = [&](auto pred) {
+    for (int i = 0; i < 100 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return pred();
+  };
+  EXPECT_TRUE(wait_for([&] { return CloudTree().contains("b.skip"); }));
+  WriteConfig("exclude = [\"*.skip\"]\n");
+  kill(pid, SIGHUP);
+  WriteFile(src_ / "c.skip", "c");
+  WriteFile(src_ / "d.txt", "d");
+  EXPECT_TRUE(wait_for([&] { return CloudTree().contains("d.txt"); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(CloudTree().contains("c.skip"));  // the reloaded exclude applies
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST_P(E2E, JsonLogFormatPrintsOneObjectPerLine) {
+  fs::create_symlink("/etc/hostname", src_ / "link");  // produces a warning
+  auto r = RunFilesync("--log-format json --config " + config_.string() + " sync");
+  ASSERT_EQ(r.code, 0) << r.out;
+  int objects = 0;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    EXPECT_TRUE(j.contains("level") && j.contains("msg")) << line;
+    ++objects;
+  }
+  EXPECT_GE(objects, 1) << r.out;
+}
+
+TEST_P(E2E, AnUnreadableFileIsReportedAndTheRestIsSynced) {
+  // Root reads everything, so run filesync as an unprivileged user on a tree it owns.
+  const bool root = geteuid() == 0;
+  if (root && std::system("command -v setpriv > /dev/null") != 0) GTEST_SKIP() << "needs setpriv to drop root";
+  WriteFile(src_ / "ok.txt", "fine");
+  WriteFile(src_ / "secret.txt", "unreadable");
+  fs::create_directories(state_);
+  fs::create_directories(cloud_);
+  if (root) {
+    ASSERT_EQ(std::system(("chown -R 65534:65534 " + base_.string()).c_str()), 0);
+    fs::permissions(base_, fs::perms::owner_all | fs::perms::others_exec | fs::perms::others_read);
+  }
+  fs::permissions(src_ / "secret.txt", fs::perms::none);
+  const std::string prefix = root ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+  const std::string cmd = prefix + FILESYNC_BINARY + " --config " + config_.string() + " sync 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;  // the pass did not complete...
+  EXPECT_NE(out.find("secret.txt"), std::string::npos) << out;
+  EXPECT_TRUE(CloudTree().contains("ok.txt")) << out;  // ...but everything else was synced
+  EXPECT_FALSE(CloudTree().contains("secret.txt"));
+  fs::permissions(src_ / "secret.txt", fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST_P(E2E, VerifyRepairsEditsMadeDirectlyInTheCloud) {
+  if (dropbox()) GTEST_SKIP() << "Dropbox reports such edits through its cursor (see DropboxE2E)";
+  WriteFile(src_ / "a.txt", "original");
+  WriteFile(src_ / "b.txt", "keep");
+  ASSERT_EQ(Sync().code, 0);
+  const fs::path mirror = cloud_ / "backup" / "photos";
+  WriteFile(mirror / "a.txt", "tampered");
+  fs::remove(mirror / "b.txt");
+  WriteFile(mirror / "extra.txt", "stray");
+  auto r = Sync("--verify");
+  ASSERT_EQ(r.code, 0) << r.out;
+  ExpectMirrored();
+}
+
 class DropboxE2E : public E2E {
  protected:
   DropboxView& dbx() { return static_cast<DropboxView&>(*view_); }

@@ -1,0 +1,133 @@
+#include "pipeline/event_processor.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+namespace filesync::pipeline {
+namespace {
+
+// A Cloud whose results are scripted per call: a unit-test double for the processor alone.
+class ScriptedCloud : public cloud::Cloud {
+ public:
+  std::vector<Status> delete_script;  // consumed one per Delete() call (applied to every path)
+  std::vector<Status> upload_script;  // consumed one per Upload() call
+  int delete_calls = 0, upload_calls = 0, move_calls = 0;
+
+  std::string_view name() const override { return "scripted"; }
+  cloud::Capabilities capabilities() const override { return {}; }
+  Result<cloud::ListResult> List(const std::string&, const std::string&) override { return cloud::ListResult{}; }
+  Status CreateFolder(const std::string&) override { return Status::Ok(); }
+  std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
+                                                  const cloud::ProgressFn&) override {
+    const Status s = Next(upload_script, upload_calls++);
+    std::vector<Result<cloud::UploadedFile>> out;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (s.ok()) {
+        out.emplace_back(cloud::UploadedFile{});
+      } else {
+        out.emplace_back(s);
+      }
+    }
+    return out;
+  }
+  std::vector<Status> Delete(std::span<const std::string> paths) override {
+    const Status s = Next(delete_script, delete_calls++);
+    return std::vector<Status>(paths.size(), s);
+  }
+  Result<cloud::RemoteEntry> Move(const std::string&, const std::string&) override {
+    ++move_calls;
+    return Status::Conflict("destination exists");
+  }
+  Status Flush() override { return Status::Ok(); }
+
+ private:
+  static Status Next(const std::vector<Status>& script, int call) {
+    return static_cast<std::size_t>(call) < script.size() ? script[static_cast<std::size_t>(call)] : Status::Ok();
+  }
+};
+
+class RecordingSink : public ActionSink {
+ public:
+  void OnDone(const Event& event, const ActionOutcome& outcome) override {
+    std::lock_guard lock(mu);
+    done.emplace_back(event.action.path, outcome);
+  }
+  std::mutex mu;
+  std::vector<std::pair<std::string, ActionOutcome>> done;
+};
+
+Event Ev(plan::ActionKind kind, std::string path) {
+  Event e;
+  e.action.kind = kind;
+  e.action.path = std::move(path);
+  return e;
+}
+
+const RetryPolicy kFast{.max_attempts = 4, .base_delay = std::chrono::milliseconds(1),
+                        .max_delay = std::chrono::milliseconds(5)};
+
+TEST(EventProcessor, TransientFailuresAreRetriedUntilTheySucceed) {
+  ScriptedCloud cloud;
+  cloud.delete_script = {Status::Transient("503"), Status::RateLimited("429", std::chrono::milliseconds(20))};
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  p.Process({Ev(plan::ActionKind::kDelete, "a"), Ev(plan::ActionKind::kDelete, "b")});
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(20));  // Retry-After honoured
+  EXPECT_EQ(cloud.delete_calls, 3);
+  ASSERT_EQ(sink.done.size(), 2u);
+  for (const auto& [path, outcome] : sink.done) {
+    EXPECT_TRUE(outcome.status.ok()) << path;
+    EXPECT_EQ(outcome.attempts, 3);
+  }
+}
+
+TEST(EventProcessor, RetriesAreBoundedThenTheErrorIsReported) {
+  ScriptedCloud cloud;
+  cloud.upload_script = std::vector<Status>(10, Status::Transient("network down"));
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  p.Process({Ev(plan::ActionKind::kUpload, "f")});
+  EXPECT_EQ(cloud.upload_calls, kFast.max_attempts);
+  ASSERT_EQ(sink.done.size(), 1u);
+  EXPECT_EQ(sink.done[0].second.status.kind(), Status::Kind::kTransient);
+}
+
+TEST(EventProcessor, PermanentFailuresAreNotRetried) {
+  ScriptedCloud cloud;
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  Event move = Ev(plan::ActionKind::kMove, "to");
+  move.action.from = "from";
+  p.Process({move});
+  EXPECT_EQ(cloud.move_calls, 1);
+  ASSERT_EQ(sink.done.size(), 1u);
+  EXPECT_EQ(sink.done[0].second.status.kind(), Status::Kind::kConflict);
+}
+
+TEST(EventProcessor, StopDuringBackoffCancelsInsteadOfRetrying) {
+  ScriptedCloud cloud;
+  cloud.delete_script = {Status::RateLimited("429", std::chrono::seconds(30))};
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stop = true;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  p.Process({Ev(plan::ActionKind::kDelete, "x")});
+  stopper.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ASSERT_EQ(sink.done.size(), 1u);
+  EXPECT_EQ(sink.done[0].second.status.kind(), Status::Kind::kCancelled);
+}
+
+}  // namespace
+}  // namespace filesync::pipeline
