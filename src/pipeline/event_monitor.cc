@@ -34,6 +34,8 @@ using std::chrono::milliseconds;
 constexpr std::int64_t kRacyWindowNs = 2'000'000'000;
 constexpr std::size_t kQueueCapacity = 4096;
 constexpr std::size_t kCommitEvery = 10000;
+// Present in the state store while a pass may have changed the cloud without recording it.
+constexpr const char* kVerifyNextKey = "verify_next";
 constexpr std::chrono::seconds kCommitInterval{2};
 
 std::int64_t NowNs() {
@@ -99,6 +101,10 @@ struct RootState {
   std::map<std::string, cache::RemoteRecord, std::less<>> remote;
   std::string cursor;
   std::int64_t last_verify_ms = 0;
+  // The cloud may differ from the state store (an unclean exit mid-pass, or a cloud operation
+  // that found something unexpected): walk it fully next time instead of trusting the store.
+  bool verify_next = false;
+  std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
   std::unordered_set<std::string> warned;  // scan issues already logged by this process
 };
 
@@ -143,6 +149,7 @@ struct EventMonitor::Impl final : public ActionSink {
     if (auto v = store.Get(root.id, "last_verify_ms"); v.ok() && v->has_value()) {
       root.last_verify_ms = std::stoll(**v);
     }
+    if (auto v = store.Get(root.id, kVerifyNextKey); v.ok() && v->has_value()) root.verify_next = true;
     root.loaded = true;
     return Status::Ok();
   }
@@ -228,7 +235,7 @@ struct EventMonitor::Impl final : public ActionSink {
     const bool never_listed = root.cursor.empty();
     const bool verify_due =
         !caps.incremental_listing &&
-        (options.verify || never_listed ||
+        (options.verify || never_listed || root.verify_next ||
          NowMs() - root.last_verify_ms > std::chrono::duration_cast<milliseconds>(config.cloud_verify_interval).count());
     if (!caps.incremental_listing && !verify_due) return Status::Ok();
     const std::string cursor = (options.verify || verify_due) && !caps.incremental_listing ? "" : root.cursor;
@@ -243,7 +250,10 @@ struct EventMonitor::Impl final : public ActionSink {
     }
     ApplyListing(root, *listing);
     root.cursor = listing->cursor;
-    if (listing->complete) root.last_verify_ms = NowMs();
+    if (listing->complete) {
+      root.last_verify_ms = NowMs();
+      root.verify_next = false;
+    }
     return Status::Ok();
   }
 
@@ -341,9 +351,11 @@ struct EventMonitor::Impl final : public ActionSink {
       logger->warn("{} {} failed after {} attempt(s): {}", plan::ActionKindName(a.kind), a.path, outcome.attempts,
                    outcome.status.ToString());
       (void)store.RecordError(root.id, a.path, outcome.status.ToString());
+      root.failed_paths.insert(a.path);
+      const auto kind = outcome.status.kind();
+      if (kind == Status::Kind::kNotFound || kind == Status::Kind::kConflict) root.verify_next = true;
       return;
     }
-    cleared_errors.emplace_back(root.id, a.path);
     switch (a.kind) {
       case plan::ActionKind::kUpload: {
         const cloud::UploadedFile& up = *outcome.uploaded;
@@ -434,11 +446,9 @@ struct EventMonitor::Impl final : public ActionSink {
   // Makes the cloud's writes durable, then records them. Called with `lock` held on mu; releases
   // it while syncing and committing so workers keep recording outcomes meanwhile.
   void CommitLocked(RootState& root, std::unique_lock<std::mutex>& lock) {
-    if (pending_batch.empty() && cleared_errors.empty()) return;
+    if (pending_batch.empty()) return;
     cache::StateStore::Batch batch = std::move(pending_batch);
     pending_batch = cache::StateStore::Batch();
-    std::vector<std::pair<std::int64_t, std::string>> cleared = std::move(cleared_errors);
-    cleared_errors.clear();
     batch_ops = 0;
     last_commit = std::chrono::steady_clock::now();
     lock.unlock();
@@ -447,10 +457,10 @@ struct EventMonitor::Impl final : public ActionSink {
       std::lock_guard commit_lock(commit_mu);
       if (Status s = cloud.Flush(); !s.ok()) {
         logger->error("cannot make cloud writes durable, not recording them: {}", s.ToString());
+        ++commit_failures;
       } else if (Status c = store.Commit(root.id, batch); !c.ok()) {
         logger->error("cannot record progress in the state store: {}", c.ToString());
-      } else {
-        for (const auto& [id, path] : cleared) (void)store.ClearError(id, path);
+        ++commit_failures;
       }
     }
     lock.lock();
@@ -581,6 +591,18 @@ struct EventMonitor::Impl final : public ActionSink {
     FinishRoot(root, items, root_identity);
   }
 
+  // Errors of earlier passes on paths that did not fail this time are resolved: the pass either
+  // synced them or found nothing left to do. (The root's own "" entry is handled by Run.)
+  void ClearResolvedErrors(RootState& root) {
+    auto errors = store.Errors();
+    if (!errors.ok()) return;
+    for (const cache::ErrorRecord& e : *errors) {
+      if (e.root_id == root.id && !e.path.empty() && !root.failed_paths.contains(e.path)) {
+        (void)store.ClearError(root.id, e.path);
+      }
+    }
+  }
+
   // True when every local entry has its counterpart in the cloud state (same kind; files with
   // the same content hash) and the cloud has nothing else: then there is nothing to do.
   bool InSync(const RootState& root, const std::vector<plan::LocalItem>& items) const {
@@ -606,6 +628,10 @@ struct EventMonitor::Impl final : public ActionSink {
     std::unique_lock lock(mu);
     SyncFileRecords(root, items);
     CommitLocked(root, lock);
+    Status marker = root.verify_next || commit_failures.load() > 0 ? store.Put(root.id, kVerifyNextKey, "1")
+                                                                  : store.Erase(root.id, kVerifyNextKey);
+    if (!marker.ok()) logger->error("cannot record the verify marker: {}", marker.ToString());
+    ClearResolvedErrors(root);
     // After the commit: a cursor must never get ahead of the records it describes.
     for (const auto& [key, value] : {std::pair<const char*, std::string>{"cursor", root.cursor},
                                      {"last_verify_ms", std::to_string(root.last_verify_ms)},
@@ -616,6 +642,11 @@ struct EventMonitor::Impl final : public ActionSink {
 
   void Execute(std::size_t index, const std::vector<plan::Action>& actions, PassProgress* progress) {
     if (actions.empty()) return;
+    // Until FinishRoot records the outcome, a crash may leave cloud changes the store does not
+    // know about; the marker makes the next pass walk the cloud instead of trusting the store.
+    if (Status s = store.Put(roots[index].id, kVerifyNextKey, "1"); !s.ok()) {
+      logger->error("cannot record the verify marker: {}", s.ToString());
+    }
     if (progress) {
       for (const auto& a : actions) {
         ++progress->files_total;
@@ -660,6 +691,8 @@ struct EventMonitor::Impl final : public ActionSink {
     report.roots.resize(roots.size());
     current = &report;
     current_progress = progress;
+    commit_failures = 0;
+    for (RootState& r : roots) r.failed_paths.clear();
     for (std::size_t i = 0; i < roots.size() && !stop_flag.load(); ++i) {
       RunRoot(i, options, report, progress);
       if (report.roots[i].stopped) {
@@ -669,6 +702,7 @@ struct EventMonitor::Impl final : public ActionSink {
         (void)store.ClearError(roots[i].id, "");
       }
     }
+    report.state_errors = commit_failures.load();
     report.finished_unix_ms = NowMs();
     current = nullptr;
     current_progress = nullptr;
@@ -692,10 +726,11 @@ struct EventMonitor::Impl final : public ActionSink {
   std::size_t batch_ops = 0;
   std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
   std::mutex commit_mu;  // serialises Flush()+Commit() pairs; taken without mu held
-  std::vector<std::pair<std::int64_t, std::string>> cleared_errors;
+  std::atomic<int> commit_failures{0};  // this pass; a failed commit means the pass is incomplete
 };
 
 bool PassReport::converged() const {
+  if (state_errors > 0) return false;
   for (const RootReport& r : roots) {
     if (r.stopped || r.failed > 0 || r.deferred > 0) return false;
   }
@@ -710,6 +745,7 @@ std::string PassReport::ToJson() const {
   j["bytes_hashed"] = bytes_hashed;
   j["files_hashed"] = files_hashed;
   j["converged"] = converged();
+  j["state_errors"] = state_errors;
   nlohmann::json actions = nlohmann::json::array();
   nlohmann::json roots_json = nlohmann::json::array();
   for (const RootReport& r : roots) {

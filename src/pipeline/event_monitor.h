@@ -60,6 +60,7 @@ struct PassReport {
   std::uint64_t files_hashed = 0;
   std::int64_t started_unix_ms = 0;
   std::int64_t finished_unix_ms = 0;
+  int state_errors = 0;  // commits to the state store (or cloud flushes) that failed
   // True when every dir was synced and every action succeeded: the cloud matches the client.
   [[nodiscard]] bool converged() const;
   [[nodiscard]] std::string ToJson() const;  // for status and `plan --json`
