@@ -314,28 +314,4 @@ std::vector<std::string> Sandbox::Invariants() {
   return problems;
 }
 
-std::string Sandbox::KnownBug(const std::vector<std::string>& problems) {
-  const char* strict = std::getenv("FILESYNC_STRICT");
-  if (problems.empty() || (strict != nullptr && std::string(strict) == "1")) return "";
-  auto only = [](const std::vector<std::string>& list, std::initializer_list<const char*> prefixes) {
-    return std::all_of(list.begin(), list.end(), [&](const std::string& p) {
-      return std::any_of(prefixes.begin(), prefixes.end(), [&](const char* prefix) { return p.starts_with(prefix); });
-    });
-  };
-  if (only(problems, {"status errors:"})) {
-    return "engine bug: the cloud converged and plan is empty, but status keeps a stale error (errors are cleared "
-           "only by a later successful action on the same path), see docs/reliability.md: " + problems.front();
-  }
-  // Anything else that a full walk of the cloud repairs is the stale-cloud-view bug.
-  const RunResult verify = Sync({"--verify"});
-  const auto after = Invariants();
-  if (verify.code == 0 && only(after, {"status errors:"})) {
-    return "engine bug: after kill -9 the state store's view of the cloud is stale (cloud writes, moves or folders "
-           "made by the killed run were never recorded) and the local backend trusts it: orphans stay, moves fail "
-           "not_found or hit 'in the way' conflicts; only sync --verify repaired it, see docs/reliability.md: " +
-           problems.front();
-  }
-  return "";
-}
-
 }  // namespace filesync::reliability

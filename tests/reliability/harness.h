@@ -93,16 +93,6 @@ class Sandbox {
   // Empty when the system is quiescent and converged; otherwise one line per broken invariant.
   std::vector<std::string> Invariants();
 
-  // Known engine bugs (docs/reliability.md, "Engine bugs found"), recognised by their signature so
-  // CI stays green while they are open. Returns a skip reason ("engine bug: ...") when every
-  // problem in `problems` (from Invariants()) is explained by one of them, else "":
-  //  - stale status errors: the trees match and plan is empty, but `status` keeps an error
-  //    (errors are only cleared by a later successful action on the same path);
-  //  - stale cloud view after kill -9: anything that `sync --verify` (a full walk of the cloud)
-  //    then repairs: orphan files or folders a killed run wrote before recording them, moves
-  //    planned from paths the killed run had already moved, "in the way" conflicts.
-  // With FILESYNC_STRICT=1 it always returns "" so the bugs fail the tests.
-  std::string KnownBug(const std::vector<std::string>& problems);
 
   [[nodiscard]] BackendKind backend() const { return backend_; }
   [[nodiscard]] const std::filesystem::path& base() const { return base_; }

@@ -29,13 +29,11 @@ using std::chrono::milliseconds;
 
 bool Contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
 
-// The final check of every test: one pass converges and the invariants hold. A known engine bug
-// (harness.h KnownBug) turns the test into a skip that names it.
+// The final check of every test: one pass converges and the invariants hold.
 void ExpectConverged(Sandbox& box) {
   const RunResult r = box.Sync();
   EXPECT_EQ(r.code, 0) << r.out.substr(0, 4000);
   const auto problems = box.Invariants();
-  if (const std::string bug = box.KnownBug(problems); !bug.empty()) GTEST_SKIP() << bug;
   for (const auto& p : problems) ADD_FAILURE() << p;
 }
 
@@ -141,11 +139,8 @@ TEST(ResourceFaults, StateDirOnAFullFilesystem) {
   const Tree source = Snapshot(box.client(), true);
   const RunResult r = box.Run({"sync"});
   EXPECT_EQ(r.signal, 0) << "crashed: " << r.out.substr(0, 3000);
-  // The pass could not record its work, so it did not complete: exit 1 (checked last, see below).
-  const bool exit_code_bug = r.code == 0;
-  if (!exit_code_bug) {
-    EXPECT_EQ(r.code, 1) << r.out.substr(0, 3000);
-  }
+  // The pass could not record its work, so it did not complete: exit 1.
+  EXPECT_EQ(r.code, 1) << r.out.substr(0, 3000);
   EXPECT_TRUE(Contains(r.out, "full") || Contains(r.out, "space")) << "no clear error: " << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0);
   EXPECT_EQ(Snapshot(box.client(), true), source) << "the client must be untouched";
   for (const auto& [path, e] : Snapshot(box.mirror(), false)) {
@@ -154,10 +149,6 @@ TEST(ResourceFaults, StateDirOnAFullFilesystem) {
   }
   ASSERT_EQ(mount("tmpfs", box.state_dir().c_str(), "tmpfs", MS_REMOUNT, "size=256M"), 0) << std::strerror(errno);
   ExpectConverged(box);
-  if (exit_code_bug) {
-    GTEST_SKIP() << "engine bug: sync exited 0 and printed 'pass complete' although its state-store commits failed "
-                    "(database or disk is full), see docs/reliability.md";
-  }
 }
 
 // Defined (run as an unprivileged user, since root reads anything): a folder or file that becomes
