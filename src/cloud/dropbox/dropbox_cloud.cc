@@ -681,7 +681,10 @@ struct DropboxCloud::Impl {
   Result<Ready> UploadLarge(std::size_t index, const UploadItem& item, const cloud::ProgressFn& progress) {
     auto opened = OpenChecked(item);
     if (!opened.ok()) return opened.status();
-    auto& [fd, before] = *opened;
+    // Named references, not a structured binding: lambdas below capture them (clang 14 cannot
+    // capture structured bindings).
+    std::unique_ptr<Fd>& fd = opened->first;
+    const FileIdentity& before = opened->second;
     const std::string key = StoreKey(item.cloud_path);
     const std::uint64_t size = before.size;
     const std::uint64_t chunk = o.chunk_size;
