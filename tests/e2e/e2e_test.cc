@@ -644,6 +644,73 @@ TEST_P(DropboxE2E, CaseOnlyRenameUnicodeAndCaseCollisions) {
   EXPECT_TRUE(plan["actions"].empty()) << plan.dump(2);
 }
 
+// `filesync auth`: the PKCE code flow against the emulator's authorize and token endpoints,
+// then a sync that authenticates with the stored refresh token (never a static token).
+TEST_P(DropboxE2E, AuthStoresARefreshTokenThatSyncsCanUse) {
+  emulator_.Stop();
+  ASSERT_TRUE(emulator_.Start({"--app-key", "test-app-key", "--token-lifetime", "3600"}));
+  const fs::path token_file = base_ / "secrets" / "refresh-token";
+  fs::create_directories(token_file.parent_path());
+  int to_child[2], from_child[2];
+  ASSERT_EQ(pipe(to_child), 0);
+  ASSERT_EQ(pipe(from_child), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(to_child[0], 0);
+    dup2(from_child[1], 1);
+    dup2(from_child[1], 2);
+    close(to_child[1]);
+    close(from_child[0]);
+    execl(FILESYNC_BINARY, FILESYNC_BINARY, "auth", "--app-key", "test-app-key", "--api-url", emulator_.url().c_str(),
+          "--out", token_file.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  std::string out;
+  char buf[1024];
+  while (out.find("code_challenge=") == std::string::npos || out.find("Paste") == std::string::npos) {
+    const ssize_t n = read(from_child[0], buf, sizeof buf);
+    ASSERT_GT(n, 0) << out;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  // The user opens the printed URL; the emulator's authorize page shows the code.
+  const auto start = out.find("code_challenge=") + std::string("code_challenge=").size();
+  const std::string challenge = out.substr(start, out.find_first_of("&\n ", start) - start);
+  httplib::Client client(emulator_.url());
+  auto page = client.Get("/oauth2/authorize?client_id=test-app-key&response_type=code&token_access_type=offline"
+                         "&code_challenge_method=S256&code_challenge=" + challenge);
+  ASSERT_TRUE(page && page->status == 200) << (page ? page->body : "no answer");
+  std::string code = page->body;
+  code.erase(code.find_last_not_of(" \r\n") + 1);
+  code += "\n";
+  ASSERT_EQ(write(to_child[1], code.data(), code.size()), static_cast<ssize_t>(code.size()));
+  close(to_child[1]);
+  for (ssize_t n; (n = read(from_child[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  close(from_child[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  struct stat st {};
+  ASSERT_EQ(stat(token_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string refresh_token = ReadFile(token_file);
+  ASSERT_FALSE(refresh_token.empty());
+  EXPECT_EQ(out.find(refresh_token.substr(0, refresh_token.find('\n'))), std::string::npos) << "token printed";
+
+  std::ofstream(config_) << "client_sync_dirs = [\"" << src_.string() << "\"]\ncloud_root = \"/backup\"\n"
+                         << "state_dir = \"" << state_.string() << "\"\nbackend = \"dropbox\"\n"
+                         << "dbx_app_key = \"test-app-key\"\n"
+                         << "dbx_refresh_token_file = \"" << token_file.string() << "\"\n"
+                         << "dbx_api_url = \"" << emulator_.url() << "\"\n"
+                         << "dbx_content_url = \"" << emulator_.url() << "\"\n";
+  WriteFile(src_ / "a.txt", "authenticated by refresh token");
+  auto r = Sync();
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find(refresh_token.substr(0, refresh_token.find('\n'))), std::string::npos) << "token logged";
+  EXPECT_EQ(emulator_.Counters()["routes"].value("oauth2/token", 0), 1);
+}
+
 TEST_P(DropboxE2E, NamesDropboxRefusesAreSkippedWithOneWarning) {
   WriteFile(src_ / "desktop.ini", "x");
   WriteFile(src_ / ".DS_Store", "x");
