@@ -273,7 +273,10 @@ struct EventMonitor::Impl final : public ActionSink {
             SameContentIdentity(it->second.identity, item.identity)) {
           item.digest = it->second.digest;
           item.digest_known = true;
-        } else {
+        } else if (it == root.files.end()) {
+          // No record at this path: perhaps a rename (same inode, size and mtime; a rename
+          // changes ctime, so ctime cannot be compared). A path that has a record whose identity
+          // changed is an edit and is hashed again, even if its mtime was put back.
           if (by_inode.empty()) {
             for (const auto& [p, r] : root.files) by_inode.emplace(r.identity.inode, &r);
           }

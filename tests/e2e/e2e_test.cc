@@ -276,6 +276,17 @@ TEST_P(E2E, SameSizeEditIsDetectedByContent) {
   EXPECT_EQ(CloudTree()["f.txt"], "bbbb");
 }
 
+TEST_P(E2E, SameSizeEditWithMtimePutBackIsStillSynced) {
+  WriteFile(src_ / "f.txt", "aaaa");
+  const auto old_time = fs::last_write_time(src_ / "f.txt") - std::chrono::hours(24);
+  fs::last_write_time(src_ / "f.txt", old_time);
+  ASSERT_EQ(Sync().code, 0);
+  WriteFile(src_ / "f.txt", "bbbb");  // same size, same inode; only ctime tells
+  fs::last_write_time(src_ / "f.txt", old_time);
+  ASSERT_EQ(Sync().code, 0);
+  EXPECT_EQ(CloudTree()["f.txt"], "bbbb");
+}
+
 TEST_P(E2E, FileRenameIsAMoveNotACopy) {
   WriteFile(src_ / "dir/old-name.txt", "content that must not be copied again");
   ASSERT_EQ(Sync().code, 0);
