@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cloud/local_file.h"
 #include "hash/content_hash.h"
 #include "pipeline/event_consumer.h"
 #include "pipeline/event_processor.h"
@@ -74,11 +75,7 @@ Result<hash::FileHash> HashStable(const std::string& path, const cloud::FileIden
   auto identity = [fd]() {
     struct stat st {};
     fstat(fd, &st);
-    return cloud::FileIdentity{.size = static_cast<std::uint64_t>(st.st_size),
-                               .mtime_ns = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
-                               .ctime_ns = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
-                               .inode = static_cast<std::uint64_t>(st.st_ino),
-                               .device = static_cast<std::uint64_t>(st.st_dev)};
+    return cloud::IdentityOf(st);
   };
   const cloud::FileIdentity before = identity();
   auto hashed = hash::HashFd(fd);

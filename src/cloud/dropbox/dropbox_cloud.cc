@@ -21,6 +21,8 @@
 //      with the local digest. too_many_write_operations entries are committed again together.
 #include "cloud/dropbox/dropbox_cloud.h"
 
+#include "cloud/local_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,7 +47,9 @@
 
 namespace filesync::dropbox {
 
+using cloud::Fd;
 using cloud::FileIdentity;
+using cloud::IdentityOf;
 using cloud::ListChange;
 using cloud::ListResult;
 using cloud::RemoteEntry;
@@ -85,31 +89,6 @@ struct Reply {
 };
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-FileIdentity IdentityOf(const struct stat& st) {
-  return FileIdentity{
-      .size = static_cast<std::uint64_t>(st.st_size),
-      .mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-      .ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec,
-      .inode = static_cast<std::uint64_t>(st.st_ino),
-      .device = static_cast<std::uint64_t>(st.st_dev),
-  };
-}
-
-// Owns a descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Opens a file for upload and checks it is still what the scan saw.
 Result<std::pair<std::unique_ptr<Fd>, FileIdentity>> OpenChecked(const UploadItem& item) {

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "cloud/local_file.h"
 #include "scan/scanner.h"
 
 namespace filesync::cloud {
@@ -19,32 +20,9 @@ constexpr std::size_t kCopyBuffer = 1024 * 1024;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-FileIdentity IdentityOf(const struct stat& st) {
-  return {.size = static_cast<std::uint64_t>(st.st_size),
-          .mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-          .ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec,
-          .inode = static_cast<std::uint64_t>(st.st_ino),
-          .device = static_cast<std::uint64_t>(st.st_dev)};
-}
-
 std::string RevOf(const FileIdentity& id) {
   return std::to_string(id.inode) + ":" + std::to_string(id.mtime_ns) + ":" + std::to_string(id.size);
 }
-
-// Closes a descriptor on every path out of a function.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 bool WriteAll(int fd, const std::uint8_t* data, std::size_t size) {
   while (size > 0) {
