@@ -33,7 +33,7 @@ function(filesync_library name)
   target_link_libraries(${name} PUBLIC filesync_options ${ARG_DEPS})
 endfunction()
 
-# filesync_test(NAME SOURCES a_test.cc DEPS lib... [LABELS l...])
+# filesync_test(NAME SOURCES a_test.cc DEPS lib... [LABELS unit|integration|slow])
 # One GoogleTest binary per call; every TEST becomes its own ctest case.
 function(filesync_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
@@ -42,11 +42,11 @@ function(filesync_test name)
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
-  # PROPERTIES takes key/value pairs: a list value must keep its ';' escaped to stay one value.
-  string(REPLACE ";" "\\;" labels "${ARG_LABELS}")
+  # One label per target: CMake 3.25's gtest_discover_tests flattens a list-valued LABELS.
+  list(GET ARG_LABELS 0 label)
   gtest_discover_tests(${name}
     TEST_PREFIX "${name}."
     DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${labels}"
+    PROPERTIES LABELS "${label}"
     EXTRA_ARGS --gtest_color=no)
 endfunction()
