@@ -83,16 +83,25 @@ PlanInput MakeInput(std::size_t files, std::size_t change_every) {
       plan::LocalItem item;
       item.path = dir + Name("/f", f, ".bin");
       item.kind = EntryKind::kFile;
-      item.identity = {.size = 1024 + n % 15360, .mtime_ns = 1'000'000'000, .ctime_ns = 1'000'000'000,
-                       .inode = ++inode, .device = 1};
+      item.identity = {.size = 1024 + n % 15360,
+                       .mtime_ns = 1'000'000'000,
+                       .ctime_ns = 1'000'000'000,
+                       .inode = ++inode,
+                       .device = 1};
       hash::Digest digest{};
       for (std::size_t b = 0; b < 8; ++b) digest[b] = static_cast<std::uint8_t>(n >> (8 * b));
       item.digest = digest;
       item.digest_known = true;
-      in.remote.push_back({.path = item.path, .kind = EntryKind::kFile, .size = item.identity.size,
-                           .digest = digest, .digest_known = true});
-      in.previous.push_back({.path = item.path, .kind = EntryKind::kFile, .identity = item.identity,
-                             .digest = digest, .digest_known = true});
+      in.remote.push_back({.path = item.path,
+                           .kind = EntryKind::kFile,
+                           .size = item.identity.size,
+                           .digest = digest,
+                           .digest_known = true});
+      in.previous.push_back({.path = item.path,
+                             .kind = EntryKind::kFile,
+                             .identity = item.identity,
+                             .digest = digest,
+                             .digest_known = true});
       if (change_every != 0 && n % change_every == 0) item.digest[31] ^= 0xFF;
       in.local.push_back(std::move(item));
     }

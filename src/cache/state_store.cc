@@ -94,18 +94,20 @@ CREATE TEMP TABLE move_remote(
 #define FS_RANGE " root = ?1 AND path >= ?3 AND path < ?4"
 
 constexpr const char* kPutFile =
-    "INSERT OR REPLACE INTO files(root, path, kind, size, mtime_ns, ctime_ns, inode, device, digest)"
+    "INSERT OR REPLACE INTO files(root, path, kind, size, mtime_ns, ctime_ns, inode, device, "
+    "digest)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 constexpr const char* kDeleteFile = "DELETE FROM files WHERE root = ?1 AND path = ?2";
 constexpr const char* kDeleteFilesRange = "DELETE FROM files WHERE" FS_RANGE;
 constexpr const char* kDeleteFilesAll = "DELETE FROM files WHERE root = ?1";
 constexpr const char* kPutRemote =
-    "INSERT OR REPLACE INTO remote(root, path, kind, size, digest, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT OR REPLACE INTO remote(root, path, kind, size, digest, rev) VALUES (?1, ?2, ?3, ?4, "
+    "?5, ?6)";
 constexpr const char* kDeleteRemote = "DELETE FROM remote WHERE root = ?1 AND path = ?2";
 constexpr const char* kDeleteRemoteRange = "DELETE FROM remote WHERE" FS_RANGE;
 constexpr const char* kDeleteRemoteAll = "DELETE FROM remote WHERE root = ?1";
 // ?5 is the new prefix; substr() and length() count characters, consistently, on valid UTF-8.
-#define FS_MOVED_FILE \
+#define FS_MOVED_FILE                                                                          \
   " SELECT ?5 || substr(path, length(?2) + 1), kind, size, mtime_ns, ctime_ns, inode, device," \
   " digest FROM files WHERE"
 constexpr const char* kMoveFilesOut =
@@ -185,26 +187,32 @@ void BindDigest(sqlite3_stmt* stmt, int index, const hash::Digest& digest, bool 
 std::string ColumnText(sqlite3_stmt* stmt, int col) {
   const auto* text = sqlite3_column_text(stmt, col);
   const int bytes = sqlite3_column_bytes(stmt, col);
-  return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(bytes));
+  return text == nullptr
+             ? std::string()
+             : std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(bytes));
 }
 
 std::string ColumnBlob(sqlite3_stmt* stmt, int col) {
   const void* blob = sqlite3_column_blob(stmt, col);
   const int bytes = sqlite3_column_bytes(stmt, col);
-  return blob == nullptr ? std::string() : std::string(static_cast<const char*>(blob), static_cast<std::size_t>(bytes));
+  return blob == nullptr
+             ? std::string()
+             : std::string(static_cast<const char*>(blob), static_cast<std::size_t>(bytes));
 }
 
 // True (and the digest filled) when the column holds a 32-byte digest.
 bool ColumnDigest(sqlite3_stmt* stmt, int col, hash::Digest* digest) {
   const void* blob = sqlite3_column_blob(stmt, col);
-  if (blob == nullptr || sqlite3_column_bytes(stmt, col) != static_cast<int>(digest->size())) return false;
+  if (blob == nullptr || sqlite3_column_bytes(stmt, col) != static_cast<int>(digest->size()))
+    return false;
   std::memcpy(digest->data(), blob, digest->size());
   return true;
 }
 
 bool ColumnKind(sqlite3_stmt* stmt, int col, cloud::EntryKind* kind) {
   const int value = sqlite3_column_int(stmt, col);
-  if (value != static_cast<int>(cloud::EntryKind::kFile) && value != static_cast<int>(cloud::EntryKind::kFolder)) {
+  if (value != static_cast<int>(cloud::EntryKind::kFile) &&
+      value != static_cast<int>(cloud::EntryKind::kFolder)) {
     return false;
   }
   *kind = static_cast<cloud::EntryKind>(value);
@@ -235,7 +243,8 @@ struct StateStore::Impl {
   }
 
   Status Error(std::string_view what) const {
-    return Status::Io("state store " + db_path + ": " + std::string(what) + ": " + sqlite3_errmsg(db));
+    return Status::Io("state store " + db_path + ": " + std::string(what) + ": " +
+                      sqlite3_errmsg(db));
   }
 
   Status Exec(const char* sql) {
@@ -272,7 +281,8 @@ struct StateStore::Impl {
   // Runs a statement over dir_path and everything below it (both searches for a delete, the
   // UNION ALL statements in one go); new_prefix binds ?5 where the statement has it.
   Status RunUnder(const char* exact_sql, const char* range_sql, std::int64_t root,
-                  std::string_view dir_path, std::string_view what, std::string_view new_prefix = {}) {
+                  std::string_view dir_path, std::string_view what,
+                  std::string_view new_prefix = {}) {
     if (exact_sql != nullptr) {
       if (Status s = RunForPath(exact_sql, root, dir_path, what); !s.ok()) return s;
     }
@@ -301,7 +311,8 @@ struct StateStore::Impl {
     return Run(stmt, what);
   }
 
-  Status RunForPath(const char* sql, std::int64_t root, std::string_view path, std::string_view what) {
+  Status RunForPath(const char* sql, std::int64_t root, std::string_view path,
+                    std::string_view what) {
     sqlite3_stmt* stmt = Get(sql);
     if (stmt == nullptr) return Error(what);
     sqlite3_bind_int64(stmt, 1, root);
@@ -350,10 +361,12 @@ struct StateStore::Impl {
     };
     for (const Table& t :
          {Table{kMoveFilesOut, kMoveFilesClear, kDeleteFile, kDeleteFilesRange, kMoveFilesIn},
-          Table{kMoveRemoteOut, kMoveRemoteClear, kDeleteRemote, kDeleteRemoteRange, kMoveRemoteIn}}) {
+          Table{kMoveRemoteOut, kMoveRemoteClear, kDeleteRemote, kDeleteRemoteRange,
+                kMoveRemoteIn}}) {
       if (Status s = RunPlain(t.clear, "move"); !s.ok()) return s;
       if (Status s = RunUnder(nullptr, t.out, root, from, "move", to); !s.ok()) return s;
-      if (Status s = RunUnder(t.delete_exact, t.delete_range, root, from, "move"); !s.ok()) return s;
+      if (Status s = RunUnder(t.delete_exact, t.delete_range, root, from, "move"); !s.ok())
+        return s;
       if (Status s = RunUnder(t.delete_exact, t.delete_range, root, to, "move"); !s.ok()) return s;
       if (Status s = RunForRoot(t.in, root, "move"); !s.ok()) return s;
       if (Status s = RunPlain(t.clear, "move"); !s.ok()) return s;
@@ -374,9 +387,10 @@ Status StateStore::Impl::Apply(std::int64_t root, const Batch::Op& op) {
   const auto& del = std::get<Batch::DeleteOp>(op);
   const bool files = del.table == Batch::Table::kFiles;
   if (!del.under) return RunForPath(files ? kDeleteFile : kDeleteRemote, root, del.path, "delete");
-  if (del.path.empty()) return RunForRoot(files ? kDeleteFilesAll : kDeleteRemoteAll, root, "delete all");
-  return RunUnder(files ? kDeleteFile : kDeleteRemote, files ? kDeleteFilesRange : kDeleteRemoteRange, root,
-                  del.path, "delete under");
+  if (del.path.empty())
+    return RunForRoot(files ? kDeleteFilesAll : kDeleteRemoteAll, root, "delete all");
+  return RunUnder(files ? kDeleteFile : kDeleteRemote,
+                  files ? kDeleteFilesRange : kDeleteRemoteRange, root, del.path, "delete under");
 }
 
 // Decides whether the open database is ours (or empty) before anything is written to it.
@@ -400,7 +414,8 @@ Verdict StateStore::Impl::Check() {
   rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &raw, nullptr);
   if (rc != SQLITE_OK) return fail(rc & 0xff, "read user_version");
   Stmt version_stmt(raw);
-  if ((rc = sqlite3_step(version_stmt.get())) != SQLITE_ROW) return fail(rc & 0xff, "read user_version");
+  if ((rc = sqlite3_step(version_stmt.get())) != SQLITE_ROW)
+    return fail(rc & 0xff, "read user_version");
   const std::int64_t version = sqlite3_column_int64(version_stmt.get(), 0);
   version_stmt.reset();
 
@@ -439,7 +454,8 @@ Verdict StateStore::Impl::Check() {
 }
 
 Status StateStore::Impl::Configure() {
-  if (Status s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;");
+  if (Status s =
+          Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;");
       !s.ok()) {
     return s;
   }
@@ -472,12 +488,14 @@ Result<bool> HasSqliteHeader(const std::string& path) {
   const int err = errno;
   close(fd);
   if (n < 0) return Status::Io("cannot read " + path + ": " + ErrnoText(err));
-  return n == 0 || (n == static_cast<ssize_t>(sizeof(header)) && std::memcmp(header, kMagic, sizeof(kMagic)) == 0);
+  return n == 0 || (n == static_cast<ssize_t>(sizeof(header)) &&
+                    std::memcmp(header, kMagic, sizeof(kMagic)) == 0);
 }
 
 Status OpenDb(const std::string& path, sqlite3** db) {
   *db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc == SQLITE_OK) return Status::Ok();
   std::string message = *db != nullptr ? sqlite3_errmsg(*db) : sqlite3_errstr(rc);
   sqlite3_close_v2(*db);
@@ -523,7 +541,8 @@ Result<int> Lock(const std::filesystem::path& dir) {
     return Status::Io("cannot lock " + path + ": " + ErrnoText(err));
   }
   const std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  if (ftruncate(fd, 0) != 0 ||
+      pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     const int err = errno;
     close(fd);
     return Status::Io("cannot write lock file " + path + ": " + ErrnoText(err));
@@ -568,22 +587,24 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
     auto moved = SetAside(impl->db_path);
     if (!moved.ok()) return moved.status();
     if (warning != nullptr) {
-      *warning = "state file " + impl->db_path + " was unusable (" + verdict.reason + "); moved it to " +
-                 *moved + " and started a fresh state (files will be re-hashed)";
+      *warning = "state file " + impl->db_path + " was unusable (" + verdict.reason +
+                 "); moved it to " + *moved +
+                 " and started a fresh state (files will be re-hashed)";
     }
     if (Status s = EnsurePrivateFile(impl->db_path); !s.ok()) return s;
     if (Status s = OpenDb(impl->db_path, &impl->db); !s.ok()) return s;
     verdict = impl->Check();
     if (verdict.kind != Verdict::Kind::kFresh) {
-      return Status::Io("state store " + impl->db_path + ": fresh database unusable: " + verdict.reason);
+      return Status::Io("state store " + impl->db_path +
+                        ": fresh database unusable: " + verdict.reason);
     }
   }
   if (Status s = impl->Configure(); !s.ok()) return s;
   if (verdict.kind == Verdict::Kind::kFresh) {
-    const std::string create = std::string("BEGIN IMMEDIATE;") + kSchema +
-                               "INSERT INTO meta(key, value) VALUES ('" + kMarkerKey + "', '" +
-                               kMarkerValue + "');" + "PRAGMA user_version = " +
-                               std::to_string(kSchemaVersion) + ";COMMIT;";
+    const std::string create =
+        std::string("BEGIN IMMEDIATE;") + kSchema + "INSERT INTO meta(key, value) VALUES ('" +
+        kMarkerKey + "', '" + kMarkerValue + "');" +
+        "PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";COMMIT;";
     if (Status s = impl->Exec(create.c_str()); !s.ok()) {
       impl->Exec("ROLLBACK");
       return s;
@@ -597,7 +618,8 @@ std::string StateStore::path() const {
   return impl_->db_path;
 }
 
-Result<std::int64_t> StateStore::RootId(const std::string& local_dir, const std::string& cloud_path) {
+Result<std::int64_t> StateStore::RootId(const std::string& local_dir,
+                                        const std::string& cloud_path) {
   std::lock_guard lock(mu_);
   sqlite3_stmt* find = impl_->Get(kFindRoot);
   if (find == nullptr) return impl_->Error("find root");
@@ -806,7 +828,9 @@ void StateStore::Batch::DeleteRemoteUnder(std::string_view dir_path) {
   ops_.emplace_back(DeleteOp{Table::kRemote, std::string(dir_path), true});
 }
 
-void StateStore::Batch::ClearRemote() { ops_.emplace_back(DeleteOp{Table::kRemote, std::string(), true}); }
+void StateStore::Batch::ClearRemote() {
+  ops_.emplace_back(DeleteOp{Table::kRemote, std::string(), true});
+}
 
 void StateStore::Batch::MoveUnder(std::string_view from, std::string_view to) {
   ops_.emplace_back(MoveOp{std::string(from), std::string(to)});

@@ -26,8 +26,12 @@ class LocalBackend : public Backend {
 class StoreSessions : public dropbox::SessionStore {
  public:
   explicit StoreSessions(cache::StateStore& store) : store_(store) {}
-  Result<std::optional<std::string>> Get(std::string_view key) override { return store_.Get(0, Key(key)); }
-  Status Put(std::string_view key, std::string_view value) override { return store_.Put(0, Key(key), value); }
+  Result<std::optional<std::string>> Get(std::string_view key) override {
+    return store_.Get(0, Key(key));
+  }
+  Status Put(std::string_view key, std::string_view value) override {
+    return store_.Put(0, Key(key), value);
+  }
   Status Erase(std::string_view key) override { return store_.Erase(0, Key(key)); }
 
  private:
@@ -66,7 +70,8 @@ class DropboxBackend : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> MakeBackend(const config::Config& config, cache::StateStore& store) {
-  if (config.backend == config::Backend::kDropbox) return std::make_unique<DropboxBackend>(config, store);
+  if (config.backend == config::Backend::kDropbox)
+    return std::make_unique<DropboxBackend>(config, store);
   return std::make_unique<LocalBackend>(config);
 }
 
@@ -80,18 +85,21 @@ int RunAuth(const GlobalOptions& global, const AuthOptions& auth) {
     const config::Config config = config::Load(global.load);
     if (options.app_key.empty()) options.app_key = config.dbx_app_key;
     if (options.api_url.empty()) options.api_url = config.dbx_api_url;
-    if (options.token_file.empty()) options.token_file = (config.state_dir / "dropbox-refresh-token").string();
+    if (options.token_file.empty())
+      options.token_file = (config.state_dir / "dropbox-refresh-token").string();
     options.ca_file = config.dbx_ca_file.string();
   }
   if (options.api_url.empty()) options.api_url = "https://api.dropboxapi.com";
   if (options.app_key.empty()) {
-    throw config::ConfigError("filesync auth: no app key: pass --app-key KEY or set dbx_app_key in config/instance.toml");
+    throw config::ConfigError(
+        "filesync auth: no app key: pass --app-key KEY or set dbx_app_key in config/instance.toml");
   }
   if (Status s = dropbox::RunAuthFlow(options, std::cin, std::cout); !s.ok()) {
     std::fprintf(stderr, "filesync: auth failed: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::cout << "Refresh token stored in " << options.token_file << " (mode 0600). Add to config/instance.toml:\n"
+  std::cout << "Refresh token stored in " << options.token_file
+            << " (mode 0600). Add to config/instance.toml:\n"
             << "  backend = \"dropbox\"\n  dbx_app_key = \"" << options.app_key << "\"\n"
             << "  dbx_refresh_token_file = \"" << options.token_file << "\"\n";
   return 0;

@@ -75,7 +75,8 @@ class SignalWatcher {
         reload_ = true;
       } else if (sig == SIGINT || sig == SIGTERM) {
         stop_.store(true);
-        log::Get("cli")->info("signal {}: finishing in-flight work, then exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        log::Get("cli")->info("signal {}: finishing in-flight work, then exiting",
+                              sig == SIGINT ? "SIGINT" : "SIGTERM");
         if (on_stop_) on_stop_();
       }
       cv_.notify_all();
@@ -103,11 +104,13 @@ config::Config LoadConfig(const GlobalOptions& global) {
   if (auto matcher = scan::ExcludeMatcher::Compile(config.exclude); !matcher.ok()) {
     const auto origin = config.origins.find("exclude");
     throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +
-                              ": key 'exclude': " + matcher.status().message() + "; fix or remove that pattern");
+                              ": key 'exclude': " + matcher.status().message() +
+                              "; fix or remove that pattern");
   }
   log::Setup(global.log_format == "json" ? log::Format::kJson : log::Format::kText,
              global.log_level.empty() ? config.log_level : global.log_level);
-  for (const std::string& warning : config::PermissionWarnings(config)) log::Get("config")->warn("{}", warning);
+  for (const std::string& warning : config::PermissionWarnings(config))
+    log::Get("config")->warn("{}", warning);
   return config;
 }
 
@@ -127,14 +130,18 @@ Session OpenSession(const GlobalOptions& global) {
   return s;
 }
 
-void WriteSnapshot(const config::Config& config, cache::StateStore& store, const pipeline::PassReport& report) {
+void WriteSnapshot(const config::Config& config, cache::StateStore& store,
+                   const pipeline::PassReport& report) {
   nlohmann::json j;
   j["last_pass"] = nlohmann::json::parse(report.ToJson());
   j["pid"] = getpid();
   nlohmann::json errors = nlohmann::json::array();
   if (auto list = store.Errors(); list.ok()) {
     for (const auto& e : *list) {
-      errors.push_back({{"root", e.root}, {"path", e.path}, {"message", e.message}, {"attempts", e.attempts},
+      errors.push_back({{"root", e.root},
+                        {"path", e.path},
+                        {"message", e.message},
+                        {"attempts", e.attempts},
                         {"last_seen_unix", e.last_seen_unix}});
     }
   }
@@ -153,22 +160,26 @@ void WriteSnapshot(const config::Config& config, cache::StateStore& store, const
 }
 
 void PrintSummary(const pipeline::PassReport& report) {
-  const double seconds = static_cast<double>(report.finished_unix_ms - report.started_unix_ms) / 1000.0;
+  const double seconds =
+      static_cast<double>(report.finished_unix_ms - report.started_unix_ms) / 1000.0;
   for (const auto& r : report.roots) {
     if (r.stopped) {
       std::fprintf(stderr, "%s: NOT SYNCED: %s\n", r.local_dir.c_str(), r.stopped->c_str());
       continue;
     }
-    std::fprintf(stderr,
-                 "%s -> %s: %zu entries; %llu uploaded (%s), %llu moved, %llu deleted, %llu folders created, "
-                 "%llu failed, %llu deferred, %zu skipped\n",
-                 r.local_dir.c_str(), r.cloud_path.c_str(), static_cast<std::size_t>(r.local_entries),
-                 static_cast<unsigned long long>(r.uploaded), HumanBytes(r.bytes_uploaded).c_str(),
-                 static_cast<unsigned long long>(r.moved), static_cast<unsigned long long>(r.deleted),
-                 static_cast<unsigned long long>(r.created), static_cast<unsigned long long>(r.failed),
-                 static_cast<unsigned long long>(r.deferred), r.issues.size());
+    std::fprintf(
+        stderr,
+        "%s -> %s: %zu entries; %llu uploaded (%s), %llu moved, %llu deleted, %llu folders "
+        "created, "
+        "%llu failed, %llu deferred, %zu skipped\n",
+        r.local_dir.c_str(), r.cloud_path.c_str(), static_cast<std::size_t>(r.local_entries),
+        static_cast<unsigned long long>(r.uploaded), HumanBytes(r.bytes_uploaded).c_str(),
+        static_cast<unsigned long long>(r.moved), static_cast<unsigned long long>(r.deleted),
+        static_cast<unsigned long long>(r.created), static_cast<unsigned long long>(r.failed),
+        static_cast<unsigned long long>(r.deferred), r.issues.size());
   }
-  std::fprintf(stderr, "pass %s in %.2f s (hashed %s)\n", report.converged() ? "complete" : "INCOMPLETE", seconds,
+  std::fprintf(stderr, "pass %s in %.2f s (hashed %s)\n",
+               report.converged() ? "complete" : "INCOMPLETE", seconds,
                HumanBytes(report.bytes_hashed).c_str());
 }
 
@@ -183,7 +194,9 @@ int RunSync(const GlobalOptions& global, const SyncOptions& options) {
   pipeline::PassReport report;
   {
     ProgressDisplay display(progress, true);
-    report = monitor.RunPass({.dry_run = false, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete},
+    report = monitor.RunPass({.dry_run = false,
+                              .verify = options.verify,
+                              .allow_mass_delete = options.allow_mass_delete},
                              &progress);
   }
   WriteSnapshot(s.config, *s.store, report);
@@ -194,20 +207,25 @@ int RunSync(const GlobalOptions& global, const SyncOptions& options) {
 int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
   Session s = OpenSession(global);
   pipeline::EventMonitor monitor(s.config, s.backend->cloud(), *s.store);
-  const auto report =
-      monitor.RunPass({.dry_run = true, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete});
+  const auto report = monitor.RunPass(
+      {.dry_run = true, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete});
   if (options.json) {
     std::cout << report.ToJson() << "\n";
   } else {
     std::size_t total = 0;
     for (const auto& r : report.roots) {
       if (r.stopped) std::cout << r.local_dir << ": NOT SYNCED: " << *r.stopped << "\n";
-      for (const auto& issue : r.issues) std::cout << "skip    " << r.local_dir << "/" << issue.path << ": " << issue.message << "\n";
+      for (const auto& issue : r.issues)
+        std::cout << "skip    " << r.local_dir << "/" << issue.path << ": " << issue.message
+                  << "\n";
       for (const auto& a : r.actions) {
         std::cout << plan::ActionKindName(a.kind) << "  "
-                  << (a.kind == plan::ActionKind::kMove ? cloud::JoinPath(r.cloud_path, a.from) + " -> " : "")
+                  << (a.kind == plan::ActionKind::kMove
+                          ? cloud::JoinPath(r.cloud_path, a.from) + " -> "
+                          : "")
                   << cloud::JoinPath(r.cloud_path, a.path) << "  (" << a.reason
-                  << (a.kind == plan::ActionKind::kUpload ? ", " + HumanBytes(a.identity.size) : "") << ")\n";
+                  << (a.kind == plan::ActionKind::kUpload ? ", " + HumanBytes(a.identity.size) : "")
+                  << ")\n";
         ++total;
       }
     }
@@ -223,8 +241,10 @@ int RunDaemon(const GlobalOptions& global) {
   SignalWatcher signals;
   config::Config config = LoadConfig(global);
   auto store = OpenStore(config);
-  log::Get("cli")->info("filesync daemon started: {} dir(s), backend {}, every {} s", config.client_sync_dirs.size(),
-                        config.backend == config::Backend::kLocal ? "local" : "dropbox", config.poll_interval.count());
+  log::Get("cli")->info("filesync daemon started: {} dir(s), backend {}, every {} s",
+                        config.client_sync_dirs.size(),
+                        config.backend == config::Backend::kLocal ? "local" : "dropbox",
+                        config.poll_interval.count());
   while (!signals.stop()) {
     auto backend = MakeBackend(config, *store);
     pipeline::EventMonitor monitor(config, backend->cloud(), *store);
@@ -269,11 +289,16 @@ int RunStatus(const GlobalOptions& global, bool json) {
   if (store.ok()) {
     out["daemon_running"] = false;
     auto last = (*store)->Get(0, "last_pass");
-    out["last_pass"] = last.ok() && last->has_value() ? nlohmann::json::parse(**last, nullptr, false) : nlohmann::json();
+    out["last_pass"] = last.ok() && last->has_value()
+                           ? nlohmann::json::parse(**last, nullptr, false)
+                           : nlohmann::json();
     nlohmann::json errors = nlohmann::json::array();
     if (auto list = (*store)->Errors(); list.ok()) {
       for (const auto& e : *list) {
-        errors.push_back({{"root", e.root}, {"path", e.path}, {"message", e.message}, {"attempts", e.attempts},
+        errors.push_back({{"root", e.root},
+                          {"path", e.path},
+                          {"message", e.message},
+                          {"attempts", e.attempts},
                           {"last_seen_unix", e.last_seen_unix}});
       }
     }
@@ -281,7 +306,9 @@ int RunStatus(const GlobalOptions& global, bool json) {
     nlohmann::json roots = nlohmann::json::array();
     if (auto list = (*store)->Roots(); list.ok()) {
       for (const auto& r : *list) {
-        roots.push_back({{"local_dir", r.local_dir}, {"cloud_path", r.cloud_path}, {"tracked", r.file_records}});
+        roots.push_back({{"local_dir", r.local_dir},
+                         {"cloud_path", r.cloud_path},
+                         {"tracked", r.file_records}});
       }
     }
     out["roots"] = std::move(roots);
@@ -299,7 +326,8 @@ int RunStatus(const GlobalOptions& global, bool json) {
   if (out["last_pass"].is_object()) {
     for (const auto& r : out["last_pass"]["roots"]) {
       const auto planned = r.value("planned", 0ULL);
-      const auto done = r.value("uploaded", 0ULL) + r.value("moved", 0ULL) + r.value("deleted", 0ULL) + r.value("created", 0ULL);
+      const auto done = r.value("uploaded", 0ULL) + r.value("moved", 0ULL) +
+                        r.value("deleted", 0ULL) + r.value("created", 0ULL);
       pending += planned > done ? planned - done : 0;
     }
   }
@@ -308,15 +336,17 @@ int RunStatus(const GlobalOptions& global, bool json) {
     std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
-  std::cout << "state dir: " << config.state_dir.string() << (out["daemon_running"].get<bool>() ? " (daemon running)" : "") << "\n";
+  std::cout << "state dir: " << config.state_dir.string()
+            << (out["daemon_running"].get<bool>() ? " (daemon running)" : "") << "\n";
   if (out["last_pass"].is_object()) {
     const auto& p = out["last_pass"];
     std::cout << "last pass: " << (p.value("converged", false) ? "complete" : "INCOMPLETE") << ", "
-              << p.value("duration_ms", 0LL) << " ms, hashed " << HumanBytes(p.value("bytes_hashed", 0ULL)) << "\n";
+              << p.value("duration_ms", 0LL) << " ms, hashed "
+              << HumanBytes(p.value("bytes_hashed", 0ULL)) << "\n";
     for (const auto& r : p["roots"]) {
       std::cout << "  " << r.value("local_dir", "") << " -> " << r.value("cloud_path", "") << ": "
-                << r.value("uploaded", 0) << " uploaded, " << r.value("moved", 0) << " moved, " << r.value("deleted", 0)
-                << " deleted, " << r.value("failed", 0) << " failed";
+                << r.value("uploaded", 0) << " uploaded, " << r.value("moved", 0) << " moved, "
+                << r.value("deleted", 0) << " deleted, " << r.value("failed", 0) << " failed";
       if (r.contains("stopped")) std::cout << "; NOT SYNCED: " << r["stopped"].get<std::string>();
       std::cout << "\n";
     }
@@ -326,8 +356,8 @@ int RunStatus(const GlobalOptions& global, bool json) {
   std::cout << "pending: " << pending << "\n";
   std::cout << "errors: " << out["errors"].size() << "\n";
   for (const auto& e : out["errors"]) {
-    std::cout << "  " << e.value("root", "") << "/" << e.value("path", "") << ": " << e.value("message", "")
-              << " (" << e.value("attempts", 0) << " attempts)\n";
+    std::cout << "  " << e.value("root", "") << "/" << e.value("path", "") << ": "
+              << e.value("message", "") << " (" << e.value("attempts", 0) << " attempts)\n";
   }
   return 0;
 }

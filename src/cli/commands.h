@@ -14,7 +14,7 @@ namespace filesync::cli {
 
 struct GlobalOptions {
   config::LoadOptions load;
-  std::string log_level;   // overrides the config's log_level when set
+  std::string log_level;  // overrides the config's log_level when set
   std::string log_format = "text";
 };
 

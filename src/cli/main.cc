@@ -9,7 +9,8 @@
 
 int main(int argc, char** argv) {
   using namespace filesync;
-  CLI::App app{"filesync: mirror local directories one-way into cloud storage (Dropbox, or a local folder)"};
+  CLI::App app{
+      "filesync: mirror local directories one-way into cloud storage (Dropbox, or a local folder)"};
   app.set_version_flag("--version", std::string("filesync 0.1.0"));
   app.require_subcommand(1);
 
@@ -18,21 +19,30 @@ int main(int argc, char** argv) {
   std::string config_dir = "config";
   app.add_option("--config", config_file, "Use this TOML file alone (no env/instance files)");
   app.add_option("--env", env, "Environment: test, dev or prod (default: $FILESYNC_ENV, else dev)");
-  app.add_option("--config-dir", config_dir, "Folder holding <env>.toml and instance.toml")->capture_default_str();
-  app.add_option("--log-level", global.log_level, "trace, debug, info, warn or error (overrides log_level)");
+  app.add_option("--config-dir", config_dir, "Folder holding <env>.toml and instance.toml")
+      ->capture_default_str();
+  app.add_option("--log-level", global.log_level,
+                 "trace, debug, info, warn or error (overrides log_level)");
   app.add_option("--log-format", global.log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
   cli::SyncOptions sync_options;
-  auto* run = app.add_subcommand("run", "Run the daemon: a pass every poll_interval; SIGHUP reloads, SIGINT/SIGTERM stop");
-  auto* sync = app.add_subcommand("sync", "Run one pass; exit 0 only when the cloud matches the client");
-  sync->add_flag("--verify", sync_options.verify, "Walk the cloud fully instead of trusting the state store");
+  auto* run = app.add_subcommand(
+      "run", "Run the daemon: a pass every poll_interval; SIGHUP reloads, SIGINT/SIGTERM stop");
+  auto* sync =
+      app.add_subcommand("sync", "Run one pass; exit 0 only when the cloud matches the client");
+  sync->add_flag("--verify", sync_options.verify,
+                 "Walk the cloud fully instead of trusting the state store");
   sync->add_flag("--allow-mass-delete", sync_options.allow_mass_delete,
                  "Override max_delete and the empty/replaced sync dir checks");
   auto* plan = app.add_subcommand("plan", "Show what a pass would do, changing nothing");
-  plan->add_flag("--json", sync_options.json, "Print a JSON object; its 'actions' array is empty when in sync");
-  plan->add_flag("--verify", sync_options.verify, "Walk the cloud fully instead of trusting the state store");
-  plan->add_flag("--allow-mass-delete", sync_options.allow_mass_delete, "Plan as if --allow-mass-delete were given");
+  plan->add_flag("--json", sync_options.json,
+                 "Print a JSON object; its 'actions' array is empty when in sync");
+  plan->add_flag("--verify", sync_options.verify,
+                 "Walk the cloud fully instead of trusting the state store");
+  plan->add_flag("--allow-mass-delete", sync_options.allow_mass_delete,
+                 "Plan as if --allow-mass-delete were given");
   bool status_json = false;
   auto* status = app.add_subcommand("status", "Show the last pass, pending work and errors");
   status->add_flag("--json", status_json, "Print JSON");
@@ -40,10 +50,12 @@ int main(int argc, char** argv) {
   auto* hash = app.add_subcommand("hash", "Print the Dropbox content hash of files");
   hash->add_option("FILE", hash_files, "Files to hash")->required();
   cli::AuthOptions auth_options;
-  auto* auth = app.add_subcommand("auth", "Link a Dropbox account (PKCE code flow); stores the refresh token 0600");
+  auto* auth = app.add_subcommand(
+      "auth", "Link a Dropbox account (PKCE code flow); stores the refresh token 0600");
   auth->add_option("--app-key", auth_options.app_key, "Dropbox app key (default: dbx_app_key)");
   auth->add_option("--api-url", auth_options.api_url, "API base URL (default: dbx_api_url)");
-  auth->add_option("--out", auth_options.out, "Where to store the refresh token (default: <state_dir>/dropbox-refresh-token)");
+  auth->add_option("--out", auth_options.out,
+                   "Where to store the refresh token (default: <state_dir>/dropbox-refresh-token)");
 
   try {
     app.parse(argc, argv);

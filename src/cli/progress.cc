@@ -53,11 +53,13 @@ void ProgressDisplay::Run() {
     const double rate = seconds > 0 ? static_cast<double>(bytes_done) / seconds : 0;
     std::string eta = "--";
     if (rate > 0 && bytes_total > bytes_done) {
-      eta = std::to_string(static_cast<long long>(static_cast<double>(bytes_total - bytes_done) / rate)) + "s";
+      eta = std::to_string(
+                static_cast<long long>(static_cast<double>(bytes_total - bytes_done) / rate)) +
+            "s";
     }
-    const std::string line = std::to_string(files_done) + "/" + std::to_string(files_total) + " actions, " +
-                             HumanBytes(bytes_done) + "/" + HumanBytes(bytes_total) + ", " +
-                             HumanBytes(static_cast<std::uint64_t>(rate)) + "/s, ETA " + eta;
+    const std::string line = std::to_string(files_done) + "/" + std::to_string(files_total) +
+                             " actions, " + HumanBytes(bytes_done) + "/" + HumanBytes(bytes_total) +
+                             ", " + HumanBytes(static_cast<std::uint64_t>(rate)) + "/s, ETA " + eta;
     if (tty_) {
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
       drew = true;

@@ -46,10 +46,10 @@ struct FileIdentity {
 struct RemoteEntry {
   std::string path;  // display path, as the backend stores it
   EntryKind kind = EntryKind::kFile;
-  std::uint64_t size = 0;          // files only
-  hash::Digest content_hash{};     // files only, valid when has_content_hash
-  bool has_content_hash = true;    // false: the backend listed the file without hashing it
-  std::string rev;                 // opaque revision ("" when the backend has none)
+  std::uint64_t size = 0;        // files only
+  hash::Digest content_hash{};   // files only, valid when has_content_hash
+  bool has_content_hash = true;  // false: the backend listed the file without hashing it
+  std::string rev;               // opaque revision ("" when the backend has none)
 };
 
 // One change from a listing, applied in order (see reference §5.3): an upsert of a file replaces
@@ -74,7 +74,7 @@ struct ListResult {
 struct UploadItem {
   std::string local_path;  // absolute local path; the backend opens it with O_NOFOLLOW
   std::string cloud_path;
-  FileIdentity expected;   // identity seen by the scan; a mismatch at open time is kChanged
+  FileIdentity expected;      // identity seen by the scan; a mismatch at open time is kChanged
   std::int64_t mtime_ns = 0;  // becomes client_modified where the backend has one
 };
 
@@ -86,10 +86,10 @@ struct UploadedFile {
 };
 
 struct Capabilities {
-  bool incremental_listing = false;  // List() with a cursor returns only changes
-  bool case_insensitive = false;     // "/A" and "/a" are the same path
-  std::size_t max_batch_files = 1;   // how many UploadItems one Upload() call should carry
-  std::uint64_t max_batch_bytes = 0; // ... and how many bytes (0: no limit)
+  bool incremental_listing = false;    // List() with a cursor returns only changes
+  bool case_insensitive = false;       // "/A" and "/a" are the same path
+  std::size_t max_batch_files = 1;     // how many UploadItems one Upload() call should carry
+  std::uint64_t max_batch_bytes = 0;   // ... and how many bytes (0: no limit)
   std::uint64_t small_file_limit = 0;  // files above this go alone in an Upload() call
 };
 

@@ -74,7 +74,7 @@ struct Config {
   // --- Dropbox backend ---
   std::string dbx_refresh_token;  // secret; with dbx_app_key enables automatic token refresh
   std::string dbx_app_key;
-  std::string dbx_app_secret;         // secret; optional (PKCE apps have none)
+  std::string dbx_app_secret;  // secret; optional (PKCE apps have none)
   // File holding the refresh token (what `filesync auth` writes, mode 0600); read at load time
   // when dbx_refresh_token is not set, so the secret need not be copied into a config file.
   std::filesystem::path dbx_refresh_token_file;

@@ -135,7 +135,8 @@ std::variant<IssuedToken, OAuthError> TokenStore::Token(const TokenRequest& r) {
     }
     if (!code.challenge.empty()) {
       if (!r.code_verifier) return OAuthError{"invalid_grant", "missing code_verifier"};
-      const std::string computed = code.method == "plain" ? *r.code_verifier : S256(*r.code_verifier);
+      const std::string computed =
+          code.method == "plain" ? *r.code_verifier : S256(*r.code_verifier);
       if (computed != code.challenge) return OAuthError{"invalid_grant", "invalid code_verifier"};
     } else if (!config_.app_secret.empty() && !r.client_secret) {
       return OAuthError{"invalid_client", "client_secret required without PKCE"};

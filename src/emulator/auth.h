@@ -26,15 +26,15 @@
 namespace filesync::emulator {
 
 struct AuthConfig {
-  std::string static_token;  // empty = none
-  std::string app_key;       // empty = any client_id accepted
-  std::string app_secret;    // empty = no secret required
-  std::string refresh_token; // pre-configured refresh token (empty = none)
+  std::string static_token;   // empty = none
+  std::string app_key;        // empty = any client_id accepted
+  std::string app_secret;     // empty = no secret required
+  std::string refresh_token;  // pre-configured refresh token (empty = none)
   std::chrono::seconds token_lifetime{14400};
 };
 
 struct OAuthError {
-  std::string error;        // invalid_grant, invalid_request, invalid_client, ...
+  std::string error;  // invalid_grant, invalid_request, invalid_client, ...
   std::string description;
 };
 

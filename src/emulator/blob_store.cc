@@ -25,7 +25,8 @@ TempFileWriter::~TempFileWriter() {
 bool TempFileWriter::Write(const char* data, std::size_t len) {
   if (fd_ < 0 || failed_) return false;
   std::size_t keep = len;
-  if (total_ + len > max_bytes_) keep = total_ >= max_bytes_ ? 0 : static_cast<std::size_t>(max_bytes_ - total_);
+  if (total_ + len > max_bytes_)
+    keep = total_ >= max_bytes_ ? 0 : static_cast<std::size_t>(max_bytes_ - total_);
   total_ += len;
   if (keep == 0) return true;
   hasher_.Update(std::string_view(data, keep));

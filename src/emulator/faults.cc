@@ -36,11 +36,16 @@ std::optional<FaultSpec> ParseFaultSpec(const std::string& spec, std::string* er
     const std::string key = item.substr(0, eq);
     const std::string value = item.substr(eq + 1);
     bool ok = true;
-    if (key == "429") ok = ParseProbability(value, &out.p429);
-    else if (key == "500") ok = ParseProbability(value, &out.p500);
-    else if (key == "503") ok = ParseProbability(value, &out.p503);
-    else if (key == "drop") ok = ParseProbability(value, &out.drop);
-    else if (key == "drop_after") ok = ParseProbability(value, &out.drop_after);
+    if (key == "429")
+      ok = ParseProbability(value, &out.p429);
+    else if (key == "500")
+      ok = ParseProbability(value, &out.p500);
+    else if (key == "503")
+      ok = ParseProbability(value, &out.p503);
+    else if (key == "drop")
+      ok = ParseProbability(value, &out.drop);
+    else if (key == "drop_after")
+      ok = ParseProbability(value, &out.drop_after);
     else if (key == "latency") {
       const auto colon = value.find(':');
       char* end = nullptr;
@@ -78,11 +83,16 @@ FaultDecision FaultInjector::Draw() {
     for (double& v : u) v = Uniform(rng_);
   }
   if (u[0] < spec_.latency_p) d.latency_ms = spec_.latency_ms;
-  if (u[1] < spec_.p429) d.status = 429;
-  else if (u[2] < spec_.p500) d.status = 500;
-  else if (u[3] < spec_.p503) d.status = 503;
-  else if (u[4] < spec_.drop) d.drop_before = true;
-  else if (u[5] < spec_.drop_after) d.drop_after = true;
+  if (u[1] < spec_.p429)
+    d.status = 429;
+  else if (u[2] < spec_.p500)
+    d.status = 500;
+  else if (u[3] < spec_.p503)
+    d.status = 503;
+  else if (u[4] < spec_.drop)
+    d.drop_before = true;
+  else if (u[5] < spec_.drop_after)
+    d.drop_after = true;
   return d;
 }
 

@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", options.tls_cert, "PEM certificate (enables https)");
   app.add_option("--tls-key", options.tls_key, "PEM private key");
   app.add_option("--seed", options.seed, "Default PRNG seed for faults");
-  app.add_option("--threads", options.threads, "HTTP worker threads")
-      ->check(CLI::Range(1, 1024));
+  app.add_option("--threads", options.threads, "HTTP worker threads")->check(CLI::Range(1, 1024));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -11,9 +11,8 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "emulator/auth.h"
 #include "emulator/blob_store.h"
@@ -59,9 +58,9 @@ struct RouteContext {
 
 struct Call {
   std::string route;
-  nlohmann::json arg;          // decoded argument (null for Void routes)
-  const BodyReader* body;      // upload-style body (never null)
-  std::string token;           // bearer token of the caller ("" for noauth routes)
+  nlohmann::json arg;      // decoded argument (null for Void routes)
+  const BodyReader* body;  // upload-style body (never null)
+  std::string token;       // bearer token of the caller ("" for noauth routes)
 };
 
 // Dispatches to the handler for call.route (which FindRoute knows).

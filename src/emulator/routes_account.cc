@@ -22,7 +22,8 @@ Reply HandleAccountRoute(RouteContext& ctx, const Call& call) {
     if (query.size() > 500) return BadArgument(route, "request body: 'query' longer than 500");
     return Reply::Json({{"result", query}});
   }
-  if (!IsVoid(call.arg)) return BadArgument(route, "request body: expected null, got " + call.arg.dump());
+  if (!IsVoid(call.arg))
+    return BadArgument(route, "request body: expected null, got " + call.arg.dump());
   if (route == "users/get_current_account") {
     return Reply::Json({
         {"account_id", kAccountId},

@@ -13,8 +13,7 @@ std::string PathProblem(const std::optional<std::string>& path, PathAlias alias,
                         const char* field) {
   if (!path) return "";
   if (!MatchesPathPattern(*path, alias)) {
-    return std::string("request body: ") + field + ": '" + *path +
-           "' did not match pattern";
+    return std::string("request body: ") + field + ": '" + *path + "' did not match pattern";
   }
   return "";
 }
@@ -38,7 +37,8 @@ std::string ReadListArgs(const nlohmann::json& arg, ListArgs* out) {
   r.Bool("include_has_explicit_shared_members", false);
   r.Bool("include_mounted_folders", true);
   if (auto limit = r.UInt("limit", false, 1, 2000)) out->limit = static_cast<std::uint32_t>(*limit);
-  if (r.Raw("shared_link", false) != nullptr) r.Fail("shared_link is not supported by the emulator");
+  if (r.Raw("shared_link", false) != nullptr)
+    r.Fail("shared_link is not supported by the emulator");
   r.Raw("include_property_groups", false);
   r.Bool("include_non_downloadable_files", true);
   r.Bool("include_restorable_info", false);
@@ -98,8 +98,8 @@ Reply HandleFilesRoute(RouteContext& ctx, const Call& call) {
     const std::string cursor = r.String("cursor", true).value_or("");
     const std::uint64_t timeout = r.UInt("timeout", false, 30, 480).value_or(30);
     if (!r.Finish()) return BadArgument(route, r.error());
-    const auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(timeout),
-                                                          ctx.longpoll_max);
+    const auto wait =
+        std::min<std::chrono::milliseconds>(std::chrono::seconds(timeout), ctx.longpoll_max);
     auto changes = ctx.ns->Longpoll(cursor, wait);
     if (!changes.ok()) {
       if (changes.error.where == StoreError::Where::kReset) return Reply::RouteError(Tag("reset"));

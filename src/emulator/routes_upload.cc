@@ -1,11 +1,10 @@
 // Upload routes: files/upload and upload_session/*. Bytes are streamed to disk (a temporary
 // file, or the session's data file) and never held in memory. Commits go through the
 // CommitLock: single commits (upload, finish) fail fast with 429; finish_batch* wait.
-#include "emulator/routes.h"
-
+#include <fcntl.h>
 #include <unistd.h>
 
-#include <fcntl.h>
+#include "emulator/routes.h"
 
 namespace filesync::emulator {
 namespace {
@@ -93,7 +92,8 @@ BodyReader FileSlice(const std::string& path, std::uint64_t offset, std::uint64_
     std::uint64_t done = 0;
     bool ok = true;
     while (done < length) {
-      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length - done));
+      const std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length - done));
       const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(offset + done));
       if (n <= 0) {
         ok = false;
@@ -209,9 +209,8 @@ Reply HandleUploadRoute(RouteContext& ctx, const Call& call) {
     if (!out[0].ok()) {
       const std::string session =
           ctx.sessions->CreateClosedFrom(ctx.blobs->PathFor(commit.content_hash), commit.size);
-      return Reply::RouteError({{".tag", "path"},
-                                {"reason", out[0].error.error},
-                                {"upload_session_id", session}});
+      return Reply::RouteError(
+          {{".tag", "path"}, {"reason", out[0].error.error}, {"upload_session_id", session}});
     }
     return Reply::Json(MetadataJson(*out[0].value, false));
   }

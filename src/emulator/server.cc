@@ -4,12 +4,11 @@
 #include "emulator/server.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fcntl.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <cstdio>
@@ -51,14 +50,17 @@ void ShutdownConnections(int local_port, int remote_port) {
   ::closedir(dir);
 }
 
-void DropConnection(const httplib::Request& req) { ShutdownConnections(req.local_port, req.remote_port); }
+void DropConnection(const httplib::Request& req) {
+  ShutdownConnections(req.local_port, req.remote_port);
+}
 
 std::string UrlDecode(const std::string& s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+    } else if (s[i] == '%' && i + 2 < s.size() &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
                std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
       out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
       i += 2;
@@ -136,19 +138,23 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   s->commit_lock_ = std::make_unique<CommitLock>(options.commit_lock);
   s->jobs_ = std::make_unique<JobTable>();
   s->faults_ = std::make_unique<FaultInjector>(options.faults, options.seed);
-  s->ctx_ = {s->ns_.get(),          s->sessions_.get(), s->blobs_.get(), s->tokens_.get(),
+  s->ctx_ = {s->ns_.get(),          s->sessions_.get(), s->blobs_.get(),     s->tokens_.get(),
              s->commit_lock_.get(), s->jobs_.get(),     options.longpoll_max};
   if (s->tls()) {
-    auto tls = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+    auto tls =
+        std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
     if (!tls->is_valid()) return Status::InvalidArgument("cannot load --tls-cert/--tls-key");
     s->http_ = std::move(tls);
   } else {
     s->http_ = std::make_unique<httplib::Server>();
   }
   const int threads = options.threads;
-  s->http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  s->http_->new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<std::size_t>(threads));
+  };
   s->http_->set_keep_alive_max_count(100000);
-  s->http_->set_tcp_nodelay(true);  // responses are written in pieces; avoid Nagle + delayed-ACK stalls
+  s->http_->set_tcp_nodelay(
+      true);  // responses are written in pieces; avoid Nagle + delayed-ACK stalls
   s->http_->set_read_timeout(30, 0);
   s->http_->set_write_timeout(30, 0);
   s->InstallHandlers();
@@ -156,11 +162,11 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
 }
 
 Result<int> Server::Bind() {
-  const int port = options_.port == 0 ? http_->bind_to_any_port(options_.host)
-                                      : (http_->bind_to_port(options_.host, options_.port)
-                                             ? options_.port
-                                             : -1);
-  if (port < 0) return Status::Io("cannot bind " + options_.host + ":" + std::to_string(options_.port));
+  const int port = options_.port == 0
+                       ? http_->bind_to_any_port(options_.host)
+                       : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  if (port < 0)
+    return Status::Io("cannot bind " + options_.host + ":" + std::to_string(options_.port));
   port_ = port;
   return port;
 }
@@ -270,7 +276,8 @@ void Server::InstallHandlers() {
         auto decoded = Base64Decode(auth.substr(6));
         const auto colon = decoded ? decoded->find(':') : std::string::npos;
         if (colon == std::string::npos) {
-          finish(OAuthErrorReply({"invalid_client", "malformed Basic authorization"}), "oauth2/token");
+          finish(OAuthErrorReply({"invalid_client", "malformed Basic authorization"}),
+                 "oauth2/token");
           return;
         }
         t.client_id = decoded->substr(0, colon);
@@ -285,8 +292,9 @@ void Server::InstallHandlers() {
       nlohmann::json j = {{"access_token", issued.access_token},
                           {"token_type", "bearer"},
                           {"expires_in", issued.expires_in},
-                          {"scope", "account_info.read files.content.read files.content.write "
-                                    "files.metadata.read files.metadata.write"},
+                          {"scope",
+                           "account_info.read files.content.read files.content.write "
+                           "files.metadata.read files.metadata.write"},
                           {"account_id", "dbid:AADfilesyncEmulatorAccount0000000000"},
                           {"uid", "12345"}};
       if (!issued.refresh_token.empty()) j["refresh_token"] = issued.refresh_token;
@@ -300,7 +308,8 @@ void Server::InstallHandlers() {
     const std::string route = path.substr(3);
 
     const FaultDecision fault = faults_->Draw();
-    if (fault.latency_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fault.latency_ms));
+    if (fault.latency_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(fault.latency_ms));
     if (fault.drop_before) {
       Count(route, bytes);
       DropConnection(req);
@@ -365,20 +374,23 @@ void Server::InstallHandlers() {
       std::string header = req.get_header_value("Dropbox-API-Arg");
       if (header.empty() && req.has_param("arg")) header = req.get_param_value("arg");
       if (header.empty()) {
-        finish(BadArgument(route, "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\"."),
+        finish(BadArgument(
+                   route, "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\"."),
                route);
         return;
       }
       if (!IsHeaderSafe(header)) {
-        finish(BadArgument(route, "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON "
-                                  "(non-ASCII characters must be escaped as \\uXXXX)"),
+        finish(BadArgument(route,
+                           "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON "
+                           "(non-ASCII characters must be escaped as \\uXXXX)"),
                route);
         return;
       }
       call.arg = nlohmann::json::parse(header, nullptr, false);
       if (call.arg.is_discarded()) {
-        finish(BadArgument(route, "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON"),
-               route);
+        finish(
+            BadArgument(route, "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON"),
+            route);
         return;
       }
     }

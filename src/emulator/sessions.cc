@@ -4,6 +4,7 @@
 #include "emulator/sessions.h"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,8 +14,6 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
-
-#include <sqlite3.h>
 
 #include "emulator/wire.h"
 #include "hash/content_hash.h"
@@ -33,7 +32,7 @@ struct UploadSessions::Session {
   std::string data;  // DIR/sessions/<hex>.data (created when the first byte arrives)
   bool concurrent = false;
   bool closed = false;
-  std::uint64_t size = 0;                      // sequential: received; concurrent: total once closed
+  std::uint64_t size = 0;  // sequential: received; concurrent: total once closed
   std::map<std::uint64_t, std::uint64_t> ranges;  // concurrent: offset -> length
   std::time_t created = 0;
 };
@@ -98,10 +97,12 @@ void UploadSessions::JanitorLoop() {
 void UploadSessions::Save(const Session& s) {
   nlohmann::json ranges = nlohmann::json::array();
   for (const auto& [off, len] : s.ranges) ranges.push_back({off, len});
-  const std::string state = nlohmann::json{{"concurrent", s.concurrent}, {"closed", s.closed},
-                                           {"size", s.size},             {"ranges", ranges},
-                                           {"created", s.created}}
-                                .dump();
+  const std::string state = nlohmann::json{
+      {"concurrent", s.concurrent},
+      {"closed", s.closed},
+      {"size", s.size},
+      {"ranges", ranges},
+      {"created", s.created}}.dump();
   std::lock_guard lock(db_mu_);
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO sessions VALUES(?1, ?2)", -1, &st, nullptr);
@@ -196,8 +197,8 @@ bool UploadSessions::WriteBody(const Session& s, std::uint64_t offset, const Bod
     const std::uint64_t before = *received;
     *received += len;
     if (before >= kMaxRequestBytes || !*io_ok) return true;  // drain only
-    const std::size_t keep = static_cast<std::size_t>(
-        std::min<std::uint64_t>(len, kMaxRequestBytes - before));
+    const std::size_t keep =
+        static_cast<std::size_t>(std::min<std::uint64_t>(len, kMaxRequestBytes - before));
     hasher.Update(std::string_view(data, keep));
     std::size_t done = 0;
     while (done < keep) {
@@ -217,9 +218,9 @@ bool UploadSessions::WriteBody(const Session& s, std::uint64_t offset, const Bod
   return read_ok;
 }
 
-std::optional<SessionError> UploadSessions::Append(const std::string& id, std::uint64_t offset,
-                                                   bool close, const BodyReader& body,
-                                                   const std::optional<std::string>& expected_hash) {
+std::optional<SessionError> UploadSessions::Append(
+    const std::string& id, std::uint64_t offset, bool close, const BodyReader& body,
+    const std::optional<std::string>& expected_hash) {
   auto s = Find(id);
   if (!s) return SessionError{Tag("not_found")};
   std::unique_lock lock(s->mu);
@@ -233,7 +234,8 @@ std::optional<SessionError> UploadSessions::Append(const std::string& id, std::u
       return SessionError{{{".tag", "incorrect_offset"}, {"correct_offset", s->size}}};
     }
   } else {
-    if (offset % kConcurrentChunk != 0) return SessionError{Tag("concurrent_session_invalid_offset")};
+    if (offset % kConcurrentChunk != 0)
+      return SessionError{Tag("concurrent_session_invalid_offset")};
     lock.unlock();  // concurrent chunks are written in parallel
   }
   std::uint64_t received = 0;

@@ -31,13 +31,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <variant>
-
-#include <nlohmann/json.hpp>
 
 #include "emulator/blob_store.h"
 

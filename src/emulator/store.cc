@@ -48,9 +48,9 @@ nlohmann::json Conflict(const std::string& what) {
 nlohmann::json Malformed() { return Tag("malformed_path"); }
 
 bool IsDisallowedName(const std::string& name_key) {
-  static const std::array<std::string, 7> kNames = {
-      "desktop.ini", "thumbs.db", ".ds_store", "icon\r", ".dropbox", ".dropbox.attr",
-      ".dropbox.cache"};
+  static const std::array<std::string, 7> kNames = {"desktop.ini",   "thumbs.db", ".ds_store",
+                                                    "icon\r",        ".dropbox",  ".dropbox.attr",
+                                                    ".dropbox.cache"};
   return std::find(kNames.begin(), kNames.end(), name_key) != kNames.end();
 }
 
@@ -191,23 +191,23 @@ Status Namespace::Load() {
     if (name == "epoch") epoch_ = v;
   });
   ok = ok && query("SELECT * FROM entries", [&](sqlite3_stmt* s) {
-    Entry e = read_entry(s, 0);
-    children_[ParentKey(e.key)].insert(e.key);
-    by_id_[e.id] = e.key;
-    if (!e.is_folder) {
-      by_rev_[e.rev] = e.key;
-      used_bytes_ += e.size;
-    }
-    entries_[e.key] = std::move(e);
-  });
+         Entry e = read_entry(s, 0);
+         children_[ParentKey(e.key)].insert(e.key);
+         by_id_[e.id] = e.key;
+         if (!e.is_folder) {
+           by_rev_[e.rev] = e.key;
+           used_bytes_ += e.size;
+         }
+         entries_[e.key] = std::move(e);
+       });
   ok = ok && query("SELECT key, display FROM tombstones",
                    [&](sqlite3_stmt* s) { tombstones_[Col(s, 0)] = Col(s, 1); });
   ok = ok && query("SELECT * FROM journal ORDER BY seq", [&](sqlite3_stmt* s) {
-    Change c;
-    c.deleted = sqlite3_column_int(s, 1) != 0;
-    c.entry = read_entry(s, 2);
-    journal_.push_back(std::move(c));
-  });
+         Change c;
+         c.deleted = sqlite3_column_int(s, 1) != 0;
+         c.entry = read_entry(s, 2);
+         journal_.push_back(std::move(c));
+       });
   if (!ok) return Status::Io(std::string("load namespace: ") + sqlite3_errmsg(db_));
   return Status::Ok();
 }
@@ -235,7 +235,8 @@ std::string Namespace::NewIdLocked() {
 
 std::string Namespace::NewRevLocked() {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%015" PRIx64, static_cast<std::uint64_t>(0x5e0000000ULL + next_rev_++));
+  std::snprintf(buf, sizeof buf, "%015" PRIx64,
+                static_cast<std::uint64_t>(0x5e0000000ULL + next_rev_++));
   return buf;
 }
 
@@ -500,8 +501,7 @@ Outcome<Entry> Namespace::CreateFolder(const std::string& path, bool autorename)
   Resolved r;
   nlohmann::json error;
   std::string parent;
-  if (!ResolveLocked(path, true, &r, &error) ||
-      (r.key.empty() && (error = Malformed(), true)) ||
+  if (!ResolveLocked(path, true, &r, &error) || (r.key.empty() && (error = Malformed(), true)) ||
       !EnsureParentsLocked(r, false, &parent, &error)) {
     return Outcome<Entry>::Fail(StoreError::Where::kWrite, error);
   }
@@ -565,8 +565,8 @@ std::vector<Outcome<Entry>> Namespace::DeleteMany(
   return out;
 }
 
-Outcome<Entry> Namespace::Relocate(const std::string& from, const std::string& to,
-                                   bool autorename, bool copy) {
+Outcome<Entry> Namespace::Relocate(const std::string& from, const std::string& to, bool autorename,
+                                   bool copy) {
   std::lock_guard lock(mu_);
   Resolved src;
   Resolved dst;
@@ -696,7 +696,7 @@ std::vector<Outcome<Entry>> Namespace::Commit(const std::vector<CommitRequest>& 
 }
 
 std::string Namespace::EncodeCursor(const Cursor& c) const {
-  const nlohmann::json j = {{"k", c.root}, {"r", c.recursive}, {"d", c.include_deleted},
+  const nlohmann::json j = {{"k", c.root},  {"r", c.recursive}, {"d", c.include_deleted},
                             {"e", c.epoch}, {"s", c.seq},       {"m", std::string(1, c.mode)},
                             {"a", c.after}, {"n", c.limit}};
   return "AAH" + Base64UrlEncode(j.dump());
@@ -851,7 +851,8 @@ Outcome<std::string> Namespace::LatestCursor(const std::string& path, bool recur
   }
   if (!r.key.empty()) {
     const Entry* e = FindLocked(r.key);
-    if (e == nullptr) return Outcome<std::string>::Fail(StoreError::Where::kLookup, Tag("not_found"));
+    if (e == nullptr)
+      return Outcome<std::string>::Fail(StoreError::Where::kLookup, Tag("not_found"));
     if (!e->is_folder) {
       return Outcome<std::string>::Fail(StoreError::Where::kLookup, Tag("not_folder"));
     }
@@ -877,8 +878,7 @@ Outcome<bool> Namespace::Longpoll(const std::string& cursor, std::chrono::millis
     for (; i < journal_.size(); ++i) {
       if (InScope(journal_[i].entry.key, c.value->root, c.value->recursive)) return {true, {}};
     }
-    if (shutting_down_ ||
-        changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    if (shutting_down_ || changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
       return {false, {}};
     }
   }

@@ -24,13 +24,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "util/status.h"
 
@@ -84,9 +83,9 @@ struct Outcome {
 
 // One file commit (upload, upload_session/finish, finish_batch entries).
 struct CommitRequest {
-  std::string path;         // WritePathOrId as sent
-  std::string mode = "add"; // add | overwrite | update
-  std::string update_rev;   // for mode update
+  std::string path;          // WritePathOrId as sent
+  std::string mode = "add";  // add | overwrite | update
+  std::string update_rev;    // for mode update
   bool autorename = false;
   bool strict_conflict = false;
   std::optional<std::string> client_modified;
@@ -129,8 +128,7 @@ class Namespace {
   Outcome<ListPage> List(const std::string& path, bool recursive, bool include_deleted,
                          std::optional<std::uint32_t> limit);
   Outcome<ListPage> Continue(const std::string& cursor);
-  Outcome<std::string> LatestCursor(const std::string& path, bool recursive,
-                                    bool include_deleted);
+  Outcome<std::string> LatestCursor(const std::string& path, bool recursive, bool include_deleted);
   // Waits up to `wait` for a change in the cursor's scope. Value: whether there are changes.
   Outcome<bool> Longpoll(const std::string& cursor, std::chrono::milliseconds wait);
   // Makes every cursor issued so far answer `reset`.

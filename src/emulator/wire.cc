@@ -154,8 +154,7 @@ std::optional<std::string> ArgReader::VoidUnion(const char* name, bool required,
   std::string tag;
   if (v->is_string()) {
     tag = v->get<std::string>();
-  } else if (v->is_object() && v->size() == 1 && v->contains(".tag") &&
-             (*v)[".tag"].is_string()) {
+  } else if (v->is_object() && v->size() == 1 && v->contains(".tag") && (*v)[".tag"].is_string()) {
     tag = (*v)[".tag"].get<std::string>();
   } else {
     Fail(std::string("'") + name + "': expected a union tag, got " + v->dump());
@@ -206,8 +205,8 @@ std::optional<std::time_t> ParseTimestamp(std::string_view s) {
   tm.tm_hour = num(11, 2);
   tm.tm_min = num(14, 2);
   tm.tm_sec = num(17, 2);
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60) {
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
     return std::nullopt;
   }
   const std::tm in = tm;
@@ -253,13 +252,20 @@ std::optional<std::string> DecodeWith(std::string_view data, bool url) {
   int bits = 0;
   for (char c : data) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == (url ? '-' : '+')) v = 62;
-    else if (c == (url ? '_' : '/')) v = 63;
-    else if (c == '=') break;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == (url ? '-' : '+'))
+      v = 62;
+    else if (c == (url ? '_' : '/'))
+      v = 63;
+    else if (c == '=')
+      break;
+    else
+      return std::nullopt;
     buf = (buf << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {

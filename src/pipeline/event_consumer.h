@@ -18,7 +18,8 @@ namespace filesync::pipeline {
 
 class EventConsumer {
  public:
-  EventConsumer(EventProducer& producer, EventProcessor& processor, int workers, BatchLimits limits);
+  EventConsumer(EventProducer& producer, EventProcessor& processor, int workers,
+                BatchLimits limits);
   ~EventConsumer();
   EventConsumer(const EventConsumer&) = delete;
   EventConsumer& operator=(const EventConsumer&) = delete;

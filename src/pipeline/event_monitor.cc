@@ -41,13 +41,15 @@ constexpr std::chrono::seconds kCommitInterval{2};
 
 std::int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::int64_t NowMs() { return NowNs() / 1'000'000; }
 
 bool SameContentIdentity(const cloud::FileIdentity& a, const cloud::FileIdentity& b) {
-  return a.size == b.size && a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns && a.inode == b.inode;
+  return a.size == b.size && a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns &&
+         a.inode == b.inode;
 }
 
 std::string IdentityString(const cloud::FileIdentity& id) {
@@ -55,7 +57,8 @@ std::string IdentityString(const cloud::FileIdentity& id) {
 }
 
 bool UnderOrEqual(std::string_view path, std::string_view dir) {
-  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
+  return path == dir ||
+         (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
 }
 
 // The part of a cloud path below the root's cloud path ("/r/a/b" under "/r" -> "a/b").
@@ -64,7 +67,8 @@ std::optional<std::string> RelativeTo(const std::string& path, const std::string
   const std::string r = ci ? plan::PathKey(root, true) : root;
   if (r.empty()) return path.empty() ? std::string() : path.substr(1);
   if (p == r) return std::string();
-  if (p.size() > r.size() && p.starts_with(r) && p[r.size()] == '/') return path.substr(r.size() + 1);
+  if (p.size() > r.size() && p.starts_with(r) && p[r.size()] == '/')
+    return path.substr(r.size() + 1);
   return std::nullopt;
 }
 
@@ -93,7 +97,7 @@ struct RootState {
   std::string local_dir;
   std::string cloud_path;
   bool loaded = false;
-  std::unordered_map<std::string, cache::FileRecord> files;   // by local path
+  std::unordered_map<std::string, cache::FileRecord> files;  // by local path
   // By PathKey(path); std::less<> allows lookups by string_view without a copy.
   std::map<std::string, cache::RemoteRecord, std::less<>> remote;
   std::string cursor;
@@ -102,14 +106,19 @@ struct RootState {
   // that found something unexpected): walk it fully next time instead of trusting the store.
   bool verify_next = false;
   std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
-  std::unordered_set<std::string> warned;  // scan issues already logged by this process
+  std::unordered_set<std::string> warned;        // scan issues already logged by this process
 };
 
 }  // namespace
 
 struct EventMonitor::Impl final : public ActionSink {
   Impl(const config::Config& c, cloud::Cloud& cl, cache::StateStore& s, std::atomic<bool>& stop)
-      : config(c), cloud(cl), store(s), stop_flag(stop), caps(cl.capabilities()), logger(log::Get("monitor")) {
+      : config(c),
+        cloud(cl),
+        store(s),
+        stop_flag(stop),
+        caps(cl.capabilities()),
+        logger(log::Get("monitor")) {
     for (const auto& dir : config.client_sync_dirs) {
       RootState root;
       root.local_dir = dir.string();
@@ -120,12 +129,15 @@ struct EventMonitor::Impl final : public ActionSink {
     if (!matcher.ok()) {
       const auto origin = config.origins.find("exclude");
       throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +
-                                ": key 'exclude': " + matcher.status().message() + "; fix or remove that pattern");
+                                ": key 'exclude': " + matcher.status().message() +
+                                "; fix or remove that pattern");
     }
     exclude = std::make_unique<scan::ExcludeMatcher>(std::move(matcher.value()));
   }
 
-  std::string Key(std::string_view path) const { return plan::PathKey(path, caps.case_insensitive); }
+  std::string Key(std::string_view path) const {
+    return plan::PathKey(path, caps.case_insensitive);
+  }
 
   Status Load(RootState& root) {
     if (root.loaded) return Status::Ok();
@@ -142,30 +154,36 @@ struct EventMonitor::Impl final : public ActionSink {
       root.remote.insert_or_assign(std::move(key), std::move(r));
     });
     if (!s.ok()) return s;
-    if (auto cursor = store.Get(root.id, "cursor"); cursor.ok() && cursor->has_value()) root.cursor = **cursor;
+    if (auto cursor = store.Get(root.id, "cursor"); cursor.ok() && cursor->has_value())
+      root.cursor = **cursor;
     if (auto v = store.Get(root.id, "last_verify_ms"); v.ok() && v->has_value()) {
       root.last_verify_ms = std::stoll(**v);
     }
-    if (auto v = store.Get(root.id, kVerifyNextKey); v.ok() && v->has_value()) root.verify_next = true;
+    if (auto v = store.Get(root.id, kVerifyNextKey); v.ok() && v->has_value())
+      root.verify_next = true;
     root.loaded = true;
     return Status::Ok();
   }
 
   // Safety checks before anything may be deleted. Returns why the dir must not be synced.
-  std::optional<std::string> CheckRoot(RootState& root, const PassOptions& options, cloud::FileIdentity* identity) {
+  std::optional<std::string> CheckRoot(RootState& root, const PassOptions& options,
+                                       cloud::FileIdentity* identity) {
     struct stat st {};
     if (stat(root.local_dir.c_str(), &st) != 0) {
       return "sync dir " + root.local_dir + " is missing or unreachable (" + std::strerror(errno) +
              "); nothing is deleted in the cloud until it is back";
     }
-    if (!S_ISDIR(st.st_mode)) return "sync dir " + root.local_dir + " is not a directory; nothing is deleted";
+    if (!S_ISDIR(st.st_mode))
+      return "sync dir " + root.local_dir + " is not a directory; nothing is deleted";
     identity->device = static_cast<std::uint64_t>(st.st_dev);
     identity->inode = static_cast<std::uint64_t>(st.st_ino);
     auto stored = store.Get(root.id, "root_identity");
-    if (stored.ok() && stored->has_value() && **stored != IdentityString(*identity) && !options.allow_mass_delete) {
+    if (stored.ok() && stored->has_value() && **stored != IdentityString(*identity) &&
+        !options.allow_mass_delete) {
       return "sync dir " + root.local_dir +
              " is not the directory synced before (device/inode changed: unmounted or replaced?); "
-             "nothing is deleted. If it was replaced on purpose, run: filesync sync --allow-mass-delete";
+             "nothing is deleted. If it was replaced on purpose, run: filesync sync "
+             "--allow-mass-delete";
     }
     return std::nullopt;
   }
@@ -185,8 +203,9 @@ struct EventMonitor::Impl final : public ActionSink {
         const std::string key = Key(r.path);
         if (change.entry.has_content_hash) {
           r.digest = change.entry.content_hash;
-        } else if (auto old = root.remote.find(key); old != root.remote.end() && old->second.rev == r.rev &&
-                                                     old->second.kind == r.kind && old->second.has_digest) {
+        } else if (auto old = root.remote.find(key);
+                   old != root.remote.end() && old->second.rev == r.rev &&
+                   old->second.kind == r.kind && old->second.has_digest) {
           r.digest = old->second.digest;  // unchanged since we wrote it
         } else {
           r.has_digest = false;  // changed by someone else, or never hashed: compare by upload
@@ -233,12 +252,15 @@ struct EventMonitor::Impl final : public ActionSink {
     const bool verify_due =
         !caps.incremental_listing &&
         (options.verify || never_listed || root.verify_next ||
-         NowMs() - root.last_verify_ms > std::chrono::duration_cast<milliseconds>(config.cloud_verify_interval).count());
+         NowMs() - root.last_verify_ms >
+             std::chrono::duration_cast<milliseconds>(config.cloud_verify_interval).count());
     if (!caps.incremental_listing && !verify_due) return Status::Ok();
-    const std::string cursor = (options.verify || verify_due) && !caps.incremental_listing ? "" : root.cursor;
+    const std::string cursor =
+        (options.verify || verify_due) && !caps.incremental_listing ? "" : root.cursor;
     auto listing = cloud.List(root.cloud_path, options.verify ? "" : cursor);
     if (!listing.ok()) return listing.status();
-    if (caps.incremental_listing && listing->complete && listing->cursor.empty() && listing->changes.empty()) {
+    if (caps.incremental_listing && listing->complete && listing->cursor.empty() &&
+        listing->changes.empty()) {
       // The root does not exist yet, and a missing path has no cursor: create it and list again,
       // so the next pass can ask for changes only.
       if (Status s = cloud.CreateFolder(root.cloud_path); !s.ok()) return s;
@@ -266,7 +288,8 @@ struct EventMonitor::Impl final : public ActionSink {
       item.identity = e.identity;
       if (item.kind == EntryKind::kFile) {
         auto it = root.files.find(item.path);
-        if (it != root.files.end() && it->second.has_digest && it->second.kind == EntryKind::kFile &&
+        if (it != root.files.end() && it->second.has_digest &&
+            it->second.kind == EntryKind::kFile &&
             SameContentIdentity(it->second.identity, item.identity)) {
           item.digest = it->second.digest;
           item.digest_known = true;
@@ -278,9 +301,11 @@ struct EventMonitor::Impl final : public ActionSink {
             for (const auto& [p, r] : root.files) by_inode.emplace(r.identity.inode, &r);
           }
           auto hit = by_inode.find(item.identity.inode);
-          if (hit != by_inode.end() && hit->second->has_digest && hit->second->kind == EntryKind::kFile &&
+          if (hit != by_inode.end() && hit->second->has_digest &&
+              hit->second->kind == EntryKind::kFile &&
               hit->second->identity.size == item.identity.size &&
-              hit->second->identity.mtime_ns == item.identity.mtime_ns && item.identity.inode != 0) {
+              hit->second->identity.mtime_ns == item.identity.mtime_ns &&
+              item.identity.inode != 0) {
             item.digest = hit->second->digest;
             item.digest_known = true;
           }
@@ -291,8 +316,9 @@ struct EventMonitor::Impl final : public ActionSink {
     return items;
   }
 
-  void HashFiles(const RootState& root, std::vector<plan::LocalItem>& items, const std::vector<std::size_t>& which,
-                 PassReport& report, PassProgress* progress) {
+  void HashFiles(const RootState& root, std::vector<plan::LocalItem>& items,
+                 const std::vector<std::size_t>& which, PassReport& report,
+                 PassProgress* progress) {
     if (which.empty()) return;
     std::atomic<std::size_t> next{0};
     std::atomic<std::uint64_t> bytes{0}, files{0};
@@ -317,7 +343,8 @@ struct EventMonitor::Impl final : public ActionSink {
     report.files_hashed += files.load();
   }
 
-  std::function<bool(std::string_view)> MakeProtect(const std::vector<std::string>& unknown_dirs) const {
+  std::function<bool(std::string_view)> MakeProtect(
+      const std::vector<std::string>& unknown_dirs) const {
     return [this, unknown_dirs](std::string_view path) {
       for (const auto& dir : unknown_dirs) {
         if (UnderOrEqual(path, dir)) return true;
@@ -327,7 +354,8 @@ struct EventMonitor::Impl final : public ActionSink {
       for (std::size_t slash = path.find('/');; slash = path.find('/', slash + 1)) {
         const std::string_view prefix = path.substr(0, slash);
         const bool is_dir = slash != std::string_view::npos;
-        if (exclude->Excluded(prefix, is_dir) || (!is_dir && exclude->Excluded(prefix, true))) return true;
+        if (exclude->Excluded(prefix, is_dir) || (!is_dir && exclude->Excluded(prefix, true)))
+          return true;
         if (slash == std::string_view::npos) return false;
       }
     };
@@ -341,19 +369,21 @@ struct EventMonitor::Impl final : public ActionSink {
     const plan::Action& a = event.action;
     if (current_progress) ++current_progress->files_done;
     if (!outcome.status.ok()) {
-      if (outcome.status.kind() == Status::Kind::kChanged || outcome.status.kind() == Status::Kind::kCancelled) {
+      if (outcome.status.kind() == Status::Kind::kChanged ||
+          outcome.status.kind() == Status::Kind::kCancelled) {
         ++rr.deferred;
         logger->info("{} {}: {}; it goes again next pass", plan::ActionKindName(a.kind), a.path,
                      outcome.status.message());
         return;
       }
       ++rr.failed;
-      logger->warn("{} {} failed after {} attempt(s): {}", plan::ActionKindName(a.kind), a.path, outcome.attempts,
-                   outcome.status.ToString());
+      logger->warn("{} {} failed after {} attempt(s): {}", plan::ActionKindName(a.kind), a.path,
+                   outcome.attempts, outcome.status.ToString());
       (void)store.RecordError(root.id, a.path, outcome.status.ToString());
       root.failed_paths.insert(a.path);
       const auto kind = outcome.status.kind();
-      if (kind == Status::Kind::kNotFound || kind == Status::Kind::kConflict) root.verify_next = true;
+      if (kind == Status::Kind::kNotFound || kind == Status::Kind::kConflict)
+        root.verify_next = true;
       return;
     }
     switch (a.kind) {
@@ -393,7 +423,8 @@ struct EventMonitor::Impl final : public ActionSink {
         ++rr.moved;
         const std::string from_key = Key(a.from);
         std::vector<cache::RemoteRecord> moved;
-        for (auto it = root.remote.lower_bound(from_key); it != root.remote.end() && UnderOrEqual(it->first, from_key);) {
+        for (auto it = root.remote.lower_bound(from_key);
+             it != root.remote.end() && UnderOrEqual(it->first, from_key);) {
           cache::RemoteRecord r = std::move(it->second);
           r.path = a.path + r.path.substr(a.from.size());
           moved.push_back(std::move(r));
@@ -402,24 +433,28 @@ struct EventMonitor::Impl final : public ActionSink {
         pending_batch.DeleteRemoteUnder(a.from);
         RecordAncestorsAsFolders(root, a.path);
         for (auto& r : moved) {
-          if (outcome.moved && r.path == a.path && !outcome.moved->rev.empty() && r.kind == EntryKind::kFile) {
+          if (outcome.moved && r.path == a.path && !outcome.moved->rev.empty() &&
+              r.kind == EntryKind::kFile) {
             r.rev = outcome.moved->rev;  // the local backend's rev follows the file's identity
           }
           pending_batch.PutRemote(r);
           root.remote.insert_or_assign(Key(r.path), std::move(r));
         }
-        if (a.entry_kind == EntryKind::kFile && a.digest_known) RecordFile(root, a.path, a.identity, a.digest);
+        if (a.entry_kind == EntryKind::kFile && a.digest_known)
+          RecordFile(root, a.path, a.identity, a.digest);
         break;
       }
     }
     // A syncfs per commit: batch them by count and time, not per file.
-    if (++batch_ops >= kCommitEvery || std::chrono::steady_clock::now() - last_commit > kCommitInterval) {
+    if (++batch_ops >= kCommitEvery ||
+        std::chrono::steady_clock::now() - last_commit > kCommitInterval) {
       CommitLocked(root, lock);
     }
   }
 
   void RecordAncestorsAsFolders(RootState& root, std::string_view path) {
-    for (auto slash = path.rfind('/'); slash != std::string_view::npos && slash > 0; slash = path.rfind('/', slash - 1)) {
+    for (auto slash = path.rfind('/'); slash != std::string_view::npos && slash > 0;
+         slash = path.rfind('/', slash - 1)) {
       const std::string parent(path.substr(0, slash));
       const std::string key = Key(parent);
       if (root.remote.contains(key)) break;
@@ -431,8 +466,10 @@ struct EventMonitor::Impl final : public ActionSink {
     }
   }
 
-  void RecordFile(RootState& root, const std::string& path, cloud::FileIdentity identity, const hash::Digest& digest) {
-    if (identity.mtime_ns > NowNs() - kRacyWindowNs) identity.mtime_ns = 0;  // smudge: re-hash next pass
+  void RecordFile(RootState& root, const std::string& path, cloud::FileIdentity identity,
+                  const hash::Digest& digest) {
+    if (identity.mtime_ns > NowNs() - kRacyWindowNs)
+      identity.mtime_ns = 0;  // smudge: re-hash next pass
     cache::FileRecord f;
     f.path = path;
     f.kind = EntryKind::kFile;
@@ -473,7 +510,8 @@ struct EventMonitor::Impl final : public ActionSink {
       auto it = root.files.find(item.path);
       if (it != root.files.end()) ++known;
       if (item.kind == EntryKind::kFolder) {
-        if (it == root.files.end() || it->second.identity.inode != item.identity.inode || it->second.kind != item.kind) {
+        if (it == root.files.end() || it->second.identity.inode != item.identity.inode ||
+            it->second.kind != item.kind) {
           cache::FileRecord f;
           f.path = item.path;
           f.kind = EntryKind::kFolder;
@@ -504,7 +542,8 @@ struct EventMonitor::Impl final : public ActionSink {
     }
   }
 
-  void RunRoot(std::size_t index, const PassOptions& options, PassReport& report, PassProgress* progress) {
+  void RunRoot(std::size_t index, const PassOptions& options, PassReport& report,
+               PassProgress* progress) {
     RootState& root = roots[index];
     RootReport& rr = report.roots[index];
     rr.local_dir = root.local_dir;
@@ -523,17 +562,20 @@ struct EventMonitor::Impl final : public ActionSink {
     scan_options.threads = std::min(config.workers, 2);
     auto scanned = scan::Scan(root.local_dir, scan_options);
     if (!scanned.ok()) {
-      rr.stopped = "cannot scan " + root.local_dir + ": " + scanned.status().ToString() + "; nothing is deleted";
+      rr.stopped = "cannot scan " + root.local_dir + ": " + scanned.status().ToString() +
+                   "; nothing is deleted";
       return;
     }
     std::vector<std::string> unknown_dirs;
     for (const scan::Issue& issue : scanned->issues) {
       rr.issues.push_back({issue.path, issue.message});
       if (issue.kind == scan::IssueKind::kUnreadable || issue.kind == scan::IssueKind::kVanished ||
-          issue.kind == scan::IssueKind::kTooDeep || issue.kind == scan::IssueKind::kOtherFilesystem) {
+          issue.kind == scan::IssueKind::kTooDeep ||
+          issue.kind == scan::IssueKind::kOtherFilesystem) {
         unknown_dirs.push_back(issue.path);
       }
-      if (root.warned.insert(issue.path).second) logger->warn("{}/{}: {}", root.local_dir, issue.path, issue.message);
+      if (root.warned.insert(issue.path).second)
+        logger->warn("{}/{}: {}", root.local_dir, issue.path, issue.message);
     }
     rr.local_entries = scanned->entries.size();
     if (Status s = LoadCloudState(root, options); !s.ok()) {
@@ -543,7 +585,8 @@ struct EventMonitor::Impl final : public ActionSink {
     if (scanned->entries.empty() && !root.remote.empty() && !options.allow_mass_delete) {
       rr.stopped = "sync dir " + root.local_dir + " is suddenly empty while the cloud has " +
                    std::to_string(root.remote.size()) +
-                   " entries; nothing is deleted. If you emptied it on purpose, run: filesync sync --allow-mass-delete";
+                   " entries; nothing is deleted. If you emptied it on purpose, run: filesync sync "
+                   "--allow-mass-delete";
       return;
     }
     std::vector<plan::LocalItem> items = ToLocalItems(root, scanned->entries);
@@ -557,18 +600,27 @@ struct EventMonitor::Impl final : public ActionSink {
     std::vector<plan::RemoteItem> remote;
     remote.reserve(root.remote.size());
     for (const auto& [key, r] : root.remote) {
-      remote.push_back({.path = r.path, .kind = r.kind, .size = r.size, .digest = r.digest,
+      remote.push_back({.path = r.path,
+                        .kind = r.kind,
+                        .size = r.size,
+                        .digest = r.digest,
                         .digest_known = r.kind == EntryKind::kFile && r.has_digest});
     }
-    HashFiles(root, items, plan::FilesToHash(items, remote, caps.case_insensitive), report, progress);
+    HashFiles(root, items, plan::FilesToHash(items, remote, caps.case_insensitive), report,
+              progress);
     std::vector<plan::PreviousItem> previous;
     previous.reserve(root.files.size());
     for (const auto& [p, f] : root.files) {
-      previous.push_back({.path = f.path, .kind = f.kind, .identity = f.identity, .digest = f.digest, .digest_known = f.has_digest});
+      previous.push_back({.path = f.path,
+                          .kind = f.kind,
+                          .identity = f.identity,
+                          .digest = f.digest,
+                          .digest_known = f.has_digest});
     }
     plan::PlanOptions plan_options;
     plan_options.case_insensitive = caps.case_insensitive;
-    plan_options.name_rules = cloud.name() == "dropbox" ? plan::NameRules::kDropbox : plan::NameRules::kPlain;
+    plan_options.name_rules =
+        cloud.name() == "dropbox" ? plan::NameRules::kDropbox : plan::NameRules::kPlain;
     plan_options.max_delete_count = config.max_delete.count;
     plan_options.max_delete_percent = config.max_delete.percent;
     plan_options.allow_mass_delete = options.allow_mass_delete;
@@ -577,7 +629,8 @@ struct EventMonitor::Impl final : public ActionSink {
     previous.clear();
     remote.clear();
     for (auto& issue : plan.issues) {
-      if (root.warned.insert(issue.path).second) logger->warn("{}/{}: {}; skipped", root.local_dir, issue.path, issue.message);
+      if (root.warned.insert(issue.path).second)
+        logger->warn("{}/{}: {}; skipped", root.local_dir, issue.path, issue.message);
       rr.issues.push_back(std::move(issue));
     }
     if (plan.blocked) {
@@ -610,9 +663,11 @@ struct EventMonitor::Impl final : public ActionSink {
     std::string key;
     for (const plan::LocalItem& item : items) {
       if (caps.case_insensitive) key = Key(item.path);
-      auto it = root.remote.find(caps.case_insensitive ? std::string_view(key) : std::string_view(item.path));
+      auto it = root.remote.find(caps.case_insensitive ? std::string_view(key)
+                                                       : std::string_view(item.path));
       if (it == root.remote.end() || it->second.kind != item.kind) return false;
-      if (caps.case_insensitive && cloud::BaseName(it->second.path) != unicode::ToNfc(cloud::BaseName(item.path))) {
+      if (caps.case_insensitive &&
+          cloud::BaseName(it->second.path) != unicode::ToNfc(cloud::BaseName(item.path))) {
         return false;  // a case-only rename
       }
       if (item.kind == EntryKind::kFile &&
@@ -624,23 +679,27 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   // Records what this pass learnt about the local files and the cloud cursor.
-  void FinishRoot(RootState& root, const std::vector<plan::LocalItem>& items, const cloud::FileIdentity& root_identity) {
+  void FinishRoot(RootState& root, const std::vector<plan::LocalItem>& items,
+                  const cloud::FileIdentity& root_identity) {
     std::unique_lock lock(mu);
     SyncFileRecords(root, items);
     CommitLocked(root, lock);
-    Status marker = root.verify_next || commit_failures.load() > 0 ? store.Put(root.id, kVerifyNextKey, "1")
-                                                                  : store.Erase(root.id, kVerifyNextKey);
+    Status marker = root.verify_next || commit_failures.load() > 0
+                        ? store.Put(root.id, kVerifyNextKey, "1")
+                        : store.Erase(root.id, kVerifyNextKey);
     if (!marker.ok()) logger->error("cannot record the verify marker: {}", marker.ToString());
     ClearResolvedErrors(root);
     // After the commit: a cursor must never get ahead of the records it describes.
     for (const auto& [key, value] : {std::pair<const char*, std::string>{"cursor", root.cursor},
                                      {"last_verify_ms", std::to_string(root.last_verify_ms)},
                                      {"root_identity", IdentityString(root_identity)}}) {
-      if (Status s = store.Put(root.id, key, value); !s.ok()) logger->error("cannot record {}: {}", key, s.ToString());
+      if (Status s = store.Put(root.id, key, value); !s.ok())
+        logger->error("cannot record {}: {}", key, s.ToString());
     }
   }
 
-  void Execute(std::size_t index, const std::vector<plan::Action>& actions, PassProgress* progress) {
+  void Execute(std::size_t index, const std::vector<plan::Action>& actions,
+               PassProgress* progress) {
     if (actions.empty()) return;
     // Until FinishRoot records the outcome, a crash may leave cloud changes the store does not
     // know about; the marker makes the next pass walk the cloud instead of trusting the store.
@@ -725,7 +784,7 @@ struct EventMonitor::Impl final : public ActionSink {
   cache::StateStore::Batch pending_batch;
   std::size_t batch_ops = 0;
   std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
-  std::mutex commit_mu;  // serialises Flush()+Commit() pairs; taken without mu held
+  std::mutex commit_mu;                 // serialises Flush()+Commit() pairs; taken without mu held
   std::atomic<int> commit_failures{0};  // this pass; a failed commit means the pass is incomplete
 };
 
@@ -749,9 +808,16 @@ std::string PassReport::ToJson() const {
   nlohmann::json actions = nlohmann::json::array();
   nlohmann::json roots_json = nlohmann::json::array();
   for (const RootReport& r : roots) {
-    nlohmann::json rj{{"local_dir", r.local_dir}, {"cloud_path", r.cloud_path}, {"local_entries", r.local_entries},
-                      {"planned", r.actions.size()}, {"uploaded", r.uploaded}, {"bytes_uploaded", r.bytes_uploaded},
-                      {"moved", r.moved}, {"deleted", r.deleted}, {"created", r.created}, {"failed", r.failed},
+    nlohmann::json rj{{"local_dir", r.local_dir},
+                      {"cloud_path", r.cloud_path},
+                      {"local_entries", r.local_entries},
+                      {"planned", r.actions.size()},
+                      {"uploaded", r.uploaded},
+                      {"bytes_uploaded", r.bytes_uploaded},
+                      {"moved", r.moved},
+                      {"deleted", r.deleted},
+                      {"created", r.created},
+                      {"failed", r.failed},
                       {"deferred", r.deferred}};
     if (r.stopped) rj["stopped"] = *r.stopped;
     nlohmann::json issues = nlohmann::json::array();
@@ -759,8 +825,10 @@ std::string PassReport::ToJson() const {
     rj["issues"] = std::move(issues);
     roots_json.push_back(std::move(rj));
     for (const plan::Action& a : r.actions) {
-      nlohmann::json aj{{"action", plan::ActionKindName(a.kind)}, {"path", a.path},
-                        {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)}, {"reason", a.reason},
+      nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
+                        {"path", a.path},
+                        {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
+                        {"reason", a.reason},
                         {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
       if (a.kind == plan::ActionKind::kMove) aj["from"] = a.from;
       if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
@@ -773,7 +841,8 @@ std::string PassReport::ToJson() const {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-EventMonitor::EventMonitor(const config::Config& config, cloud::Cloud& cloud, cache::StateStore& store)
+EventMonitor::EventMonitor(const config::Config& config, cloud::Cloud& cloud,
+                           cache::StateStore& store)
     : impl_(std::make_unique<Impl>(config, cloud, store, stop_)) {}
 
 EventMonitor::~EventMonitor() = default;

@@ -46,9 +46,9 @@ struct PassProgress {
 struct RootReport {
   std::string local_dir;
   std::string cloud_path;
-  std::vector<plan::Action> actions;      // planned
-  std::vector<plan::NameIssue> issues;    // names skipped at plan time, scan problems
-  std::optional<std::string> stopped;     // why this dir was not synced (safety, errors)
+  std::vector<plan::Action> actions;    // planned
+  std::vector<plan::NameIssue> issues;  // names skipped at plan time, scan problems
+  std::optional<std::string> stopped;   // why this dir was not synced (safety, errors)
   std::uint64_t local_entries = 0;
   std::uint64_t uploaded = 0, moved = 0, deleted = 0, created = 0, failed = 0, deferred = 0;
   std::uint64_t bytes_uploaded = 0;

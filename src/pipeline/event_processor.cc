@@ -17,8 +17,8 @@ ActionOutcome Outcome(Status status, int attempts) {
 }  // namespace
 
 EventProcessor::EventProcessor(cloud::Cloud& cloud, std::vector<RootContext> roots,
-                               RetryPolicy retry, ActionSink& sink,
-                               const std::atomic<bool>& stop, cloud::ProgressFn progress)
+                               RetryPolicy retry, ActionSink& sink, const std::atomic<bool>& stop,
+                               cloud::ProgressFn progress)
     : cloud_(cloud),
       roots_(std::move(roots)),
       retry_(retry),
@@ -34,10 +34,11 @@ bool EventProcessor::Backoff(int attempt, const Status& last) {
   using std::chrono::milliseconds;
   // Full jitter (uniform in [0, min(cap, base * 2^attempt)]) spreads retries of many workers;
   // a server's Retry-After is a floor, never shortened.
-  const auto ceiling = std::min<long long>(retry_.max_delay.count(),
-                                           retry_.base_delay.count() << std::min(attempt, 20));
+  const auto ceiling = std::min<long long>(retry_.max_delay.count(), retry_.base_delay.count()
+                                                                         << std::min(attempt, 20));
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  auto delay = milliseconds(std::uniform_int_distribution<long long>(0, std::max(0LL, ceiling))(rng));
+  auto delay =
+      milliseconds(std::uniform_int_distribution<long long>(0, std::max(0LL, ceiling))(rng));
   if (last.retry_after()) delay = std::max(delay, *last.retry_after());
   const auto deadline = std::chrono::steady_clock::now() + delay;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -51,8 +52,12 @@ bool EventProcessor::Backoff(int attempt, const Status& last) {
 void EventProcessor::Process(const std::vector<Event>& events) {
   if (events.empty()) return;
   switch (events.front().action.kind) {
-    case plan::ActionKind::kUpload: ProcessUploads(events); return;
-    case plan::ActionKind::kDelete: ProcessDeletes(events); return;
+    case plan::ActionKind::kUpload:
+      ProcessUploads(events);
+      return;
+    case plan::ActionKind::kDelete:
+      ProcessDeletes(events);
+      return;
     default:
       for (const Event& event : events) ProcessSingle(event);
       return;
@@ -67,7 +72,8 @@ void EventProcessor::ProcessUploads(const std::vector<Event>& events) {
     items.reserve(pending.size());
     for (const std::size_t i : pending) {
       const Event& e = events[i];
-      items.push_back({.local_path = roots_.at(static_cast<std::size_t>(e.root)).local_dir + "/" + e.action.path,
+      items.push_back({.local_path = roots_.at(static_cast<std::size_t>(e.root)).local_dir + "/" +
+                                     e.action.path,
                        .cloud_path = CloudPath(e, e.action.path),
                        .expected = e.action.identity,
                        .mtime_ns = e.action.identity.mtime_ns});
@@ -77,8 +83,9 @@ void EventProcessor::ProcessUploads(const std::vector<Event>& events) {
     Status last;
     for (std::size_t k = 0; k < pending.size(); ++k) {
       const Event& e = events[pending[k]];
-      const Status status = k < results.size() ? results[k].status()
-                                                : Status::Permanent("backend returned too few results");
+      const Status status = k < results.size()
+                                ? results[k].status()
+                                : Status::Permanent("backend returned too few results");
       if (!status.ok() && status.IsRetryable() && attempt < retry_.max_attempts) {
         retry.push_back(pending[k]);
         last = status;
@@ -104,13 +111,14 @@ void EventProcessor::ProcessDeletes(const std::vector<Event>& events) {
   for (int attempt = 1; !pending.empty(); ++attempt) {
     std::vector<std::string> paths;
     paths.reserve(pending.size());
-    for (const std::size_t i : pending) paths.push_back(CloudPath(events[i], events[i].action.path));
+    for (const std::size_t i : pending)
+      paths.push_back(CloudPath(events[i], events[i].action.path));
     const auto results = cloud_.Delete(paths);
     std::vector<std::size_t> retry;
     Status last;
     for (std::size_t k = 0; k < pending.size(); ++k) {
-      const Status status = k < results.size() ? results[k]
-                                                : Status::Permanent("backend returned too few results");
+      const Status status =
+          k < results.size() ? results[k] : Status::Permanent("backend returned too few results");
       if (!status.ok() && status.IsRetryable() && attempt < retry_.max_attempts) {
         retry.push_back(pending[k]);
         last = status;

@@ -19,7 +19,8 @@ void ForEachAncestor(const std::string& key, Fn&& fn) {
 
 }  // namespace
 
-EventProducer::EventProducer(std::size_t capacity) : capacity_(std::max<std::size_t>(1, capacity)) {}
+EventProducer::EventProducer(std::size_t capacity)
+    : capacity_(std::max<std::size_t>(1, capacity)) {}
 
 std::string EventProducer::Key(const Event& event) {
   std::string key = std::to_string(event.root);
@@ -71,9 +72,12 @@ void EventProducer::ClearInFlightLocked(const std::string& key) {
 
 bool EventProducer::BatchableLocked(const Event& event, const BatchLimits& limits) {
   switch (event.action.kind) {
-    case plan::ActionKind::kUpload: return event.action.identity.size <= limits.small_file_limit;
-    case plan::ActionKind::kDelete: return true;
-    default: return false;
+    case plan::ActionKind::kUpload:
+      return event.action.identity.size <= limits.small_file_limit;
+    case plan::ActionKind::kDelete:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -97,7 +101,8 @@ std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
       auto next = take(it, key);
       while (batchable && batch.size() < limits.max_files && next != queue_.end()) {
         const std::string next_key = Key(*next);
-        const bool fits = limits.max_bytes == 0 || bytes + next->action.identity.size <= limits.max_bytes;
+        const bool fits =
+            limits.max_bytes == 0 || bytes + next->action.identity.size <= limits.max_bytes;
         if (next->action.kind == head_kind && BatchableLocked(*next, limits) && fits &&
             !BlockedLocked(next_key)) {
           bytes += next->action.identity.size;

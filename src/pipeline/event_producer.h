@@ -34,8 +34,8 @@ struct Event {
 
 struct BatchLimits {
   std::size_t max_files = 1;
-  std::uint64_t max_bytes = 0;        // 0: no byte limit
-  std::uint64_t small_file_limit = 0; // uploads above this size are never batched
+  std::uint64_t max_bytes = 0;         // 0: no byte limit
+  std::uint64_t small_file_limit = 0;  // uploads above this size are never batched
 };
 
 class EventProducer {
@@ -84,9 +84,9 @@ class EventProducer {
   std::unordered_map<std::string, std::list<Event>::iterator> index_;  // guarded by mu_
   std::unordered_multiset<std::string> in_flight_;                     // guarded by mu_
   // For each ancestor key of an in-flight key: how many in-flight keys lie below it.
-  std::unordered_map<std::string, int> descendants_in_flight_;         // guarded by mu_
-  bool closed_ = false;                                                // guarded by mu_
-  bool cancelled_ = false;                                             // guarded by mu_
+  std::unordered_map<std::string, int> descendants_in_flight_;  // guarded by mu_
+  bool closed_ = false;                                         // guarded by mu_
+  bool cancelled_ = false;                                      // guarded by mu_
 };
 
 }  // namespace filesync::pipeline

@@ -4,10 +4,14 @@ namespace filesync::plan {
 
 const char* ActionKindName(ActionKind kind) {
   switch (kind) {
-    case ActionKind::kDelete: return "delete";
-    case ActionKind::kMove: return "move";
-    case ActionKind::kCreateFolder: return "create_folder";
-    case ActionKind::kUpload: return "upload";
+    case ActionKind::kDelete:
+      return "delete";
+    case ActionKind::kMove:
+      return "move";
+    case ActionKind::kCreateFolder:
+      return "create_folder";
+    case ActionKind::kUpload:
+      return "upload";
   }
   return "unknown";
 }

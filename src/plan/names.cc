@@ -11,8 +11,8 @@ namespace {
 // Reference §13: system and metadata files the Dropbox API ignores or answers with
 // disallowed_name. Compared after lower-casing.
 constexpr std::array<std::string_view, 8> kDropboxIgnored = {
-    "desktop.ini", "thumbs.db", ".ds_store", "icon\r", ".dropbox", ".dropbox.attr",
-    ".dropbox.cache", ".com.apple.timemachine.supported"};
+    "desktop.ini", "thumbs.db",     ".ds_store",      "icon\r",
+    ".dropbox",    ".dropbox.attr", ".dropbox.cache", ".com.apple.timemachine.supported"};
 
 bool IsOfficeTemp(std::string_view lower) {
   return lower.starts_with("~$") || lower.starts_with(".~") ||

@@ -19,7 +19,9 @@ struct InodeKey {
   friend bool operator==(const InodeKey&, const InodeKey&) = default;
 };
 struct InodeKeyHash {
-  std::size_t operator()(const InodeKey& k) const { return std::hash<std::uint64_t>()(k.inode * 1000003u ^ k.device); }
+  std::size_t operator()(const InodeKey& k) const {
+    return std::hash<std::uint64_t>()(k.inode * 1000003u ^ k.device);
+  }
 };
 
 // Calls fn(ancestor) for each proper ancestor of a '/'-separated path, nearest first.
@@ -50,7 +52,8 @@ bool UnderOrEqual(std::string_view key, std::string_view dir) {
   return key == dir || (key.size() > dir.size() && key.starts_with(dir) && key[dir.size()] == '/');
 }
 
-Action MakeAction(ActionKind kind, Phase phase, std::string path, EntryKind entry_kind, std::string reason) {
+Action MakeAction(ActionKind kind, Phase phase, std::string path, EntryKind entry_kind,
+                  std::string reason) {
   Action a;
   a.kind = kind;
   a.phase = phase;
@@ -141,8 +144,8 @@ class Planner {
   }
 
   // Moves every remote entry at or under `from_key` to under `to_key` / `to_path`.
-  void RekeyRemote(const std::string& from_key, const std::string& to_key, const std::string& to_path,
-                   std::size_t from_components) {
+  void RekeyRemote(const std::string& from_key, const std::string& to_key,
+                   const std::string& to_path, std::size_t from_components) {
     std::vector<RemoteItem> moved;
     auto begin = remote_.lower_bound(from_key);
     auto it = begin;
@@ -159,7 +162,8 @@ class Planner {
     }
   }
 
-  Action MoveAction(const RemoteItem& source, const LocalItem& target, Phase phase, std::string reason) {
+  Action MoveAction(const RemoteItem& source, const LocalItem& target, Phase phase,
+                    std::string reason) {
     Action a = MakeAction(ActionKind::kMove, phase, target.path, target.kind, std::move(reason));
     a.from = source.path;
     a.identity = target.identity;
@@ -176,7 +180,8 @@ class Planner {
       const PreviousItem* prev = PreviousByInode(item.identity, EntryKind::kFolder);
       if (prev == nullptr) continue;
       const std::string source_key = TranslatedKey(Key(prev->path));
-      if (!IsVanishedSource(source_key, EntryKind::kFolder) || UnderOrEqual(key, source_key)) continue;
+      if (!IsVanishedSource(source_key, EntryKind::kFolder) || UnderOrEqual(key, source_key))
+        continue;
       const RemoteItem& source = remote_.at(source_key);
       replace_.push_back(MoveAction(source, item, kPhaseReplace, "folder renamed or moved"));
       RekeyRemote(source_key, key, item.path, ComponentCount(source.path));
@@ -233,7 +238,8 @@ class Planner {
       if (it == remote_.end() || it->second.kind != item.kind) continue;
       const std::string wanted = unicode::ToNfc(cloud::BaseName(item.path));
       if (cloud::BaseName(it->second.path) == wanted) continue;
-      Action a = MoveAction(it->second, item, item.kind == EntryKind::kFolder ? kPhaseReplace : kPhaseFileMoves,
+      Action a = MoveAction(it->second, item,
+                            item.kind == EntryKind::kFolder ? kPhaseReplace : kPhaseFileMoves,
                             "case-only rename");
       (item.kind == EntryKind::kFolder ? replace_ : file_moves_).push_back(std::move(a));
       it->second.path = item.path;
@@ -247,9 +253,9 @@ class Planner {
       auto it = remote_.find(key);
       const bool absent = it == remote_.end();
       if (!absent && it->second.kind != item.kind) {
-        Action del = MakeAction(ActionKind::kDelete, kPhaseReplace, it->second.path, it->second.kind,
-                                item.kind == EntryKind::kFolder ? "a file became a folder"
-                                                                : "a folder became a file");
+        Action del = MakeAction(
+            ActionKind::kDelete, kPhaseReplace, it->second.path, it->second.kind,
+            item.kind == EntryKind::kFolder ? "a file became a folder" : "a folder became a file");
         del.entries_affected = CountUnder(key);
         type_deletes_.push_back(std::move(del));
         MarkUnderAsHandled(key);
@@ -258,7 +264,8 @@ class Planner {
       if (item.kind == EntryKind::kFolder) {
         if (absent || replaced) {
           folder_creates_.push_back(MakeAction(ActionKind::kCreateFolder, kPhaseFolders, item.path,
-                                               EntryKind::kFolder, absent ? "new folder" : "type change"));
+                                               EntryKind::kFolder,
+                                               absent ? "new folder" : "type change"));
         }
         continue;
       }
@@ -275,7 +282,8 @@ class Planner {
         reason = "content changed";
       }
       if (reason.empty()) continue;
-      Action up = MakeAction(ActionKind::kUpload, kPhaseUploads, item.path, EntryKind::kFile, std::move(reason));
+      Action up = MakeAction(ActionKind::kUpload, kPhaseUploads, item.path, EntryKind::kFile,
+                             std::move(reason));
       up.identity = item.identity;
       up.digest = item.digest;
       up.digest_known = item.digest_known;
@@ -285,12 +293,15 @@ class Planner {
 
   std::uint64_t CountUnder(const std::string& key) const {
     std::uint64_t n = 0;
-    for (auto it = remote_.lower_bound(key); it != remote_.end() && UnderOrEqual(it->first, key); ++it) ++n;
+    for (auto it = remote_.lower_bound(key); it != remote_.end() && UnderOrEqual(it->first, key);
+         ++it)
+      ++n;
     return n;
   }
 
   void MarkUnderAsHandled(const std::string& key) {
-    for (auto it = remote_.lower_bound(key); it != remote_.end() && UnderOrEqual(it->first, key); ++it) {
+    for (auto it = remote_.lower_bound(key); it != remote_.end() && UnderOrEqual(it->first, key);
+         ++it) {
       handled_.insert(it->first);
     }
   }
@@ -300,7 +311,8 @@ class Planner {
   void PlanDeletes() {
     std::set<std::string> protected_keys;
     for (const auto& [key, r] : remote_) {
-      if (!seen_.contains(key) && (Protected(r) || skipped_keys_.contains(key))) protected_keys.insert(key);
+      if (!seen_.contains(key) && (Protected(r) || skipped_keys_.contains(key)))
+        protected_keys.insert(key);
     }
     std::unordered_set<std::string> deleted_dirs;
     for (const auto& [key, r] : remote_) {
@@ -312,10 +324,12 @@ class Planner {
       if (covered) continue;
       if (r.kind == EntryKind::kFolder) {
         auto p = protected_keys.lower_bound(key + "/");
-        if (p != protected_keys.end() && UnderOrEqual(*p, key)) continue;  // keep the folder: something protected inside
+        if (p != protected_keys.end() && UnderOrEqual(*p, key))
+          continue;  // keep the folder: something protected inside
         deleted_dirs.insert(key);
       }
-      Action del = MakeAction(ActionKind::kDelete, kPhaseDeletes, r.path, r.kind, "gone from the client");
+      Action del =
+          MakeAction(ActionKind::kDelete, kPhaseDeletes, r.path, r.kind, "gone from the client");
       del.entries_affected = r.kind == EntryKind::kFolder ? CountUnder(key) : 1;
       deletes_.push_back(std::move(del));
     }
@@ -348,11 +362,12 @@ class Planner {
     const bool over_percent = plan_.entries_deleted > 10 && total > 0 &&
                               deleted * 100.0 > options_.max_delete_percent * total;
     if ((over_count || over_percent) && !options_.allow_mass_delete) {
-      plan_.blocked = "would delete " + std::to_string(plan_.entries_deleted) + " of " +
-                      std::to_string(remote_.size()) + " cloud entries, over max_delete (" +
-                      std::to_string(options_.max_delete_count) + " entries or " +
-                      std::to_string(static_cast<int>(options_.max_delete_percent)) +
-                      "%); nothing was changed: check the sync dir, or rerun with --allow-mass-delete";
+      plan_.blocked =
+          "would delete " + std::to_string(plan_.entries_deleted) + " of " +
+          std::to_string(remote_.size()) + " cloud entries, over max_delete (" +
+          std::to_string(options_.max_delete_count) + " entries or " +
+          std::to_string(static_cast<int>(options_.max_delete_percent)) +
+          "%); nothing was changed: check the sync dir, or rerun with --allow-mass-delete";
       return std::move(plan_);
     }
     auto append = [&](std::vector<Action>& from) {
@@ -372,10 +387,10 @@ class Planner {
   const PlanOptions& options_;
 
   Plan plan_;
-  std::vector<LocalItem> accepted_;                       // sorted by path
+  std::vector<LocalItem> accepted_;  // sorted by path
   std::unordered_map<std::string, std::size_t> local_by_key_;
   std::unordered_set<std::string> skipped_keys_;
-  std::map<std::string, RemoteItem> remote_;              // by key; ordered for prefix ranges
+  std::map<std::string, RemoteItem> remote_;  // by key; ordered for prefix ranges
   std::unordered_map<InodeKey, const PreviousItem*, InodeKeyHash> previous_by_inode_;
   std::vector<std::pair<std::string, std::string>> folder_moves_;  // source key -> target key
   std::unordered_set<std::string> seen_;
@@ -413,7 +428,8 @@ std::vector<std::size_t> FilesToHash(const std::vector<LocalItem>& local,
     const LocalItem& l = local[i];
     if (l.kind != cloud::EntryKind::kFile || l.digest_known) continue;
     auto it = by_key.find(PathKey(l.path, case_insensitive));
-    const bool same_size_there = it != by_key.end() && it->second->kind == cloud::EntryKind::kFile &&
+    const bool same_size_there = it != by_key.end() &&
+                                 it->second->kind == cloud::EntryKind::kFile &&
                                  it->second->size == l.identity.size;
     if (same_size_there || vanished_sizes.contains(l.identity.size)) result.push_back(i);
   }

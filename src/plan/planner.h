@@ -78,8 +78,8 @@ struct NameIssue {
 struct Plan {
   std::vector<Action> actions;  // in execution order (by phase)
   std::vector<NameIssue> issues;
-  std::uint64_t entries_deleted = 0;  // after collapse, counting everything under deleted folders
-  std::optional<std::string> blocked; // set when max_delete stops the plan (actions is empty)
+  std::uint64_t entries_deleted = 0;   // after collapse, counting everything under deleted folders
+  std::optional<std::string> blocked;  // set when max_delete stops the plan (actions is empty)
 };
 
 // The key under which the cloud identifies `path` (CloudKey when case-insensitive).

@@ -43,11 +43,12 @@ constexpr std::size_t kSliceEntries = 2048;
 std::string ErrnoText(int err) { return std::strerror(err); }
 
 cloud::FileIdentity IdentityOf(const struct stat& st) {
-  return {.size = static_cast<std::uint64_t>(st.st_size),
-          .mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-          .ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec,
-          .inode = static_cast<std::uint64_t>(st.st_ino),
-          .device = static_cast<std::uint64_t>(st.st_dev)};
+  return {
+      .size = static_cast<std::uint64_t>(st.st_size),
+      .mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+      .ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec,
+      .inode = static_cast<std::uint64_t>(st.st_ino),
+      .device = static_cast<std::uint64_t>(st.st_dev)};
 }
 
 unsigned char TypeOfMode(mode_t mode) {
@@ -185,7 +186,8 @@ class Walker {
       }
       if (work.listing != nullptr) {
         const Listing& listing = *work.listing;
-        HandleListing(listing.dir, listing.path, listing.records, work.begin, work.end, out, children);
+        HandleListing(listing.dir, listing.path, listing.records, work.begin, work.end, out,
+                      children);
       } else {
         ProcessDir(std::move(work), out, buffer, children);
       }
@@ -227,13 +229,15 @@ class Walker {
   void ProcessDir(DirWork work, WorkerOutput& out, std::vector<char>& buffer,
                   std::vector<DirWork>& children) {
     const char* name = work.path.c_str() + work.name_offset;
-    const int fd = openat(work.parent->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int fd =
+        openat(work.parent->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     const int open_err = errno;
     work.parent.reset();
     if (fd < 0) {
       switch (open_err) {
         case ENOENT:
-          out.issues.push_back({IssueKind::kVanished, std::move(work.path), "removed during the scan"});
+          out.issues.push_back(
+              {IssueKind::kVanished, std::move(work.path), "removed during the scan"});
           break;
         case ENOTDIR:
           out.issues.push_back({IssueKind::kVanished, std::move(work.path),
@@ -320,7 +324,8 @@ class Walker {
   }
 
   // fstatat() of one name; false (with the issue recorded) if it failed.
-  bool Stat(int dir_fd, const std::string& path, const char* name, struct stat* st, WorkerOutput& out) {
+  bool Stat(int dir_fd, const std::string& path, const char* name, struct stat* st,
+            WorkerOutput& out) {
     if (options_.before_stat_for_testing) options_.before_stat_for_testing(path);
     if (fstatat(dir_fd, name, st, AT_SYMLINK_NOFOLLOW) == 0) return true;
     const int err = errno;
@@ -333,8 +338,9 @@ class Walker {
   }
 
   // `name_z` is the NUL-terminated name inside the getdents buffer.
-  void HandleEntry(const std::shared_ptr<DirFd>& dir, const std::string& dir_path, const char* name_z,
-                   unsigned char type, WorkerOutput& out, std::vector<DirWork>& children) {
+  void HandleEntry(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
+                   const char* name_z, unsigned char type, WorkerOutput& out,
+                   std::vector<DirWork>& children) {
     const std::string_view name(name_z);
     std::string path = Join(dir_path, name);
     struct stat st {};
@@ -351,9 +357,9 @@ class Walker {
       return;
     }
     if (path.size() > kMaxRelativePath) {
-      out.issues.push_back({IssueKind::kTooDeep, std::move(path),
-                            "path longer than " + std::to_string(kMaxRelativePath) +
-                                " bytes; skipped"});
+      out.issues.push_back(
+          {IssueKind::kTooDeep, std::move(path),
+           "path longer than " + std::to_string(kMaxRelativePath) + " bytes; skipped"});
       return;
     }
     if (type == DT_REG && !have_stat) {

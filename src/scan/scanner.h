@@ -72,9 +72,9 @@ struct ScanOptions {
 };
 
 struct ScanResult {
-  std::vector<Entry> entries;  // sorted by path in byte order (so parents before children)
-  std::vector<Issue> issues;   // sorted by path
-  cloud::FileIdentity root;    // identity of the root dir (device + inode tell it was replaced)
+  std::vector<Entry> entries;      // sorted by path in byte order (so parents before children)
+  std::vector<Issue> issues;       // sorted by path
+  cloud::FileIdentity root;        // identity of the root dir (device + inode tell it was replaced)
   std::uint64_t dirs_scanned = 0;  // directories listed, the root included
 };
 

@@ -16,7 +16,8 @@ spdlog::level::level_enum g_level = spdlog::level::info;
 // Writes the message as a JSON string value: spdlog's pattern language cannot escape it.
 class JsonMessageFlag : public spdlog::custom_flag_formatter {
  public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
     const std::string text = nlohmann::json(std::string(msg.payload.data(), msg.payload.size()))
                                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     dest.append(text.data(), text.data() + text.size());

@@ -45,7 +45,9 @@ class Status {
   }
   static Status Transient(std::string msg) { return {Kind::kTransient, std::move(msg)}; }
   static Status Auth(std::string msg) { return {Kind::kAuth, std::move(msg)}; }
-  static Status InvalidArgument(std::string msg) { return {Kind::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Kind::kInvalidArgument, std::move(msg)};
+  }
   static Status Io(std::string msg) { return {Kind::kIo, std::move(msg)}; }
   static Status Changed(std::string msg) { return {Kind::kChanged, std::move(msg)}; }
   static Status Cancelled(std::string msg) { return {Kind::kCancelled, std::move(msg)}; }
@@ -55,7 +57,9 @@ class Status {
   [[nodiscard]] Kind kind() const { return kind_; }
   [[nodiscard]] const std::string& message() const { return message_; }
   // Set for kRateLimited (and for transient errors that carried a Retry-After).
-  [[nodiscard]] std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
+  [[nodiscard]] std::optional<std::chrono::milliseconds> retry_after() const {
+    return retry_after_;
+  }
   Status& set_retry_after(std::chrono::milliseconds d) {
     retry_after_ = d;
     return *this;
@@ -82,7 +86,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result built from an ok Status has no value");
   }

@@ -1,12 +1,11 @@
 #include "cache/state_store.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -50,7 +49,8 @@ class StateStoreTest : public ::testing::Test {
   }
   std::vector<RemoteRecord> Remote(StateStore& store, std::int64_t root) {
     std::vector<RemoteRecord> out;
-    EXPECT_TRUE(store.LoadRemote(root, [&](RemoteRecord&& r) { out.push_back(std::move(r)); }).ok());
+    EXPECT_TRUE(
+        store.LoadRemote(root, [&](RemoteRecord&& r) { out.push_back(std::move(r)); }).ok());
     return out;
   }
   std::vector<std::string> RemotePaths(StateStore& store, std::int64_t root) {
@@ -75,8 +75,11 @@ FileRecord MakeFile(std::string path, std::uint64_t seed, bool with_digest = tru
   FileRecord f;
   f.path = std::move(path);
   f.kind = EntryKind::kFile;
-  f.identity = {.size = seed * 10, .mtime_ns = static_cast<std::int64_t>(seed) * 1'000'000'007,
-                .ctime_ns = static_cast<std::int64_t>(seed) + 3, .inode = seed + 100, .device = 42};
+  f.identity = {.size = seed * 10,
+                .mtime_ns = static_cast<std::int64_t>(seed) * 1'000'000'007,
+                .ctime_ns = static_cast<std::int64_t>(seed) + 3,
+                .inode = seed + 100,
+                .device = 42};
   if (with_digest) {
     f.digest = hash::HashBytes(f.path);
     f.has_digest = true;
@@ -152,8 +155,11 @@ TEST_F(StateStoreTest, FilesRoundTripAndPersist) {
   std::int64_t root = 0;
   FileRecord big;
   big.path = "dir/\xc3\xa9t\xc3\xa9.txt";
-  big.identity = {.size = (1ULL << 63) + 5, .mtime_ns = -1'500'000'000, .ctime_ns = 1,
-                  .inode = ~0ULL, .device = (1ULL << 40) + 1};
+  big.identity = {.size = (1ULL << 63) + 5,
+                  .mtime_ns = -1'500'000'000,
+                  .ctime_ns = 1,
+                  .inode = ~0ULL,
+                  .device = (1ULL << 40) + 1};
   big.digest = hash::HashBytes("content");
   big.has_digest = true;
   FileRecord folder;
@@ -292,7 +298,8 @@ TEST_F(StateStoreTest, PrefixDeletesAreExact) {
   batch.Clear();
   batch.DeleteRemote("a");
   ASSERT_TRUE(store->Commit(root, batch).ok());
-  EXPECT_EQ(RemotePaths(*store, root), (std::vector<std::string>{"a-b", "a.txt", "a/x", "a0", "ab/x", "b"}));
+  EXPECT_EQ(RemotePaths(*store, root),
+            (std::vector<std::string>{"a-b", "a.txt", "a/x", "a0", "ab/x", "b"}));
 
   batch.Clear();
   batch.DeleteFilesUnder("");
@@ -472,7 +479,8 @@ TEST_F(StateStoreTest, SecondOpenOfSameDirIsRefused) {
   auto second = StateStore::Open(dir_, nullptr);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().kind(), Status::Kind::kConflict);
-  EXPECT_NE(second.status().message().find("state dir " + dir_.string() + " is in use by another filesync (pid " +
+  EXPECT_NE(second.status().message().find("state dir " + dir_.string() +
+                                           " is in use by another filesync (pid " +
                                            std::to_string(getpid()) + ")"),
             std::string::npos)
       << second.status().message();
@@ -623,7 +631,8 @@ TEST_F(StateStoreTest, PerformanceFigures) {
   ASSERT_TRUE(store->LoadFiles(root, [&](FileRecord&&) { ++loaded; }).ok());
   const double load_100k = ms(Clock::now() - start);
   EXPECT_EQ(loaded, 100'000u);
-  std::printf("commit of 10000 PutFile: %.1f ms; LoadFiles of 100000 records: %.1f ms\n", commit_10k, load_100k);
+  std::printf("commit of 10000 PutFile: %.1f ms; LoadFiles of 100000 records: %.1f ms\n",
+              commit_10k, load_100k);
 }
 
 }  // namespace

@@ -243,7 +243,8 @@ const std::vector<BadCase>& Catalogue() {
       InInstance("CaFileIsDirectory", "dbx_ca_file = \"@\"", "dbx_ca_file",
                  {"not a regular file", "PEM"}),
       InInstance("RefreshTokenFileMissing",
-                 "backend = \"dropbox\"\ndbx_app_key = \"k\"\ndbx_refresh_token_file = \"@/no-such-token\"",
+                 "backend = \"dropbox\"\ndbx_app_key = \"k\"\ndbx_refresh_token_file = "
+                 "\"@/no-such-token\"",
                  "dbx_refresh_token_file", {"cannot be read", "filesync auth"}),
       InInstance("ChunkSizeNotMultiple", "dbx_chunk_size = 5000000", "dbx_chunk_size",
                  {"multiple of 4 MiB", "148 MiB", "e.g. dbx_chunk_size"}),

@@ -1,12 +1,11 @@
 #include "cloud/dropbox/auth.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "fakes.h"
 
@@ -19,7 +18,8 @@ using testing::FakeTransport;
 using testing::JsonResponse;
 
 TEST(Pkce, Rfc7636Vector) {
-  EXPECT_EQ(CodeChallenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+  EXPECT_EQ(CodeChallenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
 }
 
 TEST(Pkce, VerifierIs128UnreservedCharactersAndRandom) {
@@ -28,7 +28,9 @@ TEST(Pkce, VerifierIs128UnreservedCharactersAndRandom) {
   EXPECT_EQ(a.size(), 128u);
   EXPECT_NE(a, b);
   for (const char c : a) {
-    EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == '~') << c;
+    EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+                c == '~')
+        << c;
   }
   EXPECT_EQ(CodeChallenge(a).find('='), std::string::npos);
   EXPECT_EQ(CodeChallenge(a).size(), 43u);
@@ -40,7 +42,8 @@ TEST(Auth, AuthorizeUrlAsksForOfflinePkce) {
   o.www_url = "http://127.0.0.1:9";
   const std::string url = AuthorizeUrl(o, "CHAL");
   EXPECT_EQ(url,
-            "http://127.0.0.1:9/oauth2/authorize?client_id=key123&response_type=code&token_access_type=offline"
+            "http://127.0.0.1:9/oauth2/"
+            "authorize?client_id=key123&response_type=code&token_access_type=offline"
             "&code_challenge=CHAL&code_challenge_method=S256");
 }
 
@@ -64,16 +67,20 @@ std::map<std::string, std::string> ParseForm(const std::string& body) {
 TEST(Auth, RefreshingProviderRefreshesNearExpiryAndAfter401) {
   FakeClock clock;
   int issued = 0;
-  auto transport = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
-    EXPECT_EQ(r.url, "http://api.test/oauth2/token");
-    const auto form = ParseForm(r.body);
-    EXPECT_EQ(form.at("grant_type"), "refresh_token");
-    EXPECT_EQ(form.at("refresh_token"), "R%2Ftok");  // form-encoded
-    EXPECT_EQ(form.at("client_id"), "app");
-    EXPECT_EQ(form.count("client_secret"), 0u);
-    return JsonResponse(200, {{"access_token", "A" + std::to_string(++issued)}, {"token_type", "bearer"}, {"expires_in", 3600}});
-  });
-  RefreshingTokenProvider p({.api_url = "http://api.test", .app_key = "app", .refresh_token = "R/tok"}, transport, clock);
+  auto transport =
+      std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
+        EXPECT_EQ(r.url, "http://api.test/oauth2/token");
+        const auto form = ParseForm(r.body);
+        EXPECT_EQ(form.at("grant_type"), "refresh_token");
+        EXPECT_EQ(form.at("refresh_token"), "R%2Ftok");  // form-encoded
+        EXPECT_EQ(form.at("client_id"), "app");
+        EXPECT_EQ(form.count("client_secret"), 0u);
+        return JsonResponse(200, {{"access_token", "A" + std::to_string(++issued)},
+                                  {"token_type", "bearer"},
+                                  {"expires_in", 3600}});
+      });
+  RefreshingTokenProvider p(
+      {.api_url = "http://api.test", .app_key = "app", .refresh_token = "R/tok"}, transport, clock);
   EXPECT_EQ(*p.AccessToken(), "A1");
   EXPECT_EQ(*p.AccessToken(), "A1");
   clock.Advance(3600s - 301s);
@@ -88,9 +95,12 @@ TEST(Auth, RefreshingProviderRefreshesNearExpiryAndAfter401) {
 
 TEST(Auth, RevokedRefreshTokenIsAuthError) {
   auto transport = std::make_shared<FakeTransport>([](const HttpRequest&) -> Result<HttpResponse> {
-    return JsonResponse(400, {{"error", "invalid_grant"}, {"error_description", "refresh token is malformed"}});
+    return JsonResponse(
+        400, {{"error", "invalid_grant"}, {"error_description", "refresh token is malformed"}});
   });
-  RefreshingTokenProvider p({.api_url = "http://api.test", .app_key = "app", .refresh_token = "secret-refresh"}, transport);
+  RefreshingTokenProvider p(
+      {.api_url = "http://api.test", .app_key = "app", .refresh_token = "secret-refresh"},
+      transport);
   auto t = p.AccessToken();
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().kind(), Status::Kind::kAuth);
@@ -98,9 +108,11 @@ TEST(Auth, RevokedRefreshTokenIsAuthError) {
 }
 
 TEST(Auth, RefreshNetworkFailureIsTransient) {
-  auto transport = std::make_shared<FakeTransport>(
-      [](const HttpRequest&) -> Result<HttpResponse> { return Status::Transient("connection refused"); });
-  RefreshingTokenProvider p({.api_url = "http://api.test", .app_key = "app", .refresh_token = "r"}, transport);
+  auto transport = std::make_shared<FakeTransport>([](const HttpRequest&) -> Result<HttpResponse> {
+    return Status::Transient("connection refused");
+  });
+  RefreshingTokenProvider p({.api_url = "http://api.test", .app_key = "app", .refresh_token = "r"},
+                            transport);
   EXPECT_EQ(p.AccessToken().status().kind(), Status::Kind::kTransient);
 }
 
@@ -114,14 +126,17 @@ TEST(Auth, RunAuthFlowExchangesCodeAndWritesPrivateFile) {
   }
   chmod(file.c_str(), 0644);
   std::string verifier_sent;
-  auto transport = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
-    const auto form = ParseForm(r.body);
-    EXPECT_EQ(form.at("grant_type"), "authorization_code");
-    EXPECT_EQ(form.at("code"), "THE-CODE");
-    EXPECT_EQ(form.at("client_id"), "appkey");
-    verifier_sent = form.at("code_verifier");
-    return JsonResponse(200, {{"access_token", "sl.ACCESS"}, {"refresh_token", "REFRESH-SECRET"}, {"expires_in", 14400}});
-  });
+  auto transport =
+      std::make_shared<FakeTransport>([&](const HttpRequest& r) -> Result<HttpResponse> {
+        const auto form = ParseForm(r.body);
+        EXPECT_EQ(form.at("grant_type"), "authorization_code");
+        EXPECT_EQ(form.at("code"), "THE-CODE");
+        EXPECT_EQ(form.at("client_id"), "appkey");
+        verifier_sent = form.at("code_verifier");
+        return JsonResponse(200, {{"access_token", "sl.ACCESS"},
+                                  {"refresh_token", "REFRESH-SECRET"},
+                                  {"expires_in", 14400}});
+      });
   AuthFlowOptions o;
   o.app_key = "appkey";
   o.www_url = "https://www.example.test";
@@ -134,7 +149,8 @@ TEST(Auth, RunAuthFlowExchangesCodeAndWritesPrivateFile) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(verifier_sent.size(), 128u);
   const std::string printed = out.str();
-  EXPECT_NE(printed.find("https://www.example.test/oauth2/authorize?client_id=appkey"), std::string::npos);
+  EXPECT_NE(printed.find("https://www.example.test/oauth2/authorize?client_id=appkey"),
+            std::string::npos);
   EXPECT_NE(printed.find("code_challenge=" + CodeChallenge(verifier_sent)), std::string::npos);
   EXPECT_EQ(printed.find("REFRESH-SECRET"), std::string::npos) << "the token must never be printed";
   EXPECT_EQ(printed.find("sl.ACCESS"), std::string::npos);

@@ -2,14 +2,13 @@
 // without a network.
 #include "cloud/dropbox/dropbox_cloud.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
-
-#include <gtest/gtest.h>
 
 #include "fakes.h"
 
@@ -23,7 +22,10 @@ using testing::FakeTransport;
 using testing::JsonResponse;
 using testing::TextResponse;
 
-json NotFound409() { return {{"error_summary", "path/not_found/."}, {"error", {{".tag", "path"}, {"path", {{".tag", "not_found"}}}}}}; }
+json NotFound409() {
+  return {{"error_summary", "path/not_found/."},
+          {"error", {{".tag", "path"}, {"path", {{".tag", "not_found"}}}}}};
+}
 
 class DropboxCloudTest : public ::testing::Test {
  protected:
@@ -50,10 +52,12 @@ class DropboxCloudTest : public ::testing::Test {
     return cloud::FileIdentity{static_cast<std::uint64_t>(st.st_size),
                                st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
                                st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
-                               static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev)};
+                               static_cast<std::uint64_t>(st.st_ino),
+                               static_cast<std::uint64_t>(st.st_dev)};
   }
 
-  cloud::UploadItem Item(const std::string& name, const std::string& content, const std::string& cloud_path) {
+  cloud::UploadItem Item(const std::string& name, const std::string& content,
+                         const std::string& cloud_path) {
     cloud::UploadItem item;
     item.local_path = WriteFile(name, content);
     item.cloud_path = cloud_path;
@@ -77,8 +81,10 @@ class DropboxCloudTest : public ::testing::Test {
 json FileEntry(const std::string& path, std::uint64_t size, const std::string& content) {
   std::string lower = path;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return {{".tag", "file"}, {"name", std::string(cloud::BaseName(path))}, {"path_lower", lower}, {"path_display", path},
-          {"id", "id:x"}, {"rev", "015f00000001"}, {"size", size}, {"content_hash", hash::ToHex(hash::HashBytes(content))}};
+  return {{".tag", "file"},      {"name", std::string(cloud::BaseName(path))},
+          {"path_lower", lower}, {"path_display", path},
+          {"id", "id:x"},        {"rev", "015f00000001"},
+          {"size", size},        {"content_hash", hash::ToHex(hash::HashBytes(content))}};
 }
 
 TEST_F(DropboxCloudTest, FullListingFollowsHasMoreAndSkipsRoot) {
@@ -89,13 +95,23 @@ TEST_F(DropboxCloudTest, FullListingFollowsHasMoreAndSkipsRoot) {
       EXPECT_EQ(arg["recursive"], true);
       EXPECT_EQ(arg["include_deleted"], false);
       EXPECT_EQ(arg["limit"], 2000);
-      return JsonResponse(200, {{"entries", {{{".tag", "folder"}, {"name", "Backups"}, {"path_lower", "/backups"}, {"path_display", "/Backups"}},
-                                             FileEntry("/Backups/a.txt", 5, "hello")}},
-                                {"cursor", "c1"}, {"has_more", true}});
+      return JsonResponse(200, {{"entries",
+                                 {{{".tag", "folder"},
+                                   {"name", "Backups"},
+                                   {"path_lower", "/backups"},
+                                   {"path_display", "/Backups"}},
+                                  FileEntry("/Backups/a.txt", 5, "hello")}},
+                                {"cursor", "c1"},
+                                {"has_more", true}});
     }
     EXPECT_EQ(arg["cursor"], "c1");
-    return JsonResponse(200, {{"entries", {{{".tag", "folder"}, {"name", "d"}, {"path_lower", "/backups/d"}, {"path_display", "/Backups/d"}}}},
-                              {"cursor", "c2"}, {"has_more", false}});
+    return JsonResponse(200, {{"entries",
+                               {{{".tag", "folder"},
+                                 {"name", "d"},
+                                 {"path_lower", "/backups/d"},
+                                 {"path_display", "/Backups/d"}}}},
+                              {"cursor", "c2"},
+                              {"has_more", false}});
   });
   auto listed = cloud->List("/Backups", "");
   ASSERT_TRUE(listed.ok()) << listed.status().ToString();
@@ -106,7 +122,8 @@ TEST_F(DropboxCloudTest, FullListingFollowsHasMoreAndSkipsRoot) {
   EXPECT_EQ(listed->changes[0].entry.size, 5u);
   EXPECT_EQ(listed->changes[0].entry.content_hash, hash::HashBytes("hello"));
   EXPECT_EQ(listed->changes[1].entry.kind, cloud::EntryKind::kFolder);
-  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/list_folder", "files/list_folder/continue"}));
+  EXPECT_EQ(transport_->routes(),
+            (std::vector<std::string>{"files/list_folder", "files/list_folder/continue"}));
 }
 
 TEST_F(DropboxCloudTest, ContinueWithoutChangesCostsOneRequest) {
@@ -126,13 +143,18 @@ TEST_F(DropboxCloudTest, ContinueReportsDeletesAndResetRelists) {
   auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
     if (FakeTransport::Route(r) == "files/list_folder/continue") {
       if (++continues == 1) {
-        return JsonResponse(200, {{"entries", {{{".tag", "deleted"}, {"name", "x"}, {"path_lower", "/x"}, {"path_display", "/X"}}}},
-                                  {"cursor", "c2"}, {"has_more", false}});
+        return JsonResponse(
+            200,
+            {{"entries",
+              {{{".tag", "deleted"}, {"name", "x"}, {"path_lower", "/x"}, {"path_display", "/X"}}}},
+             {"cursor", "c2"},
+             {"has_more", false}});
       }
       return JsonResponse(409, {{"error_summary", "reset/.."}, {"error", {{".tag", "reset"}}}});
     }
     EXPECT_EQ(json::parse(r.body)["path"], "");
-    return JsonResponse(200, {{"entries", {FileEntry("/y", 1, "y")}}, {"cursor", "fresh"}, {"has_more", false}});
+    return JsonResponse(
+        200, {{"entries", {FileEntry("/y", 1, "y")}}, {"cursor", "fresh"}, {"has_more", false}});
   });
   auto first = cloud->List("", "c1");
   ASSERT_TRUE(first.ok());
@@ -147,7 +169,8 @@ TEST_F(DropboxCloudTest, ContinueReportsDeletesAndResetRelists) {
 }
 
 TEST_F(DropboxCloudTest, MissingRootIsEmptyCompleteListing) {
-  auto cloud = Make([](const HttpRequest&) -> Result<HttpResponse> { return JsonResponse(409, NotFound409()); });
+  auto cloud = Make(
+      [](const HttpRequest&) -> Result<HttpResponse> { return JsonResponse(409, NotFound409()); });
   auto listed = cloud->List("/nope", "");
   ASSERT_TRUE(listed.ok());
   EXPECT_TRUE(listed->complete);
@@ -158,7 +181,12 @@ TEST_F(DropboxCloudTest, CreateFolderExistingFolderIsSuccessFileIsConflict) {
   bool file_in_way = false;
   auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
     EXPECT_EQ(json::parse(r.body)["autorename"], false);
-    return JsonResponse(409, {{"error", {{".tag", "path"}, {"path", {{".tag", "conflict"}, {"conflict", {{".tag", file_in_way ? "file" : "folder"}}}}}}}});
+    return JsonResponse(
+        409,
+        {{"error",
+          {{".tag", "path"},
+           {"path",
+            {{".tag", "conflict"}, {"conflict", {{".tag", file_in_way ? "file" : "folder"}}}}}}}});
   });
   EXPECT_TRUE(cloud->CreateFolder("/a").ok());
   file_in_way = true;
@@ -171,11 +199,13 @@ TEST_F(DropboxCloudTest, ExpiredTokenRefreshesAndRetriesOnce) {
   auto cloud_handler = [&](const HttpRequest& r) -> Result<HttpResponse> {
     if (r.url.ends_with("/oauth2/token")) {
       ++refreshes;
-      return JsonResponse(200, {{"access_token", "T" + std::to_string(refreshes)}, {"expires_in", 14400}});
+      return JsonResponse(
+          200, {{"access_token", "T" + std::to_string(refreshes)}, {"expires_in", 14400}});
     }
     ++calls;
     if (r.headers.Get("Authorization") == "Bearer T1") {
-      return JsonResponse(401, {{"error_summary", "expired_access_token/"}, {"error", {{".tag", "expired_access_token"}}}});
+      return JsonResponse(401, {{"error_summary", "expired_access_token/"},
+                                {"error", {{".tag", "expired_access_token"}}}});
     }
     EXPECT_EQ(r.headers.Get("Authorization"), "Bearer T2");
     return JsonResponse(200, {{"metadata", {{"name", "a"}, {"path_display", "/a"}}}});
@@ -190,15 +220,19 @@ TEST_F(DropboxCloudTest, ExpiredTokenRefreshesAndRetriesOnce) {
 }
 
 TEST_F(DropboxCloudTest, PersistentExpiryAfterRefreshIsAuthError) {
-  auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
-    if (r.url.ends_with("/oauth2/token")) return JsonResponse(200, {{"access_token", "T"}, {"expires_in", 14400}});
-    return JsonResponse(401, {{"error", {{".tag", "expired_access_token"}}}});
-  }, DropboxOptions{.refresh_token = "R", .app_key = "K"});
+  auto cloud = Make(
+      [](const HttpRequest& r) -> Result<HttpResponse> {
+        if (r.url.ends_with("/oauth2/token"))
+          return JsonResponse(200, {{"access_token", "T"}, {"expires_in", 14400}});
+        return JsonResponse(401, {{"error", {{".tag", "expired_access_token"}}}});
+      },
+      DropboxOptions{.refresh_token = "R", .app_key = "K"});
   EXPECT_EQ(cloud->CreateFolder("/a").kind(), Status::Kind::kAuth);
 }
 
 TEST_F(DropboxCloudTest, ServerErrorsBackOffThenGiveUp) {
-  auto cloud = Make([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, "boom"); });
+  auto cloud =
+      Make([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, "boom"); });
   const Status s = cloud->CreateFolder("/a");
   EXPECT_EQ(s.kind(), Status::Kind::kTransient);
   EXPECT_EQ(transport_->requests().size(), 5u);
@@ -222,7 +256,8 @@ TEST_F(DropboxCloudTest, RateLimitWaitsAtLeastRetryAfter) {
   auto cloud = Make([&](const HttpRequest&) -> Result<HttpResponse> {
     if (++n == 1) {
       first = clock_.Now();
-      HttpResponse r = JsonResponse(429, {{"error", {{"reason", {{".tag", "too_many_requests"}}}, {"retry_after", 2}}}});
+      HttpResponse r = JsonResponse(
+          429, {{"error", {{"reason", {{".tag", "too_many_requests"}}}, {"retry_after", 2}}}});
       r.headers.Add("Retry-After", "2");
       return r;
     }
@@ -245,7 +280,8 @@ TEST_F(DropboxCloudTest, AmbiguousMoveChecksStateInsteadOfRetryingBlindly) {
   auto moved = cloud->Move("/old", "/new");
   ASSERT_TRUE(moved.ok()) << moved.status().ToString();
   EXPECT_EQ(moved->path, "/new");
-  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/move_v2", "files/get_metadata", "files/get_metadata"}));
+  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/move_v2", "files/get_metadata",
+                                                            "files/get_metadata"}));
 }
 
 TEST_F(DropboxCloudTest, MoveConflictAndCaseOnlyRename) {
@@ -255,7 +291,10 @@ TEST_F(DropboxCloudTest, MoveConflictAndCaseOnlyRename) {
     moves.emplace_back(arg["from_path"], arg["to_path"]);
     EXPECT_EQ(arg["autorename"], false);
     if (arg["to_path"] == "/taken") {
-      return JsonResponse(409, {{"error", {{".tag", "to"}, {"to", {{".tag", "conflict"}, {"conflict", {{".tag", "file"}}}}}}}});
+      return JsonResponse(
+          409,
+          {{"error",
+            {{".tag", "to"}, {"to", {{".tag", "conflict"}, {"conflict", {{".tag", "file"}}}}}}}});
     }
     return JsonResponse(200, {{"metadata", FileEntry(arg["to_path"], 1, "x")}});
   });
@@ -274,7 +313,7 @@ TEST_F(DropboxCloudTest, MoveConflictAndCaseOnlyRename) {
 TEST_F(DropboxCloudTest, MoveSendsNfcPaths) {
   auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
     const json arg = json::parse(r.body);
-    EXPECT_EQ(arg["from_path"], "/caf\xC3\xA9");     // NFC é
+    EXPECT_EQ(arg["from_path"], "/caf\xC3\xA9");  // NFC é
     EXPECT_EQ(arg["to_path"], "/caf\xC3\xA9-2");
     return JsonResponse(200, {{"metadata", FileEntry(arg["to_path"], 1, "x")}});
   });
@@ -291,11 +330,15 @@ TEST_F(DropboxCloudTest, DeleteBatchPollsAndTreatsNotFoundAsSuccess) {
     }
     EXPECT_EQ(route, "files/delete_batch/check");
     if (++checks < 3) return JsonResponse(200, {{".tag", "in_progress"}});
-    return JsonResponse(200, {{".tag", "complete"},
-                              {"entries",
-                               {{{".tag", "success"}, {"metadata", FileEntry("/a", 1, "a")}},
-                                {{".tag", "failure"}, {"failure", {{".tag", "path_lookup"}, {"path_lookup", {{".tag", "not_found"}}}}}},
-                                {{".tag", "failure"}, {"failure", {{".tag", "path_write"}, {"path_write", {{".tag", "no_write_permission"}}}}}}}}});
+    return JsonResponse(
+        200, {{".tag", "complete"},
+              {"entries",
+               {{{".tag", "success"}, {"metadata", FileEntry("/a", 1, "a")}},
+                {{".tag", "failure"},
+                 {"failure", {{".tag", "path_lookup"}, {"path_lookup", {{".tag", "not_found"}}}}}},
+                {{".tag", "failure"},
+                 {"failure",
+                  {{".tag", "path_write"}, {"path_write", {{".tag", "no_write_permission"}}}}}}}}});
   });
   const std::vector<std::string> paths = {"/a", "/b", "/c"};
   const auto results = cloud->Delete(paths);
@@ -314,7 +357,8 @@ TEST_F(DropboxCloudTest, DeleteBatchPollsAndTreatsNotFoundAsSuccess) {
 TEST_F(DropboxCloudTest, SingleDeleteUsesDeleteV2AndNotFoundIsSuccess) {
   auto cloud = Make([](const HttpRequest& r) -> Result<HttpResponse> {
     EXPECT_EQ(FakeTransport::Route(r), "files/delete_v2");
-    return JsonResponse(409, {{"error", {{".tag", "path_lookup"}, {"path_lookup", {{".tag", "not_found"}}}}}});
+    return JsonResponse(
+        409, {{"error", {{".tag", "path_lookup"}, {"path_lookup", {{".tag", "not_found"}}}}}});
   });
   const std::vector<std::string> paths = {"/gone"};
   EXPECT_TRUE(cloud->Delete(paths)[0].ok());
@@ -371,7 +415,8 @@ struct FakeUploads {
         finish_paths.push_back(path);
         if (i++ == write_contention_once) {
           write_contention_once = -1;
-          entries.push_back({{".tag", "failure"}, {"failure", {{".tag", "too_many_write_operations"}}}});
+          entries.push_back(
+              {{".tag", "failure"}, {"failure", {{".tag", "too_many_write_operations"}}}});
           continue;
         }
         const std::string& data = sessions.at(e["cursor"]["session_id"]);
@@ -401,9 +446,10 @@ TEST_F(DropboxCloudTest, SmallFilesTakeThreeRequestsPerBatch) {
   EXPECT_EQ(results[0]->identity, items[0].expected);
   EXPECT_EQ(results[1]->entry.size, 0u);
   EXPECT_EQ(progressed, 12u);
-  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/upload_session/start_batch",
-                                                           "files/upload_session/append_batch",
-                                                           "files/upload_session/finish_batch_v2"}));
+  EXPECT_EQ(transport_->routes(),
+            (std::vector<std::string>{"files/upload_session/start_batch",
+                                      "files/upload_session/append_batch",
+                                      "files/upload_session/finish_batch_v2"}));
 }
 
 TEST_F(DropboxCloudTest, ChangedFileIsNotUploadedOthersAre) {
@@ -429,7 +475,8 @@ TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
   auto uploads = std::make_shared<FakeUploads>();
   uploads->write_contention_once = 1;
   auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
-  std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "2", "/b"), Item("c", "3", "/c")};
+  std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "2", "/b"),
+                                          Item("c", "3", "/c")};
   const auto results = cloud->Upload(items, nullptr);
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/b", "/c", "/b"}));
@@ -454,7 +501,8 @@ TEST_F(DropboxCloudTest, FallbackStartsOneSessionPerFile) {
         return (*uploads)(r);
       },
       DropboxOptions{.append_batch = false});
-  std::vector<cloud::UploadItem> items = {Item("a", "x", "/a"), Item("b", "yy", "/b"), Item("c", "zzz", "/c")};
+  std::vector<cloud::UploadItem> items = {Item("a", "x", "/a"), Item("b", "yy", "/b"),
+                                          Item("c", "zzz", "/c")};
   const auto results = cloud->Upload(items, nullptr);
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   const auto routes = transport_->routes();
@@ -464,7 +512,8 @@ TEST_F(DropboxCloudTest, FallbackStartsOneSessionPerFile) {
 }
 
 TEST_F(DropboxCloudTest, CapabilitiesAdvertiseBatching) {
-  auto cloud = Make([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, ""); });
+  auto cloud =
+      Make([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, ""); });
   const auto caps = cloud->capabilities();
   EXPECT_TRUE(caps.incremental_listing);
   EXPECT_TRUE(caps.case_insensitive);
@@ -476,7 +525,8 @@ TEST_F(DropboxCloudTest, CapabilitiesAdvertiseBatching) {
 
 TEST(DropboxOptionsTest, RejectsBadChunkSizeAndMissingCredentials) {
   DropboxOptions o;
-  o.transport = std::make_shared<FakeTransport>([](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, ""); });
+  o.transport = std::make_shared<FakeTransport>(
+      [](const HttpRequest&) -> Result<HttpResponse> { return TextResponse(500, ""); });
   EXPECT_THROW(DropboxCloud{o}, std::invalid_argument);
   o.access_token = "t";
   o.chunk_size = 5 * 1024 * 1024;
@@ -649,7 +699,8 @@ TEST_P(HeaderLimitTest, AppendBatchSplitsAfterARefusedLongHeader) {
     return (*uploads)(r);
   });
   std::vector<cloud::UploadItem> items;
-  for (int i = 0; i < 200; ++i) items.push_back(Item("f" + std::to_string(i), std::to_string(i), "/f" + std::to_string(i)));
+  for (int i = 0; i < 200; ++i)
+    items.push_back(Item("f" + std::to_string(i), std::to_string(i), "/f" + std::to_string(i)));
   for (int round = 0; round < 2; ++round) {  // the second batch uses the learned limit at once
     const auto results = cloud->Upload(items, nullptr);
     for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -684,7 +735,8 @@ TEST_F(DropboxCloudTest, AmbiguousSingleDeleteLooksBeforeDeletingAgain) {
   });
   const std::vector<std::string> paths = {"/x"};
   EXPECT_TRUE(cloud->Delete(paths)[0].ok());
-  EXPECT_EQ(transport_->routes(), (std::vector<std::string>{"files/delete_v2", "files/get_metadata"}));
+  EXPECT_EQ(transport_->routes(),
+            (std::vector<std::string>{"files/delete_v2", "files/get_metadata"}));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // DropboxCloud against the real emulator binary on loopback (EmulatorProcess).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,9 +11,6 @@
 #include <map>
 #include <set>
 #include <thread>
-
-
-#include <gtest/gtest.h>
 
 #include "cloud/dropbox/dropbox_cloud.h"
 #include "emulator_process.h"
@@ -42,7 +40,8 @@ cloud::FileIdentity IdentityOf(const std::string& path) {
   return cloud::FileIdentity{static_cast<std::uint64_t>(st.st_size),
                              st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
                              st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
-                             static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev)};
+                             static_cast<std::uint64_t>(st.st_ino),
+                             static_cast<std::uint64_t>(st.st_dev)};
 }
 
 std::uint64_t Route(const json& counters, const std::string& route) {
@@ -67,7 +66,8 @@ class RecordingTransport : public HttpTransport {
     e.end = std::chrono::steady_clock::now();
     if (r.ok()) {
       e.status = r->status;
-      if (auto ra = r->headers.Get("Retry-After")) e.retry_after = std::chrono::seconds(std::stoi(std::string(*ra)));
+      if (auto ra = r->headers.Get("Retry-After"))
+        e.retry_after = std::chrono::seconds(std::stoi(std::string(*ra)));
     }
     std::lock_guard lock(mu_);
     events_.push_back(e);
@@ -120,7 +120,8 @@ class DropboxIntegrationTest : public ::testing::Test {
     return path;
   }
 
-  cloud::UploadItem Item(const std::string& rel, const std::string& content, const std::string& cloud_path) {
+  cloud::UploadItem Item(const std::string& rel, const std::string& content,
+                         const std::string& cloud_path) {
     cloud::UploadItem item;
     item.local_path = Write(rel, content);
     item.cloud_path = cloud_path;
@@ -136,14 +137,16 @@ class DropboxIntegrationTest : public ::testing::Test {
   }
 
   // Path (CloudKey) -> RemoteEntry of every file under root, via a fresh full listing.
-  static std::map<std::string, cloud::RemoteEntry> Files(DropboxCloud& cloud, const std::string& root) {
+  static std::map<std::string, cloud::RemoteEntry> Files(DropboxCloud& cloud,
+                                                         const std::string& root) {
     std::map<std::string, cloud::RemoteEntry> out;
     auto listed = cloud.List(root, "");
     EXPECT_TRUE(listed.ok()) << listed.status().ToString();
     if (!listed.ok()) return out;
     for (const auto& c : listed->changes) {
       if (c.type == cloud::ListChange::Type::kUpsert && c.entry.kind == cloud::EntryKind::kFile) {
-        EXPECT_TRUE(out.emplace(unicode::CloudKey(c.entry.path), c.entry).second) << "listed twice: " << c.entry.path;
+        EXPECT_TRUE(out.emplace(unicode::CloudKey(c.entry.path), c.entry).second)
+            << "listed twice: " << c.entry.path;
       }
     }
     return out;
@@ -156,7 +159,9 @@ class DropboxIntegrationTest : public ::testing::Test {
 TEST_F(DropboxIntegrationTest, FullListingThenContinueIsOneRequest) {
   DropboxCloud cloud(Options());
   std::vector<cloud::UploadItem> items;
-  for (int i = 0; i < 30; ++i) items.push_back(Item("l/" + std::to_string(i), Content(i), "/L/d" + std::to_string(i % 3) + "/f" + std::to_string(i)));
+  for (int i = 0; i < 30; ++i)
+    items.push_back(Item("l/" + std::to_string(i), Content(i),
+                         "/L/d" + std::to_string(i % 3) + "/f" + std::to_string(i)));
   for (const auto& r : cloud.Upload(items, nullptr)) ASSERT_TRUE(r.ok()) << r.status().ToString();
 
   auto full = cloud.List("/L", "");
@@ -171,7 +176,6 @@ TEST_F(DropboxIntegrationTest, FullListingThenContinueIsOneRequest) {
   EXPECT_EQ(emu_.Counters()["total"], 1);
 }
 
-
 class SmallFilesTest : public DropboxIntegrationTest {
  protected:
   void Run(bool append_batch, int files, double max_requests_per_1000) {
@@ -182,8 +186,9 @@ class SmallFilesTest : public DropboxIntegrationTest {
     std::vector<cloud::UploadItem> items;
     items.reserve(static_cast<std::size_t>(files));
     for (int i = 0; i < files; ++i) {
-      items.push_back(Item("s/" + std::to_string(i / 500) + "/" + std::to_string(i), Content(i),
-                           "/small/" + std::to_string(i / 500) + "/f" + std::to_string(i) + ".txt"));
+      items.push_back(
+          Item("s/" + std::to_string(i / 500) + "/" + std::to_string(i), Content(i),
+               "/small/" + std::to_string(i / 500) + "/f" + std::to_string(i) + ".txt"));
     }
     emu_.ResetCounters();
     const auto start = std::chrono::steady_clock::now();
@@ -193,19 +198,23 @@ class SmallFilesTest : public DropboxIntegrationTest {
       const auto span = std::span(items).subspan(b, std::min(batch, items.size() - b));
       const auto results = cloud.Upload(span, nullptr);
       for (std::size_t i = 0; i < results.size(); ++i) {
-        ASSERT_TRUE(results[i].ok()) << span[i].cloud_path << ": " << results[i].status().ToString();
+        ASSERT_TRUE(results[i].ok())
+            << span[i].cloud_path << ": " << results[i].status().ToString();
         EXPECT_EQ(results[i]->digest, hash::HashBytes(Content(static_cast<int>(b + i))));
       }
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const json counters = emu_.Counters();
     const auto total = counters["total"].get<std::uint64_t>();
     const double per_1000 = static_cast<double>(total) * 1000.0 / files;
-    std::printf("[ metrics ] %s: %d files in %.2f s = %.0f files/s, %llu requests = %.4f requests/file\n",
-                append_batch ? "append_batch" : "start-per-file", files, seconds, files / seconds,
-                static_cast<unsigned long long>(total), static_cast<double>(total) / files);
+    std::printf(
+        "[ metrics ] %s: %d files in %.2f s = %.0f files/s, %llu requests = %.4f requests/file\n",
+        append_batch ? "append_batch" : "start-per-file", files, seconds, files / seconds,
+        static_cast<unsigned long long>(total), static_cast<double>(total) / files);
     ::testing::Test::RecordProperty("files_per_second", std::to_string(files / seconds));
-    ::testing::Test::RecordProperty("requests_per_file", std::to_string(static_cast<double>(total) / files));
+    ::testing::Test::RecordProperty("requests_per_file",
+                                    std::to_string(static_cast<double>(total) / files));
     EXPECT_EQ(Route(counters, "files/upload"), 0u) << counters.dump();
     EXPECT_EQ(Route(counters, "files/upload_session/finish"), 0u) << counters.dump();
     EXPECT_LE(per_1000, max_requests_per_1000) << counters.dump();
@@ -230,7 +239,8 @@ TEST_F(SmallFilesTest, TwoThousandFilesWithStartPerFileFallback) { Run(false, 20
 
 TEST_F(DropboxIntegrationTest, ExternalEditAndDeleteSeenThroughCursor) {
   DropboxCloud cloud(Options());
-  std::vector<cloud::UploadItem> items = {Item("e/a", "alpha", "/E/a.txt"), Item("e/b", "beta", "/E/b.txt")};
+  std::vector<cloud::UploadItem> items = {Item("e/a", "alpha", "/E/a.txt"),
+                                          Item("e/b", "beta", "/E/b.txt")};
   for (const auto& r : cloud.Upload(items, nullptr)) ASSERT_TRUE(r.ok());
   auto full = cloud.List("/E", "");
   ASSERT_TRUE(full.ok());
@@ -252,7 +262,8 @@ TEST_F(DropboxIntegrationTest, ExternalEditAndDeleteSeenThroughCursor) {
       saw_edit = true;
       EXPECT_EQ(c.entry.content_hash, hash::HashBytes("alpha, edited elsewhere"));
     }
-    if (c.type == cloud::ListChange::Type::kDelete && unicode::CloudKey(c.entry.path) == "/e/b.txt") saw_delete = true;
+    if (c.type == cloud::ListChange::Type::kDelete && unicode::CloudKey(c.entry.path) == "/e/b.txt")
+      saw_delete = true;
   }
   EXPECT_TRUE(saw_edit);
   EXPECT_TRUE(saw_delete);
@@ -299,14 +310,16 @@ TEST_F(DropboxIntegrationTest, LargeSparseFileResumesWithANewInstance) {
   auto r = second.Upload(items, nullptr);
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
   std::printf("[ metrics ] resume sent %llu of %llu bytes (first run %llu)\n",
-              static_cast<unsigned long long>(r[0]->bytes_transferred), static_cast<unsigned long long>(1024 * kMiB),
+              static_cast<unsigned long long>(r[0]->bytes_transferred),
+              static_cast<unsigned long long>(1024 * kMiB),
               static_cast<unsigned long long>(first_bytes));
   EXPECT_LT(r[0]->bytes_transferred, 1024 * kMiB);
   EXPECT_EQ(r[0]->bytes_transferred + first_bytes, 1024 * kMiB);
   EXPECT_EQ(r[0]->digest, expected->digest);
   EXPECT_EQ(r[0]->entry.size, 1024 * kMiB);
   EXPECT_EQ(store.size(), 0u) << "a committed session is forgotten";
-  EXPECT_EQ(Route(emu_.Counters(), "files/upload_session/start"), 0u) << "the stored session is reused";
+  EXPECT_EQ(Route(emu_.Counters(), "files/upload_session/start"), 0u)
+      << "the stored session is reused";
   const auto listed = Files(second, "/Big");
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed.begin()->second.content_hash, expected->digest);
@@ -335,7 +348,8 @@ TEST_F(DropboxIntegrationTest, UnicodeNfdPathBecomesNfcAndCaseOnlyRenameWorks) {
   DropboxCloud cloud(Options());
   const std::string nfd = "/U/Cafe\xCC\x81 na\xC3\xAFve \xF0\x9F\x98\x80.txt";
   const std::string nfc = "/U/Caf\xC3\xA9 na\xC3\xAFve \xF0\x9F\x98\x80.txt";
-  std::vector<cloud::UploadItem> items = {Item("u1", "unicode", nfd), Item("u2", "readme", "/U/readme.txt")};
+  std::vector<cloud::UploadItem> items = {Item("u1", "unicode", nfd),
+                                          Item("u2", "readme", "/U/readme.txt")};
   for (const auto& r : cloud.Upload(items, nullptr)) ASSERT_TRUE(r.ok()) << r.status().ToString();
   auto listed = cloud.List("/U", "");
   ASSERT_TRUE(listed.ok());
@@ -372,7 +386,8 @@ TEST_F(DropboxIntegrationTest, ConcurrentWorkersShareOneInstance) {
     for (int i = 0; i < kPerWorker; ++i) {
       const int n = w * kPerWorker + i;
       work[static_cast<std::size_t>(w)].push_back(
-          Item("c/" + std::to_string(n), Content(n), "/C/w" + std::to_string(w) + "/f" + std::to_string(i)));
+          Item("c/" + std::to_string(n), Content(n),
+               "/C/w" + std::to_string(w) + "/f" + std::to_string(i)));
     }
   }
   std::atomic<int> failures{0};
@@ -412,9 +427,12 @@ TEST_F(TokenExpiryTest, ExpiredTokenIsRefreshedTransparently) {
   auto transport = MakeCurlTransport({});
   // A negative margin keeps using a token past its expiry, so every refresh after the first
   // one is triggered by the server's 401 expired_access_token (the path under test).
-  auto tokens = std::make_shared<RefreshingTokenProvider>(
-      RefreshOptions{.api_url = emu_.url(), .app_key = "it-app", .refresh_token = "it-refresh", .margin = -3600s},
-      transport);
+  auto tokens =
+      std::make_shared<RefreshingTokenProvider>(RefreshOptions{.api_url = emu_.url(),
+                                                               .app_key = "it-app",
+                                                               .refresh_token = "it-refresh",
+                                                               .margin = -3600s},
+                                                transport);
   o.tokens = tokens;
   o.transport = transport;
   DropboxCloud cloud(o);
@@ -444,7 +462,9 @@ TEST_F(TokenExpiryTest, ExpiredTokenIsRefreshedTransparently) {
 
 class FaultsTest : public DropboxIntegrationTest {
  protected:
-  std::vector<std::string> EmulatorArgs() override { return {"--faults", "500=0.1,429=0.05,drop=0.02,seed=11"}; }
+  std::vector<std::string> EmulatorArgs() override {
+    return {"--faults", "500=0.1,429=0.05,drop=0.02,seed=11"};
+  }
 };
 
 TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
@@ -456,14 +476,16 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
 
   std::vector<cloud::UploadItem> items;
   for (int i = 0; i < 400; ++i) {
-    items.push_back(Item("f/" + std::to_string(i), Content(i), "/F/" + std::to_string(i % 4) + "/f" + std::to_string(i)));
+    items.push_back(Item("f/" + std::to_string(i), Content(i),
+                         "/F/" + std::to_string(i % 4) + "/f" + std::to_string(i)));
   }
   // Like the engine: every pass retries what did not succeed yet.
   std::vector<cloud::UploadItem> pending = items;
   for (int pass = 0; pass < 10 && !pending.empty(); ++pass) {
     std::vector<cloud::UploadItem> next;
     for (std::size_t b = 0; b < pending.size(); b += 20) {
-      const auto span = std::span(pending).subspan(b, std::min<std::size_t>(20, pending.size() - b));
+      const auto span =
+          std::span(pending).subspan(b, std::min<std::size_t>(20, pending.size() - b));
       const auto results = cloud.Upload(span, nullptr);
       for (std::size_t i = 0; i < results.size(); ++i) {
         if (!results[i].ok()) {
@@ -506,7 +528,8 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
     if (!l.ok()) continue;
     for (const auto& c : l->changes) {
       if (c.entry.kind == cloud::EntryKind::kFile) {
-        ASSERT_TRUE(listed.emplace(unicode::CloudKey(c.entry.path), c.entry).second) << "twice: " << c.entry.path;
+        ASSERT_TRUE(listed.emplace(unicode::CloudKey(c.entry.path), c.entry).second)
+            << "twice: " << c.entry.path;
       }
     }
     break;
@@ -532,7 +555,8 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
     EXPECT_GE(events[i + 1].start - events[i].end, events[i].retry_after) << "request " << i + 1;
   }
   EXPECT_GT(rate_limited, 0) << "the fault mix should have produced 429s";
-  std::printf("[ metrics ] faults run: %zu requests, %d answered 429\n", events.size(), rate_limited);
+  std::printf("[ metrics ] faults run: %zu requests, %d answered 429\n", events.size(),
+              rate_limited);
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ HttpResponse Conflict409(const json& error) {
 }
 
 TEST(Errors, BadRequestKeepsPlainText) {
-  const ApiError e = Classify(TextResponse(400, "Error in call to API function \"files/list_folder\": bad path"));
+  const ApiError e =
+      Classify(TextResponse(400, "Error in call to API function \"files/list_folder\": bad path"));
   EXPECT_EQ(e.status.kind(), K::kInvalidArgument);
   EXPECT_NE(e.status.message().find("bad path"), std::string::npos);
   EXPECT_FALSE(e.status.IsRetryable());
@@ -45,8 +46,10 @@ TEST(Errors, OtherAuthErrorsAreNotRefreshable) {
 }
 
 TEST(Errors, ForbiddenAndPathRootArePermanent) {
-  EXPECT_EQ(Classify(JsonResponse(403, {{"error", {{".tag", "no_permission"}}}})).status.kind(), K::kPermanent);
-  EXPECT_EQ(Classify(JsonResponse(422, {{"error", {{".tag", "invalid_root"}}}})).status.kind(), K::kPermanent);
+  EXPECT_EQ(Classify(JsonResponse(403, {{"error", {{".tag", "no_permission"}}}})).status.kind(),
+            K::kPermanent);
+  EXPECT_EQ(Classify(JsonResponse(422, {{"error", {{".tag", "invalid_root"}}}})).status.kind(),
+            K::kPermanent);
 }
 
 TEST(Errors, EndpointErrorsByUnionTag) {
@@ -57,13 +60,16 @@ TEST(Errors, EndpointErrorsByUnionTag) {
   const std::vector<Case> cases = {
       {{{".tag", "path"}, {"path", {{".tag", "not_found"}}}}, K::kNotFound},
       {{{".tag", "path_lookup"}, {"path_lookup", {{".tag", "not_found"}}}}, K::kNotFound},
-      {{{".tag", "path"}, {"path", {{".tag", "conflict"}, {"conflict", {{".tag", "folder"}}}}}}, K::kConflict},
-      {{{".tag", "path"}, {"reason", {{".tag", "conflict"}, {"conflict", {{".tag", "file"}}}}},
+      {{{".tag", "path"}, {"path", {{".tag", "conflict"}, {"conflict", {{".tag", "folder"}}}}}},
+       K::kConflict},
+      {{{".tag", "path"},
+        {"reason", {{".tag", "conflict"}, {"conflict", {{".tag", "file"}}}}},
         {"upload_session_id", "pid:1"}},
        K::kConflict},
       {{{".tag", "too_many_write_operations"}}, K::kRateLimited},
       {{{".tag", "path"}, {"path", {{".tag", "malformed_path"}}}}, K::kInvalidArgument},
-      {{{".tag", "path"}, {"path", {{".tag", "malformed_path"}, {"malformed_path", "bad"}}}}, K::kInvalidArgument},
+      {{{".tag", "path"}, {"path", {{".tag", "malformed_path"}, {"malformed_path", "bad"}}}},
+       K::kInvalidArgument},
       {{{".tag", "path"}, {"path", {{".tag", "disallowed_name"}}}}, K::kInvalidArgument},
       {{{".tag", "path"}, {"path", {{".tag", "insufficient_space"}}}}, K::kPermanent},
       {{{".tag", "path_write"}, {"path_write", {{".tag", "no_write_permission"}}}}, K::kPermanent},
@@ -93,8 +99,9 @@ TEST(Errors, TagChainAndCorrectOffset) {
 }
 
 TEST(Errors, RateLimitJsonRetryAfter) {
-  HttpResponse r = JsonResponse(429, {{"error_summary", "too_many_requests/.."},
-                                      {"error", {{"reason", {{".tag", "too_many_requests"}}}, {"retry_after", 300}}}});
+  HttpResponse r = JsonResponse(
+      429, {{"error_summary", "too_many_requests/.."},
+            {"error", {{"reason", {{".tag", "too_many_requests"}}}, {"retry_after", 300}}}});
   const ApiError e = Classify(r);
   EXPECT_EQ(e.status.kind(), K::kRateLimited);
   EXPECT_EQ(e.rate_reason, RateReason::kTooManyRequests);
@@ -112,8 +119,9 @@ TEST(Errors, RateLimitPlainTextUsesHeader) {
 }
 
 TEST(Errors, RateLimitWriteOperationsWithoutRetryAfter) {
-  const ApiError e = Classify(JsonResponse(
-      429, {{"error_summary", "too_many_write_operations/"}, {"error", {{"reason", {{".tag", "too_many_write_operations"}}}}}}));
+  const ApiError e = Classify(
+      JsonResponse(429, {{"error_summary", "too_many_write_operations/"},
+                         {"error", {{"reason", {{".tag", "too_many_write_operations"}}}}}}));
   EXPECT_EQ(e.status.kind(), K::kRateLimited);
   EXPECT_EQ(e.rate_reason, RateReason::kTooManyWriteOperations);
   EXPECT_FALSE(e.retry_after.has_value());

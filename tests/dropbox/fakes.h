@@ -5,10 +5,9 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cloud/dropbox/clock.h"
 #include "cloud/dropbox/http_client.h"

@@ -7,7 +7,8 @@ namespace {
 
 TEST(JsonArg, ReferenceVectorEscapesNonAsciiAndDel) {
   // Reference §1.4: input {"path": "/Réport/😀 naïve<DEL>.txt", "mode": "add"}.
-  const auto arg = nlohmann::ordered_json::parse("{\"path\": \"/R\xC3\xA9port/\xF0\x9F\x98\x80 na\xC3\xAFve\x7F.txt\", \"mode\": \"add\"}");
+  const auto arg = nlohmann::ordered_json::parse(
+      "{\"path\": \"/R\xC3\xA9port/\xF0\x9F\x98\x80 na\xC3\xAFve\x7F.txt\", \"mode\": \"add\"}");
   EXPECT_EQ(EncodeHeaderArg(arg),
             R"({"path":"/R\u00e9port/\ud83d\ude00 na\u00efve\u007f.txt","mode":"add"})");
 }

@@ -1,11 +1,11 @@
 // End-to-end tests: the real filesync binary on real temporary directories, local backend.
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
@@ -17,8 +17,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-
-#include <httplib.h>
 
 #include "emulator_process.h"
 
@@ -59,7 +57,8 @@ std::string ReadFile(const fs::path& p) {
 std::map<std::string, std::string> Tree(const fs::path& root) {
   std::map<std::string, std::string> tree;
   if (!fs::exists(root)) return tree;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
     const auto rel = fs::relative(it->path(), root).string();
     if (it->is_symlink()) continue;
     if (it->is_directory()) {
@@ -112,14 +111,15 @@ class DropboxView : public CloudView {
   // Edits made "by someone else" directly in Dropbox.
   bool Upload(const std::string& path, const std::string& content) {
     auto headers = Auth();
-    headers.emplace("Dropbox-API-Arg",
-                    nlohmann::json{{"path", root_ + "/" + path}, {"mode", "overwrite"}}.dump(-1, ' ', true));
+    headers.emplace(
+        "Dropbox-API-Arg",
+        nlohmann::json{{"path", root_ + "/" + path}, {"mode", "overwrite"}}.dump(-1, ' ', true));
     auto r = client_.Post("/2/files/upload", headers, content, "application/octet-stream");
     return r && r->status == 200;
   }
   bool Delete(const std::string& path) {
-    auto r = client_.Post("/2/files/delete_v2", Auth(), nlohmann::json{{"path", root_ + "/" + path}}.dump(),
-                          "application/json");
+    auto r = client_.Post("/2/files/delete_v2", Auth(),
+                          nlohmann::json{{"path", root_ + "/" + path}}.dump(), "application/json");
     return r && r->status == 200;
   }
   // Display names of the entries in the mirror (to check case and Unicode form).
@@ -141,15 +141,16 @@ class DropboxView : public CloudView {
   std::vector<nlohmann::json> List() {
     std::vector<nlohmann::json> entries;
     auto r = client_.Post("/2/files/list_folder", Auth(),
-                          nlohmann::json{{"path", root_}, {"recursive", true}}.dump(), "application/json");
+                          nlohmann::json{{"path", root_}, {"recursive", true}}.dump(),
+                          "application/json");
     while (r && r->status == 200) {
       auto page = nlohmann::json::parse(r->body);
       for (auto& e : page["entries"]) {
         if (e["path_lower"] != nlohmann::json(root_lower())) entries.push_back(e);
       }
       if (!page.value("has_more", false)) break;
-      r = client_.Post("/2/files/list_folder/continue", Auth(), nlohmann::json{{"cursor", page["cursor"]}}.dump(),
-                       "application/json");
+      r = client_.Post("/2/files/list_folder/continue", Auth(),
+                       nlohmann::json{{"cursor", page["cursor"]}}.dump(), "application/json");
     }
     return entries;
   }
@@ -175,8 +176,9 @@ class E2E : public ::testing::TestWithParam<std::string> {
   bool dropbox() const { return GetParam() == "dropbox"; }
 
   void SetUp() override {
-    base_ = fs::temp_directory_path() / ("filesync-e2e-" + std::to_string(getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    base_ = fs::temp_directory_path() /
+            ("filesync-e2e-" + std::to_string(getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(base_);
     src_ = base_ / "photos";
     cloud_ = base_ / "cloud";
@@ -214,18 +216,22 @@ class E2E : public ::testing::TestWithParam<std::string> {
     std::ofstream(config_, std::ios::app) << extra;
   }
 
-  RunResult Sync(const std::string& flags = "") { return RunFilesync("--config " + config_.string() + " sync " + flags); }
+  RunResult Sync(const std::string& flags = "") {
+    return RunFilesync("--config " + config_.string() + " sync " + flags);
+  }
   nlohmann::json PlanJson() {
     auto r = RunFilesync("--config " + config_.string() + " plan --json");
     EXPECT_EQ(r.code, 0) << r.out;
     auto start = r.out.find('{');
-    return nlohmann::json::parse(r.out.substr(start == std::string::npos ? 0 : start), nullptr, false);
+    return nlohmann::json::parse(r.out.substr(start == std::string::npos ? 0 : start), nullptr,
+                                 false);
   }
   nlohmann::json StatusJson() {
     auto r = RunFilesync("--config " + config_.string() + " status --json");
     EXPECT_EQ(r.code, 0) << r.out;
     auto start = r.out.find('{');
-    return nlohmann::json::parse(r.out.substr(start == std::string::npos ? 0 : start), nullptr, false);
+    return nlohmann::json::parse(r.out.substr(start == std::string::npos ? 0 : start), nullptr,
+                                 false);
   }
   std::map<std::string, std::string> CloudTree() { return view_->Tree(); }
   void ExpectMirrored() {
@@ -251,7 +257,8 @@ TEST_P(E2E, InitialSyncMirrorsTheTree) {
   auto r = Sync();
   ASSERT_EQ(r.code, 0) << r.out;
   ExpectMirrored();
-  EXPECT_FALSE(fs::exists(cloud_ / ".filesync-staging") && !fs::is_empty(cloud_ / ".filesync-staging"));
+  EXPECT_FALSE(fs::exists(cloud_ / ".filesync-staging") &&
+               !fs::is_empty(cloud_ / ".filesync-staging"));
 }
 
 TEST_P(E2E, ModifyAddDelete) {
@@ -302,7 +309,8 @@ TEST_P(E2E, FileRenameIsAMoveNotACopy) {
 }
 
 TEST_P(E2E, FolderRenameIsOneMove) {
-  for (int i = 0; i < 50; ++i) WriteFile(src_ / "2019" / ("f" + std::to_string(i)), std::to_string(i));
+  for (int i = 0; i < 50; ++i)
+    WriteFile(src_ / "2019" / ("f" + std::to_string(i)), std::to_string(i));
   ASSERT_EQ(Sync().code, 0);
   const auto cloud_id = view_->Identity("2019/f7");
   ASSERT_FALSE(cloud_id.empty());
@@ -408,10 +416,13 @@ TEST_P(E2E, RestartDoesNotRehash) {
 }
 
 TEST_P(E2E, KillDuringAPassThenRerunConvergesWithoutPartialFiles) {
-  for (int i = 0; i < 40; ++i) WriteFile(src_ / ("big" + std::to_string(i)), std::string(2 << 20, static_cast<char>('a' + i % 26)));
+  for (int i = 0; i < 40; ++i)
+    WriteFile(src_ / ("big" + std::to_string(i)),
+              std::string(2 << 20, static_cast<char>('a' + i % 26)));
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "sync", static_cast<char*>(nullptr));
+    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "sync",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
@@ -427,14 +438,17 @@ TEST_P(E2E, KillDuringAPassThenRerunConvergesWithoutPartialFiles) {
   auto r = Sync();
   ASSERT_EQ(r.code, 0) << r.out;
   ExpectMirrored();
-  EXPECT_TRUE(!fs::exists(cloud_ / ".filesync-staging") || fs::is_empty(cloud_ / ".filesync-staging"));
+  EXPECT_TRUE(!fs::exists(cloud_ / ".filesync-staging") ||
+              fs::is_empty(cloud_ / ".filesync-staging"));
 }
 
 TEST_P(E2E, SigtermFinishesInFlightWorkAndExitsZero) {
-  for (int i = 0; i < 30; ++i) WriteFile(src_ / ("f" + std::to_string(i)), std::string(1 << 20, 'z'));
+  for (int i = 0; i < 30; ++i)
+    WriteFile(src_ / ("f" + std::to_string(i)), std::string(1 << 20, 'z'));
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run", static_cast<char*>(nullptr));
+    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -465,7 +479,8 @@ TEST_P(E2E, ConfigErrorsExitTwoWithOneLine) {
   r = Sync();
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("poll_interval"), std::string::npos) << r.out;
-  std::ofstream(config_) << "client_sync_dirs = [\"" << src_.string() << "\"]\nexclude = [\"[unclosed\"]\n";
+  std::ofstream(config_) << "client_sync_dirs = [\"" << src_.string()
+                         << "\"]\nexclude = [\"[unclosed\"]\n";
   r = Sync();
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("exclude"), std::string::npos) << r.out;
@@ -480,7 +495,8 @@ TEST_P(E2E, SecondInstanceOnTheSameStateIsRefused) {
   WriteFile(src_ / "a", "a");
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run", static_cast<char*>(nullptr));
+    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
@@ -499,11 +515,13 @@ TEST_P(E2E, SighupReloadsTheConfiguration) {
   WriteFile(src_ / "b.skip", "b");
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run", static_cast<char*>(nullptr));
+    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   auto wait_for = [&](auto pred) {
-    for (int i = 0; i < 100 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 100 && !pred(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return pred();
   };
   EXPECT_TRUE(wait_for([&] { return CloudTree().contains("b.skip"); }));
@@ -539,7 +557,8 @@ TEST_P(E2E, JsonLogFormatPrintsOneObjectPerLine) {
 TEST_P(E2E, AnUnreadableFileIsReportedAndTheRestIsSynced) {
   // Root reads everything, so run filesync as an unprivileged user on a tree it owns.
   const bool root = geteuid() == 0;
-  if (root && std::system("command -v setpriv > /dev/null") != 0) GTEST_SKIP() << "needs setpriv to drop root";
+  if (root && std::system("command -v setpriv > /dev/null") != 0)
+    GTEST_SKIP() << "needs setpriv to drop root";
   WriteFile(src_ / "ok.txt", "fine");
   WriteFile(src_ / "secret.txt", "unreadable");
   fs::create_directories(state_);
@@ -590,7 +609,8 @@ INSTANTIATE_TEST_SUITE_P(Emulator, DropboxE2E, ::testing::Values("dropbox"),
                          [](const auto& param_info) { return param_info.param; });
 
 TEST_P(DropboxE2E, NoChangePassCostsOneRequest) {
-  for (int i = 0; i < 30; ++i) WriteFile(src_ / ("d" + std::to_string(i % 3)) / ("f" + std::to_string(i)), "x");
+  for (int i = 0; i < 30; ++i)
+    WriteFile(src_ / ("d" + std::to_string(i % 3)) / ("f" + std::to_string(i)), "x");
   ASSERT_EQ(Sync().code, 0);
   emulator_.ResetCounters();
   ASSERT_EQ(Sync().code, 0);
@@ -600,7 +620,8 @@ TEST_P(DropboxE2E, NoChangePassCostsOneRequest) {
 }
 
 TEST_P(DropboxE2E, SmallFilesAreUploadedInBatchesNotOneByOne) {
-  for (int i = 0; i < 300; ++i) WriteFile(src_ / ("d" + std::to_string(i % 7)) / ("f" + std::to_string(i)), std::to_string(i));
+  for (int i = 0; i < 300; ++i)
+    WriteFile(src_ / ("d" + std::to_string(i % 7)) / ("f" + std::to_string(i)), std::to_string(i));
   emulator_.ResetCounters();
   ASSERT_EQ(Sync().code, 0);
   const auto counters = emulator_.Counters();
@@ -623,7 +644,8 @@ TEST_P(DropboxE2E, ExternalEditsAndDeletesAreRepairedOnTheNextPass) {
 }
 
 TEST_P(DropboxE2E, FolderRenameIsOneMoveRequest) {
-  for (int i = 0; i < 100; ++i) WriteFile(src_ / "album" / ("p" + std::to_string(i)), std::to_string(i));
+  for (int i = 0; i < 100; ++i)
+    WriteFile(src_ / "album" / ("p" + std::to_string(i)), std::to_string(i));
   ASSERT_EQ(Sync().code, 0);
   fs::rename(src_ / "album", src_ / "album-2019");
   emulator_.ResetCounters();
@@ -648,8 +670,11 @@ TEST_P(DropboxE2E, CaseOnlyRenameUnicodeAndCaseCollisions) {
   const auto names = dbx().Names();
   EXPECT_NE(std::find(names.begin(), names.end(), "README.md"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "caf\xC3\xA9.txt"), names.end());
-  EXPECT_NE(std::find(names.begin(), names.end(), "Notes.txt"), names.end());  // byte-wise smallest wins
-  EXPECT_EQ(std::count_if(names.begin(), names.end(), [](const std::string& n) { return n == "notes.txt"; }), 0);
+  EXPECT_NE(std::find(names.begin(), names.end(), "Notes.txt"),
+            names.end());  // byte-wise smallest wins
+  EXPECT_EQ(std::count_if(names.begin(), names.end(),
+                          [](const std::string& n) { return n == "notes.txt"; }),
+            0);
   // No flip-flop: the next pass has nothing to do.
   auto plan = PlanJson();
   EXPECT_TRUE(plan["actions"].empty()) << plan.dump(2);
@@ -672,15 +697,16 @@ TEST_P(DropboxE2E, AuthStoresARefreshTokenThatSyncsCanUse) {
     dup2(from_child[1], 2);
     close(to_child[1]);
     close(from_child[0]);
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "auth", "--app-key", "test-app-key", "--api-url", emulator_.url().c_str(),
-          "--out", token_file.c_str(), static_cast<char*>(nullptr));
+    execl(FILESYNC_BINARY, FILESYNC_BINARY, "auth", "--app-key", "test-app-key", "--api-url",
+          emulator_.url().c_str(), "--out", token_file.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(to_child[0]);
   close(from_child[1]);
   std::string out;
   char buf[1024];
-  while (out.find("code_challenge=") == std::string::npos || out.find("Paste") == std::string::npos) {
+  while (out.find("code_challenge=") == std::string::npos ||
+         out.find("Paste") == std::string::npos) {
     const ssize_t n = read(from_child[0], buf, sizeof buf);
     ASSERT_GT(n, 0) << out;
     out.append(buf, static_cast<std::size_t>(n));
@@ -689,15 +715,18 @@ TEST_P(DropboxE2E, AuthStoresARefreshTokenThatSyncsCanUse) {
   const auto start = out.find("code_challenge=") + std::string("code_challenge=").size();
   const std::string challenge = out.substr(start, out.find_first_of("&\n ", start) - start);
   httplib::Client client(emulator_.url());
-  auto page = client.Get("/oauth2/authorize?client_id=test-app-key&response_type=code&token_access_type=offline"
-                         "&code_challenge_method=S256&code_challenge=" + challenge);
+  auto page = client.Get(
+      "/oauth2/authorize?client_id=test-app-key&response_type=code&token_access_type=offline"
+      "&code_challenge_method=S256&code_challenge=" +
+      challenge);
   ASSERT_TRUE(page && page->status == 200) << (page ? page->body : "no answer");
   std::string code = page->body;
   code.erase(code.find_last_not_of(" \r\n") + 1);
   code += "\n";
   ASSERT_EQ(write(to_child[1], code.data(), code.size()), static_cast<ssize_t>(code.size()));
   close(to_child[1]);
-  for (ssize_t n; (n = read(from_child[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = read(from_child[0], buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
   close(from_child[0]);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -707,9 +736,11 @@ TEST_P(DropboxE2E, AuthStoresARefreshTokenThatSyncsCanUse) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   const std::string refresh_token = ReadFile(token_file);
   ASSERT_FALSE(refresh_token.empty());
-  EXPECT_EQ(out.find(refresh_token.substr(0, refresh_token.find('\n'))), std::string::npos) << "token printed";
+  EXPECT_EQ(out.find(refresh_token.substr(0, refresh_token.find('\n'))), std::string::npos)
+      << "token printed";
 
-  std::ofstream(config_) << "client_sync_dirs = [\"" << src_.string() << "\"]\ncloud_root = \"/backup\"\n"
+  std::ofstream(config_) << "client_sync_dirs = [\"" << src_.string()
+                         << "\"]\ncloud_root = \"/backup\"\n"
                          << "state_dir = \"" << state_.string() << "\"\nbackend = \"dropbox\"\n"
                          << "dbx_app_key = \"test-app-key\"\n"
                          << "dbx_refresh_token_file = \"" << token_file.string() << "\"\n"
@@ -718,7 +749,8 @@ TEST_P(DropboxE2E, AuthStoresARefreshTokenThatSyncsCanUse) {
   WriteFile(src_ / "a.txt", "authenticated by refresh token");
   auto r = Sync();
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_EQ(r.out.find(refresh_token.substr(0, refresh_token.find('\n'))), std::string::npos) << "token logged";
+  EXPECT_EQ(r.out.find(refresh_token.substr(0, refresh_token.find('\n'))), std::string::npos)
+      << "token logged";
   // One code exchange by `auth`, one refresh for the whole sync (not one per request).
   EXPECT_EQ(emulator_.Counters()["routes"].value("oauth2/token", 0), 2);
 }
@@ -732,7 +764,9 @@ TEST_P(DropboxE2E, NamesDropboxRefusesAreSkippedWithOneWarning) {
   EXPECT_NE(r.out.find("desktop.ini"), std::string::npos) << r.out;
   EXPECT_EQ(CloudTree().size(), 1u);
   std::size_t mentions = 0;
-  for (auto pos = r.out.find("desktop.ini"); pos != std::string::npos; pos = r.out.find("desktop.ini", pos + 1)) ++mentions;
+  for (auto pos = r.out.find("desktop.ini"); pos != std::string::npos;
+       pos = r.out.find("desktop.ini", pos + 1))
+    ++mentions;
   EXPECT_EQ(mentions, 1u) << "one warning per name: " << r.out;
 }
 

@@ -13,8 +13,8 @@ constexpr const char* kChallenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 class AuthTest : public EmulatorTest {
  protected:
   std::vector<std::string> ExtraArgs() override {
-    return {"--token-lifetime", "1", "--app-key", "key1", "--app-secret", "sec1",
-            "--refresh-token", "refresh-1"};
+    return {"--token-lifetime", "1",    "--app-key",       "key1",
+            "--app-secret",     "sec1", "--refresh-token", "refresh-1"};
   }
   Response Token(const std::string& form, const httplib::Headers& headers = {}) {
     auto c = Client();
@@ -23,7 +23,8 @@ class AuthTest : public EmulatorTest {
 };
 
 TEST_F(AuthTest, RefreshTokenGrantAndExpiry) {
-  auto t = Token("grant_type=refresh_token&refresh_token=refresh-1&client_id=key1&client_secret=sec1");
+  auto t =
+      Token("grant_type=refresh_token&refresh_token=refresh-1&client_id=key1&client_secret=sec1");
   ASSERT_EQ(t.status, 200) << t.body;
   const nlohmann::json j = t.json();
   EXPECT_EQ(j["token_type"], "bearer");
@@ -44,7 +45,8 @@ TEST_F(AuthTest, RefreshWithBasicAuthAndErrors) {
   auto basic = Token("grant_type=refresh_token&refresh_token=refresh-1",
                      {{"Authorization", "Basic a2V5MTpzZWMx"}});
   EXPECT_EQ(basic.status, 200) << basic.body;
-  auto bad_secret = Token("grant_type=refresh_token&refresh_token=refresh-1&client_id=key1&client_secret=nope");
+  auto bad_secret =
+      Token("grant_type=refresh_token&refresh_token=refresh-1&client_id=key1&client_secret=nope");
   EXPECT_EQ(bad_secret.status, 400);
   EXPECT_EQ(bad_secret.json()["error"], "invalid_client");
   auto bad_refresh = Token("grant_type=refresh_token&refresh_token=other&client_id=key1");
@@ -56,28 +58,32 @@ TEST_F(AuthTest, RefreshWithBasicAuthAndErrors) {
 
 TEST_F(AuthTest, PkceCodeFlow) {
   auto c = Client();
-  const std::string query = std::string("/oauth2/authorize?client_id=key1&response_type=code"
-                                        "&code_challenge=") + kChallenge +
-                            "&code_challenge_method=S256&token_access_type=offline";
+  const std::string query = std::string(
+                                "/oauth2/authorize?client_id=key1&response_type=code"
+                                "&code_challenge=") +
+                            kChallenge + "&code_challenge_method=S256&token_access_type=offline";
   auto page = From(c->Get(query.c_str()));
   ASSERT_EQ(page.status, 200) << page.body;
   EXPECT_EQ(page.content_type().rfind("text/plain", 0), 0u);
   const std::string code = page.body;
   ASSERT_FALSE(code.empty());
 
-  auto wrong = Token("grant_type=authorization_code&code=" + code + "&client_id=key1&code_verifier=wrong");
+  auto wrong =
+      Token("grant_type=authorization_code&code=" + code + "&client_id=key1&code_verifier=wrong");
   EXPECT_EQ(wrong.status, 400);
   EXPECT_EQ(wrong.json()["error"], "invalid_grant");
   // The code is one-time even after a failed exchange: get a new one.
   const std::string code2 = From(c->Get(query.c_str())).body;
-  auto ok = Token("grant_type=authorization_code&code=" + code2 + "&client_id=key1&code_verifier=" + kVerifier);
+  auto ok = Token("grant_type=authorization_code&code=" + code2 +
+                  "&client_id=key1&code_verifier=" + kVerifier);
   ASSERT_EQ(ok.status, 200) << ok.body;
   const nlohmann::json j = ok.json();
   EXPECT_EQ(j["token_type"], "bearer");
   EXPECT_EQ(j["account_id"].get<std::string>().rfind("dbid:", 0), 0u);
   ASSERT_TRUE(j.contains("refresh_token"));
   EXPECT_EQ(Rpc("users/get_current_account", nullptr, j["access_token"]).status, 200);
-  auto reuse = Token("grant_type=authorization_code&code=" + code2 + "&client_id=key1&code_verifier=" + kVerifier);
+  auto reuse = Token("grant_type=authorization_code&code=" + code2 +
+                     "&client_id=key1&code_verifier=" + kVerifier);
   EXPECT_EQ(reuse.json()["error"], "invalid_grant");
 
   // The new refresh token works without a secret (PKCE app).

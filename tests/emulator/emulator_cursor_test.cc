@@ -11,8 +11,8 @@ namespace {
 using CursorTest = EmulatorTest;
 
 // Follows has_more; returns all entries and the final cursor.
-std::pair<nlohmann::json, std::string> Drain(Response first,
-                                             const std::function<Response(const std::string&)>& next) {
+std::pair<nlohmann::json, std::string> Drain(
+    Response first, const std::function<Response(const std::string&)>& next) {
   nlohmann::json all = nlohmann::json::array();
   Response r = std::move(first);
   while (true) {
@@ -96,7 +96,8 @@ TEST_F(CursorTest, IncludeDeletedListsTombstones) {
   ASSERT_EQ(with.status, 200);
   const nlohmann::json body = with.json();
   bool saw_deleted = false;
-  for (const auto& e : body["entries"]) saw_deleted |= e[".tag"] == "deleted" && e["name"] == "gone.txt";
+  for (const auto& e : body["entries"])
+    saw_deleted |= e[".tag"] == "deleted" && e["name"] == "gone.txt";
   EXPECT_TRUE(saw_deleted) << with.body;
 }
 
@@ -122,8 +123,9 @@ TEST_F(CursorTest, LongpollNeedsNoAuthAndReportsChanges) {
   auto c = Client();
   // No Authorization header; the emulator caps the wait with --longpoll-max-s 2.
   const auto t0 = std::chrono::steady_clock::now();
-  auto idle = From(c->Post("/2/files/list_folder/longpoll",
-                           nlohmann::json{{"cursor", cursor}, {"timeout", 30}}.dump(), "application/json"));
+  auto idle =
+      From(c->Post("/2/files/list_folder/longpoll",
+                   nlohmann::json{{"cursor", cursor}, {"timeout", 30}}.dump(), "application/json"));
   ASSERT_EQ(idle.status, 200) << idle.body;
   EXPECT_FALSE(idle.json()["changes"].get<bool>());
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
@@ -137,8 +139,9 @@ TEST_F(CursorTest, LongpollNeedsNoAuthAndReportsChanges) {
   writer.join();
   ASSERT_EQ(woke.status, 200);
   EXPECT_TRUE(woke.json()["changes"].get<bool>());
-  auto bad_timeout = From(c->Post("/2/files/list_folder/longpoll",
-                                  nlohmann::json{{"cursor", cursor}, {"timeout", 5}}.dump(), "application/json"));
+  auto bad_timeout =
+      From(c->Post("/2/files/list_folder/longpoll",
+                   nlohmann::json{{"cursor", cursor}, {"timeout", 5}}.dump(), "application/json"));
   EXPECT_EQ(bad_timeout.status, 400);
 }
 

@@ -2,15 +2,14 @@
 // EmulatorProcess and offers small RPC / upload / download helpers on httplib::Client.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "emulator_process.h"
 
@@ -20,9 +19,7 @@ struct Response {
   int status = 0;  // 0 = transport error
   std::string body;
   httplib::Headers headers;
-  [[nodiscard]] nlohmann::json json() const {
-    return nlohmann::json::parse(body, nullptr, false);
-  }
+  [[nodiscard]] nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
   [[nodiscard]] std::string header(const std::string& name) const {
     auto it = headers.find(name);
     return it == headers.end() ? std::string() : it->second;
@@ -35,9 +32,7 @@ class EmulatorTest : public ::testing::Test {
   // Extra emulator flags for this fixture (override in subclasses).
   virtual std::vector<std::string> ExtraArgs() { return {"--longpoll-max-s", "2"}; }
 
-  void SetUp() override {
-    ASSERT_TRUE(emu_.Start(ExtraArgs()));
-  }
+  void SetUp() override { ASSERT_TRUE(emu_.Start(ExtraArgs())); }
 
   std::unique_ptr<httplib::Client> Client() {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", emu_.port());
@@ -60,8 +55,7 @@ class EmulatorTest : public ::testing::Test {
   }
 
   // RPC call with a JSON body (`raw` overrides the body text when set).
-  Response Rpc(const std::string& route, const nlohmann::json& arg,
-               const std::string& token = "") {
+  Response Rpc(const std::string& route, const nlohmann::json& arg, const std::string& token = "") {
     auto c = Client();
     return From(c->Post(("/2/" + route).c_str(), Auth(token), arg.dump(), "application/json"));
   }

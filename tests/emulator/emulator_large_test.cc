@@ -41,8 +41,9 @@ TEST_F(LargeTest, OneGibConcurrentSessionIsStreamedToDisk) {
     workers.emplace_back([&] {
       for (std::uint64_t off = next.fetch_add(kChunk); off < kTotal; off = next.fetch_add(kChunk)) {
         const bool last = off + kChunk == kTotal;
-        auto r = Upload("files/upload_session/append_v2",
-                        {{"cursor", {{"session_id", id}, {"offset", off}}}, {"close", last}}, zeros);
+        auto r =
+            Upload("files/upload_session/append_v2",
+                   {{"cursor", {{"session_id", id}, {"offset", off}}}, {"close", last}}, zeros);
         if (r.status != 200) ++failures;
       }
     });

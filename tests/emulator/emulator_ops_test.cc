@@ -21,7 +21,10 @@ TEST_F(WriteLockTest, ConcurrentSingleCommitsGet429) {
   std::vector<Response> results(6);
   std::vector<std::thread> threads;
   for (int i = 0; i < 6; ++i) {
-    threads.emplace_back([&, i] { results[static_cast<std::size_t>(i)] = Rpc("files/create_folder_v2", {{"path", "/c" + std::to_string(i)}}); });
+    threads.emplace_back([&, i] {
+      results[static_cast<std::size_t>(i)] =
+          Rpc("files/create_folder_v2", {{"path", "/c" + std::to_string(i)}});
+    });
   }
   for (auto& t : threads) t.join();
   int limited = 0;
@@ -49,13 +52,15 @@ TEST_F(WriteLockTest, BatchCommitsWaitInsteadOfFailing) {
   for (std::size_t i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
       results[i] = Rpc("files/upload_session/finish_batch_v2",
-                       {{"entries", {{{"cursor", {{"session_id", sessions[i]}, {"offset", 2}}},
-                                      {"commit", {{"path", "/b" + std::to_string(i)}}}}}}});
+                       {{"entries",
+                         {{{"cursor", {{"session_id", sessions[i]}, {"offset", 2}}},
+                           {"commit", {{"path", "/b" + std::to_string(i)}}}}}}});
     });
   }
   for (std::size_t i = 0; i < 2; ++i) {
     threads.emplace_back([&, i] {
-      results[4 + i] = Rpc("files/delete_batch", {{"entries", {{{"path", "/d" + std::to_string(i)}}}}});
+      results[4 + i] =
+          Rpc("files/delete_batch", {{"entries", {{{"path", "/d" + std::to_string(i)}}}}});
     });
   }
   for (auto& t : threads) t.join();
@@ -205,8 +210,9 @@ TEST(EmulatorTls, ServesHttpsWithGivenCertificate) {
   char dir_template[] = "/tmp/fs-emu-tls-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
   const std::string dir = dir_template;
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
-                          dir + "/key.pem -out " + dir + "/cert.pem >/dev/null 2>&1";
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " + dir +
+      "/key.pem -out " + dir + "/cert.pem >/dev/null 2>&1";
   if (std::system(cmd.c_str()) != 0) {
     std::filesystem::remove_all(dir);
     GTEST_SKIP() << "the openssl command is not available to make a test certificate";

@@ -7,7 +7,8 @@
 namespace filesync::emulator_test {
 namespace {
 
-constexpr const char* kHelloHash = "9595c9df90075148eb06860365df33584b75bff782a510c6cd4883a419833d50";
+constexpr const char* kHelloHash =
+    "9595c9df90075148eb06860365df33584b75bff782a510c6cd4883a419833d50";
 
 using RoutesTest = EmulatorTest;
 
@@ -77,8 +78,7 @@ TEST_F(RoutesTest, UnicodeEscapedHeaderIsAcceptedAndNormalised) {
   // §1.4 test vector; the emulator stores NFC.
   const std::string path = "/R\u00e9port/\U0001F600 na\u00efve.txt";
   auto up = UploadRawHeader(
-      "files/upload",
-      R"({"path":"/R\u00e9port/\ud83d\ude00 na\u00efve.txt","mode":"add"})", "x");
+      "files/upload", R"({"path":"/R\u00e9port/\ud83d\ude00 na\u00efve.txt","mode":"add"})", "x");
   ASSERT_EQ(up.status, 200) << up.body;
   EXPECT_EQ(up.json()["path_display"], path);
   // NFD spelling of é finds the same file.
@@ -110,7 +110,8 @@ TEST_F(RoutesTest, BadInputIs400PlainText) {
   }
   auto bad_mode = Upload("files/upload", {{"path", "/x"}, {"mode", "sideways"}}, "");
   EXPECT_EQ(bad_mode.status, 400);
-  auto bad_time = Upload("files/upload", {{"path", "/x"}, {"client_modified", "2024-05-01 12:00:00"}}, "");
+  auto bad_time =
+      Upload("files/upload", {{"path", "/x"}, {"client_modified", "2024-05-01 12:00:00"}}, "");
   EXPECT_EQ(bad_time.status, 400);
   auto no_arg = RpcRaw("files/upload", "", "application/octet-stream");
   EXPECT_EQ(no_arg.status, 400);
@@ -128,8 +129,8 @@ TEST_F(RoutesTest, AuthErrorsAre401Json) {
 }
 
 TEST_F(RoutesTest, ContentHashVerification) {
-  auto bad = Upload("files/upload", {{"path", "/h.txt"}, {"content_hash", std::string(64, '0')}},
-                    "hello");
+  auto bad =
+      Upload("files/upload", {{"path", "/h.txt"}, {"content_hash", std::string(64, '0')}}, "hello");
   EXPECT_EQ(Expect409(bad), "content_hash_mismatch");
   auto good = Upload("files/upload", {{"path", "/h.txt"}, {"content_hash", kHelloHash}}, "hello");
   EXPECT_EQ(good.status, 200) << good.body;
@@ -149,15 +150,16 @@ TEST_F(RoutesTest, UploadWriteModes) {
   EXPECT_EQ(Expect409(conflict), "path/conflict/file");
   const std::string session = conflict.json()["error"].value("upload_session_id", "");
   EXPECT_FALSE(session.empty());
-  auto finish = Upload("files/upload_session/finish",
-                       {{"cursor", {{"session_id", session}, {"offset", 3}}},
-                        {"commit", {{"path", "/m2.txt"}}}},
-                       "");
+  auto finish = Upload(
+      "files/upload_session/finish",
+      {{"cursor", {{"session_id", session}, {"offset", 3}}}, {"commit", {{"path", "/m2.txt"}}}},
+      "");
   ASSERT_EQ(finish.status, 200) << finish.body;
   EXPECT_EQ(Download("/m2.txt").body, "two");
 
   // strict_conflict makes identical content a conflict.
-  auto strict = Upload("files/upload", {{"path", "/m.txt"}, {"mode", "add"}, {"strict_conflict", true}}, "one");
+  auto strict = Upload("files/upload",
+                       {{"path", "/m.txt"}, {"mode", "add"}, {"strict_conflict", true}}, "one");
   EXPECT_EQ(Expect409(strict), "path/conflict/file");
 
   // add + autorename.
@@ -174,13 +176,18 @@ TEST_F(RoutesTest, UploadWriteModes) {
   const std::string rev2 = over.json()["rev"];
 
   // update(rev): succeeds with the current rev, conflicts with a stale one.
-  auto stale = Upload("files/upload", {{"path", "/m.txt"}, {"mode", {{".tag", "update"}, {"update", rev1}}}}, "five");
+  auto stale =
+      Upload("files/upload", {{"path", "/m.txt"}, {"mode", {{".tag", "update"}, {"update", rev1}}}},
+             "five");
   EXPECT_EQ(Expect409(stale), "path/conflict/file");
-  auto upd = Upload("files/upload", {{"path", "/m.txt"}, {"mode", {{".tag", "update"}, {"update", rev2}}}}, "five");
+  auto upd = Upload("files/upload",
+                    {{"path", "/m.txt"}, {"mode", {{".tag", "update"}, {"update", rev2}}}}, "five");
   ASSERT_EQ(upd.status, 200) << upd.body;
 
   // client_modified is stored as sent.
-  auto cm = Upload("files/upload", {{"path", "/cm.txt"}, {"client_modified", "2024-05-01T12:00:00Z"}, {"mute", true}}, "x");
+  auto cm = Upload(
+      "files/upload",
+      {{"path", "/cm.txt"}, {"client_modified", "2024-05-01T12:00:00Z"}, {"mute", true}}, "x");
   ASSERT_EQ(cm.status, 200);
   EXPECT_EQ(cm.json()["client_modified"], "2024-05-01T12:00:00Z");
 }
@@ -238,8 +245,9 @@ TEST_F(RoutesTest, DeleteV2) {
 TEST_F(RoutesTest, DeleteBatchIsAsyncWithPerEntryResults) {
   PutFile("/b1.txt", "1");
   PutFile("/b2.txt", "2");
-  auto launch = Rpc("files/delete_batch",
-                    {{"entries", {{{"path", "/b1.txt"}}, {{"path", "/missing"}}, {{"path", "/B2.txt"}}}}});
+  auto launch =
+      Rpc("files/delete_batch",
+          {{"entries", {{{"path", "/b1.txt"}}, {{"path", "/missing"}}, {{"path", "/B2.txt"}}}}});
   ASSERT_EQ(launch.status, 200) << launch.body;
   ASSERT_EQ(launch.json()[".tag"], "async_job_id");
   auto check = Rpc("files/delete_batch/check", {{"async_job_id", launch.json()["async_job_id"]}});
@@ -334,7 +342,9 @@ TEST_F(RoutesTest, ListFolderShapes) {
   const nlohmann::json deep_body = deep.json();
   for (const auto& e : deep_body["entries"]) order.push_back(e["path_lower"]);
   // Parents come before their children.
-  auto pos = [&](const std::string& p) { return std::find(order.begin(), order.end(), p) - order.begin(); };
+  auto pos = [&](const std::string& p) {
+    return std::find(order.begin(), order.end(), p) - order.begin();
+  };
   EXPECT_LT(pos("/l"), pos("/l/sub"));
   EXPECT_LT(pos("/l/sub"), pos("/l/sub/two.txt"));
   EXPECT_EQ(order.size(), 4u);

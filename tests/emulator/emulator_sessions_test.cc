@@ -21,9 +21,10 @@ TEST_F(SessionsTest, SequentialStartAppendFinish) {
                        {{"cursor", Cursor(id, 3)}, {"content_hash", Hex("def")}}, "def");
   ASSERT_EQ(append.status, 200) << append.body;
   EXPECT_EQ(append.body, "null");
-  auto finish = Upload("files/upload_session/finish",
-                       {{"cursor", Cursor(id, 6)}, {"commit", {{"path", "/s/seq.txt"}, {"mode", "overwrite"}}}},
-                       "gh");
+  auto finish = Upload(
+      "files/upload_session/finish",
+      {{"cursor", Cursor(id, 6)}, {"commit", {{"path", "/s/seq.txt"}, {"mode", "overwrite"}}}},
+      "gh");
   ASSERT_EQ(finish.status, 200) << finish.body;
   EXPECT_EQ(finish.json()["size"], 8);
   EXPECT_EQ(finish.json()["content_hash"], Hex("abcdefgh"));
@@ -34,7 +35,8 @@ TEST_F(SessionsTest, SequentialStartAppendFinish) {
 }
 
 TEST_F(SessionsTest, IncorrectOffsetCarriesCorrectOffset) {
-  const std::string id = Upload("files/upload_session/start", nlohmann::json::object(), "12345").json()["session_id"];
+  const std::string id =
+      Upload("files/upload_session/start", nlohmann::json::object(), "12345").json()["session_id"];
   auto wrong = Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 2)}}, "678");
   EXPECT_EQ(Expect409(wrong), "incorrect_offset");
   EXPECT_EQ(wrong.json()["error"]["correct_offset"], 5);
@@ -46,7 +48,8 @@ TEST_F(SessionsTest, IncorrectOffsetCarriesCorrectOffset) {
                          {{"cursor", Cursor(id, 5)}, {"content_hash", Hex("nope")}}, "678");
   EXPECT_EQ(Expect409(mismatch), "content_hash_mismatch");
   // The refused bytes were not taken.
-  auto ok = Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 5)}, {"close", true}}, "678");
+  auto ok =
+      Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 5)}, {"close", true}}, "678");
   EXPECT_EQ(ok.status, 200) << ok.body;
   auto closed = Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 8)}}, "9");
   EXPECT_EQ(Expect409(closed), "closed");
@@ -76,18 +79,24 @@ TEST_F(SessionsTest, ConcurrentSessionRules) {
 
   // Not closed yet: finish refuses.
   const nlohmann::json commit = {{"path", "/big.bin"}};
-  ASSERT_EQ(Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 4 * kMiB)}}, chunk1).status, 200);
+  ASSERT_EQ(
+      Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 4 * kMiB)}}, chunk1).status,
+      200);
   auto not_closed = Upload("files/upload_session/finish",
                            {{"cursor", Cursor(id, 8 * kMiB)}, {"commit", commit}}, "");
   EXPECT_EQ(Expect409(not_closed), "concurrent_session_not_closed");
   // The closing chunk may complete before an earlier one; chunk 0 is then missing.
   ASSERT_EQ(Upload("files/upload_session/append_v2",
-                   {{"cursor", Cursor(id, 8 * kMiB)}, {"close", true}}, tail).status, 200);
+                   {{"cursor", Cursor(id, 8 * kMiB)}, {"close", true}}, tail)
+                .status,
+            200);
   auto missing = Upload("files/upload_session/finish",
                         {{"cursor", Cursor(id, 8 * kMiB + 4)}, {"commit", commit}}, "");
   EXPECT_EQ(Expect409(missing), "concurrent_session_missing_data");
-  ASSERT_EQ(Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 0)}}, chunk0).status, 200);
-  auto beyond = Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 12 * kMiB)}}, chunk0);
+  ASSERT_EQ(Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 0)}}, chunk0).status,
+            200);
+  auto beyond =
+      Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 12 * kMiB)}}, chunk0);
   EXPECT_EQ(Expect409(beyond), "closed");
   auto with_body = Upload("files/upload_session/finish",
                           {{"cursor", Cursor(id, 8 * kMiB + 4)}, {"commit", commit}}, "x");
@@ -101,15 +110,18 @@ TEST_F(SessionsTest, ConcurrentSessionRules) {
 
 TEST_F(SessionsTest, FinishBatchV2PerEntryResults) {
   const std::string ok = ClosedSession("hello");
-  const std::string open = Upload("files/upload_session/start", nlohmann::json::object(), "x").json()["session_id"];
+  const std::string open =
+      Upload("files/upload_session/start", nlohmann::json::object(), "x").json()["session_id"];
   const std::string blocked = ClosedSession("y");
   ASSERT_EQ(Rpc("files/create_folder_v2", {{"path", "/batch/folder"}}).status, 200);
   auto r = Rpc("files/upload_session/finish_batch_v2",
                {{"entries",
-                 {{{"cursor", Cursor(ok, 5)}, {"commit", {{"path", "/Batch/a.txt"}, {"mode", "overwrite"}, {"mute", true}}}},
+                 {{{"cursor", Cursor(ok, 5)},
+                   {"commit", {{"path", "/Batch/a.txt"}, {"mode", "overwrite"}, {"mute", true}}}},
                   {{"cursor", Cursor(open, 1)}, {"commit", {{"path", "/batch/b.txt"}}}},
                   {{"cursor", Cursor(blocked, 1)}, {"commit", {{"path", "/batch/folder"}}}},
-                  {{"cursor", Cursor("pid_upload_session:00ff", 0)}, {"commit", {{"path", "/batch/c.txt"}}}}}}});
+                  {{"cursor", Cursor("pid_upload_session:00ff", 0)},
+                   {"commit", {{"path", "/batch/c.txt"}}}}}}});
   ASSERT_EQ(r.status, 200) << r.body;
   const nlohmann::json body = r.json();
   const auto& e = body["entries"];
@@ -127,23 +139,27 @@ TEST_F(SessionsTest, FinishBatchV2PerEntryResults) {
   EXPECT_EQ(e[2]["failure"]["path"]["conflict"][".tag"], "folder");
   EXPECT_EQ(e[3]["failure"]["lookup_failed"][".tag"], "not_found");
   // The conflicting session is still usable under another path.
-  auto retry = Rpc("files/upload_session/finish_batch_v2",
-                   {{"entries", {{{"cursor", Cursor(blocked, 1)}, {"commit", {{"path", "/batch/y.txt"}}}}}}});
+  auto retry = Rpc(
+      "files/upload_session/finish_batch_v2",
+      {{"entries", {{{"cursor", Cursor(blocked, 1)}, {"commit", {{"path", "/batch/y.txt"}}}}}}});
   ASSERT_EQ(retry.status, 200);
   EXPECT_EQ(retry.json()["entries"][0][".tag"], "success");
 
   nlohmann::json too_many = nlohmann::json::array();
-  for (int i = 0; i < 1001; ++i) too_many.push_back({{"cursor", Cursor(ok, 5)}, {"commit", {{"path", "/x"}}}});
+  for (int i = 0; i < 1001; ++i)
+    too_many.push_back({{"cursor", Cursor(ok, 5)}, {"commit", {{"path", "/x"}}}});
   EXPECT_EQ(Rpc("files/upload_session/finish_batch_v2", {{"entries", too_many}}).status, 400);
 }
 
 TEST_F(SessionsTest, FinishBatchV1AndCheck) {
   const std::string id = ClosedSession("v1");
-  auto launch = Rpc("files/upload_session/finish_batch",
-                    {{"entries", {{{"cursor", Cursor(id, 2)}, {"commit", {{"path", "/v1.txt"}}}}}}});
+  auto launch =
+      Rpc("files/upload_session/finish_batch",
+          {{"entries", {{{"cursor", Cursor(id, 2)}, {"commit", {{"path", "/v1.txt"}}}}}}});
   ASSERT_EQ(launch.status, 200) << launch.body;
   ASSERT_EQ(launch.json()[".tag"], "async_job_id");
-  auto check = Rpc("files/upload_session/finish_batch/check", {{"async_job_id", launch.json()["async_job_id"]}});
+  auto check = Rpc("files/upload_session/finish_batch/check",
+                   {{"async_job_id", launch.json()["async_job_id"]}});
   ASSERT_EQ(check.status, 200);
   EXPECT_EQ(check.json()[".tag"], "complete");
   EXPECT_EQ(check.json()["entries"][0][".tag"], "success");
@@ -178,9 +194,11 @@ TEST_F(SessionsTest, StartBatchAndAppendBatch) {
 }
 
 TEST_F(SessionsTest, SessionsSurviveRestart) {
-  const std::string id = Upload("files/upload_session/start", nlohmann::json::object(), "before").json()["session_id"];
+  const std::string id =
+      Upload("files/upload_session/start", nlohmann::json::object(), "before").json()["session_id"];
   ASSERT_TRUE(emu_.Restart());
-  ASSERT_EQ(Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 6)}}, "-after").status, 200);
+  ASSERT_EQ(Upload("files/upload_session/append_v2", {{"cursor", Cursor(id, 6)}}, "-after").status,
+            200);
   auto fin = Upload("files/upload_session/finish",
                     {{"cursor", Cursor(id, 12)}, {"commit", {{"path", "/restart.txt"}}}}, "");
   ASSERT_EQ(fin.status, 200) << fin.body;

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-
 #include <nlohmann/json.hpp>
 
 #include "cloud/dropbox/parsing.h"
@@ -15,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto value = nlohmann::json::parse(data, data + size, nullptr, false);
   if (value.is_discarded()) return 0;
   try {
-    for (const auto tag : {d::Metadata::Tag::kFile, d::Metadata::Tag::kFolder, d::Metadata::Tag::kUnknown}) {
+    for (const auto tag :
+         {d::Metadata::Tag::kFile, d::Metadata::Tag::kFolder, d::Metadata::Tag::kUnknown}) {
       auto m = d::ParseMetadata(value, tag);
       if (m.ok()) (void)d::ToRemoteEntry(*m);
     }
@@ -23,8 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (page.ok()) {
       for (const auto& m : page->entries) (void)d::ToRemoteEntry(m);
     }
-    for (const auto shape : {d::SuccessShape::kNone, d::SuccessShape::kInline, d::SuccessShape::kUnderMetadata,
-                             d::SuccessShape::kUnderSuccess}) {
+    for (const auto shape : {d::SuccessShape::kNone, d::SuccessShape::kInline,
+                             d::SuccessShape::kUnderMetadata, d::SuccessShape::kUnderSuccess}) {
       (void)d::ParseBatchEntries(value, shape, "fuzz");
       (void)d::ParseJobStatus(value, shape, "fuzz");
     }

@@ -7,9 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "emulator/wire.h"
 
@@ -44,11 +43,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       (void)reader.Finish();
     }
-    for (const auto alias : {e::PathAlias::kReadPath, e::PathAlias::kPathROrId, e::PathAlias::kWritePath,
-                             e::PathAlias::kWritePathOrId}) {
+    for (const auto alias : {e::PathAlias::kReadPath, e::PathAlias::kPathROrId,
+                             e::PathAlias::kWritePath, e::PathAlias::kWritePathOrId}) {
       (void)e::MatchesPathPattern(s, alias);
     }
-    if (const auto t = e::ParseTimestamp(s)) Check(e::FormatTimestamp(*t) == s, "ParseTimestamp is strict");
+    if (const auto t = e::ParseTimestamp(s))
+      Check(e::FormatTimestamp(*t) == s, "ParseTimestamp is strict");
     Check(e::Base64UrlDecode(e::Base64UrlEncode(s)) == s, "base64url round trip");
     (void)e::Base64UrlDecode(s);
     (void)e::Base64Decode(s);

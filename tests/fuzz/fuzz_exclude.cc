@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string input(reinterpret_cast<const char*>(data), size);
   const auto nul = input.find('\0');
   const std::vector<std::string> patterns = Lines(input.substr(0, nul));
-  const std::vector<std::string> paths = nul == std::string::npos ? std::vector<std::string>{} : Lines(input.substr(nul + 1));
+  const std::vector<std::string> paths =
+      nul == std::string::npos ? std::vector<std::string>{} : Lines(input.substr(nul + 1));
   auto matcher = filesync::scan::ExcludeMatcher::Compile(patterns);
   for (const auto& p : patterns) {
     if (p.empty() || p == "/") Check(!matcher.ok(), "empty or \"/\" pattern refused", p);
@@ -45,11 +46,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!matcher.ok()) return 0;
   for (const auto& path : paths) {
     // Only well-formed relative paths: no leading, trailing or doubled slash.
-    if (path.empty() || path.front() == '/' || path.back() == '/' || path.find("//") != std::string::npos) continue;
+    if (path.empty() || path.front() == '/' || path.back() == '/' ||
+        path.find("//") != std::string::npos)
+      continue;
     for (const bool is_dir : {false, true}) {
       const bool excluded = matcher->Excluded(path, is_dir);
       if (matcher->Matches(path, is_dir)) Check(excluded, "Matches implies Excluded", path);
-      if (is_dir && excluded) Check(matcher->Excluded(path + "/child", false), "below an excluded dir is excluded", path);
+      if (is_dir && excluded)
+        Check(matcher->Excluded(path + "/child", false), "below an excluded dir is excluded", path);
     }
   }
   return 0;

@@ -45,8 +45,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto issue = p::CheckName(s, rules);
     if (valid) {
       const auto slash = s.rfind('/');
-      const std::string_view last = slash == std::string::npos ? std::string_view(s) : std::string_view(s).substr(slash + 1);
-      if (u::CodePoints(last) > p::kMaxComponentCodePoints) Check(issue.has_value(), "over-long component refused");
+      const std::string_view last =
+          slash == std::string::npos ? std::string_view(s) : std::string_view(s).substr(slash + 1);
+      if (u::CodePoints(last) > p::kMaxComponentCodePoints)
+        Check(issue.has_value(), "over-long component refused");
     }
   }
   return 0;

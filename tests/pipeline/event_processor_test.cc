@@ -18,7 +18,9 @@ class ScriptedCloud : public cloud::Cloud {
 
   std::string_view name() const override { return "scripted"; }
   cloud::Capabilities capabilities() const override { return {}; }
-  Result<cloud::ListResult> List(const std::string&, const std::string&) override { return cloud::ListResult{}; }
+  Result<cloud::ListResult> List(const std::string&, const std::string&) override {
+    return cloud::ListResult{};
+  }
   Status CreateFolder(const std::string&) override { return Status::Ok(); }
   std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
                                                   const cloud::ProgressFn&) override {
@@ -45,7 +47,8 @@ class ScriptedCloud : public cloud::Cloud {
 
  private:
   static Status Next(const std::vector<Status>& script, int call) {
-    return static_cast<std::size_t>(call) < script.size() ? script[static_cast<std::size_t>(call)] : Status::Ok();
+    return static_cast<std::size_t>(call) < script.size() ? script[static_cast<std::size_t>(call)]
+                                                          : Status::Ok();
   }
 };
 
@@ -66,18 +69,21 @@ Event Ev(plan::ActionKind kind, std::string path) {
   return e;
 }
 
-const RetryPolicy kFast{.max_attempts = 4, .base_delay = std::chrono::milliseconds(1),
+const RetryPolicy kFast{.max_attempts = 4,
+                        .base_delay = std::chrono::milliseconds(1),
                         .max_delay = std::chrono::milliseconds(5)};
 
 TEST(EventProcessor, TransientFailuresAreRetriedUntilTheySucceed) {
   ScriptedCloud cloud;
-  cloud.delete_script = {Status::Transient("503"), Status::RateLimited("429", std::chrono::milliseconds(20))};
+  cloud.delete_script = {Status::Transient("503"),
+                         Status::RateLimited("429", std::chrono::milliseconds(20))};
   RecordingSink sink;
   std::atomic<bool> stop{false};
   EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
   const auto start = std::chrono::steady_clock::now();
   p.Process({Ev(plan::ActionKind::kDelete, "a"), Ev(plan::ActionKind::kDelete, "b")});
-  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(20));  // Retry-After honoured
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(20));  // Retry-After honoured
   EXPECT_EQ(cloud.delete_calls, 3);
   ASSERT_EQ(sink.done.size(), 2u);
   for (const auto& [path, outcome] : sink.done) {

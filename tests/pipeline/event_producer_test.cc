@@ -9,7 +9,8 @@
 namespace filesync::pipeline {
 namespace {
 
-Event Ev(std::string path, plan::ActionKind kind = plan::ActionKind::kUpload, std::uint64_t size = 10) {
+Event Ev(std::string path, plan::ActionKind kind = plan::ActionKind::kUpload,
+         std::uint64_t size = 10) {
   Event e;
   e.action.kind = kind;
   e.action.path = std::move(path);

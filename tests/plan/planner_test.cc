@@ -12,11 +12,13 @@ using cloud::EntryKind;
 
 hash::Digest D(const std::string& content) { return hash::HashBytes(content); }
 
-LocalItem File(std::string path, std::uint64_t inode, const std::string& content, bool known = true) {
+LocalItem File(std::string path, std::uint64_t inode, const std::string& content,
+               bool known = true) {
   LocalItem l;
   l.path = std::move(path);
   l.kind = EntryKind::kFile;
-  l.identity = {.size = content.size(), .mtime_ns = 1000, .ctime_ns = 1000, .inode = inode, .device = 1};
+  l.identity = {
+      .size = content.size(), .mtime_ns = 1000, .ctime_ns = 1000, .inode = inode, .device = 1};
   l.digest = D(content);
   l.digest_known = known;
   return l;
@@ -31,13 +33,27 @@ LocalItem Folder(std::string path, std::uint64_t inode) {
 }
 
 RemoteItem RFile(std::string path, const std::string& content) {
-  return {.path = std::move(path), .kind = EntryKind::kFile, .size = content.size(), .digest = D(content), .digest_known = true};
+  return {.path = std::move(path),
+          .kind = EntryKind::kFile,
+          .size = content.size(),
+          .digest = D(content),
+          .digest_known = true};
 }
 
-RemoteItem RFolder(std::string path) { return {.path = std::move(path), .kind = EntryKind::kFolder, .size = 0, .digest = {}, .digest_known = false}; }
+RemoteItem RFolder(std::string path) {
+  return {.path = std::move(path),
+          .kind = EntryKind::kFolder,
+          .size = 0,
+          .digest = {},
+          .digest_known = false};
+}
 
 PreviousItem Prev(const LocalItem& l) {
-  return {.path = l.path, .kind = l.kind, .identity = l.identity, .digest = l.digest, .digest_known = l.digest_known};
+  return {.path = l.path,
+          .kind = l.kind,
+          .identity = l.identity,
+          .digest = l.digest,
+          .digest_known = l.digest_known};
 }
 
 std::vector<std::string> Describe(const Plan& plan) {
@@ -53,7 +69,8 @@ std::vector<std::string> Describe(const Plan& plan) {
 using V = std::vector<std::string>;
 
 TEST(Planner, InSyncTreeNeedsNothing) {
-  auto plan = MakePlan({Folder("a", 2), File("a/x", 3, "x")}, {RFolder("a"), RFile("a/x", "x")}, {}, {});
+  auto plan =
+      MakePlan({Folder("a", 2), File("a/x", 3, "x")}, {RFolder("a"), RFile("a/x", "x")}, {}, {});
   EXPECT_TRUE(plan.actions.empty());
 }
 
@@ -63,7 +80,8 @@ TEST(Planner, NewFilesUploadAndParentsAreNotCreatedSeparately) {
 }
 
 TEST(Planner, ChangedContentUploadsButSameContentDoesNot) {
-  auto plan = MakePlan({File("x", 3, "new"), File("y", 4, "same")}, {RFile("x", "old"), RFile("y", "same")}, {}, {});
+  auto plan = MakePlan({File("x", 3, "new"), File("y", 4, "same")},
+                       {RFile("x", "old"), RFile("y", "same")}, {}, {});
   EXPECT_EQ(Describe(plan), (V{"upload x"}));
 }
 
@@ -73,7 +91,9 @@ TEST(Planner, UnknownLocalDigestWithSameSizeUploads) {
 }
 
 TEST(Planner, DeletesCollapseUnderADeletedFolder) {
-  auto plan = MakePlan({}, {RFolder("d"), RFile("d/1", "1"), RFile("d/2", "2"), RFolder("d/e"), RFile("d/e/3", "3"), RFile("top", "t")},
+  auto plan = MakePlan({},
+                       {RFolder("d"), RFile("d/1", "1"), RFile("d/2", "2"), RFolder("d/e"),
+                        RFile("d/e/3", "3"), RFile("top", "t")},
                        {}, {.max_delete_count = 100});
   EXPECT_EQ(Describe(plan), (V{"delete d", "delete top"}));
   EXPECT_EQ(plan.entries_deleted, 6u);
@@ -81,7 +101,8 @@ TEST(Planner, DeletesCollapseUnderADeletedFolder) {
 
 TEST(Planner, RenamedFileByInodeIsAMove) {
   const LocalItem old_file = File("old.txt", 7, "content");
-  auto plan = MakePlan({File("new.txt", 7, "content")}, {RFile("old.txt", "content")}, {Prev(old_file)}, {});
+  auto plan = MakePlan({File("new.txt", 7, "content")}, {RFile("old.txt", "content")},
+                       {Prev(old_file)}, {});
   EXPECT_EQ(Describe(plan), (V{"move old.txt->new.txt"}));
 }
 
@@ -101,13 +122,15 @@ TEST(Planner, RenamedFolderIsOneMoveEvenWithManyFiles) {
 }
 
 TEST(Planner, RenamedFolderWithAnEditedFileMovesThenUploads) {
-  auto plan = MakePlan({Folder("b", 2), File("b/x", 3, "edited")}, {RFolder("a"), RFile("a/x", "orig")},
-                       {Prev(Folder("a", 2)), Prev(File("a/x", 3, "orig"))}, {});
+  auto plan =
+      MakePlan({Folder("b", 2), File("b/x", 3, "edited")}, {RFolder("a"), RFile("a/x", "orig")},
+               {Prev(Folder("a", 2)), Prev(File("a/x", 3, "orig"))}, {});
   EXPECT_EQ(Describe(plan), (V{"move a->b", "upload b/x"}));
 }
 
 TEST(Planner, MoveByContentWhenInodeIsUnknown) {
-  auto plan = MakePlan({File("copy/x", 99, "payload")}, {RFile("orig/x", "payload"), RFolder("orig")}, {}, {});
+  auto plan = MakePlan({File("copy/x", 99, "payload")},
+                       {RFile("orig/x", "payload"), RFolder("orig")}, {}, {});
   EXPECT_EQ(Describe(plan), (V{"move orig/x->copy/x", "delete orig"}));
 }
 
@@ -126,7 +149,8 @@ TEST(Planner, CaseCollisionsSyncOneDeterministicChoice) {
   ASSERT_EQ(plan.issues.size(), 1u);
   EXPECT_EQ(plan.issues[0].path, "b.txt");
   // Same input in another order: same choice.
-  auto again = MakePlan({File("B.txt", 4, "upper"), File("b.txt", 3, "lower")}, {RFile("B.txt", "upper")}, {}, opts);
+  auto again = MakePlan({File("B.txt", 4, "upper"), File("b.txt", 3, "lower")},
+                        {RFile("B.txt", "upper")}, {}, opts);
   EXPECT_TRUE(again.actions.empty());
 }
 
@@ -148,7 +172,9 @@ TEST(Planner, CaseOnlyRenameIsAMoveOnCaseInsensitiveClouds) {
 TEST(Planner, RefusedAndLongNamesAreReportedNotUploaded) {
   PlanOptions opts;
   opts.name_rules = NameRules::kDropbox;
-  auto plan = MakePlan({File("desktop.ini", 3, "x"), File(std::string(256, 'n'), 4, "y"), File("ok", 5, "z")}, {}, {}, opts);
+  auto plan = MakePlan(
+      {File("desktop.ini", 3, "x"), File(std::string(256, 'n'), 4, "y"), File("ok", 5, "z")}, {},
+      {}, opts);
   EXPECT_EQ(Describe(plan), (V{"upload ok"}));
   EXPECT_EQ(plan.issues.size(), 2u);
 }
@@ -168,7 +194,8 @@ TEST(Planner, PercentLimitAppliesAboveTenEntries) {
   std::vector<LocalItem> local;
   for (int i = 0; i < 30; ++i) {
     remote.push_back(RFile("f" + std::to_string(i), "c"));
-    if (i >= 15) local.push_back(File("f" + std::to_string(i), static_cast<std::uint64_t>(i + 10), "c"));
+    if (i >= 15)
+      local.push_back(File("f" + std::to_string(i), static_cast<std::uint64_t>(i + 10), "c"));
   }
   PlanOptions opts{.max_delete_count = 1000, .max_delete_percent = 40};
   EXPECT_TRUE(MakePlan(local, remote, {}, opts).blocked.has_value());  // 15 of 30 = 50%
@@ -191,10 +218,11 @@ TEST(Planner, FolderWithAProtectedChildIsNotDeletedWhole) {
 }
 
 TEST(Planner, FilesToHashOnlyWhereAComparisonIsPossible) {
-  std::vector<LocalItem> local{File("same-size", 1, "abc", false), File("other-size", 2, "abcd", false),
+  std::vector<LocalItem> local{File("same-size", 1, "abc", false),
+                               File("other-size", 2, "abcd", false),
                                File("renamed?", 3, "zz", false), File("known", 4, "abc", true)};
-  std::vector<RemoteItem> remote{RFile("same-size", "xyz"), RFile("other-size", "a"), RFile("vanished", "yy"),
-                                 RFile("known", "abc")};
+  std::vector<RemoteItem> remote{RFile("same-size", "xyz"), RFile("other-size", "a"),
+                                 RFile("vanished", "yy"), RFile("known", "abc")};
   auto idx = FilesToHash(local, remote, false);
   EXPECT_EQ(idx, (std::vector<std::size_t>{0, 2}));
 }

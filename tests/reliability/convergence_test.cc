@@ -6,11 +6,10 @@
 // Built twice: reliability_seeds (label integration: a fixed set of seeds for CI, plus Replay for
 // FILESYNC_SEED=N) and reliability_long (labels reliability;slow: the seeds of
 // FILESYNC_SEEDS=A..B, skipped when unset).
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
@@ -35,16 +34,30 @@ namespace {
 // Names drawn from a small pool so that renames land on existing names, case-only variants and
 // NFC/NFD twins meet, and names are reused after deletes.
 const std::vector<std::string> kNames = {
-    "a",          "A",           "b",        "doc.txt",    "Doc.txt",       "notes",   "Notes",
-    "caf\xc3\xa9" /* NFC */,     "cafe\xcc\x81" /* NFD */, "\xe6\x97\xa5\xe6\x9c\xac" /* 日本 */,
-    "\xc3\x85ngstr\xc3\xb6m",    "A\xcc\x8angstro\xcc\x88m", "with space", "x.bin", "deep",
+    "a",
+    "A",
+    "b",
+    "doc.txt",
+    "Doc.txt",
+    "notes",
+    "Notes",
+    "caf\xc3\xa9" /* NFC */,
+    "cafe\xcc\x81" /* NFD */,
+    "\xe6\x97\xa5\xe6\x9c\xac" /* 日本 */,
+    "\xc3\x85ngstr\xc3\xb6m",
+    "A\xcc\x8angstro\xcc\x88m",
+    "with space",
+    "x.bin",
+    "deep",
 };
 
 constexpr const char* kAnchor = "anchor-never-touched";
 
 class Scenario {
  public:
-  Scenario(std::uint64_t seed, Sandbox& box) : seed_(seed), rng_(seed), box_(box) { Record(kAnchor); }
+  Scenario(std::uint64_t seed, Sandbox& box) : seed_(seed), rng_(seed), box_(box) {
+    Record(kAnchor);
+  }
 
   // Runs `steps` random steps; log() then lists what was done.
   void Run(int steps) {
@@ -83,9 +96,11 @@ class Scenario {
   // Entries of the client tree (relative paths), sorted, so choices are reproducible.
   std::vector<fs::path> Entries(bool dirs, bool files) {
     std::vector<fs::path> out;
-    for (auto it = fs::recursive_directory_iterator(box_.client()); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(box_.client());
+         it != fs::recursive_directory_iterator(); ++it) {
       if (it->is_symlink() || it->path().filename() == kAnchor) continue;
-      if ((dirs && it->is_directory()) || (files && it->is_regular_file())) out.push_back(fs::relative(it->path(), box_.client()));
+      if ((dirs && it->is_directory()) || (files && it->is_regular_file()))
+        out.push_back(fs::relative(it->path(), box_.client()));
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -96,10 +111,15 @@ class Scenario {
     const int i = Pick(n + 2);  // the root is chosen more often
     return i < n ? dirs[static_cast<std::size_t>(i)] : fs::path();
   }
-  std::string RandomName() { return kNames[static_cast<std::size_t>(Pick(static_cast<int>(kNames.size())))] + (Pick(3) == 0 ? "" : std::to_string(Pick(4))); }
+  std::string RandomName() {
+    return kNames[static_cast<std::size_t>(Pick(static_cast<int>(kNames.size())))] +
+           (Pick(3) == 0 ? "" : std::to_string(Pick(4)));
+  }
   std::string Content() {
     const int kind = Pick(10);
-    const std::size_t size = kind == 0 ? 0 : kind < 8 ? static_cast<std::size_t>(Pick(5000)) : static_cast<std::size_t>(Pick(3 << 20));
+    const std::size_t size = kind == 0  ? 0
+                             : kind < 8 ? static_cast<std::size_t>(Pick(5000))
+                                        : static_cast<std::size_t>(Pick(3 << 20));
     return RandomBytes(rng_(), size);
   }
   fs::path Abs(const fs::path& rel) { return box_.client() / rel; }
@@ -121,7 +141,9 @@ class Scenario {
     const auto files = Entries(false, true);
     const auto dirs = Entries(true, false);
     const int op = Pick(14);
-    auto pick = [&](const std::vector<fs::path>& v) { return v[static_cast<std::size_t>(Pick(static_cast<int>(v.size())))]; };
+    auto pick = [&](const std::vector<fs::path>& v) {
+      return v[static_cast<std::size_t>(Pick(static_cast<int>(v.size())))];
+    };
     switch (op) {
       case 0:
       case 1: {  // create (or replace) a file
@@ -144,7 +166,8 @@ class Scenario {
       case 3: {  // append
         if (files.empty()) return;
         const fs::path rel = pick(files);
-        std::ofstream(Abs(rel), std::ios::binary | std::ios::app) << RandomBytes(rng_(), static_cast<std::size_t>(Pick(10000)));
+        std::ofstream(Abs(rel), std::ios::binary | std::ios::app)
+            << RandomBytes(rng_(), static_cast<std::size_t>(Pick(10000)));
         Record(rel);
         Log("append " + rel.string());
         return;
@@ -153,7 +176,11 @@ class Scenario {
         if (files.empty()) return;
         const fs::path rel = pick(files);
         const auto size = fs::file_size(Abs(rel), ec);
-        fs::resize_file(Abs(rel), size == 0 ? 0 : static_cast<std::uintmax_t>(Pick(static_cast<int>(std::min<std::uintmax_t>(size, 1 << 30)))), ec);
+        fs::resize_file(Abs(rel),
+                        size == 0 ? 0
+                                  : static_cast<std::uintmax_t>(Pick(
+                                        static_cast<int>(std::min<std::uintmax_t>(size, 1 << 30)))),
+                        ec);
         Record(rel);
         Log("truncate " + rel.string());
         return;
@@ -181,7 +208,8 @@ class Scenario {
         const fs::path to = RandomDir() / RandomName();
         if (to.string().starts_with(from.string() + "/") || to == from) return;
         fs::rename(Abs(from), Abs(to), ec);
-        Log("rename " + from.string() + " -> " + to.string() + (ec ? " (failed: " + ec.message() + ")" : ""));
+        Log("rename " + from.string() + " -> " + to.string() +
+            (ec ? " (failed: " + ec.message() + ")" : ""));
         return;
       }
       case 9: {  // case-only rename
@@ -279,7 +307,9 @@ class Scenario {
     if (Pick(3) == 0) {
       const int status = Sandbox::KillAndReap(pid, SIGTERM);
       const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (!clean) failures_.push_back("filesync run did not exit 0 on SIGTERM (wait status " + std::to_string(status) + ")");
+      if (!clean)
+        failures_.push_back("filesync run did not exit 0 on SIGTERM (wait status " +
+                            std::to_string(status) + ")");
       Log("daemon with " + std::to_string(ops) + " concurrent ops, SIGTERM");
     } else {
       Sandbox::KillAndReap(pid);
@@ -315,8 +345,9 @@ class Scenario {
     const Tree cloud = Snapshot(box_.mirror(), false);
     for (const auto& [path, e] : cloud) {
       if (!e.dir && !versions_.contains(e.hash)) {
-        failures_.push_back("after a kill, cloud file " + path + " (" + std::to_string(e.size) +
-                            " bytes) matches no version the client ever had: a partial or torn copy");
+        failures_.push_back(
+            "after a kill, cloud file " + path + " (" + std::to_string(e.size) +
+            " bytes) matches no version the client ever had: a partial or torn copy");
       }
     }
   }
@@ -332,7 +363,8 @@ class Scenario {
 };
 
 std::string ReplayCommand(std::uint64_t seed) {
-  return "FILESYNC_SEED=" + std::to_string(seed) + " " + fs::read_symlink("/proc/self/exe").string() +
+  return "FILESYNC_SEED=" + std::to_string(seed) + " " +
+         fs::read_symlink("/proc/self/exe").string() +
          " --gtest_filter='Convergence.Replay'   (or: FILESYNC_SEED=" + std::to_string(seed) +
          " ctest --test-dir <build> -R 'reliability_seeds.Convergence.Replay' --output-on-failure)";
 }
@@ -340,7 +372,7 @@ std::string ReplayCommand(std::uint64_t seed) {
 constexpr int kSteps = 60;
 
 struct SeedResult {
-  int crashes = 0;        // kill -9 survived
+  int crashes = 0;  // kill -9 survived
 };
 
 // Runs one seed; records gtest failures with the replay command.
@@ -356,17 +388,21 @@ SeedResult RunSeed(std::uint64_t seed, BackendKind backend) {
   // Quiescence: one final sync must converge.
   const RunResult final_sync = box.Sync();
   std::vector<std::string> problems = scenario.failures();
-  if (final_sync.code != 0) problems.push_back("final sync exited " + std::to_string(final_sync.code) + ":\n" + final_sync.out.substr(0, 3000));
+  if (final_sync.code != 0)
+    problems.push_back("final sync exited " + std::to_string(final_sync.code) + ":\n" +
+                       final_sync.out.substr(0, 3000));
   for (auto& p : box.Invariants()) problems.push_back(std::move(p));
   if (!problems.empty()) {
     std::ostringstream msg;
-    msg << "seed " << seed << " (" << BackendName(backend) << " backend) broke " << problems.size() << " invariant(s):\n";
+    msg << "seed " << seed << " (" << BackendName(backend) << " backend) broke " << problems.size()
+        << " invariant(s):\n";
     for (const auto& p : problems) msg << "  - " << p << "\n";
     msg << "operations (" << scenario.log().size() << "):\n";
     for (const auto& l : scenario.log()) msg << "    " << l << "\n";
     box.Keep();
     msg << "sandbox kept: " << box.base().string() << "\n";
-    msg << "replay: " << ReplayCommand(seed) << "\n(kill timings are not reproducible; the operations are)\n";
+    msg << "replay: " << ReplayCommand(seed)
+        << "\n(kill timings are not reproducible; the operations are)\n";
     ADD_FAILURE() << msg.str();
   }
   return {scenario.crashes()};
@@ -397,7 +433,8 @@ TEST(Convergence, SeedRange) {
 
 TEST_P(Convergence, Local) {
   const SeedResult r = RunSeed(GetParam(), BackendKind::kLocal);
-  std::printf("seed %llu: %d kill -9 survived\n", static_cast<unsigned long long>(GetParam()), r.crashes);
+  std::printf("seed %llu: %d kill -9 survived\n", static_cast<unsigned long long>(GetParam()),
+              r.crashes);
 }
 
 // The CI seeds: fixed, so a red CI run is reproducible.

@@ -4,17 +4,16 @@
 // kill, every file visible in the cloud must have exactly the source's content (no partial file is
 // ever visible at a destination) and nothing may sit outside the source's paths. The final run
 // must exit 0 and leave the invariants true.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "harness.h"
 
@@ -26,17 +25,20 @@ namespace {
 void MakeTree(const fs::path& root, int files) {
   const int dirs = std::max(1, files / 100);
   for (int i = 0; i < files; ++i) {
-    const std::size_t size = i % 500 == 7 ? (1u << 20) + static_cast<std::size_t>(i) : static_cast<std::size_t>((i * 7919) % 8192);
+    const std::size_t size = i % 500 == 7 ? (1u << 20) + static_cast<std::size_t>(i)
+                                          : static_cast<std::size_t>((i * 7919) % 8192);
     char dir[32];
     std::snprintf(dir, sizeof dir, "d%03d", i % dirs);
-    WriteFile(root / dir / ("f" + std::to_string(i) + ".bin"), RandomBytes(static_cast<std::uint64_t>(i), size));
+    WriteFile(root / dir / ("f" + std::to_string(i) + ".bin"),
+              RandomBytes(static_cast<std::uint64_t>(i), size));
   }
 }
 
 std::size_t CountFiles(const fs::path& root) {
   std::size_t n = 0;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file(ec)) ++n;
   }
   return n;
@@ -50,7 +52,8 @@ struct TortureResult {
 
 // Reports the final invariants.
 void Verdict(const TortureResult& r) {
-  std::printf("crashes survived: %d (runs that finished before their kill point: %d)\n", r.kills, r.finished_early);
+  std::printf("crashes survived: %d (runs that finished before their kill point: %d)\n", r.kills,
+              r.finished_early);
   for (const auto& p : r.problems) ADD_FAILURE() << p;
 }
 
@@ -66,7 +69,8 @@ TortureResult Torture(Sandbox& box, int files, int points) {
     if (k <= timed) {
       exited = Sandbox::WaitExit(pid, 40 * k, &status);
     } else {
-      const std::size_t threshold = static_cast<std::size_t>(files) * static_cast<std::size_t>(k - timed) /
+      const std::size_t threshold = static_cast<std::size_t>(files) *
+                                    static_cast<std::size_t>(k - timed) /
                                     static_cast<std::size_t>(points - timed + 1);
       for (;;) {
         if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -79,7 +83,8 @@ TortureResult Torture(Sandbox& box, int files, int points) {
     }
     if (exited) {
       ++result.finished_early;
-      EXPECT_TRUE(WIFEXITED(status)) << "kill point " << k << ": sync died by signal " << WTERMSIG(status);
+      EXPECT_TRUE(WIFEXITED(status))
+          << "kill point " << k << ": sync died by signal " << WTERMSIG(status);
       continue;
     }
     Sandbox::KillAndReap(pid);
@@ -92,8 +97,8 @@ TortureResult Torture(Sandbox& box, int files, int points) {
       if (it == source.end()) {
         ADD_FAILURE() << "kill point " << k << ": unexpected entry in cloud: " << path;
       } else if (!(it->second == e)) {
-        ADD_FAILURE() << "kill point " << k << ": partial or wrong file visible: " << path << " has " << e.size
-                      << " bytes, source " << it->second.size;
+        ADD_FAILURE() << "kill point " << k << ": partial or wrong file visible: " << path
+                      << " has " << e.size << " bytes, source " << it->second.size;
       }
       present += e.dir ? 0 : 1;
     }
@@ -115,11 +120,14 @@ TEST(CrashTorture, KillBeforeTheStateCommitThenDeleteLeavesNoOrphans) {
   ASSERT_EQ(box.Sync().code, 0);
   int kills = 0;
   for (int round = 0; round < 5; ++round) {
-    for (int i = 0; i < 300; ++i) WriteFile(box.client() / "batch" / ("f" + std::to_string(i)), RandomBytes(static_cast<std::uint64_t>(round * 1000 + i), 20000));
+    for (int i = 0; i < 300; ++i)
+      WriteFile(box.client() / "batch" / ("f" + std::to_string(i)),
+                RandomBytes(static_cast<std::uint64_t>(round * 1000 + i), 20000));
     const pid_t pid = box.Spawn({"sync"});
     int status = 0;
     bool exited = false;
-    while (!(exited = waitpid(pid, &status, WNOHANG) == pid) && CountFiles(box.mirror() / "batch") == 0) {
+    while (!(exited = waitpid(pid, &status, WNOHANG) == pid) &&
+           CountFiles(box.mirror() / "batch") == 0) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     if (!exited) {
@@ -131,8 +139,8 @@ TEST(CrashTorture, KillBeforeTheStateCommitThenDeleteLeavesNoOrphans) {
     EXPECT_EQ(r.code, 0) << r.out;
     const auto problems = box.Invariants();
     if (problems.empty()) continue;
-    std::printf("round %d: %zu orphan file(s) in the cloud after a kill and a client delete\n", round,
-                CountFiles(box.mirror() / "batch"));
+    std::printf("round %d: %zu orphan file(s) in the cloud after a kill and a client delete\n",
+                round, CountFiles(box.mirror() / "batch"));
     for (const auto& p : problems) ADD_FAILURE() << "round " << round << ": " << p;
     break;
   }

@@ -72,7 +72,8 @@ void Walk(int dir_fd, const std::string& rel, bool syncable_only, Tree& tree) {
     if (fstatat(dirfd(dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
       tree[path] = Entry{.dir = true};
-      const int child = openat(dirfd(dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      const int child =
+          openat(dirfd(dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (child >= 0) Walk(child, path, syncable_only, tree);
     } else if (S_ISREG(st.st_mode)) {
       Entry entry{.size = static_cast<std::uint64_t>(st.st_size)};
@@ -93,12 +94,15 @@ void Walk(int dir_fd, const std::string& rel, bool syncable_only, Tree& tree) {
 }
 
 std::string Describe(const Entry& e) {
-  return e.dir ? "folder" : "file of " + std::to_string(e.size) + " bytes, hash " + e.hash.substr(0, 12);
+  return e.dir ? "folder"
+               : "file of " + std::to_string(e.size) + " bytes, hash " + e.hash.substr(0, 12);
 }
 
 }  // namespace
 
-const char* BackendName(BackendKind kind) { return kind == BackendKind::kLocal ? "local" : "dropbox"; }
+const char* BackendName(BackendKind kind) {
+  return kind == BackendKind::kLocal ? "local" : "dropbox";
+}
 
 std::string BinaryPath() { return FILESYNC_BINARY; }
 
@@ -165,9 +169,11 @@ Sandbox::~Sandbox() {
   if (keep_ || (keep != nullptr && std::string(keep) == "1")) return;
   std::error_code ec;
   // Make everything removable again (tests change permissions).
-  for (auto it = fs::recursive_directory_iterator(base_, fs::directory_options::skip_permission_denied, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           base_, fs::directory_options::skip_permission_denied, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    if (it->is_directory(ec) && !it->is_symlink(ec))
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
   }
   fs::remove_all(base_, ec);
   if (ec) {
@@ -190,7 +196,8 @@ void Sandbox::WriteConfig(const std::string& extra) {
   out << extra;
 }
 
-RunResult Sandbox::Run(const std::vector<std::string>& args, const std::vector<std::string>& prefix, int timeout_s) {
+RunResult Sandbox::Run(const std::vector<std::string>& args, const std::vector<std::string>& prefix,
+                       int timeout_s) {
   RunResult r;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return r;
@@ -205,7 +212,9 @@ RunResult Sandbox::Run(const std::vector<std::string>& args, const std::vector<s
   bool timed_out = false;
   char buf[65536];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
     if (left <= 0) {
       timed_out = true;
       kill(pid, SIGKILL);
@@ -275,7 +284,8 @@ std::vector<std::string> Sandbox::Invariants() {
   //    same path (only possible on a case-insensitive backend).
   std::map<std::string, std::string> keys;
   for (const auto& [path, e] : actual) {
-    if (path.find("conflicted copy") != std::string::npos) problems.push_back("conflicted copy in cloud: " + path);
+    if (path.find("conflicted copy") != std::string::npos)
+      problems.push_back("conflicted copy in cloud: " + path);
     if (backend_ != BackendKind::kLocal) {
       auto [it, fresh] = keys.emplace(unicode::CloudKey(path), path);
       if (!fresh) problems.push_back("duplicate in cloud: " + path + " and " + it->second);
@@ -285,11 +295,13 @@ std::vector<std::string> Sandbox::Invariants() {
   //    cloud root.
   std::error_code ec;
   if (fs::exists(staging(), ec) && !fs::is_empty(staging(), ec)) {
-    for (const auto& e : fs::directory_iterator(staging(), ec)) problems.push_back("staging leftover: " + e.path().string());
+    for (const auto& e : fs::directory_iterator(staging(), ec))
+      problems.push_back("staging leftover: " + e.path().string());
   }
   for (const auto& e : fs::directory_iterator(cloud_, ec)) {
     const auto name = e.path().filename().string();
-    if (name != "backup" && name != ".filesync-staging") problems.push_back("unexpected entry in cloud dir: " + name);
+    if (name != "backup" && name != ".filesync-staging")
+      problems.push_back("unexpected entry in cloud dir: " + name);
   }
   // 4. A dry run finds nothing to do.
   const auto plan = PlanJson();
@@ -302,7 +314,8 @@ std::vector<std::string> Sandbox::Invariants() {
       }
       if (root.contains("stopped")) problems.push_back("plan stopped: " + root["stopped"].dump());
     }
-    if (plan.contains("actions") && !plan["actions"].empty()) problems.push_back("plan not empty: " + plan["actions"].dump().substr(0, 600));
+    if (plan.contains("actions") && !plan["actions"].empty())
+      problems.push_back("plan not empty: " + plan["actions"].dump().substr(0, 600));
   }
   // 5. No recorded errors.
   const auto status = StatusJson();

@@ -18,10 +18,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace filesync::reliability {
 
@@ -29,9 +28,9 @@ enum class BackendKind { kLocal, kDropbox };
 const char* BackendName(BackendKind kind);
 
 struct RunResult {
-  int code = -1;        // exit code; -1 if killed by a signal or not run
-  int signal = 0;       // terminating signal, if any
-  std::string out;      // stdout + stderr
+  int code = -1;    // exit code; -1 if killed by a signal or not run
+  int signal = 0;   // terminating signal, if any
+  std::string out;  // stdout + stderr
 };
 
 // One entry of a tree snapshot: a folder, or a file with its size and content hash (hex).
@@ -87,12 +86,11 @@ class Sandbox {
   // Waits up to `timeout_ms` for `pid` to exit; true and *status set if it did.
   static bool WaitExit(pid_t pid, int timeout_ms, int* status);
 
-  nlohmann::json PlanJson();    // {} (not an object) if the output does not parse
+  nlohmann::json PlanJson();  // {} (not an object) if the output does not parse
   nlohmann::json StatusJson();
 
   // Empty when the system is quiescent and converged; otherwise one line per broken invariant.
   std::vector<std::string> Invariants();
-
 
   [[nodiscard]] BackendKind backend() const { return backend_; }
   [[nodiscard]] const std::filesystem::path& base() const { return base_; }

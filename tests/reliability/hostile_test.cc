@@ -2,12 +2,11 @@
 // lists them all) and ends, once the fault is gone, with the harness's invariants. No case may
 // crash filesync (a signal) or hang it (the harness kills a run after its timeout).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,7 +26,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-bool Contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 // The final check of every test: one pass converges and the invariants hold.
 void ExpectConverged(Sandbox& box) {
@@ -45,7 +46,8 @@ void WriteDeep(const fs::path& root, const std::string& rel, const std::string& 
   std::size_t start = 0;
   for (;;) {
     const auto slash = rel.find('/', start);
-    const std::string name = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    const std::string name =
+        rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (slash == std::string::npos) {
       const int fd = openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       ASSERT_GE(fd, 0) << name.size() << "-byte name: " << std::strerror(errno);
@@ -70,7 +72,9 @@ void WriteDeep(const fs::path& root, const std::string& rel, const std::string& 
 // warning, a fresh store is built, and the pass converges without re-uploading garbage.
 TEST(ResourceFaults, CorruptStateFileIsSetAsideAndRebuilt) {
   Sandbox box("corrupt-state");
-  for (int i = 0; i < 50; ++i) WriteFile(box.client() / ("d" + std::to_string(i % 5)) / ("f" + std::to_string(i)), RandomBytes(static_cast<std::uint64_t>(i), 3000));
+  for (int i = 0; i < 50; ++i)
+    WriteFile(box.client() / ("d" + std::to_string(i % 5)) / ("f" + std::to_string(i)),
+              RandomBytes(static_cast<std::uint64_t>(i), 3000));
   ASSERT_EQ(box.Sync().code, 0);
   for (const char* shape : {"garbage", "truncated"}) {
     SCOPED_TRACE(shape);
@@ -88,9 +92,12 @@ TEST(ResourceFaults, CorruptStateFileIsSetAsideAndRebuilt) {
     fs::remove(box.client() / "d2/f2");
     const RunResult r = box.Sync();
     EXPECT_EQ(r.code, 0) << r.out;
-    EXPECT_TRUE(Contains(r.out, "corrupt") || Contains(r.out, "set aside") || Contains(r.out, "rebuil")) << r.out;
+    EXPECT_TRUE(Contains(r.out, "corrupt") || Contains(r.out, "set aside") ||
+                Contains(r.out, "rebuil"))
+        << r.out;
     bool set_aside = false;
-    for (const auto& e : fs::directory_iterator(box.state_dir())) set_aside |= e.path().filename().string().starts_with("state.db.corrupt");
+    for (const auto& e : fs::directory_iterator(box.state_dir()))
+      set_aside |= e.path().filename().string().starts_with("state.db.corrupt");
     EXPECT_TRUE(set_aside);
     for (const auto& p : box.Invariants()) ADD_FAILURE() << p;
   }
@@ -103,13 +110,16 @@ TEST(ResourceFaults, SecondInstanceOnTheSameStateIsRefused) {
   WriteFile(box.client() / "a", "a");
   const pid_t daemon = box.Spawn({"run"});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!fs::exists(box.mirror() / "a") && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(20));
+  while (!fs::exists(box.mirror() / "a") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(20));
   for (const char* command : {"run", "sync"}) {
     const auto start = std::chrono::steady_clock::now();
     const RunResult r = box.Run({command}, {}, 20);
     EXPECT_EQ(r.code, 1) << command << ": " << r.out;
-    EXPECT_TRUE(Contains(r.out, "in use by another filesync (pid " + std::to_string(daemon) + ")")) << command << ": " << r.out;
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << command << " should be refused at once";
+    EXPECT_TRUE(Contains(r.out, "in use by another filesync (pid " + std::to_string(daemon) + ")"))
+        << command << ": " << r.out;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5))
+        << command << " should be refused at once";
   }
   int status = 0;
   EXPECT_FALSE(Sandbox::WaitExit(daemon, 100, &status)) << "the first daemon must keep running";
@@ -125,7 +135,8 @@ TEST(ResourceFaults, StateDirOnAFullFilesystem) {
   Sandbox box("full-state");
   fs::create_directories(box.state_dir());
   if (mount("tmpfs", box.state_dir().c_str(), "tmpfs", 0, "size=1M") != 0) {
-    GTEST_SKIP() << "cannot mount a 1 MiB tmpfs on the state dir (" << std::strerror(errno) << "); needs root / CAP_SYS_ADMIN";
+    GTEST_SKIP() << "cannot mount a 1 MiB tmpfs on the state dir (" << std::strerror(errno)
+                 << "); needs root / CAP_SYS_ADMIN";
   }
   struct Unmount {
     fs::path dir;
@@ -135,19 +146,23 @@ TEST(ResourceFaults, StateDirOnAFullFilesystem) {
   ASSERT_EQ(box.Sync().code, 0);
   // Long names make the state records big: 2,500 of them do not fit in 1 MiB.
   const std::string pad(200, 'n');
-  for (int i = 0; i < 2500; ++i) WriteFile(box.client() / ("dir" + std::to_string(i % 20)) / (pad + std::to_string(i)), std::to_string(i));
+  for (int i = 0; i < 2500; ++i)
+    WriteFile(box.client() / ("dir" + std::to_string(i % 20)) / (pad + std::to_string(i)),
+              std::to_string(i));
   const Tree source = Snapshot(box.client(), true);
   const RunResult r = box.Run({"sync"});
   EXPECT_EQ(r.signal, 0) << "crashed: " << r.out.substr(0, 3000);
   // The pass could not record its work, so it did not complete: exit 1.
   EXPECT_EQ(r.code, 1) << r.out.substr(0, 3000);
-  EXPECT_TRUE(Contains(r.out, "full") || Contains(r.out, "space")) << "no clear error: " << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0);
+  EXPECT_TRUE(Contains(r.out, "full") || Contains(r.out, "space"))
+      << "no clear error: " << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0);
   EXPECT_EQ(Snapshot(box.client(), true), source) << "the client must be untouched";
   for (const auto& [path, e] : Snapshot(box.mirror(), false)) {
     auto it = source.find(path);
     EXPECT_TRUE(it != source.end() && it->second == e) << "partial or stray cloud entry: " << path;
   }
-  ASSERT_EQ(mount("tmpfs", box.state_dir().c_str(), "tmpfs", MS_REMOUNT, "size=256M"), 0) << std::strerror(errno);
+  ASSERT_EQ(mount("tmpfs", box.state_dir().c_str(), "tmpfs", MS_REMOUNT, "size=256M"), 0)
+      << std::strerror(errno);
   ExpectConverged(box);
 }
 
@@ -156,21 +171,32 @@ TEST(ResourceFaults, StateDirOnAFullFilesystem) {
 // read), nothing already in the cloud below it is deleted, and once the permissions are back the
 // next pass converges.
 TEST(ResourceFaults, PermissionsChangedMidPass) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534 with setpriv (non-root runs cannot be protected against)";
-  if (std::system("setpriv --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "setpriv (util-linux) not installed";
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to switch to uid 65534 with setpriv (non-root runs cannot be "
+                    "protected against)";
+  if (std::system("setpriv --version >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "setpriv (util-linux) not installed";
   const std::string binary = BinaryPath();
   // The binary must be reachable by uid 65534.
-  const std::string probe = "setpriv --reuid=65534 --regid=65534 --clear-groups test -x '" + binary + "'";
-  if (std::system(probe.c_str()) != 0) GTEST_SKIP() << "uid 65534 cannot execute " << binary << " (a parent folder is not searchable)";
+  const std::string probe =
+      "setpriv --reuid=65534 --regid=65534 --clear-groups test -x '" + binary + "'";
+  if (std::system(probe.c_str()) != 0)
+    GTEST_SKIP() << "uid 65534 cannot execute " << binary << " (a parent folder is not searchable)";
   Sandbox box("perms");
   box.set_prefix({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
-  for (int i = 0; i < 40; ++i) WriteFile(box.client() / "open" / ("f" + std::to_string(i)), RandomBytes(static_cast<std::uint64_t>(i), 1 << 20));
-  for (int i = 0; i < 10; ++i) WriteFile(box.client() / "locked" / ("g" + std::to_string(i)), RandomBytes(static_cast<std::uint64_t>(100 + i), 1000));
+  for (int i = 0; i < 40; ++i)
+    WriteFile(box.client() / "open" / ("f" + std::to_string(i)),
+              RandomBytes(static_cast<std::uint64_t>(i), 1 << 20));
+  for (int i = 0; i < 10; ++i)
+    WriteFile(box.client() / "locked" / ("g" + std::to_string(i)),
+              RandomBytes(static_cast<std::uint64_t>(100 + i), 1000));
   WriteFile(box.client() / "secret.txt", "file that will become unreadable");
   ASSERT_EQ(std::system(("chown -R 65534:65534 '" + box.base().string() + "'").c_str()), 0);
   ASSERT_EQ(box.Sync().code, 0);
   // New work so the next pass is busy when the permissions change under it.
-  for (int i = 0; i < 40; ++i) WriteFile(box.client() / "open" / ("f" + std::to_string(i)), RandomBytes(static_cast<std::uint64_t>(1000 + i), 1 << 20));
+  for (int i = 0; i < 40; ++i)
+    WriteFile(box.client() / "open" / ("f" + std::to_string(i)),
+              RandomBytes(static_cast<std::uint64_t>(1000 + i), 1 << 20));
   WriteFile(box.client() / "locked/new", "added just before the lock");
   ASSERT_EQ(std::system(("chown -R 65534:65534 '" + box.client().string() + "'").c_str()), 0);
   const pid_t pid = box.Spawn({"sync"});
@@ -186,7 +212,9 @@ TEST(ResourceFaults, PermissionsChangedMidPass) {
   EXPECT_EQ(r.code, 1) << "an unreadable file means the cloud does not match: " << r.out;
   EXPECT_TRUE(Contains(r.out, "locked")) << r.out;
   EXPECT_TRUE(Contains(r.out, "secret.txt")) << r.out;
-  for (int i = 0; i < 10; ++i) EXPECT_TRUE(fs::exists(box.mirror() / "locked" / ("g" + std::to_string(i)))) << "deleted from the cloud";
+  for (int i = 0; i < 10; ++i)
+    EXPECT_TRUE(fs::exists(box.mirror() / "locked" / ("g" + std::to_string(i))))
+        << "deleted from the cloud";
   EXPECT_TRUE(fs::exists(box.mirror() / "secret.txt"));
   const auto status_json = box.StatusJson();
   EXPECT_FALSE(status_json["errors"].empty()) << status_json.dump(2);
@@ -199,14 +227,18 @@ TEST(ResourceFaults, PermissionsChangedMidPass) {
 // cloud as "synced"; that pass may end with 1; the next pass converges (type change handled).
 TEST(ResourceFaults, FileReplacedByAFolderMidPass) {
   Sandbox box("file-to-folder");
-  for (int i = 0; i < 20; ++i) WriteFile(box.client() / ("small" + std::to_string(i)), RandomBytes(static_cast<std::uint64_t>(i), 100000));
+  for (int i = 0; i < 20; ++i)
+    WriteFile(box.client() / ("small" + std::to_string(i)),
+              RandomBytes(static_cast<std::uint64_t>(i), 100000));
   WriteFile(box.client() / "big", RandomBytes(7, 128 << 20));
   const pid_t pid = box.Spawn({"sync"});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   // Swap as soon as copying has visibly started (staging holds a temp file or the cloud a file).
   while (std::chrono::steady_clock::now() < deadline) {
     std::error_code ec;
-    if ((fs::exists(box.staging(), ec) && !fs::is_empty(box.staging(), ec)) || fs::exists(box.mirror() / "small0", ec)) break;
+    if ((fs::exists(box.staging(), ec) && !fs::is_empty(box.staging(), ec)) ||
+        fs::exists(box.mirror() / "small0", ec))
+      break;
     std::this_thread::sleep_for(milliseconds(1));
   }
   fs::remove(box.client() / "big");
@@ -253,9 +285,11 @@ TEST(HostileTrees, NamesOf255Bytes) {
 TEST(HostileTrees, PathsPast4096Bytes) {
   Sandbox box("long-paths");
   std::string rel;
-  for (int i = 0; i < 24; ++i) rel += std::string(200, static_cast<char>('a' + i)) + "/";  // 24 x 201 = 4,824 bytes
+  for (int i = 0; i < 24; ++i)
+    rel += std::string(200, static_cast<char>('a' + i)) + "/";  // 24 x 201 = 4,824 bytes
   WriteDeep(box.client(), rel.substr(0, 201 * 10) + "shallow.txt", "2 KiB deep");
-  WriteDeep(box.client(), rel.substr(0, 201 * 19) + std::string(200, 'q'), "just under 4096 relative, past PATH_MAX absolute");
+  WriteDeep(box.client(), rel.substr(0, 201 * 19) + std::string(200, 'q'),
+            "just under 4096 relative, past PATH_MAX absolute");
   WriteDeep(box.client(), rel + "too-deep.txt", "past 4096");
   const RunResult r = box.Sync();
   EXPECT_EQ(r.signal, 0) << r.out.substr(0, 3000);
@@ -279,7 +313,8 @@ TEST(HostileTrees, HundredThousandEntriesInOneFolder) {
   close(dfd);
   const auto start = std::chrono::steady_clock::now();
   const RunResult r = box.Run({"sync"}, {}, 900);
-  std::printf("100,000-entry initial sync: %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  std::printf("100,000-entry initial sync: %.1f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   EXPECT_EQ(r.code, 0) << r.out.substr(0, 3000);
   for (const auto& p : box.Invariants()) ADD_FAILURE() << p;
 }
@@ -326,7 +361,8 @@ void MutatedDuringSync(bool grow) {
     // Grow in 1 MiB appends, or cut it down step by step, for ~1 s, while the pass reads it.
     for (int i = 0; i < 100 && !done; ++i) {
       if (grow) {
-        std::ofstream(file, std::ios::binary | std::ios::app) << RandomBytes(1000 + static_cast<std::uint64_t>(i), 1 << 20);
+        std::ofstream(file, std::ios::binary | std::ios::app)
+            << RandomBytes(1000 + static_cast<std::uint64_t>(i), 1 << 20);
       } else {
         fs::resize_file(file, fs::file_size(file) - (1 << 20));
       }

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -9,8 +10,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cerrno>
 #include <climits>
@@ -62,7 +61,9 @@ class TempDir {
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
 
-  void MakeDir(const std::string& rel) const { ASSERT_EQ(mkdir((*this / rel).c_str(), 0755), 0) << rel; }
+  void MakeDir(const std::string& rel) const {
+    ASSERT_EQ(mkdir((*this / rel).c_str(), 0755), 0) << rel;
+  }
   void MakeFile(const std::string& rel, const std::string& content = "x") const {
     const int fd = open((*this / rel).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0) << rel << ": " << std::strerror(errno);
@@ -111,7 +112,8 @@ TEST(ScannerTest, ListsNestedTreeSortedByteWiseWithParentsFirst) {
   t.MakeDir("e");
   t.MakeFile("Z");
   const ScanResult r = MustScan(t.path());
-  const std::vector<std::string> expected = {"Z", "a", "a-b", "a/b", "a/b/c.txt", "a/x.txt", "b.txt", "e"};
+  const std::vector<std::string> expected = {"Z",         "a",       "a-b",   "a/b",
+                                             "a/b/c.txt", "a/x.txt", "b.txt", "e"};
   EXPECT_EQ(Paths(r), expected);
   EXPECT_TRUE(r.issues.empty());
   EXPECT_EQ(r.dirs_scanned, 4u);  // root, a, a/b, e
@@ -261,7 +263,8 @@ std::string Describe(const Result<ScanResult>& r) {
   if (!r.ok()) return "error " + r.status().ToString() + "\n";
   std::string out;
   for (const Entry& e : r->entries) out += "entry " + e.path + "\n";
-  for (const Issue& i : r->issues) out += std::string("issue ") + IssueKindName(i.kind) + " " + i.path + "\n";
+  for (const Issue& i : r->issues)
+    out += std::string("issue ") + IssueKindName(i.kind) + " " + i.path + "\n";
   return out;
 }
 
@@ -299,7 +302,8 @@ std::string RunInPrivateMountNamespace(const std::function<std::string()>& fn) {
   if (pid == 0) {
     close(fds[0]);
     std::string out;
-    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
       out = std::string("SKIP: no private mount namespace: ") + std::strerror(errno);
     } else {
       out = fn();
@@ -439,7 +443,8 @@ TEST(ScannerTest, ParallelScanEqualsSerialScan) {
     for (int j = 0; j < 5; ++j) {
       const std::string sub = d + "/sub" + std::to_string(j);
       t.MakeDir(sub);
-      for (int k = 0; k < 10; ++k) t.MakeFile(sub + "/f" + std::to_string(k), std::to_string(i * k));
+      for (int k = 0; k < 10; ++k)
+        t.MakeFile(sub + "/f" + std::to_string(k), std::to_string(i * k));
     }
     t.MakeFile(d + "/top.txt");
   }

@@ -5,6 +5,7 @@
 #include "emulator_process.h"
 
 #include <fcntl.h>
+#include <httplib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,8 +16,6 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
-
-#include <httplib.h>
 
 #ifndef FILESYNC_EMULATOR_PATH
 #define FILESYNC_EMULATOR_PATH ""
@@ -109,7 +108,8 @@ void EmulatorProcess::set_data_dir(std::string dir) {
 
   // Read the first line, with a deadline.
   std::string line;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
   while (line.find('\n') == std::string::npos) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -126,9 +126,8 @@ void EmulatorProcess::set_data_dir(std::string dir) {
   const auto nl = line.find('\n');
   if (nl == std::string::npos || line.rfind(prefix, 0) != 0) {
     Kill();
-    return ::testing::AssertionFailure()
-           << "emulator did not print 'listening on ...' (got: '" << line << "'); args:"
-           << ::testing::PrintToString(args);
+    return ::testing::AssertionFailure() << "emulator did not print 'listening on ...' (got: '"
+                                         << line << "'); args:" << ::testing::PrintToString(args);
   }
   url_ = line.substr(prefix.size(), nl - prefix.size());
   const auto colon = url_.rfind(':');

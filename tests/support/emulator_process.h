@@ -12,12 +12,12 @@
 // message if it is missing. Not thread-safe: drive one object from one test thread.
 #pragma once
 
-#include <string>
-#include <sys/types.h>
-#include <vector>
-
 #include <gtest/gtest.h>
+#include <sys/types.h>
+
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 namespace filesync::test_support {
 

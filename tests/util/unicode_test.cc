@@ -11,13 +11,13 @@ TEST(Unicode, ValidatesUtf8) {
   EXPECT_TRUE(unicode::IsValidUtf8("plain"));
   EXPECT_TRUE(unicode::IsValidUtf8("R\xC3\xA9port"));
   EXPECT_FALSE(unicode::IsValidUtf8("bad\xFF"));
-  EXPECT_FALSE(unicode::IsValidUtf8("\xC0\xAF"));          // overlong '/'
-  EXPECT_FALSE(unicode::IsValidUtf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(unicode::IsValidUtf8("\xC0\xAF"));      // overlong '/'
+  EXPECT_FALSE(unicode::IsValidUtf8("\xED\xA0\x80"));  // surrogate
 }
 
 TEST(Unicode, NfdAndNfcShareOneCloudKey) {
-  const std::string nfc = "caf\xC3\xA9";     // café, precomposed
-  const std::string nfd = "cafe\xCC\x81";    // e + combining acute
+  const std::string nfc = "caf\xC3\xA9";   // café, precomposed
+  const std::string nfd = "cafe\xCC\x81";  // e + combining acute
   EXPECT_EQ(unicode::ToNfc(nfd), nfc);
   EXPECT_EQ(unicode::CloudKey(nfd), unicode::CloudKey("CAF\xC3\x89"));
 }

@@ -3,21 +3,19 @@
 #include "cloud/dropbox/auth.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <istream>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cloud/dropbox/logging.h"
 
@@ -30,7 +28,8 @@ constexpr std::string_view kVerifierAlphabet =
 
 std::string Base64Url(const unsigned char* data, std::size_t size) {
   std::string out(4 * ((size + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(static_cast<std::size_t>(n));
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) {
@@ -80,12 +79,15 @@ Result<Grant> PostToken(HttpTransport& transport, const std::string& api_url,
   }
   std::string error = "unknown";
   if (body.is_object()) {
-    if (auto it = body.find("error"); it != body.end() && it->is_string()) error = it->get<std::string>();
+    if (auto it = body.find("error"); it != body.end() && it->is_string())
+      error = it->get<std::string>();
   }
-  const std::string message = "token endpoint: HTTP " + std::to_string(response->status) + " " + error;
+  const std::string message =
+      "token endpoint: HTTP " + std::to_string(response->status) + " " + error;
   if (response->status >= 500 || response->status == 429) return Status::Transient(message);
   if (error == "invalid_grant") {
-    return Status::Auth(message + ": the refresh token or code is revoked or invalid; run `filesync auth` again");
+    return Status::Auth(
+        message + ": the refresh token or code is revoked or invalid; run `filesync auth` again");
   }
   if (response->status == 400 || response->status == 401) return Status::Auth(message);
   return Status::Permanent(message);
@@ -99,10 +101,12 @@ Result<std::string> StaticTokenProvider::AccessToken() {
 }
 
 Result<std::string> StaticTokenProvider::RefreshAfterExpiry(std::string_view) {
-  return Status::Auth("the Dropbox access token expired and no refresh token is configured; run `filesync auth`");
+  return Status::Auth(
+      "the Dropbox access token expired and no refresh token is configured; run `filesync auth`");
 }
 
-RefreshingTokenProvider::RefreshingTokenProvider(RefreshOptions options, std::shared_ptr<HttpTransport> transport,
+RefreshingTokenProvider::RefreshingTokenProvider(RefreshOptions options,
+                                                 std::shared_ptr<HttpTransport> transport,
                                                  Clock& clock)
     : options_(std::move(options)), transport_(std::move(transport)), clock_(clock) {}
 
@@ -157,7 +161,8 @@ std::string MakeCodeVerifier() {
       throw std::runtime_error("RAND_bytes failed");
     }
     for (const unsigned char b : bytes) {
-      if (b < limit && out.size() < 128) out.push_back(kVerifierAlphabet[b % kVerifierAlphabet.size()]);
+      if (b < limit && out.size() < 128)
+        out.push_back(kVerifierAlphabet[b % kVerifierAlphabet.size()]);
     }
   }
   return out;
@@ -177,9 +182,11 @@ std::string AuthorizeUrl(const AuthFlowOptions& options, std::string_view challe
 
 Status RunAuthFlow(const AuthFlowOptions& options, std::istream& in, std::ostream& out) {
   if (options.app_key.empty()) return Status::InvalidArgument("dbx_app_key is not set");
-  if (options.token_file.empty()) return Status::InvalidArgument("no file to store the refresh token in");
+  if (options.token_file.empty())
+    return Status::InvalidArgument("no file to store the refresh token in");
   const std::string verifier = MakeCodeVerifier();
-  out << "1. Open this URL in a browser and allow access:\n   " << AuthorizeUrl(options, CodeChallenge(verifier))
+  out << "1. Open this URL in a browser and allow access:\n   "
+      << AuthorizeUrl(options, CodeChallenge(verifier))
       << "\n2. Paste the code Dropbox shows you here: " << std::flush;
   std::string code;
   if (!std::getline(in, code)) return Status::Cancelled("no authorization code was entered");
@@ -196,11 +203,14 @@ Status RunAuthFlow(const AuthFlowOptions& options, std::istream& in, std::ostrea
                           {"code_verifier", verifier}});
   if (!grant.ok()) return grant.status();
   if (grant->refresh_token.empty()) {
-    return Status::Permanent("Dropbox returned no refresh token (was token_access_type=offline dropped?)");
+    return Status::Permanent(
+        "Dropbox returned no refresh token (was token_access_type=offline dropped?)");
   }
 
-  const int fd = open(options.token_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Io("cannot create " + options.token_file + ": " + std::strerror(errno));
+  const int fd =
+      open(options.token_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return Status::Io("cannot create " + options.token_file + ": " + std::strerror(errno));
   // An existing file keeps its old mode through O_CREAT; force owner-only access.
   bool written = fchmod(fd, 0600) == 0;
   const std::string data = grant->refresh_token + "\n";
@@ -217,9 +227,9 @@ Status RunAuthFlow(const AuthFlowOptions& options, std::istream& in, std::ostrea
   written = fsync(fd) == 0 && written;
   const int saved = errno;
   close(fd);
-  if (!written) return Status::Io("cannot write " + options.token_file + ": " + std::strerror(saved));
-  out << "Authorized. The refresh token was saved to " << options.token_file
-      << " (mode 0600).\n"
+  if (!written)
+    return Status::Io("cannot write " + options.token_file + ": " + std::strerror(saved));
+  out << "Authorized. The refresh token was saved to " << options.token_file << " (mode 0600).\n"
       << "Set dbx_refresh_token to its content (and dbx_app_key) in config/instance.toml.\n";
   return Status::Ok();
 }

@@ -68,9 +68,9 @@ class RefreshingTokenProvider : public TokenProvider {
   const std::shared_ptr<HttpTransport> transport_;
   Clock& clock_;
   mutable std::mutex mu_;
-  std::string token_;               // guarded by mu_
-  Clock::TimePoint expires_at_{};   // guarded by mu_
-  int refresh_count_ = 0;           // guarded by mu_
+  std::string token_;              // guarded by mu_
+  Clock::TimePoint expires_at_{};  // guarded by mu_
+  int refresh_count_ = 0;          // guarded by mu_
 };
 
 // PKCE (RFC 7636): a 128-character verifier from [A-Za-z0-9-._~] (cryptographic randomness),
@@ -80,10 +80,10 @@ std::string CodeChallenge(std::string_view verifier);
 
 struct AuthFlowOptions {
   std::string app_key;
-  std::string www_url = "https://www.dropbox.com";   // where /oauth2/authorize lives
+  std::string www_url = "https://www.dropbox.com";     // where /oauth2/authorize lives
   std::string api_url = "https://api.dropboxapi.com";  // where /oauth2/token lives
-  std::string token_file;  // receives the refresh token, created with mode 0600
-  std::string ca_file;     // extra CA bundle for the token request
+  std::string token_file;                    // receives the refresh token, created with mode 0600
+  std::string ca_file;                       // extra CA bundle for the token request
   std::shared_ptr<HttpTransport> transport;  // null: a curl transport with ca_file
 };
 

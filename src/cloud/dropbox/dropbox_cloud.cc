@@ -21,14 +21,11 @@
 //      with the local digest. too_many_write_operations entries are committed again together.
 #include "cloud/dropbox/dropbox_cloud.h"
 
-#include "cloud/local_file.h"
-
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -43,6 +40,7 @@
 #include "cloud/dropbox/json_arg.h"
 #include "cloud/dropbox/logging.h"
 #include "cloud/dropbox/parsing.h"
+#include "cloud/local_file.h"
 #include "util/unicode.h"
 
 namespace filesync::dropbox {
@@ -81,9 +79,9 @@ struct Call {
 
 struct Reply {
   Status status;
-  nlohmann::json result;         // parsed 2xx body (null for a Void result)
-  std::optional<ApiError> error; // when the server answered with an error
-  bool ambiguous = false;        // a non-idempotent request may or may not have taken effect
+  nlohmann::json result;          // parsed 2xx body (null for a Void result)
+  std::optional<ApiError> error;  // when the server answered with an error
+  bool ambiguous = false;         // a non-idempotent request may or may not have taken effect
   [[nodiscard]] bool ok() const { return status.ok(); }
   [[nodiscard]] bool Has(std::string_view tag) const { return error && error->Has(tag); }
 };
@@ -142,7 +140,8 @@ std::string ClientModified(std::int64_t mtime_ns) {
 
 std::string RandomHex(std::size_t bytes) {
   std::vector<unsigned char> raw(bytes);
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1)
+    throw std::runtime_error("RAND_bytes failed");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (const unsigned char b : raw) {
@@ -158,7 +157,8 @@ void ParallelFor(std::size_t n, int threads, const std::function<void(std::size_
   auto worker = [&] {
     for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
   };
-  const std::size_t extra = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(threads, 1))) - (n > 0 ? 1 : 0);
+  const std::size_t extra =
+      std::min<std::size_t>(n, static_cast<std::size_t>(std::max(threads, 1))) - (n > 0 ? 1 : 0);
   std::vector<std::thread> pool;
   pool.reserve(extra);
   for (std::size_t i = 0; i < extra; ++i) pool.emplace_back(worker);
@@ -241,7 +241,8 @@ struct SessionRecord {
     nlohmann::json j;
     j["v"] = 1;
     j["session_id"] = session_id;
-    j["identity"] = {identity.size, identity.mtime_ns, identity.ctime_ns, identity.inode, identity.device};
+    j["identity"] = {identity.size, identity.mtime_ns, identity.ctime_ns, identity.inode,
+                     identity.device};
     j["chunk_size"] = chunk_size;
     j["started"] = started_unix;
     nlohmann::json chunks = nlohmann::json::object();
@@ -286,19 +287,23 @@ struct DropboxCloud::Impl {
     }
     if (o.max_parallel_chunks < 1) o.max_parallel_chunks = 1;
     o.max_batch_files = std::clamp<std::size_t>(o.max_batch_files, 1, kMaxBatchEntries);
-    transport = o.transport ? o.transport : MakeCurlTransport(HttpClientOptions{.ca_file = o.ca_file});
+    transport =
+        o.transport ? o.transport : MakeCurlTransport(HttpClientOptions{.ca_file = o.ca_file});
     if (o.tokens) {
       tokens = o.tokens;
     } else if (!o.refresh_token.empty()) {
       if (o.app_key.empty()) throw std::invalid_argument("dbx_refresh_token needs dbx_app_key");
       tokens = std::make_shared<RefreshingTokenProvider>(
-          RefreshOptions{.api_url = o.api_url, .app_key = o.app_key, .app_secret = o.app_secret,
+          RefreshOptions{.api_url = o.api_url,
+                         .app_key = o.app_key,
+                         .app_secret = o.app_secret,
                          .refresh_token = o.refresh_token},
           transport, clock);
     } else if (!o.access_token.empty()) {
       tokens = std::make_shared<StaticTokenProvider>(o.access_token);
     } else {
-      throw std::invalid_argument("no Dropbox credentials: set dbx_token, or dbx_refresh_token and dbx_app_key");
+      throw std::invalid_argument(
+          "no Dropbox credentials: set dbx_token, or dbx_refresh_token and dbx_app_key");
     }
   }
 
@@ -331,8 +336,9 @@ struct DropboxCloud::Impl {
       pacer.Wait();
       const auto sent_at = clock.Now();
       auto response = transport->Send(request);
-      Log().debug("{} -> {} in {} ms", call.route, response.ok() ? response->status : 0L,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now() - sent_at).count());
+      Log().debug(
+          "{} -> {} in {} ms", call.route, response.ok() ? response->status : 0L,
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now() - sent_at).count());
       if (!response.ok()) {
         const Status& s = response.status();
         if (s.kind() != Status::Kind::kTransient) return Reply{s};
@@ -364,7 +370,8 @@ struct DropboxCloud::Impl {
       if (error.http_status == 429 || error.rate_reason == RateReason::kTooManyWriteOperations) {
         pacer.OnRateLimited(error.rate_reason, error.retry_after);
         if (error.rate_reason == RateReason::kTooManyWriteOperations) {
-          if (++write_attempts >= pacer.options().max_write_attempts) return Reply{error.status, {}, std::move(error)};
+          if (++write_attempts >= pacer.options().max_write_attempts)
+            return Reply{error.status, {}, std::move(error)};
           if (!error.retry_after) pacer.Sleep(pacer.WriteBackoff(write_attempts));
         } else if (++rate_attempts >= pacer.options().max_rate_limited_attempts) {
           return Reply{error.status, {}, std::move(error)};
@@ -401,7 +408,8 @@ struct DropboxCloud::Impl {
     return Execute(std::move(call));
   }
 
-  Reply Content(std::string route, const ojson& arg, std::string body, bool retry_transient = true) {
+  Reply Content(std::string route, const ojson& arg, std::string body,
+                bool retry_transient = true) {
     Call call;
     call.retry_transient = retry_transient;
     call.route = std::move(route);
@@ -426,7 +434,8 @@ struct DropboxCloud::Impl {
 
   // ---- listing --------------------------------------------------------------------------
 
-  static void AppendChanges(const std::string& root_key, std::vector<Metadata>& entries, ListResult* out) {
+  static void AppendChanges(const std::string& root_key, std::vector<Metadata>& entries,
+                            ListResult* out) {
     for (Metadata& m : entries) {
       ListChange change;
       if (m.tag == Metadata::Tag::kDeleted) {
@@ -459,8 +468,9 @@ struct DropboxCloud::Impl {
     const std::string path = unicode::ToNfc(root);
     ListResult out;
     out.complete = true;
-    Reply r = Rpc("files/list_folder",
-                  ojson{{"path", path}, {"recursive", true}, {"include_deleted", false}, {"limit", 2000}});
+    Reply r = Rpc(
+        "files/list_folder",
+        ojson{{"path", path}, {"recursive", true}, {"include_deleted", false}, {"limit", 2000}});
     if (!r.ok()) {
       if (r.Has("not_found")) return out;  // no root yet: nothing there
       return r.status;
@@ -476,8 +486,8 @@ struct DropboxCloud::Impl {
     if (!r.ok()) {
       // reset, an unusable cursor (400), or the root vanished: start over.
       if (r.Has("reset") || r.Has("not_found") || (r.error && r.error->http_status == 400)) {
-        Log().info("listing cursor for '{}' is no longer usable ({}); listing everything again", root,
-                   r.status.message());
+        Log().info("listing cursor for '{}' is no longer usable ({}); listing everything again",
+                   root, r.status.message());
         return FullList(root);
       }
       return r.status;
@@ -485,7 +495,8 @@ struct DropboxCloud::Impl {
     auto page = ParseListFolderResult(r.result);
     if (!page.ok()) return page.status();
     ListResult out;
-    if (Status s = Drain(unicode::CloudKey(unicode::ToNfc(root)), std::move(*page), &out); !s.ok()) return s;
+    if (Status s = Drain(unicode::CloudKey(unicode::ToNfc(root)), std::move(*page), &out); !s.ok())
+      return s;
     return out;
   }
 
@@ -499,7 +510,8 @@ struct DropboxCloud::Impl {
     f.index = index;
     f.identity = before;
     f.data.resize(before.size);
-    if (Status s = ReadAt(fd->get(), 0, f.data.size(), f.data.data(), item.local_path); !s.ok()) return s;
+    if (Status s = ReadAt(fd->get(), 0, f.data.size(), f.data.data(), item.local_path); !s.ok())
+      return s;
     char extra = 0;
     if (pread(fd->get(), &extra, 1, static_cast<off_t>(before.size)) > 0) {
       return Status::Changed(item.local_path + " grew while it was read");
@@ -511,38 +523,50 @@ struct DropboxCloud::Impl {
 
   // upload_session/start(close=true) per file: the fallback without append_batch.
   void StartEach(std::vector<SmallFile>& files, std::vector<Ready>& ready,
-                 std::vector<std::optional<Result<UploadedFile>>>& results, const cloud::ProgressFn& progress) {
+                 std::vector<std::optional<Result<UploadedFile>>>& results,
+                 const cloud::ProgressFn& progress) {
     std::mutex mu;
     ParallelFor(files.size(), o.max_parallel_chunks, [&](std::size_t i) {
       SmallFile& f = files[i];
       const std::uint64_t size = f.data.size();
       Reply r = Content("files/upload_session/start",
-                        ojson{{"close", true}, {"content_hash", hash::ToHex(f.digest)}}, std::move(f.data));
+                        ojson{{"close", true}, {"content_hash", hash::ToHex(f.digest)}},
+                        std::move(f.data));
       std::lock_guard lock(mu);
       if (!r.ok() || !r.result.contains("session_id")) {
-        results[f.index] = r.ok() ? Status::Permanent("upload_session/start: no session_id") : r.status;
+        results[f.index] =
+            r.ok() ? Status::Permanent("upload_session/start: no session_id") : r.status;
         return;
       }
-      ready.push_back(Ready{f.index, r.result["session_id"].get<std::string>(), size, f.digest, f.identity, size, {}});
+      ready.push_back(Ready{f.index,
+                            r.result["session_id"].get<std::string>(),
+                            size,
+                            f.digest,
+                            f.identity,
+                            size,
+                            {}});
       if (progress) progress(size);
     });
   }
 
   // start_batch + append_batch (one request unless a limit forces a split).
   void AppendBatch(std::vector<SmallFile>& files, std::vector<Ready>& ready,
-                   std::vector<std::optional<Result<UploadedFile>>>& results, const cloud::ProgressFn& progress) {
+                   std::vector<std::optional<Result<UploadedFile>>>& results,
+                   const cloud::ProgressFn& progress) {
     for (std::size_t begin = 0; begin < files.size(); begin += kMaxBatchEntries) {
       const std::size_t end = std::min(files.size(), begin + kMaxBatchEntries);
       Reply started = Rpc("files/upload_session/start_batch", ojson{{"num_sessions", end - begin}});
       std::vector<std::string> ids;
-      if (started.ok() && started.result.contains("session_ids") && started.result["session_ids"].is_array()) {
+      if (started.ok() && started.result.contains("session_ids") &&
+          started.result["session_ids"].is_array()) {
         for (const auto& id : started.result["session_ids"]) {
           if (id.is_string()) ids.push_back(id.get<std::string>());
         }
       }
       if (!started.ok() || ids.size() != end - begin) {
-        const Status s = started.ok() ? Status::Permanent("upload_session/start_batch: wrong number of sessions")
-                                      : started.status;
+        const Status s =
+            started.ok() ? Status::Permanent("upload_session/start_batch: wrong number of sessions")
+                         : started.status;
         for (std::size_t i = begin; i < end; ++i) results[files[i].index] = s;
         continue;
       }
@@ -560,7 +584,8 @@ struct DropboxCloud::Impl {
                          {"close", true}};
           const std::size_t entry_bytes = EncodeHeaderArg(entry).size() + 1;
           const bool over_header = cap != 0 && arg_bytes + entry_bytes > cap;
-          if (stop > group && (bytes + files[stop].data.size() > kMaxRequestBytes || over_header)) break;
+          if (stop > group && (bytes + files[stop].data.size() > kMaxRequestBytes || over_header))
+            break;
           bytes += files[stop].data.size();
           arg_bytes += entry_bytes;
           entries.push_back(std::move(entry));
@@ -575,12 +600,16 @@ struct DropboxCloud::Impl {
         // or a connection closed while the body is still being sent). Keep a copy of the body
         // until we know, then go on with capped headers (learned once per instance).
         const bool risky = cap == 0 && EncodeHeaderArg(arg).size() > kSafeHeaderBytes;
-        Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body), !risky);
-        const bool refused = !r.error || r.error->http_status == 400 || r.error->http_status == 413 ||
-                             r.error->http_status == 431 || r.error->http_status >= 500;
+        Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body),
+                          !risky);
+        const bool refused = !r.error || r.error->http_status == 400 ||
+                             r.error->http_status == 413 || r.error->http_status == 431 ||
+                             r.error->http_status >= 500;
         if (!r.ok() && risky && refused) {
-          Log().info("append_batch with a header for {} entries failed ({}); capping Dropbox-API-Arg at {} bytes",
-                     stop - group, r.status.message(), kSafeHeaderBytes);
+          Log().info(
+              "append_batch with a header for {} entries failed ({}); capping Dropbox-API-Arg at "
+              "{} bytes",
+              stop - group, r.status.message(), kSafeHeaderBytes);
           header_cap = kSafeHeaderBytes;
           cap = kSafeHeaderBytes;
           continue;
@@ -591,10 +620,13 @@ struct DropboxCloud::Impl {
           group = stop;
           continue;
         }
-        auto parsed = ParseBatchEntries(r.result, SuccessShape::kNone, "upload_session/append_batch");
+        auto parsed =
+            ParseBatchEntries(r.result, SuccessShape::kNone, "upload_session/append_batch");
         if (!parsed.ok() || parsed->size() != stop - group) {
-          const Status s = parsed.ok() ? Status::Permanent("upload_session/append_batch: wrong number of entries")
-                                       : parsed.status();
+          const Status s =
+              parsed.ok()
+                  ? Status::Permanent("upload_session/append_batch: wrong number of entries")
+                  : parsed.status();
           for (std::size_t i = group; i < stop; ++i) results[files[i].index] = s;
           group = stop;
           continue;
@@ -653,11 +685,13 @@ struct DropboxCloud::Impl {
   }
 
   std::int64_t WallSeconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(clock.WallNow().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(clock.WallNow().time_since_epoch())
+        .count();
   }
 
   // Sends the chunks of one large file into a concurrent session (resuming a stored one).
-  Result<Ready> UploadLarge(std::size_t index, const UploadItem& item, const cloud::ProgressFn& progress) {
+  Result<Ready> UploadLarge(std::size_t index, const UploadItem& item,
+                            const cloud::ProgressFn& progress) {
     auto opened = OpenChecked(item);
     if (!opened.ok()) return opened.status();
     // Named references, not a structured binding: lambdas below capture them (clang 14 cannot
@@ -671,21 +705,25 @@ struct DropboxCloud::Impl {
 
     for (int round = 0; round < 2; ++round) {
       std::optional<SessionRecord> record = LoadRecord(key);
-      const std::int64_t max_age = std::chrono::duration_cast<std::chrono::seconds>(o.session_max_age).count();
+      const std::int64_t max_age =
+          std::chrono::duration_cast<std::chrono::seconds>(o.session_max_age).count();
       if (record && (record->identity != before || record->chunk_size != chunk ||
                      record->started_unix + max_age <= WallSeconds())) {
         record.reset();
       }
       if (record) {
-        Log().info("resuming upload of {}: {} of {} chunks already sent", item.cloud_path, record->done.size(), chunks);
+        Log().info("resuming upload of {}: {} of {} chunks already sent", item.cloud_path,
+                   record->done.size(), chunks);
       } else {
         EraseRecord(key);
-        Reply r = Content("files/upload_session/start", ojson{{"session_type", "concurrent"}}, std::string());
+        Reply r = Content("files/upload_session/start", ojson{{"session_type", "concurrent"}},
+                          std::string());
         if (!r.ok()) return r.status;
         if (!r.result.contains("session_id") || !r.result["session_id"].is_string()) {
           return Status::Permanent("upload_session/start: no session_id");
         }
-        record = SessionRecord{r.result["session_id"].get<std::string>(), before, chunk, WallSeconds(), {}};
+        record = SessionRecord{
+            r.result["session_id"].get<std::string>(), before, chunk, WallSeconds(), {}};
         SaveRecord(key, *record);
       }
 
@@ -705,12 +743,14 @@ struct DropboxCloud::Impl {
           failed = true;
         };
         if (o.test_stop_after_chunks > 0 && chunks_sent.fetch_add(1) >= o.test_stop_after_chunks) {
-          return fail(Status::Cancelled("test hook: stopped after " + std::to_string(o.test_stop_after_chunks) + " chunks"));
+          return fail(Status::Cancelled("test hook: stopped after " +
+                                        std::to_string(o.test_stop_after_chunks) + " chunks"));
         }
         const std::uint64_t offset = i * chunk;
         const auto len = static_cast<std::size_t>(std::min(chunk, size - offset));
         std::string buffer(len, '\0');
-        if (Status s = ReadAt(fd->get(), offset, len, buffer.data(), item.local_path); !s.ok()) return fail(s);
+        if (Status s = ReadAt(fd->get(), offset, len, buffer.data(), item.local_path); !s.ok())
+          return fail(s);
         std::vector<BlockDigest> blocks = BlockHashes(buffer);
         const ojson arg = {{"cursor", {{"session_id", record->session_id}, {"offset", offset}}},
                            {"close", i + 1 == chunks},
@@ -718,7 +758,8 @@ struct DropboxCloud::Impl {
         Reply r = Content("files/upload_session/append_v2", arg, std::move(buffer));
         if (!r.ok()) {
           const auto correct = r.error ? CorrectOffset(r.error->error) : std::nullopt;
-          if (!(r.Has("incorrect_offset") && correct && *correct >= offset + len)) return fail(r.status);
+          if (!(r.Has("incorrect_offset") && correct && *correct >= offset + len))
+            return fail(r.status);
         }
         std::lock_guard lock(mu);  // also keeps progress() calls of one Upload serial
         if (r.ok()) {
@@ -735,7 +776,8 @@ struct DropboxCloud::Impl {
 
       if (failed) {
         if (first_error.kind() == Status::Kind::kNotFound && round == 0) {
-          Log().info("upload session for {} expired or vanished; starting it again", item.cloud_path);
+          Log().info("upload session for {} expired or vanished; starting it again",
+                     item.cloud_path);
           EraseRecord(key);
           continue;
         }
@@ -757,8 +799,8 @@ struct DropboxCloud::Impl {
 
   Result<UploadedFile> Committed(const Ready& r, const Metadata& m, const UploadItem& item) {
     if (m.size != r.size || (m.content_hash && *m.content_hash != r.digest)) {
-      return Status::Changed("Dropbox stored different content for " + item.cloud_path + " than was read from " +
-                             item.local_path);
+      return Status::Changed("Dropbox stored different content for " + item.cloud_path +
+                             " than was read from " + item.local_path);
     }
     UploadedFile out;
     out.entry = ToRemoteEntry(m);
@@ -781,28 +823,32 @@ struct DropboxCloud::Impl {
         for (std::size_t i = begin; i < end; ++i) {
           const Ready& r = pending[i];
           const UploadItem& item = items[r.index];
-          entries.push_back({{"cursor", {{"session_id", r.session_id}, {"offset", r.size}}},
-                             {"commit",
-                              {{"path", unicode::ToNfc(item.cloud_path)},
-                               {"mode", "overwrite"},
-                               {"autorename", false},
-                               {"client_modified", ClientModified(item.mtime_ns != 0 ? item.mtime_ns : r.identity.mtime_ns)},
-                               {"mute", true}}}});
+          entries.push_back(
+              {{"cursor", {{"session_id", r.session_id}, {"offset", r.size}}},
+               {"commit",
+                {{"path", unicode::ToNfc(item.cloud_path)},
+                 {"mode", "overwrite"},
+                 {"autorename", false},
+                 {"client_modified",
+                  ClientModified(item.mtime_ns != 0 ? item.mtime_ns : r.identity.mtime_ns)},
+                 {"mute", true}}}});
         }
         Reply reply;
         {
           auto guard = pacer.CommitLock();
-          reply = Rpc("files/upload_session/finish_batch_v2", ojson{{"entries", std::move(entries)}}, true,
-                      std::chrono::seconds(600));
+          reply = Rpc("files/upload_session/finish_batch_v2",
+                      ojson{{"entries", std::move(entries)}}, true, std::chrono::seconds(600));
         }
         std::optional<std::vector<BatchEntry>> parsed;
         Status failure = reply.status;
         if (reply.ok()) {
-          auto p = ParseBatchEntries(reply.result, SuccessShape::kInline, "upload_session/finish_batch_v2");
+          auto p = ParseBatchEntries(reply.result, SuccessShape::kInline,
+                                     "upload_session/finish_batch_v2");
           if (p.ok() && p->size() == end - begin) {
             parsed = std::move(*p);
           } else {
-            failure = p.ok() ? Status::Permanent("finish_batch_v2: wrong number of entries") : p.status();
+            failure =
+                p.ok() ? Status::Permanent("finish_batch_v2: wrong number of entries") : p.status();
           }
         }
         for (std::size_t i = begin; i < end; ++i) {
@@ -818,12 +864,14 @@ struct DropboxCloud::Impl {
             EraseRecord(r.store_key);
           } else if (e.status.kind() == Status::Kind::kRateLimited) {
             retry.push_back(r);
-          } else if (const auto tags = UnionTags(e.failure); !tags.empty() && tags.front() == "lookup_failed") {
-            // A commit whose response was lost, replayed: the session is gone but the file may be in place.
+          } else if (const auto tags = UnionTags(e.failure);
+                     !tags.empty() && tags.front() == "lookup_failed") {
+            // A commit whose response was lost, replayed: the session is gone but the file may be
+            // in place.
             EraseRecord(r.store_key);
             auto m = GetMetadata(unicode::ToNfc(item.cloud_path));
-            if (m.ok() && m->has_value() && (*m)->tag == Metadata::Tag::kFile && (*m)->size == r.size &&
-                (*m)->content_hash == r.digest) {
+            if (m.ok() && m->has_value() && (*m)->tag == Metadata::Tag::kFile &&
+                (*m)->size == r.size && (*m)->content_hash == r.digest) {
               results[r.index] = Committed(r, **m, item);
             } else {
               results[r.index] = Status::Transient(e.status.message() + " (will upload again)");
@@ -838,13 +886,14 @@ struct DropboxCloud::Impl {
       pacer.OnRateLimited(RateReason::kTooManyWriteOperations, std::nullopt);
       if (attempt >= pacer.options().max_write_attempts) {
         for (const Ready& r : retry) {
-          results[r.index] = Status::RateLimited("too many write operations, commit of " +
-                                                     items[r.index].cloud_path + " gave up",
-                                                 std::chrono::milliseconds(0));
+          results[r.index] = Status::RateLimited(
+              "too many write operations, commit of " + items[r.index].cloud_path + " gave up",
+              std::chrono::milliseconds(0));
         }
         break;
       }
-      Log().info("{} commits hit too_many_write_operations; committing them again together", retry.size());
+      Log().info("{} commits hit too_many_write_operations; committing them again together",
+                 retry.size());
       pacer.Sleep(pacer.WriteBackoff(attempt));
       pending = std::move(retry);
     }
@@ -874,7 +923,8 @@ struct DropboxCloud::Impl {
       if (!r.ok()) return r.status;
       auto job = ParseJobStatus(r.result, SuccessShape::kUnderMetadata, "delete_batch/check");
       if (!job.ok() || job->state != JobStatus::State::kInProgress) return job;
-      if (clock.Now() >= deadline) return Status::Transient("delete_batch job " + job_id + " did not finish in time");
+      if (clock.Now() >= deadline)
+        return Status::Transient("delete_batch job " + job_id + " did not finish in time");
       delay = std::min(o.poll_max, std::chrono::milliseconds(delay.count() * 3 / 2 + 1));
     }
   }
@@ -890,12 +940,16 @@ struct DropboxCloud::Impl {
         auto guard = pacer.CommitLock();
         // Replaying a delete is harmless: entries already gone come back not_found = success.
         Reply r = Rpc("files/delete_batch", ojson{{"entries", std::move(entries)}});
-        job = r.ok() ? ParseJobStatus(r.result, SuccessShape::kUnderMetadata, "delete_batch") : Result<JobStatus>(r.status);
-        if (job.ok() && job->state == JobStatus::State::kAsyncJobId) job = PollDelete(job->async_job_id);
+        job = r.ok() ? ParseJobStatus(r.result, SuccessShape::kUnderMetadata, "delete_batch")
+                     : Result<JobStatus>(r.status);
+        if (job.ok() && job->state == JobStatus::State::kAsyncJobId)
+          job = PollDelete(job->async_job_id);
       }
       std::vector<std::size_t> retry;
-      if (!job.ok() || (job->state == JobStatus::State::kComplete && job->entries.size() != pending.size())) {
-        const Status s = job.ok() ? Status::Permanent("delete_batch: wrong number of entries") : job.status();
+      if (!job.ok() ||
+          (job->state == JobStatus::State::kComplete && job->entries.size() != pending.size())) {
+        const Status s =
+            job.ok() ? Status::Permanent("delete_batch: wrong number of entries") : job.status();
         for (const std::size_t i : pending) results[i] = s;
         return;
       }
@@ -921,8 +975,9 @@ struct DropboxCloud::Impl {
       pacer.OnRateLimited(RateReason::kTooManyWriteOperations, std::nullopt);
       if (attempt >= pacer.options().max_write_attempts) {
         for (const std::size_t i : retry) {
-          results[i] = Status::RateLimited("too many write operations, delete of " + paths[i] + " gave up",
-                                           std::chrono::milliseconds(0));
+          results[i] =
+              Status::RateLimited("too many write operations, delete of " + paths[i] + " gave up",
+                                  std::chrono::milliseconds(0));
         }
         return;
       }
@@ -933,8 +988,9 @@ struct DropboxCloud::Impl {
 
   Result<RemoteEntry> MoveOnce(const std::string& from, const std::string& to) {
     for (int attempt = 1;; ++attempt) {
-      Reply r = Rpc("files/move_v2", ojson{{"from_path", from}, {"to_path", to}, {"autorename", false}},
-                    /*idempotent=*/false);
+      Reply r =
+          Rpc("files/move_v2", ojson{{"from_path", from}, {"to_path", to}, {"autorename", false}},
+              /*idempotent=*/false);
       if (r.ok()) {
         auto it = r.result.find("metadata");
         if (it == r.result.end()) return Status::Permanent("move_v2: no metadata in the result");
@@ -942,8 +998,8 @@ struct DropboxCloud::Impl {
         if (!m.ok()) return m.status();
         return ToRemoteEntry(*m);
       }
-      const bool from_missing = r.error && !r.error->tags.empty() && r.error->tags.front() == "from_lookup" &&
-                                r.Has("not_found");
+      const bool from_missing = r.error && !r.error->tags.empty() &&
+                                r.error->tags.front() == "from_lookup" && r.Has("not_found");
       const bool unsure = r.ambiguous || r.Has("internal_error");
       if (!from_missing && !unsure) return r.status;
       // Did an earlier attempt (or a lost response) already move it?
@@ -968,7 +1024,8 @@ struct DropboxCloud::Impl {
   std::atomic<std::size_t> header_cap{0};  // learned Dropbox-API-Arg limit (0: none seen yet)
 };
 
-DropboxCloud::DropboxCloud(DropboxOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+DropboxCloud::DropboxCloud(DropboxOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 DropboxCloud::~DropboxCloud() = default;
 
@@ -991,7 +1048,8 @@ Result<ListResult> DropboxCloud::List(const std::string& root, const std::string
 
 Status DropboxCloud::CreateFolder(const std::string& path) {
   if (path.empty()) return Status::Ok();  // the namespace root always exists
-  Reply r = impl_->Rpc("files/create_folder_v2", ojson{{"path", unicode::ToNfc(path)}, {"autorename", false}});
+  Reply r = impl_->Rpc("files/create_folder_v2",
+                       ojson{{"path", unicode::ToNfc(path)}, {"autorename", false}});
   if (r.ok()) return Status::Ok();
   if (r.Has("conflict") && r.Has("folder")) return Status::Ok();
   return r.status;
@@ -1033,7 +1091,8 @@ std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadIte
 
   std::vector<Result<UploadedFile>> out;
   out.reserve(items.size());
-  for (auto& r : results) out.push_back(r ? std::move(*r) : Result<UploadedFile>(Status::Permanent("not uploaded")));
+  for (auto& r : results)
+    out.push_back(r ? std::move(*r) : Result<UploadedFile>(Status::Permanent("not uploaded")));
   return out;
 }
 
@@ -1055,8 +1114,9 @@ std::vector<Status> DropboxCloud::Delete(std::span<const std::string> paths) {
   }
   for (std::size_t begin = 0; begin < valid.size(); begin += kMaxBatchEntries) {
     const std::size_t end = std::min(valid.size(), begin + kMaxBatchEntries);
-    impl_->DeleteBatch(nfc, std::vector<std::size_t>(valid.begin() + static_cast<std::ptrdiff_t>(begin),
-                                                     valid.begin() + static_cast<std::ptrdiff_t>(end)),
+    impl_->DeleteBatch(nfc,
+                       std::vector<std::size_t>(valid.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                valid.begin() + static_cast<std::ptrdiff_t>(end)),
                        results);
   }
   return results;
@@ -1078,7 +1138,8 @@ Result<RemoteEntry> DropboxCloud::Move(const std::string& from, const std::strin
   if (!first.ok()) return first.status();
   auto second = impl_->MoveOnce(temp, t);
   if (!second.ok()) {
-    Log().error("case-only rename {} -> {} stopped at {}: {}", from, to, temp, second.status().ToString());
+    Log().error("case-only rename {} -> {} stopped at {}: {}", from, to, temp,
+                second.status().ToString());
     if (!impl_->MoveOnce(temp, f).ok()) {
       Log().error("could not move {} back to {}; the next pass will find it there", temp, from);
     }

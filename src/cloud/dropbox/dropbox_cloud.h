@@ -8,14 +8,14 @@
 //  - Upload, small files (<= small_file_limit): start_batch + ONE append_batch carrying every
 //    file + ONE finish_batch_v2 = 3 requests per batch. append_batch is split only to keep a
 //    request under 150 MiB, or its Dropbox-API-Arg header (~110 bytes per file) under a limit:
-//    max_arg_header_bytes, or, when that is 0, 8000 bytes once the server refused a longer one. With append_batch = false:
-//    upload_session/start(close) per file + one finish_batch_v2. Large files: a concurrent
-//    session, chunk_size appends sent max_parallel_chunks at a time, committed in the same
-//    finish_batch_v2; progress lives in the SessionStore so a new DropboxCloud resumes with only
-//    the missing chunks (sessions older than 6.5 days are started again). Each file is read with
-//    O_NOFOLLOW and checked against item.expected before and after; a difference, or a commit
-//    whose size/content_hash differs from what was read, is kChanged. Only the failed entries of
-//    a batch are retried.
+//    max_arg_header_bytes, or, when that is 0, 8000 bytes once the server refused a longer one.
+//    With append_batch = false: upload_session/start(close) per file + one finish_batch_v2. Large
+//    files: a concurrent session, chunk_size appends sent max_parallel_chunks at a time, committed
+//    in the same finish_batch_v2; progress lives in the SessionStore so a new DropboxCloud resumes
+//    with only the missing chunks (sessions older than 6.5 days are started again). Each file is
+//    read with O_NOFOLLOW and checked against item.expected before and after; a difference, or a
+//    commit whose size/content_hash differs from what was read, is kChanged. Only the failed
+//    entries of a batch are retried.
 //  - Delete: delete_v2 for one path, else delete_batch (<= 1000) + delete_batch/check polling;
 //    not_found is success. Move: move_v2; a case-only rename goes through a temporary name.
 //  - Pacing, retries and token refresh are shared by all calls of one instance (one Pacer).
@@ -27,9 +27,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cloud/cloud.h"
 #include "cloud/dropbox/auth.h"
@@ -45,17 +44,17 @@ struct DropboxOptions {
   std::string api_url = "https://api.dropboxapi.com";
   std::string content_url = "https://content.dropboxapi.com";
   std::string notify_url = "https://notify.dropboxapi.com";  // longpoll host; cloud::Cloud has no
-                                                           // longpoll call yet, so unused today
+                                                             // longpoll call yet, so unused today
 
   // Credentials: a fixed access token, or refresh_token + app_key (+ app_secret). A non-null
   // `tokens` overrides both.
   std::string access_token;   // secret
   std::string refresh_token;  // secret
   std::string app_key;
-  std::string app_secret;     // secret
+  std::string app_secret;  // secret
   std::shared_ptr<TokenProvider> tokens;
 
-  std::string ca_file;  // extra CA bundle to trust; TLS is always verified
+  std::string ca_file;                       // extra CA bundle to trust; TLS is always verified
   std::shared_ptr<HttpTransport> transport;  // null: libcurl
   Clock* clock = nullptr;                    // null: SystemClock()
 
@@ -68,10 +67,10 @@ struct DropboxOptions {
   // Split append_batch so no Dropbox-API-Arg header is longer than this. 0: send one header
   // for the whole batch until a server refuses one (400/413/431), then keep under 8000 bytes.
   std::size_t max_arg_header_bytes = 0;
-  SessionStore* sessions = nullptr;  // null: large uploads cannot resume after a restart
+  SessionStore* sessions = nullptr;         // null: large uploads cannot resume after a restart
   std::chrono::hours session_max_age{156};  // 6.5 days; Dropbox keeps sessions 7
 
-  PacerOptions pacer;  // backoff base, attempts, ...
+  PacerOptions pacer;                          // backoff base, attempts, ...
   std::chrono::milliseconds poll_initial{50};  // delete_batch/check: first wait, x1.5 each time
   std::chrono::milliseconds poll_max{2000};
   std::chrono::seconds poll_limit{600};

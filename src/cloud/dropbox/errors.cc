@@ -30,8 +30,9 @@ Status::Kind KindForTag(std::string_view tag) {
   if (tag == "too_many_write_operations") return K::kRateLimited;
   if (tag == "not_found" || tag == "reset") return K::kNotFound;
   if (tag == "conflict" || tag == "incorrect_offset" || tag == "locked") return K::kConflict;
-  if (tag == "malformed_path" || tag == "disallowed_name" || tag == "not_closed" || tag == "closed" ||
-      tag.starts_with("concurrent_session_") || tag == "invalid_async_job_id" || tag == "length_mismatch") {
+  if (tag == "malformed_path" || tag == "disallowed_name" || tag == "not_closed" ||
+      tag == "closed" || tag.starts_with("concurrent_session_") || tag == "invalid_async_job_id" ||
+      tag == "length_mismatch") {
     return K::kInvalidArgument;
   }
   if (tag == "content_hash_mismatch") return K::kChanged;
@@ -51,14 +52,22 @@ std::string JoinTags(const std::vector<std::string>& tags) {
 Status MakeStatus(Status::Kind kind, std::string message) {
   using K = Status::Kind;
   switch (kind) {
-    case K::kNotFound: return Status::NotFound(std::move(message));
-    case K::kConflict: return Status::Conflict(std::move(message));
-    case K::kRateLimited: return Status::RateLimited(std::move(message), std::chrono::milliseconds(0));
-    case K::kTransient: return Status::Transient(std::move(message));
-    case K::kAuth: return Status::Auth(std::move(message));
-    case K::kInvalidArgument: return Status::InvalidArgument(std::move(message));
-    case K::kChanged: return Status::Changed(std::move(message));
-    default: return Status::Permanent(std::move(message));
+    case K::kNotFound:
+      return Status::NotFound(std::move(message));
+    case K::kConflict:
+      return Status::Conflict(std::move(message));
+    case K::kRateLimited:
+      return Status::RateLimited(std::move(message), std::chrono::milliseconds(0));
+    case K::kTransient:
+      return Status::Transient(std::move(message));
+    case K::kAuth:
+      return Status::Auth(std::move(message));
+    case K::kInvalidArgument:
+      return Status::InvalidArgument(std::move(message));
+    case K::kChanged:
+      return Status::Changed(std::move(message));
+    default:
+      return Status::Permanent(std::move(message));
   }
 }
 
@@ -87,7 +96,8 @@ std::vector<std::string> UnionTags(const nlohmann::json& value) {
     const std::string name = tag->get<std::string>();
     tags.push_back(name);
     const nlohmann::json* next = nullptr;
-    if (auto member = node->find(name); member != node->end() && (member->is_object() || member->is_string())) {
+    if (auto member = node->find(name);
+        member != node->end() && (member->is_object() || member->is_string())) {
       next = &*member;
     } else {
       for (auto it = node->begin(); it != node->end(); ++it) {
@@ -111,7 +121,8 @@ Status StatusFromErrorUnion(const nlohmann::json& value, std::string_view contex
       break;
     }
   }
-  return MakeStatus(kind, std::string(context) + ": " + (tags.empty() ? "unknown error" : JoinTags(tags)));
+  return MakeStatus(
+      kind, std::string(context) + ": " + (tags.empty() ? "unknown error" : JoinTags(tags)));
 }
 
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view header) {
@@ -125,7 +136,8 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view header
 
 std::optional<std::uint64_t> CorrectOffset(const nlohmann::json& value) {
   if (!value.is_object()) return std::nullopt;
-  if (auto it = value.find("correct_offset"); it != value.end() && it->is_number_integer() && it->get<std::int64_t>() >= 0) {
+  if (auto it = value.find("correct_offset");
+      it != value.end() && it->is_number_integer() && it->get<std::int64_t>() >= 0) {
     return it->get<std::uint64_t>();
   }
   for (const auto& member : value) {
@@ -145,10 +157,12 @@ ApiError ClassifyResponse(const HttpResponse& response, std::string_view route) 
   std::string summary;
   if (body.is_object()) {
     if (auto it = body.find("error"); it != body.end()) out.error = *it;
-    if (auto it = body.find("error_summary"); it != body.end() && it->is_string()) summary = it->get<std::string>();
+    if (auto it = body.find("error_summary"); it != body.end() && it->is_string())
+      summary = it->get<std::string>();
   }
   auto message = [&](std::string_view what) {
-    std::string m = std::string(route) + ": HTTP " + std::to_string(response.status) + " " + std::string(what);
+    std::string m =
+        std::string(route) + ": HTTP " + std::to_string(response.status) + " " + std::string(what);
     if (!summary.empty()) m += " (" + summary + ")";
     if (!out.request_id.empty()) m += " [request id " + out.request_id + "]";
     return m;
@@ -168,7 +182,8 @@ ApiError ClassifyResponse(const HttpResponse& response, std::string_view route) 
   } else if (code == 409) {
     out.tags = UnionTags(out.error);
     Status s = StatusFromErrorUnion(out.error, message("endpoint error"));
-    if (s.kind() == Status::Kind::kRateLimited) out.rate_reason = RateReason::kTooManyWriteOperations;
+    if (s.kind() == Status::Kind::kRateLimited)
+      out.rate_reason = RateReason::kTooManyWriteOperations;
     out.status = std::move(s);
   } else if (code == 429) {
     // A non-JSON body means too_many_requests (reference §2.3).
@@ -180,13 +195,15 @@ ApiError ClassifyResponse(const HttpResponse& response, std::string_view route) 
           out.rate_reason = RateReason::kTooManyWriteOperations;
         }
       }
-      if (auto ra = out.error.find("retry_after"); ra != out.error.end() && ra->is_number_integer() && ra->get<std::int64_t>() >= 0) {
+      if (auto ra = out.error.find("retry_after");
+          ra != out.error.end() && ra->is_number_integer() && ra->get<std::int64_t>() >= 0) {
         const auto json_ms = std::chrono::milliseconds(ra->get<std::int64_t>() * 1000);
         if (!out.retry_after || json_ms > *out.retry_after) out.retry_after = json_ms;
       }
     }
     if (out.tags.empty()) out.tags = {"too_many_requests"};
-    out.status = Status::RateLimited(message(out.TagPath()), out.retry_after.value_or(std::chrono::milliseconds(0)));
+    out.status = Status::RateLimited(message(out.TagPath()),
+                                     out.retry_after.value_or(std::chrono::milliseconds(0)));
   } else if (code >= 500 && code <= 599) {
     out.status = Status::Transient(message("server error: " + Shorten(response.body)));
     if (out.retry_after) out.status.set_retry_after(*out.retry_after);

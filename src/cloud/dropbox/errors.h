@@ -12,12 +12,11 @@
 #pragma once
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cloud/dropbox/http_client.h"
 #include "util/status.h"
@@ -57,7 +56,8 @@ std::vector<std::string> UnionTags(const nlohmann::json& value);
 //   not_found, reset -> kNotFound;  conflict, incorrect_offset, locked -> kConflict
 //   malformed_path, disallowed_name, concurrent_session_* , not_closed, closed -> kInvalidArgument
 //   content_hash_mismatch -> kChanged;  internal_error -> kTransient
-//   insufficient_space, no_write_permission, access_restricted, ... and anything unknown -> kPermanent
+//   insufficient_space, no_write_permission, access_restricted, ... and anything unknown ->
+//   kPermanent
 Status StatusFromErrorUnion(const nlohmann::json& value, std::string_view context);
 
 // Seconds in a Retry-After header ("7"); HTTP dates and garbage give nullopt.

@@ -33,7 +33,9 @@ class HttpHeaders {
   void Set(std::string name, std::string value);
   // The first header called `name` (any case), or nullopt.
   [[nodiscard]] std::optional<std::string_view> Get(std::string_view name) const;
-  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& items() const {
+    return items_;
+  }
 
  private:
   std::vector<std::pair<std::string, std::string>> items_;
@@ -66,7 +68,7 @@ struct HttpClientOptions {
   std::string ca_file;  // extra CA bundle (PEM); "" uses the system store only
   std::string user_agent = "filesync/0.1";
   std::chrono::seconds connect_timeout{30};
-  long low_speed_limit = 1024;  // bytes/s ...
+  long low_speed_limit = 1024;              // bytes/s ...
   std::chrono::seconds low_speed_time{60};  // ... for this long aborts the transfer
 };
 

@@ -4,9 +4,8 @@
 // is replaced by U+FFFD rather than throwing. Pure and thread-safe.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace filesync::dropbox {
 

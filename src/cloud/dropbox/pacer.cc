@@ -10,7 +10,9 @@ constexpr auto kWindow = std::chrono::seconds(1);
 }  // namespace
 
 Pacer::Pacer(PacerOptions options, Clock& clock)
-    : options_(options), clock_(clock), rng_(options.seed != 0 ? options.seed : std::random_device{}()) {}
+    : options_(options),
+      clock_(clock),
+      rng_(options.seed != 0 ? options.seed : std::random_device{}()) {}
 
 void Pacer::RecoverLocked(Clock::TimePoint now) {
   if (!rate_) return;
@@ -34,7 +36,8 @@ void Pacer::Wait() {
                                 std::chrono::duration<double>(1.0 / *rate_));
     }
     recent_.push_back(target);
-    while (!recent_.empty() && (recent_.front() + kWindow < target || recent_.size() > kMaxRecent)) {
+    while (!recent_.empty() &&
+           (recent_.front() + kWindow < target || recent_.size() > kMaxRecent)) {
       recent_.pop_front();
     }
   }
@@ -51,7 +54,8 @@ void Pacer::OnRateLimited(RateReason reason, std::optional<std::chrono::millisec
     // At least 1 s (reference §14), plus 0-20 % so paused workers do not all resume at once.
     const auto base = std::max(*pause, std::chrono::milliseconds(1000));
     std::uniform_real_distribution<double> extra(0.0, 0.2);
-    const auto jitter = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * extra(rng_)));
+    const auto jitter = std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(base.count()) * extra(rng_)));
     pause_until_ = std::max(pause_until_, now + base + jitter);
   }
   if (reason == RateReason::kTooManyRequests) {
@@ -65,7 +69,8 @@ void Pacer::OnRateLimited(RateReason reason, std::optional<std::chrono::millisec
   }
 }
 
-std::chrono::milliseconds Pacer::Jittered(std::chrono::milliseconds base, std::chrono::milliseconds cap, int attempt) {
+std::chrono::milliseconds Pacer::Jittered(std::chrono::milliseconds base,
+                                          std::chrono::milliseconds cap, int attempt) {
   const int shift = std::clamp(attempt - 1, 0, 30);
   const std::int64_t ceiling = std::min<std::int64_t>(cap.count(), base.count() << shift);
   std::lock_guard lock(mu_);

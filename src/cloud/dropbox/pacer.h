@@ -39,9 +39,9 @@ struct PacerOptions {
   int max_rate_limited_attempts = 20;
   // A 429 with no hint at all waits this long (what the official SDK does).
   std::chrono::milliseconds default_retry_after{5000};
-  double min_rate = 1.0;              // requests/s floor after repeated decreases
-  double recovery_per_second = 1.0;   // additive increase, requests/s per second
-  std::uint64_t seed = 0;             // jitter seed; 0 = random
+  double min_rate = 1.0;             // requests/s floor after repeated decreases
+  double recovery_per_second = 1.0;  // additive increase, requests/s per second
+  std::uint64_t seed = 0;            // jitter seed; 0 = random
 };
 
 class Pacer {
@@ -70,20 +70,21 @@ class Pacer {
   [[nodiscard]] Clock& clock() { return clock_; }
 
  private:
-  std::chrono::milliseconds Jittered(std::chrono::milliseconds base, std::chrono::milliseconds cap, int attempt);
+  std::chrono::milliseconds Jittered(std::chrono::milliseconds base, std::chrono::milliseconds cap,
+                                     int attempt);
   void RecoverLocked(Clock::TimePoint now);
 
   const PacerOptions options_;
   Clock& clock_;
   mutable std::mutex mu_;
-  Clock::TimePoint pause_until_{};           // guarded by mu_
-  std::optional<double> rate_;               // guarded by mu_
-  double ceiling_ = 0;                       // guarded by mu_: rate at which we were limited
-  Clock::TimePoint last_adjust_{};           // guarded by mu_
-  Clock::TimePoint next_slot_{};             // guarded by mu_
-  std::deque<Clock::TimePoint> recent_;      // guarded by mu_: request times of the last second
-  bool write_contention_ = false;            // guarded by mu_
-  std::mt19937_64 rng_;                      // guarded by mu_
+  Clock::TimePoint pause_until_{};       // guarded by mu_
+  std::optional<double> rate_;           // guarded by mu_
+  double ceiling_ = 0;                   // guarded by mu_: rate at which we were limited
+  Clock::TimePoint last_adjust_{};       // guarded by mu_
+  Clock::TimePoint next_slot_{};         // guarded by mu_
+  std::deque<Clock::TimePoint> recent_;  // guarded by mu_: request times of the last second
+  bool write_contention_ = false;        // guarded by mu_
+  std::mt19937_64 rng_;                  // guarded by mu_
   std::mutex commit_mu_;
 };
 

@@ -12,7 +12,8 @@ std::string StringField(const nlohmann::json& value, const char* name) {
 }
 
 Status Malformed(std::string_view context, std::string_view what) {
-  return Status::Permanent("malformed response from " + std::string(context) + ": " + std::string(what));
+  return Status::Permanent("malformed response from " + std::string(context) + ": " +
+                           std::string(what));
 }
 
 }  // namespace
@@ -29,10 +30,10 @@ Result<Metadata> ParseMetadata(const nlohmann::json& value, Metadata::Tag defaul
   m.tag = default_tag;
   if (auto tag = value.find(".tag"); tag != value.end() && tag->is_string()) {
     const auto& t = tag->get_ref<const std::string&>();
-    m.tag = t == "file" ? Metadata::Tag::kFile
-          : t == "folder" ? Metadata::Tag::kFolder
-          : t == "deleted" ? Metadata::Tag::kDeleted
-          : Metadata::Tag::kUnknown;
+    m.tag = t == "file"      ? Metadata::Tag::kFile
+            : t == "folder"  ? Metadata::Tag::kFolder
+            : t == "deleted" ? Metadata::Tag::kDeleted
+                             : Metadata::Tag::kUnknown;
   }
   m.name = StringField(value, "name");
   m.path_lower = StringField(value, "path_lower");
@@ -78,8 +79,8 @@ Result<ListPage> ParseListFolderResult(const nlohmann::json& value) {
   auto entries = value.find("entries");
   auto cursor = value.find("cursor");
   auto has_more = value.find("has_more");
-  if (entries == value.end() || !entries->is_array() || cursor == value.end() || !cursor->is_string() ||
-      has_more == value.end() || !has_more->is_boolean()) {
+  if (entries == value.end() || !entries->is_array() || cursor == value.end() ||
+      !cursor->is_string() || has_more == value.end() || !has_more->is_boolean()) {
     return Malformed("list_folder", "missing entries, cursor or has_more");
   }
   ListPage page;
@@ -111,7 +112,8 @@ Result<std::vector<BatchEntry>> ParseBatchEntries(const nlohmann::json& value, S
       const nlohmann::json* meta = nullptr;
       Metadata::Tag default_tag = Metadata::Tag::kUnknown;
       switch (shape) {
-        case SuccessShape::kNone: break;
+        case SuccessShape::kNone:
+          break;
         case SuccessShape::kInline:
           meta = &e;
           default_tag = Metadata::Tag::kFile;
@@ -143,7 +145,8 @@ Result<std::vector<BatchEntry>> ParseBatchEntries(const nlohmann::json& value, S
   return out;
 }
 
-Result<JobStatus> ParseJobStatus(const nlohmann::json& value, SuccessShape shape, std::string_view context) {
+Result<JobStatus> ParseJobStatus(const nlohmann::json& value, SuccessShape shape,
+                                 std::string_view context) {
   const std::vector<std::string> tags = UnionTags(value);
   if (tags.empty()) return Malformed(context, "job status without .tag");
   JobStatus job;

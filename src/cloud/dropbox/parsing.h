@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cloud/cloud.h"
 #include "util/status.h"
@@ -57,10 +56,10 @@ struct BatchEntry {
 
 // Where a success entry keeps its Metadata.
 enum class SuccessShape {
-  kNone,          // {".tag":"success"} (append_batch)
-  kInline,        // FileMetadata fields next to .tag (finish_batch_v2)
-  kUnderMetadata, // {"metadata":{...}} (delete_batch, create_folder_batch)
-  kUnderSuccess,  // {"success":{".tag":"file",...}} (move_batch_v2)
+  kNone,           // {".tag":"success"} (append_batch)
+  kInline,         // FileMetadata fields next to .tag (finish_batch_v2)
+  kUnderMetadata,  // {"metadata":{...}} (delete_batch, create_folder_batch)
+  kUnderSuccess,   // {"success":{".tag":"file",...}} (move_batch_v2)
 };
 
 // Parses {"entries":[...]} into one BatchEntry per element, in order.
@@ -75,6 +74,7 @@ struct JobStatus {
   std::vector<BatchEntry> entries;  // kComplete
   Status failed;                    // kFailed: classification of the "failed" union
 };
-Result<JobStatus> ParseJobStatus(const nlohmann::json& value, SuccessShape shape, std::string_view context);
+Result<JobStatus> ParseJobStatus(const nlohmann::json& value, SuccessShape shape,
+                                 std::string_view context);
 
 }  // namespace filesync::dropbox

@@ -21,7 +21,8 @@ constexpr std::size_t kCopyBuffer = 1024 * 1024;
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 std::string RevOf(const FileIdentity& id) {
-  return std::to_string(id.inode) + ":" + std::to_string(id.mtime_ns) + ":" + std::to_string(id.size);
+  return std::to_string(id.inode) + ":" + std::to_string(id.mtime_ns) + ":" +
+         std::to_string(id.size);
 }
 
 bool WriteAll(int fd, const std::uint8_t* data, std::size_t size) {
@@ -43,13 +44,16 @@ LocalCloud::LocalCloud(std::filesystem::path root)
     : root_(std::move(root)), staging_((root_ / kStagingName).string()) {
   std::error_code ec;
   std::filesystem::create_directories(root_, ec);
-  if (ec) throw std::runtime_error("cannot create local cloud dir " + root_.string() + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot create local cloud dir " + root_.string() + ": " +
+                             ec.message());
   // Leftovers of a crash are partial files nobody can see; removing them is always safe.
   std::filesystem::remove_all(staging_, ec);
   std::filesystem::create_directories(staging_, ec);
   if (ec) throw std::runtime_error("cannot create staging dir " + staging_ + ": " + ec.message());
   root_fd_ = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd_ < 0) throw std::runtime_error(Errno("cannot open local cloud dir " + root_.string()));
+  if (root_fd_ < 0)
+    throw std::runtime_error(Errno("cannot open local cloud dir " + root_.string()));
 }
 
 LocalCloud::~LocalCloud() {
@@ -74,7 +78,8 @@ Result<std::string> LocalCloud::Resolve(const std::string& cloud_path) const {
     const std::size_t end = std::min(cloud_path.find('/', start), cloud_path.size());
     const std::string_view part = std::string_view(cloud_path).substr(start, end - start);
     if (part.empty() || part == "." || part == "..") {
-      return Status::InvalidArgument("cloud path '" + cloud_path + "' has an empty, '.' or '..' component");
+      return Status::InvalidArgument("cloud path '" + cloud_path +
+                                     "' has an empty, '.' or '..' component");
     }
     if (start == 1 && part == kStagingName) {
       return Status::InvalidArgument("cloud path '" + cloud_path + "' is reserved for staging");
@@ -96,7 +101,8 @@ Status LocalCloud::MakeParents(const std::string& absolute) const {
 }
 
 std::string LocalCloud::StagingName(const char* suffix) {
-  return staging_ + "/" + std::to_string(getpid()) + "-" + std::to_string(counter_.fetch_add(1)) + suffix;
+  return staging_ + "/" + std::to_string(getpid()) + "-" + std::to_string(counter_.fetch_add(1)) +
+         suffix;
 }
 
 Result<ListResult> LocalCloud::List(const std::string& root, const std::string& cursor) {
@@ -115,7 +121,8 @@ Result<ListResult> LocalCloud::List(const std::string& root, const std::string& 
   }
   result.changes.reserve(scanned->entries.size());
   for (auto& entry : scanned->entries) {
-    if (root.empty() && (entry.path == kStagingName || entry.path.starts_with(std::string(kStagingName) + "/"))) {
+    if (root.empty() &&
+        (entry.path == kStagingName || entry.path.starts_with(std::string(kStagingName) + "/"))) {
       continue;
     }
     ListChange change;
@@ -156,7 +163,8 @@ Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const Progres
   if (!dest.ok()) return dest.status();
   Fd src(open(item.local_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (src.get() < 0) {
-    if (errno == ENOENT || errno == ELOOP) return Status::Changed(item.local_path + " vanished or was replaced");
+    if (errno == ENOENT || errno == ELOOP)
+      return Status::Changed(item.local_path + " vanished or was replaced");
     return Status::Io(Errno("cannot open " + item.local_path));
   }
   struct stat before {};
@@ -209,7 +217,8 @@ Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const Progres
   if (rename(temp.c_str(), dest->c_str()) != 0) {
     const int err = errno;
     unlink(temp.c_str());
-    if (err == EISDIR || err == ENOTDIR) return Status::Conflict("something is in the way of " + item.cloud_path);
+    if (err == EISDIR || err == ENOTDIR)
+      return Status::Conflict("something is in the way of " + item.cloud_path);
     errno = err;
     return Status::Io(Errno("cannot rename into " + *dest));
   }
@@ -237,8 +246,9 @@ std::vector<Status> LocalCloud::Delete(std::span<const std::string> paths) {
     }
     struct stat st {};
     if (lstat(target->c_str(), &st) != 0) {
-      results.push_back(errno == ENOENT || errno == ENOTDIR ? Status::Ok()
-                                                            : Status::Io(Errno("cannot stat " + *target)));
+      results.push_back(errno == ENOENT || errno == ENOTDIR
+                            ? Status::Ok()
+                            : Status::Io(Errno("cannot stat " + *target)));
       continue;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -274,7 +284,8 @@ Result<RemoteEntry> LocalCloud::Move(const std::string& from, const std::string&
     struct stat other {};
     const bool same_entry = lstat(target->c_str(), &other) == 0 && other.st_ino == st.st_ino &&
                             other.st_dev == st.st_dev;
-    if (!same_entry) return Status::Conflict("cannot move " + from + " to " + to + ": destination exists");
+    if (!same_entry)
+      return Status::Conflict("cannot move " + from + " to " + to + ": destination exists");
     if (rename(source->c_str(), target->c_str()) != 0) {
       return Status::Io(Errno("cannot move " + from + " to " + to));
     }
