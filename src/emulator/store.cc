@@ -365,6 +365,21 @@ std::string Namespace::AutorenameLocked(const Resolved& target, bool is_folder,
   }
 }
 
+// Binds an entry's nine columns (key, display, is_folder, id, rev, size, content_hash,
+// client_modified, server_modified) starting at parameter `first`; the entries and journal
+// tables share that column order.
+static void BindEntry(sqlite3_stmt* s, int first, const Entry& e) {
+  sqlite3_bind_text(s, first, e.key.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, first + 1, e.display.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(s, first + 2, e.is_folder ? 1 : 0);
+  sqlite3_bind_text(s, first + 3, e.id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, first + 4, e.rev.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, first + 5, static_cast<sqlite3_int64>(e.size));
+  sqlite3_bind_text(s, first + 6, e.content_hash.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, first + 7, e.client_modified.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, first + 8, e.server_modified.c_str(), -1, SQLITE_TRANSIENT);
+}
+
 void Namespace::JournalLocked(bool deleted, const Entry& e) {
   Change c;
   c.deleted = deleted;
@@ -373,15 +388,7 @@ void Namespace::JournalLocked(bool deleted, const Entry& e) {
   sqlite3_stmt* s = stmts_["journal"];
   sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(journal_.size()));
   sqlite3_bind_int(s, 2, deleted ? 1 : 0);
-  sqlite3_bind_text(s, 3, e.key.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 4, e.display.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int(s, 5, e.is_folder ? 1 : 0);
-  sqlite3_bind_text(s, 6, e.id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 7, e.rev.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(s, 8, static_cast<sqlite3_int64>(e.size));
-  sqlite3_bind_text(s, 9, e.content_hash.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 10, e.client_modified.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 11, e.server_modified.c_str(), -1, SQLITE_TRANSIENT);
+  BindEntry(s, 3, e);
   sqlite3_step(s);
   sqlite3_reset(s);
   changed_.notify_all();
@@ -406,15 +413,7 @@ void Namespace::PutLocked(Entry e, bool journal) {
     sqlite3_reset(s);
   }
   sqlite3_stmt* s = stmts_["put"];
-  sqlite3_bind_text(s, 1, e.key.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 2, e.display.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int(s, 3, e.is_folder ? 1 : 0);
-  sqlite3_bind_text(s, 4, e.id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 5, e.rev.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(s, 6, static_cast<sqlite3_int64>(e.size));
-  sqlite3_bind_text(s, 7, e.content_hash.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 8, e.client_modified.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 9, e.server_modified.c_str(), -1, SQLITE_TRANSIENT);
+  BindEntry(s, 1, e);
   sqlite3_step(s);
   sqlite3_reset(s);
   if (journal) JournalLocked(false, e);
