@@ -8,7 +8,7 @@
 // SHA-256(SHA-256("hello")), not to SHA-256("hello").
 //
 // ContentHasher is a streaming accumulator: the result does not depend on how input is sliced.
-// Not thread-safe; use one per thread.
+// Not thread-safe; use one per thread. The free functions below are thread-safe.
 #pragma once
 
 #include <array>
@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/status.h"
 
@@ -55,17 +56,23 @@ class ContentHasher {
 // Content hash of a byte string.
 Digest HashBytes(std::string_view data);
 
-// Statistics of a file that was hashed, taken before and after reading so a caller can tell
-// whether the file changed while it was read.
+// The digest of what was read, and how many bytes that was. HashFd reads until end of file, so
+// a file that grows or shrinks while it is read yields a bytes_read different from the size the
+// caller saw before (e.g. by fstat); telling "changed while read" apart is the caller's job.
 struct FileHash {
   Digest digest{};
   std::uint64_t bytes_read = 0;
 };
 
-// Hashes the whole file open at `fd` from offset 0 (pread; the fd's offset is untouched).
-// Returns kIo on a read error.
+// Hashes the file open at `fd` from offset 0 to end of file (pread; the fd's offset is
+// untouched). Regular files of 4 MiB or more are read on a second, short-lived thread while the
+// calling thread hashes, so reading and hashing overlap. Returns kIo on a read error.
+// Thread-safe: calls on different threads (even on the same fd) do not interfere.
 Result<FileHash> HashFd(int fd);
 // Opens `path` read-only (O_NOFOLLOW) and hashes it.
 Result<FileHash> HashFile(const std::string& path);
+// Hashes each of `paths` as HashFile does, up to `threads` files at a time (at least one);
+// results come back in the order of `paths`.
+std::vector<Result<FileHash>> HashFiles(std::span<const std::string> paths, unsigned threads);
 
 }  // namespace filesync::hash
