@@ -1,6 +1,8 @@
 // filesync's command line: global options first, then a command.
 // One try/catch maps start-up errors to exit codes (see cli/commands.h); CLI11_PARSE is not used
 // because its error handling would bypass ours.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
@@ -9,6 +11,10 @@
 
 int main(int argc, char** argv) {
   using namespace filesync;
+  // A pass builds large per-file vectors and frees them; with glibc's adaptive threshold they
+  // would end up on the heap after the first one is freed, and stay resident between passes.
+  // A fixed threshold keeps every large block in its own mapping, returned when freed.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{
       "filesync: mirror local directories one-way into cloud storage (Dropbox, or a local folder)"};
   app.set_version_flag("--version", std::string("filesync 0.1.0"));

@@ -1,6 +1,7 @@
 #include "pipeline/event_monitor.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cache/root_index.h"
 #include "cloud/local_file.h"
 #include "hash/content_hash.h"
 #include "pipeline/event_consumer.h"
@@ -96,7 +98,10 @@ struct RootState {
   std::int64_t id = 0;
   std::string local_dir;
   std::string cloud_path;
-  bool loaded = false;
+  // Between clean passes only `index` is kept; a pass with something to do loads the full
+  // records (`files` and `remote`) from the store, and drops them again once it ends clean.
+  std::optional<cache::RootIndex> index;
+  bool records_loaded = false;
   std::unordered_map<std::string, cache::FileRecord> files;  // by local path
   // By PathKey(path); std::less<> allows lookups by string_view without a copy.
   std::map<std::string, cache::RemoteRecord, std::less<>> remote;
@@ -139,11 +144,38 @@ struct EventMonitor::Impl final : public ActionSink {
     return plan::PathKey(path, caps.case_insensitive);
   }
 
+  // The root's id and key/values, once per process.
   Status Load(RootState& root) {
-    if (root.loaded) return Status::Ok();
+    if (root.id != 0) return Status::Ok();
     auto id = store.RootId(root.local_dir, root.cloud_path);
     if (!id.ok()) return id.status();
+    if (auto cursor = store.Get(*id, "cursor"); cursor.ok() && cursor->has_value())
+      root.cursor = **cursor;
+    if (auto v = store.Get(*id, "last_verify_ms"); v.ok() && v->has_value()) {
+      root.last_verify_ms = std::stoll(**v);
+    }
+    if (auto v = store.Get(*id, kVerifyNextKey); v.ok() && v->has_value()) root.verify_next = true;
     root.id = *id;
+    return Status::Ok();
+  }
+
+  // The compact index, built from the store on a process's first pass.
+  Status EnsureIndex(RootState& root) {
+    if (root.records_loaded || root.index) return Status::Ok();
+    cache::RootIndex::Builder builder(caps.case_insensitive);
+    Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) { builder.AddFile(r); });
+    if (!s.ok()) return s;
+    s = store.LoadRemote(root.id, [&](cache::RemoteRecord&& r) { builder.AddRemote(r); });
+    if (!s.ok()) return s;
+    root.index = std::move(builder).Build();
+    return Status::Ok();
+  }
+
+  // The full records, which every pass with something to do works on. The store holds exactly
+  // what the index summarises: the index is only kept after a pass that committed everything.
+  Status EnsureRecords(RootState& root) {
+    if (root.records_loaded) return Status::Ok();
+    root.index.reset();
     Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) {
       std::string path = r.path;
       root.files.emplace(std::move(path), std::move(r));
@@ -153,16 +185,29 @@ struct EventMonitor::Impl final : public ActionSink {
       std::string key = Key(r.path);
       root.remote.insert_or_assign(std::move(key), std::move(r));
     });
-    if (!s.ok()) return s;
-    if (auto cursor = store.Get(root.id, "cursor"); cursor.ok() && cursor->has_value())
-      root.cursor = **cursor;
-    if (auto v = store.Get(root.id, "last_verify_ms"); v.ok() && v->has_value()) {
-      root.last_verify_ms = std::stoll(**v);
+    if (!s.ok()) {
+      root.files.clear();
+      root.remote.clear();
+      return s;
     }
-    if (auto v = store.Get(root.id, kVerifyNextKey); v.ok() && v->has_value())
-      root.verify_next = true;
-    root.loaded = true;
+    root.records_loaded = true;
     return Status::Ok();
+  }
+
+  // After a clean pass: summarise the records in the index and give their memory back.
+  void Compact(RootState& root) {
+    cache::RootIndex::Builder builder(caps.case_insensitive);
+    for (const auto& [path, f] : root.files) builder.AddFile(f);
+    for (const auto& [key, r] : root.remote) builder.AddRemote(r);
+    root.index = std::move(builder).Build();
+    root.files = {};
+    root.remote = {};
+    root.records_loaded = false;
+    malloc_trim(0);
+  }
+
+  std::uint64_t RemoteCount(const RootState& root) const {
+    return root.records_loaded ? root.remote.size() : root.index->remote_count();
   }
 
   // Safety checks before anything may be deleted. Returns why the dir must not be synced.
@@ -267,7 +312,10 @@ struct EventMonitor::Impl final : public ActionSink {
       listing = cloud.List(root.cloud_path, "");
       if (!listing.ok()) return listing.status();
     }
-    ApplyListing(root, *listing);
+    if (listing->complete || !listing->changes.empty()) {
+      if (Status s = EnsureRecords(root); !s.ok()) return s;
+      ApplyListing(root, *listing);
+    }
     root.cursor = listing->cursor;
     if (listing->complete) {
       root.last_verify_ms = NowMs();
@@ -552,6 +600,10 @@ struct EventMonitor::Impl final : public ActionSink {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
     }
+    if (Status s = EnsureIndex(root); !s.ok()) {
+      rr.stopped = "cannot load state: " + s.ToString();
+      return;
+    }
     cloud::FileIdentity root_identity;
     if (auto why = CheckRoot(root, options, &root_identity)) {
       rr.stopped = *why;
@@ -582,19 +634,28 @@ struct EventMonitor::Impl final : public ActionSink {
       rr.stopped = "cannot read the cloud state of " + root.cloud_path + ": " + s.ToString();
       return;
     }
-    if (scanned->entries.empty() && !root.remote.empty() && !options.allow_mass_delete) {
+    if (scanned->entries.empty() && RemoteCount(root) > 0 && !options.allow_mass_delete) {
       rr.stopped = "sync dir " + root.local_dir + " is suddenly empty while the cloud has " +
-                   std::to_string(root.remote.size()) +
+                   std::to_string(RemoteCount(root)) +
                    " entries; nothing is deleted. If you emptied it on purpose, run: filesync sync "
                    "--allow-mass-delete";
       return;
     }
+    if (!root.records_loaded && root.index->Matches(scanned->entries)) {
+      // The common daemon case: nothing changed on either side, and the compact index can tell.
+      if (!options.dry_run) FinishRoot(root, nullptr, root_identity);
+      return;
+    }
+    if (Status s = EnsureRecords(root); !s.ok()) {
+      rr.stopped = "cannot load state: " + s.ToString();
+      return;
+    }
     std::vector<plan::LocalItem> items = ToLocalItems(root, scanned->entries);
-    scanned->entries.clear();
+    scanned->entries = {};
     if (InSync(root, items)) {
-      // The common daemon case: nothing changed on either side. The planner would return an
-      // empty plan; skip building its inputs (several copies of every path).
-      if (!options.dry_run) FinishRoot(root, items, root_identity);
+      // Nothing to do, but records to update (a touched file whose content is the same): the
+      // planner would return an empty plan; skip building its inputs.
+      if (!options.dry_run) FinishRootAndCompact(root, items, root_identity, rr);
       return;
     }
     std::vector<plan::RemoteItem> remote;
@@ -641,7 +702,16 @@ struct EventMonitor::Impl final : public ActionSink {
     if (options.dry_run) return;
 
     Execute(index, plan.actions, progress);
-    FinishRoot(root, items, root_identity);
+    FinishRootAndCompact(root, items, root_identity, rr);
+  }
+
+  void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,
+                            const cloud::FileIdentity& root_identity, const RootReport& rr) {
+    FinishRoot(root, &items, root_identity);
+    if (rr.failed == 0 && rr.deferred == 0 && commit_failures.load() == 0 && !root.verify_next &&
+        !stop_flag.load()) {
+      Compact(root);
+    }
   }
 
   // Errors of earlier passes on paths that did not fail this time are resolved: the pass either
@@ -678,11 +748,12 @@ struct EventMonitor::Impl final : public ActionSink {
     return true;
   }
 
-  // Records what this pass learnt about the local files and the cloud cursor.
-  void FinishRoot(RootState& root, const std::vector<plan::LocalItem>& items,
+  // Records what this pass learnt about the local files (none to record: items is null) and the
+  // cloud cursor.
+  void FinishRoot(RootState& root, const std::vector<plan::LocalItem>* items,
                   const cloud::FileIdentity& root_identity) {
     std::unique_lock lock(mu);
-    SyncFileRecords(root, items);
+    if (items) SyncFileRecords(root, *items);
     CommitLocked(root, lock);
     Status marker = root.verify_next || commit_failures.load() > 0
                         ? store.Put(root.id, kVerifyNextKey, "1")
