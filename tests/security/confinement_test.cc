@@ -57,10 +57,24 @@ class Confinement : public ::testing::Test {
 
 // TOML string bodies (as written between the quotes) that would put the mirror outside
 // cloud_root or are not a plain absolute cloud path.
-const std::vector<std::string> kBadCloudRoots = {
-    "/a/../b", "/..", "/a/..", "..", "../x", "/a/../../x", "/./x", "/.", "a/b", "x",
-    "/a//b",   "//a", "/a/",   "/a\\\\..\\\\b", "\\\\x", "/a\\u0000b", "/a\\u0000/../b",
-    "/\\u0000"};
+const std::vector<std::string> kBadCloudRoots = {"/a/../b",
+                                                 "/..",
+                                                 "/a/..",
+                                                 "..",
+                                                 "../x",
+                                                 "/a/../../x",
+                                                 "/./x",
+                                                 "/.",
+                                                 "a/b",
+                                                 "x",
+                                                 "/a//b",
+                                                 "//a",
+                                                 "/a/",
+                                                 "/a\\\\..\\\\b",
+                                                 "\\\\x",
+                                                 "/a\\u0000b",
+                                                 "/a\\u0000/../b",
+                                                 "/\\u0000"};
 
 TEST_F(Confinement, CloudRootsThatCouldEscapeAreRefusedAtLoad) {
   const auto before = Outside();
@@ -152,8 +166,7 @@ TEST_F(Confinement, DISABLED_LocalCloudNeverWritesThroughALinkPlantedInTheCloudD
   WriteFile(src_ / "sub" / "new.txt", "new");
   WriteFile(src_ / "a.txt", "a, edited");
   const RunResult r = box_.Run({"--config", config.string(), "sync"});
-  EXPECT_EQ(Tree(victim), victim_before) << "written through a link in the cloud dir:\n"
-                                         << r.all();
+  EXPECT_EQ(Tree(victim), victim_before) << "written through a link in the cloud dir:\n" << r.all();
   const RunResult verify = box_.Run({"--config", config.string(), "sync", "--verify"});
   EXPECT_EQ(Tree(victim), victim_before) << verify.all();
   EXPECT_EQ(ReadFile(victim / "file"), "victim file");

@@ -39,8 +39,8 @@ void ExpectOwnerOnly(const fs::path& state) {
   for (const auto& entry : fs::directory_iterator(state)) {
     if (!entry.is_regular_file()) continue;
     ++files;
-    EXPECT_EQ(ModeOf(entry.path()) & 077, 0) << entry.path() << " mode " << std::oct
-                                             << ModeOf(entry.path());
+    EXPECT_EQ(ModeOf(entry.path()) & 077, 0)
+        << entry.path() << " mode " << std::oct << ModeOf(entry.path());
   }
   EXPECT_GE(files, 3) << "state.db, lock and status.json at least";
   EXPECT_EQ(ModeOf(state / "state.db"), 0600);
@@ -67,8 +67,7 @@ TEST(FileModes, StateDirAndFilesAreOwnerOnlyUnderUmask000) {
   const fs::path log = box.base() / "captures" / "daemon.log";
   const pid_t pid = box.Spawn({"--config", config.string(), "run"}, log, umask0);
   ASSERT_GT(pid, 0);
-  EXPECT_TRUE(WaitFor([&] { return fs::exists(state / "status.json"); }, 20000))
-      << ReadFile(log);
+  EXPECT_TRUE(WaitFor([&] { return fs::exists(state / "status.json"); }, 20000)) << ReadFile(log);
   WriteFile(src / "b.txt", "b");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   // The umask reached the child: the parents it created are world-writable.
@@ -88,9 +87,8 @@ TEST(FileModes, AuthWritesTheRefreshTokenOwnerOnlyUnderUmask000) {
   ASSERT_TRUE(emulator.Start({"--app-key", "test-app-key"}));
   const fs::path token_file = box.base() / "secrets" / "refresh-token";
   fs::create_directories(token_file.parent_path());
-  RunResult r = box.Authorize(emulator.url(),
-                          {"auth", "--app-key", "test-app-key", "--api-url", emulator.url(),
-                           "--out", token_file.string()});
+  RunResult r = box.Authorize(emulator.url(), {"auth", "--app-key", "test-app-key", "--api-url",
+                                               emulator.url(), "--out", token_file.string()});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(ModeOf(token_file), 0600);
   EXPECT_FALSE(ReadFile(token_file).empty());
@@ -99,9 +97,8 @@ TEST(FileModes, AuthWritesTheRefreshTokenOwnerOnlyUnderUmask000) {
   fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write |
                                   fs::perms::group_read | fs::perms::others_read);
   ASSERT_EQ(ModeOf(token_file), 0644);
-  r = box.Authorize(emulator.url(),
-                {"auth", "--app-key", "test-app-key", "--api-url", emulator.url(), "--out",
-                 token_file.string()});
+  r = box.Authorize(emulator.url(), {"auth", "--app-key", "test-app-key", "--api-url",
+                                     emulator.url(), "--out", token_file.string()});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(ModeOf(token_file), 0600);
 }
@@ -217,10 +214,10 @@ TEST_F(ConfigPermissions, DISABLED_WorldReadableRefreshTokenFileWarns) {
   WriteFile(token_file, Canary("rt.SECRET-canary-") + "\n",
             kOwnerRw | fs::perms::group_read | fs::perms::others_read);
   const fs::path config = box_.base() / "filesync.toml";
-  WriteFile(config,
-            Base() + "dbx_app_key = \"k\"\ndbx_refresh_token_file = \"" + token_file.string() +
-                "\"\n",
-            kOwnerRw);
+  WriteFile(
+      config,
+      Base() + "dbx_app_key = \"k\"\ndbx_refresh_token_file = \"" + token_file.string() + "\"\n",
+      kOwnerRw);
   const auto lines = Warnings(config);
   ASSERT_EQ(lines.size(), 1u) << "no warning for a world-readable " << token_file;
   EXPECT_NE(lines[0].find("chmod 600 " + token_file.string()), std::string::npos) << lines[0];

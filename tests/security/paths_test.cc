@@ -23,11 +23,26 @@ namespace {
 namespace fs = std::filesystem;
 
 // Paths that name something outside the root, or are not canonical cloud paths.
-const std::vector<std::string> kEscapes = {
-    "/..",        "/../x",   "/a/../../x", "/a/..", "/a/../b", "..",          "../x",
-    "x",          "a/b",     "/.",         "/./x",  "/a/.",    "//x",         "/a//b",
-    "/a/",        "/x/../../outside",       std::string("/a\0b", 4), std::string("/\0/..", 5),
-    "/.filesync-staging/x", "/.filesync-staging"};
+const std::vector<std::string> kEscapes = {"/..",
+                                           "/../x",
+                                           "/a/../../x",
+                                           "/a/..",
+                                           "/a/../b",
+                                           "..",
+                                           "../x",
+                                           "x",
+                                           "a/b",
+                                           "/.",
+                                           "/./x",
+                                           "/a/.",
+                                           "//x",
+                                           "/a//b",
+                                           "/a/",
+                                           "/x/../../outside",
+                                           std::string("/a\0b", 4),
+                                           std::string("/\0/..", 5),
+                                           "/.filesync-staging/x",
+                                           "/.filesync-staging"};
 
 // Everything under `dir` (relative path -> "d" or file content), symlinks included by name.
 std::map<std::string, std::string> Snapshot(const fs::path& dir) {

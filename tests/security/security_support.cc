@@ -159,9 +159,9 @@ std::map<std::string, std::string> DropboxNamespace(const std::string& url,
   std::map<std::string, std::string> out;
   httplib::Client client(url);
   const httplib::Headers auth = {{"Authorization", "Bearer " + token}};
-  auto r = client.Post("/2/files/list_folder", auth,
-                       nlohmann::json{{"path", ""}, {"recursive", true}}.dump(),
-                       "application/json");
+  auto r =
+      client.Post("/2/files/list_folder", auth,
+                  nlohmann::json{{"path", ""}, {"recursive", true}}.dump(), "application/json");
   std::vector<std::string> files;
   while (r && r->status == 200) {
     const auto page = nlohmann::json::parse(r->body);
@@ -193,7 +193,8 @@ std::map<std::string, std::string> DropboxNamespace(const std::string& url,
 Sandbox::Sandbox(std::string name) {
   for (char& ch : name)
     if (ch == '/') ch = '-';
-  base_ = fs::temp_directory_path() / ("filesync-security-" + std::to_string(getpid()) + "-" + name);
+  base_ =
+      fs::temp_directory_path() / ("filesync-security-" + std::to_string(getpid()) + "-" + name);
   fs::remove_all(base_);
   fs::create_directories(tmp());
   fs::create_directories(home());

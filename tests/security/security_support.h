@@ -60,7 +60,8 @@ int ModeOf(const fs::path& path);
 // Everything the Dropbox emulator at `url` holds: path_display -> content ("<dir>" for folders),
 // listed recursively from the namespace root with `token`. Records a test failure if the
 // emulator does not answer.
-std::map<std::string, std::string> DropboxNamespace(const std::string& url, const std::string& token);
+std::map<std::string, std::string> DropboxNamespace(const std::string& url,
+                                                    const std::string& token);
 
 class Sandbox {
  public:

@@ -144,8 +144,7 @@ TEST_P(Symlinks, DaemonNeverFollowsLinksThatAppearOrSwapIn) {
   swapper.join();
   EXPECT_GT(swaps, 20);
   WriteFile(src_ / "real" / "last.txt", "last");
-  EXPECT_TRUE(WaitFor([&] { return Mirror().contains("real/last.txt"); }, 20000))
-      << ReadFile(log);
+  EXPECT_TRUE(WaitFor([&] { return Mirror().contains("real/last.txt"); }, 20000)) << ReadFile(log);
   EXPECT_EQ(Sandbox::Stop(pid), 0) << ReadFile(log);
   const auto mirror = Mirror();
   EXPECT_FALSE(mirror.contains("late-link")) << ReadFile(log);

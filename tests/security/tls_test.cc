@@ -81,8 +81,8 @@ class Tls : public ::testing::Test {
     std::istringstream lines(r.all());
     int mentioning = 0;
     for (std::string line; std::getline(lines, line);) {
-      if (line.find("certificate") != std::string::npos ||
-          line.find("TLS") != std::string::npos || line.find("SSL") != std::string::npos)
+      if (line.find("certificate") != std::string::npos || line.find("TLS") != std::string::npos ||
+          line.find("SSL") != std::string::npos)
         ++mentioning;
     }
     EXPECT_GE(mentioning, 1) << "no line names the TLS problem:\n" << r.all();
@@ -105,15 +105,14 @@ TEST_F(Tls, SelfSignedCertificateIsRefusedUnlessDbxCaFileTrustsIt) {
   EXPECT_NE(plan.code, 0) << plan.all();
 
   const RunResult trusted = box_.Run(
-      {"--config",
-       Config("dbx_ca_file = \"" + (certs_ / "server.pem").string() + "\"\n").string(), "sync"});
+      {"--config", Config("dbx_ca_file = \"" + (certs_ / "server.pem").string() + "\"\n").string(),
+       "sync"});
   EXPECT_EQ(trusted.code, 0) << trusted.all();
   EXPECT_GT(Counters().value("total", 0), 0);
   httplib::Client client(emulator_.url());
   client.set_ca_cert_path((certs_ / "server.pem").c_str());
   client.enable_server_certificate_verification(true);
-  auto r = client.Post("/2/files/get_metadata",
-                       {{"Authorization", "Bearer " + emulator_.token()}},
+  auto r = client.Post("/2/files/get_metadata", {{"Authorization", "Bearer " + emulator_.token()}},
                        R"({"path":"/backup/docs/a.txt"})", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
@@ -129,10 +128,10 @@ TEST_F(Tls, TrustingAnotherCertificateDoesNotHelp) {
 
 TEST_F(Tls, TrustedCertificateForAnotherHostIsRefused) {
   ASSERT_TRUE(StartEmulator("wrong-host"));
-  const RunResult r = box_.Run(
-      {"--config",
-       Config("dbx_ca_file = \"" + (certs_ / "wrong-host.pem").string() + "\"\n").string(),
-       "sync"});
+  const RunResult r =
+      box_.Run({"--config",
+                Config("dbx_ca_file = \"" + (certs_ / "wrong-host.pem").string() + "\"\n").string(),
+                "sync"});
   ExpectRefused(r);
 }
 
@@ -141,16 +140,14 @@ TEST_F(Tls, TrustedCertificateForAnotherHostIsRefused) {
 // "Known gaps"): RunAuth reads dbx_ca_file only when it loads the config for a missing option.
 TEST_F(Tls, DISABLED_AuthTrustsDbxCaFile) {
   emulator_.Stop();
-  ASSERT_TRUE(emulator_.Start({"--app-key", "test-app-key", "--tls-cert",
-                               (certs_ / "server.pem").string(), "--tls-key",
-                               (certs_ / "server-key.pem").string()}));
-  const fs::path config =
-      Config("dbx_ca_file = \"" + (certs_ / "server.pem").string() + "\"\n");
+  ASSERT_TRUE(
+      emulator_.Start({"--app-key", "test-app-key", "--tls-cert", (certs_ / "server.pem").string(),
+                       "--tls-key", (certs_ / "server-key.pem").string()}));
+  const fs::path config = Config("dbx_ca_file = \"" + (certs_ / "server.pem").string() + "\"\n");
   const fs::path token_file = box_.base() / "refresh-token";
-  const RunResult r =
-      box_.Authorize(emulator_.url(), {"--config", config.string(), "auth", "--app-key",
-                                       "test-app-key", "--api-url", emulator_.url(), "--out",
-                                       token_file.string()});
+  const RunResult r = box_.Authorize(
+      emulator_.url(), {"--config", config.string(), "auth", "--app-key", "test-app-key",
+                        "--api-url", emulator_.url(), "--out", token_file.string()});
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(ModeOf(token_file), 0600);
 }
@@ -158,13 +155,13 @@ TEST_F(Tls, DISABLED_AuthTrustsDbxCaFile) {
 // Without dbx_ca_file, auth refuses the self-signed certificate like sync does.
 TEST_F(Tls, AuthRefusesAnUntrustedCertificate) {
   emulator_.Stop();
-  ASSERT_TRUE(emulator_.Start({"--app-key", "test-app-key", "--tls-cert",
-                               (certs_ / "server.pem").string(), "--tls-key",
-                               (certs_ / "server-key.pem").string()}));
+  ASSERT_TRUE(
+      emulator_.Start({"--app-key", "test-app-key", "--tls-cert", (certs_ / "server.pem").string(),
+                       "--tls-key", (certs_ / "server-key.pem").string()}));
   const fs::path token_file = box_.base() / "refresh-token";
-  const RunResult r = box_.Authorize(
-      emulator_.url(), {"auth", "--app-key", "test-app-key", "--api-url", emulator_.url(),
-                        "--out", token_file.string()});
+  const RunResult r =
+      box_.Authorize(emulator_.url(), {"auth", "--app-key", "test-app-key", "--api-url",
+                                       emulator_.url(), "--out", token_file.string()});
   EXPECT_NE(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("certificate"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(token_file));
