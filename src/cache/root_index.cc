@@ -38,24 +38,42 @@ void RootIndex::Builder::AddFile(const FileRecord& file) {
     index_.never_matches_ = true;
     return;
   }
+  if (file.kind == cloud::EntryKind::kFile) {
+    if (!has_device_) index_.device_ = file.identity.device;
+    has_device_ = true;
+    // A sync dir is scanned within one filesystem; anything else the full comparison handles.
+    if (file.identity.device != index_.device_) index_.never_matches_ = true;
+  }
   Record r;
   r.path_offset = static_cast<std::uint32_t>(index_.arena_.size());
   r.path_size = static_cast<std::uint16_t>(file.path.size());
   r.kind = file.kind;
   r.flags = file.has_digest && file.kind == cloud::EntryKind::kFile ? kHasDigest : 0;
-  r.identity = file.identity;
+  r.size = file.identity.size;
+  r.mtime_ns = file.identity.mtime_ns;
+  r.ctime_ns = file.identity.ctime_ns;
+  r.inode = file.identity.inode;
   r.digest = file.digest;
   index_.arena_.append(file.path);
   index_.records_.push_back(r);
+}
+
+void RootIndex::Builder::Reserve(std::size_t files) {
+  constexpr std::size_t kTypicalPathBytes = 24;
+  index_.records_.reserve(files);
+  index_.arena_.reserve(files * kTypicalPathBytes);
 }
 
 void RootIndex::Builder::Seal() {
   if (sealed_) return;
   sealed_ = true;
   const RootIndex& index = index_;
-  std::sort(
-      index_.records_.begin(), index_.records_.end(),
-      [&index](const Record& a, const Record& b) { return index.PathOf(a) < index.PathOf(b); });
+  const auto by_path = [&index](const Record& a, const Record& b) {
+    return index.PathOf(a) < index.PathOf(b);
+  };
+  // The store hands records over in path order already.
+  if (!std::is_sorted(index_.records_.begin(), index_.records_.end(), by_path))
+    std::sort(index_.records_.begin(), index_.records_.end(), by_path);
   for (std::size_t i = 1; i < index_.records_.size(); ++i) {
     if (index_.PathOf(index_.records_[i - 1]) == index_.PathOf(index_.records_[i]))
       index_.never_matches_ = true;  // the store never holds two records at one path
@@ -105,8 +123,11 @@ bool RootIndex::Matches(std::span<const scan::Entry> entries) const {
     if ((r.flags & kInSync) == 0 || r.kind != e.kind || PathOf(r) != e.path) return false;
     // Files: the whole identity, so the record would not be rewritten either. Folders: the
     // inode, as the record of a folder keeps.
-    if (r.kind == cloud::EntryKind::kFile ? r.identity != e.identity
-                                          : r.identity.inode != e.identity.inode) {
+    const cloud::FileIdentity& id = e.identity;
+    if (r.kind == cloud::EntryKind::kFile
+            ? r.size != id.size || r.mtime_ns != id.mtime_ns || r.ctime_ns != id.ctime_ns ||
+                  r.inode != id.inode || id.device != device_
+            : r.inode != id.inode) {
       return false;
     }
   }

@@ -3,7 +3,7 @@
 // nothing changed. It answers one question: "is this scan exactly the synced state?" With the
 // answer yes, a pass needs neither the full record maps nor the planner's inputs.
 //
-// About 80 bytes per record plus the path bytes, in two allocations (a record array and a path
+// About 72 bytes per record plus the path bytes, in two allocations (a record array and a path
 // arena), instead of the several strings and map nodes per path that a general-purpose
 // representation needs; a daemon keeps only this between passes.
 //
@@ -53,10 +53,14 @@ class RootIndex {
     std::uint16_t path_size = 0;
     cloud::EntryKind kind = cloud::EntryKind::kFile;
     std::uint8_t flags = 0;
-    cloud::FileIdentity identity;
+    // The identity without its device, which every record shares (device_).
+    std::uint64_t size = 0;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
+    std::uint64_t inode = 0;
     hash::Digest digest{};
   };
-  static_assert(sizeof(Record) <= 80, "RootIndex::Record grew; see the header's size promise");
+  static_assert(sizeof(Record) <= 72, "RootIndex::Record grew; see the header's size promise");
 
   [[nodiscard]] std::string_view PathOf(const Record& r) const {
     return std::string_view(arena_).substr(r.path_offset, r.path_size);
@@ -65,6 +69,7 @@ class RootIndex {
   std::vector<Record> records_;  // sorted by path
   std::string arena_;
   std::uint64_t remote_count_ = 0;
+  std::uint64_t device_ = 0;    // of every file record
   bool never_matches_ = false;  // something a conservative check cannot vouch for
 };
 
@@ -72,6 +77,8 @@ class RootIndex::Builder {
  public:
   // case_insensitive: the cloud compares paths by unicode::CloudKey (Dropbox).
   explicit Builder(bool case_insensitive) : case_insensitive_(case_insensitive) {}
+  // Optional: the number of file records to come, to allocate once.
+  void Reserve(std::size_t files);
   void AddFile(const FileRecord& file);
   void AddRemote(const RemoteRecord& remote);
   RootIndex Build() &&;
@@ -81,6 +88,7 @@ class RootIndex::Builder {
 
   bool case_insensitive_;
   bool sealed_ = false;  // records sorted: no more AddFile
+  bool has_device_ = false;
   RootIndex index_;
   std::vector<std::uint64_t> remote_key_hashes_;  // case-insensitive clouds: duplicate keys
 };

@@ -163,6 +163,11 @@ struct EventMonitor::Impl final : public ActionSink {
   Status EnsureIndex(RootState& root) {
     if (root.records_loaded || root.index) return Status::Ok();
     cache::RootIndex::Builder builder(caps.case_insensitive);
+    if (auto stored = store.Roots(); stored.ok()) {
+      for (const cache::RootInfo& info : *stored) {
+        if (info.id == root.id) builder.Reserve(info.file_records);
+      }
+    }
     Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) { builder.AddFile(r); });
     if (!s.ok()) return s;
     s = store.LoadRemote(root.id, [&](cache::RemoteRecord&& r) { builder.AddRemote(r); });
@@ -197,6 +202,7 @@ struct EventMonitor::Impl final : public ActionSink {
   // After a clean pass: summarise the records in the index and give their memory back.
   void Compact(RootState& root) {
     cache::RootIndex::Builder builder(caps.case_insensitive);
+    builder.Reserve(root.files.size());
     for (const auto& [path, f] : root.files) builder.AddFile(f);
     for (const auto& [key, r] : root.remote) builder.AddRemote(r);
     root.index = std::move(builder).Build();
@@ -612,6 +618,8 @@ struct EventMonitor::Impl final : public ActionSink {
     scan::ScanOptions scan_options;
     scan_options.exclude = exclude.get();
     scan_options.threads = std::min(config.workers, 2);
+    scan_options.expected_entries =
+        root.records_loaded ? root.files.size() : root.index->file_count();
     auto scanned = scan::Scan(root.local_dir, scan_options);
     if (!scanned.ok()) {
       rr.stopped = "cannot scan " + root.local_dir + ": " + scanned.status().ToString() +

@@ -435,6 +435,8 @@ Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
   const std::size_t threads = static_cast<std::size_t>(std::clamp(options.threads, 1, 64));
   Walker walker(options, result.root.device, threads);
   std::vector<WorkerOutput> outputs(threads);
+  for (WorkerOutput& out : outputs)
+    out.entries.reserve(options.expected_entries + options.expected_entries / 8);
   {
     std::vector<char> buffer;
     int err = 0;
@@ -457,6 +459,12 @@ Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
   for (const WorkerOutput& out : outputs) {
     total_entries += out.entries.size();
     total_issues += out.issues.size();
+  }
+  // The first thread's list usually has room for all (expected_entries): take it over rather
+  // than copy it.
+  if (outputs[0].entries.capacity() >= total_entries) {
+    result.entries = std::move(outputs[0].entries);
+    outputs[0].entries = {};
   }
   result.entries.reserve(total_entries);
   result.issues.reserve(total_issues);

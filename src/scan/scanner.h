@@ -66,6 +66,10 @@ struct Issue {
 struct ScanOptions {
   const ExcludeMatcher* exclude = nullptr;  // not owned; may be null (nothing excluded)
   int threads = 1;                          // directories are read by this many threads
+  // Roughly how many entries to expect (e.g. the last scan's count; 0: unknown). Each thread
+  // reserves room for that many up front, which costs address space, not memory, and saves
+  // growing (copying) its list over and over.
+  std::size_t expected_entries = 0;
   // Test seam: called with the relative path of each entry just before it is looked at with
   // fstatat(), so a test can make it vanish. Called from worker threads. Leave empty.
   std::function<void(const std::string& path)> before_stat_for_testing;
