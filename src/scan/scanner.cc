@@ -13,11 +13,14 @@
 //    per file); LIFO keeps few parents open. With several threads, a directory of more than
 //    kSliceEntries names is cut into slices of its listing that any worker can stat, so one
 //    huge directory is not left to a single thread. Each worker collects entries and issues
-//    locally; they are merged and sorted once at the end.
+//    locally; they are merged and sorted once at the end. Merging hands each drained list's
+//    pages back to the kernel as it goes (madvise), so two copies of the listing are never
+//    resident together: the merge is the peak of a no-change pass's memory.
 #include "scan/scanner.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -393,6 +396,29 @@ class Walker {
   int active_ = 0;              // guarded by mu_: directories being processed
 };
 
+// Appends `from` to `to` (whose capacity must already suffice), back to front, and drops the
+// pages of `from` that empty out on the way; `from` ends up empty. The dropped pages belong to
+// `from`'s unused capacity, whose contents nothing reads.
+void MoveReleasing(std::vector<Entry>& from, std::vector<Entry>& to) {
+  constexpr std::size_t kStep = 4096;  // entries moved between two releases
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto address = [&from](std::size_t index) {
+    return reinterpret_cast<std::uintptr_t>(from.data() + index);
+  };
+  std::uintptr_t released = address(from.size()) & ~(page - 1);  // page-aligned, at or below
+  while (!from.empty()) {
+    for (std::size_t i = std::min(kStep, from.size()); i > 0; --i) {
+      to.push_back(std::move(from.back()));
+      from.pop_back();
+    }
+    const std::uintptr_t first_free_page = (address(from.size()) + page - 1) & ~(page - 1);
+    if (first_free_page < released) {
+      madvise(reinterpret_cast<void*>(first_free_page), released - first_free_page, MADV_DONTNEED);
+      released = first_free_page;
+    }
+  }
+}
+
 }  // namespace
 
 const char* IssueKindName(IssueKind kind) {
@@ -469,7 +495,7 @@ Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
   result.entries.reserve(total_entries);
   result.issues.reserve(total_issues);
   for (WorkerOutput& out : outputs) {
-    std::move(out.entries.begin(), out.entries.end(), std::back_inserter(result.entries));
+    MoveReleasing(out.entries, result.entries);
     std::move(out.issues.begin(), out.issues.end(), std::back_inserter(result.issues));
     result.dirs_scanned += out.dirs;
     out = {};
