@@ -1,11 +1,15 @@
 // Randomized convergence: from a seed, a reproducible sequence of local operations on a real
 // tree, interleaved with `filesync sync` runs, `filesync run` daemons that see the tree change
-// under them, and kill -9 at random moments followed by a rerun. After a final sync (which must
+// under them, and kill -9 at random moments followed by a rerun. On the Dropbox backend the
+// emulator also changes its fault spec between steps (429 with Retry-After, 500/503, dropped
+// connections before or after the route ran, latency), drawn from a second generator so a seed
+// performs the same file operations on both backends. After a final sync (faults off; it must
 // exit 0) the harness's invariants must hold.
 //
-// Built twice: reliability_seeds (label integration: a fixed set of seeds for CI, plus Replay for
-// FILESYNC_SEED=N) and reliability_long (labels reliability;slow: the seeds of
-// FILESYNC_SEEDS=A..B, skipped when unset).
+// Built twice: reliability_seeds (label integration: a fixed set of seeds per backend for CI,
+// plus Replay for FILESYNC_SEED=N) and reliability_long (label slow: the seeds of
+// FILESYNC_SEEDS=A..B, skipped when unset). Replay and SeedRange take FILESYNC_BACKEND=
+// local|dropbox|both (default both).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -53,15 +57,29 @@ const std::vector<std::string> kNames = {
 
 constexpr const char* kAnchor = "anchor-never-touched";
 
+// Fault specs the Dropbox emulator cycles through (probabilities per request; a seed= is added).
+// High enough that most passes meet some, low enough that retries (up to 5 per request) mostly
+// get through.
+const std::vector<std::string> kFaultSpecs = {
+    "",                                 // healthy
+    "429=0.15",                         // rate limited, Retry-After: 1
+    "500=0.1,503=0.1",                  // server errors
+    "drop=0.1,drop_after=0.08",         // connections closed before / after the route ran
+    "latency=0.5:100",                  // slow server
+    "429=0.05,500=0.05,503=0.05,drop=0.05,drop_after=0.05,latency=0.2:50",  // everything
+};
+
 class Scenario {
  public:
-  Scenario(std::uint64_t seed, Sandbox& box) : seed_(seed), rng_(seed), box_(box) {
+  Scenario(std::uint64_t seed, Sandbox& box)
+      : seed_(seed), rng_(seed), fault_rng_(seed ^ 0x6661756c7473ULL), box_(box) {
     Record(kAnchor);
   }
 
   // Runs `steps` random steps; log() then lists what was done.
   void Run(int steps) {
     for (int step = 0; step < steps; ++step) {
+      MaybeChangeFaults();
       const int dice = Pick(100);
       if (dice < 70) {
         FileOp();
@@ -79,9 +97,24 @@ class Scenario {
   [[nodiscard]] int crashes() const { return crashes_; }
   [[nodiscard]] const std::vector<std::string>& failures() const { return failures_; }
 
+  // Dropbox: before a step, one time in four, the emulator restarts with another fault spec.
+  void MaybeChangeFaults() {
+    if (box_.backend() != BackendKind::kDropbox || fault_rng_() % 4 != 0) return;
+    const std::string& kind = kFaultSpecs[fault_rng_() % kFaultSpecs.size()];
+    SetFaults(kind);
+  }
+
  private:
   int Pick(int n) { return static_cast<int>(rng_() % static_cast<std::uint64_t>(n)); }
   void Log(std::string line) { log_.push_back(std::move(line)); }
+
+  void SetFaults(const std::string& kind) {
+    const std::string spec =
+        kind.empty() ? "" : kind + ",seed=" + std::to_string(fault_rng_() % 1000000);
+    if (spec == box_.faults()) return;
+    box_.SetFaults(spec);
+    Log("emulator faults: " + (spec.empty() ? std::string("none") : spec));
+  }
 
   int SyncCode(const RunResult& r) {
     // A pass may legitimately report 1 (a file changed under it, a kill left work); it must never
@@ -342,7 +375,12 @@ class Scenario {
   // Right after a kill: every file visible in the cloud is a complete copy of some version the
   // client had (never a prefix or a mix), and no temp file sits at a destination.
   void CheckNoPartialFiles() {
-    const Tree cloud = Snapshot(box_.mirror(), false);
+    // The emulator would fault the check's own listing: look with faults off, then go on with
+    // the same kind of faults (a fresh seed).
+    const std::string faults = box_.faults();
+    box_.SetFaults("");
+    const Tree cloud = box_.CloudTree();
+    if (!faults.empty()) SetFaults(faults.substr(0, faults.rfind(",seed=")));
     for (const auto& [path, e] : cloud) {
       if (!e.dir && !versions_.contains(e.hash)) {
         failures_.push_back(
@@ -354,6 +392,7 @@ class Scenario {
 
   std::uint64_t seed_;
   std::mt19937_64 rng_;
+  std::mt19937_64 fault_rng_;  // Dropbox only, so the file operations match across backends
   Sandbox& box_;
   std::vector<std::string> log_;
   std::vector<std::string> failures_;
@@ -362,10 +401,11 @@ class Scenario {
   bool atomic_writes_ = false;
 };
 
-std::string ReplayCommand(std::uint64_t seed) {
-  return "FILESYNC_SEED=" + std::to_string(seed) + " " +
-         fs::read_symlink("/proc/self/exe").string() +
-         " --gtest_filter='Convergence.Replay'   (or: FILESYNC_SEED=" + std::to_string(seed) +
+std::string ReplayCommand(std::uint64_t seed, BackendKind backend) {
+  const std::string env = std::string("FILESYNC_BACKEND=") + BackendName(backend) +
+                          " FILESYNC_SEED=" + std::to_string(seed);
+  return env + " " + fs::read_symlink("/proc/self/exe").string() +
+         " --gtest_filter='Convergence.Replay'   (or: " + env +
          " ctest --test-dir <build> -R 'reliability_seeds.Convergence.Replay' --output-on-failure)";
 }
 
@@ -373,11 +413,13 @@ constexpr int kSteps = 60;
 
 struct SeedResult {
   int crashes = 0;  // kill -9 survived
+  FaultTally faults;
+  bool passed = true;
 };
 
 // Runs one seed; records gtest failures with the replay command.
 SeedResult RunSeed(std::uint64_t seed, BackendKind backend) {
-  Sandbox box("seed-" + std::to_string(seed), backend);
+  Sandbox box("seed-" + std::to_string(seed) + "-" + BackendName(backend), backend);
   // Random deletes may remove most of the tree in one pass: that is the user's intent here, so
   // max_delete must not stop it. The anchor (never touched) keeps the sync dir from becoming
   // "suddenly empty", which filesync rightly refuses to mirror.
@@ -385,13 +427,15 @@ SeedResult RunSeed(std::uint64_t seed, BackendKind backend) {
   WriteFile(box.client() / kAnchor, "anchor");
   Scenario scenario(seed, box);
   scenario.Run(kSteps);
-  // Quiescence: one final sync must converge.
+  // Quiescence: the emulator heals, then one final sync must converge.
+  box.SetFaults("");
   const RunResult final_sync = box.Sync();
   std::vector<std::string> problems = scenario.failures();
   if (final_sync.code != 0)
     problems.push_back("final sync exited " + std::to_string(final_sync.code) + ":\n" +
                        final_sync.out.substr(0, 3000));
   for (auto& p : box.Invariants()) problems.push_back(std::move(p));
+  SeedResult result{scenario.crashes(), box.FaultsInjected(), problems.empty()};
   if (!problems.empty()) {
     std::ostringstream msg;
     msg << "seed " << seed << " (" << BackendName(backend) << " backend) broke " << problems.size()
@@ -401,41 +445,68 @@ SeedResult RunSeed(std::uint64_t seed, BackendKind backend) {
     for (const auto& l : scenario.log()) msg << "    " << l << "\n";
     box.Keep();
     msg << "sandbox kept: " << box.base().string() << "\n";
-    msg << "replay: " << ReplayCommand(seed)
-        << "\n(kill timings are not reproducible; the operations are)\n";
+    msg << "replay: " << ReplayCommand(seed, backend)
+        << "\n(kill timings are not reproducible, nor is which request meets which fault; the "
+           "operations and fault specs are)\n";
     ADD_FAILURE() << msg.str();
   }
-  return {scenario.crashes()};
+  std::printf("seed %llu (%s): %s, %d kill -9 survived%s%s\n",
+              static_cast<unsigned long long>(seed), BackendName(backend),
+              result.passed ? "converged" : "FAILED", result.crashes,
+              backend == BackendKind::kDropbox ? "; " : "",
+              backend == BackendKind::kDropbox ? result.faults.ToString().c_str() : "");
+  std::fflush(stdout);
+  return result;
+}
+
+// Totals over several seeds, printed at the end of a long run.
+void PrintTotals(const std::vector<std::pair<BackendKind, SeedResult>>& results) {
+  for (const BackendKind backend : {BackendKind::kLocal, BackendKind::kDropbox}) {
+    int seeds = 0, passed = 0, crashes = 0;
+    FaultTally faults;
+    for (const auto& [b, r] : results) {
+      if (b != backend) continue;
+      ++seeds;
+      passed += r.passed ? 1 : 0;
+      crashes += r.crashes;
+      faults += r.faults;
+    }
+    if (seeds == 0) continue;
+    std::printf("%s: %d/%d seeds converged, %d kill -9 survived%s%s\n", BackendName(backend),
+                passed, seeds, crashes, backend == BackendKind::kDropbox ? "; " : "",
+                backend == BackendKind::kDropbox ? faults.ToString().c_str() : "");
+  }
 }
 
 class Convergence : public ::testing::TestWithParam<std::uint64_t> {};
 
 #ifdef FILESYNC_RELIABILITY_LONG
 
-// FILESYNC_SEEDS=A..B (inclusive) or a single N.
+// FILESYNC_SEEDS=A..B (inclusive) or a single N, on the backends of FILESYNC_BACKEND.
 TEST(Convergence, SeedRange) {
   const char* spec = std::getenv("FILESYNC_SEEDS");
-  if (spec == nullptr) GTEST_SKIP() << "long run: set FILESYNC_SEEDS=1000..1100";
+  if (spec == nullptr)
+    GTEST_SKIP() << "long run: set FILESYNC_SEEDS=1000..1100 (and FILESYNC_BACKEND=local|dropbox|"
+                    "both, default both)";
   const std::string s = spec;
   const auto dots = s.find("..");
   const std::uint64_t first = std::stoull(s.substr(0, dots));
   const std::uint64_t last = dots == std::string::npos ? first : std::stoull(s.substr(dots + 2));
-  int crashes = 0;
+  std::vector<std::pair<BackendKind, SeedResult>> results;
   for (std::uint64_t seed = first; seed <= last; ++seed) {
-    const SeedResult r = RunSeed(seed, BackendKind::kLocal);
-    crashes += r.crashes;
+    for (const BackendKind backend : BackendsFromEnv("both"))
+      results.emplace_back(backend, RunSeed(seed, backend));
   }
-  std::printf("seeds %llu..%llu: %d kill -9 survived\n", static_cast<unsigned long long>(first),
-              static_cast<unsigned long long>(last), crashes);
+  std::printf("seeds %llu..%llu:\n", static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(last));
+  PrintTotals(results);
 }
 
 #else
 
-TEST_P(Convergence, Local) {
-  const SeedResult r = RunSeed(GetParam(), BackendKind::kLocal);
-  std::printf("seed %llu: %d kill -9 survived\n", static_cast<unsigned long long>(GetParam()),
-              r.crashes);
-}
+TEST_P(Convergence, Local) { RunSeed(GetParam(), BackendKind::kLocal); }
+
+TEST_P(Convergence, Dropbox) { RunSeed(GetParam(), BackendKind::kDropbox); }
 
 // The CI seeds: fixed, so a red CI run is reproducible.
 INSTANTIATE_TEST_SUITE_P(Seeds, Convergence, ::testing::Values(1, 2, 3, 4, 5, 6));
@@ -444,9 +515,13 @@ INSTANTIATE_TEST_SUITE_P(Seeds, Convergence, ::testing::Values(1, 2, 3, 4, 5, 6)
 
 TEST(Convergence, Replay) {
   const char* seed = std::getenv("FILESYNC_SEED");
-  if (seed == nullptr) GTEST_SKIP() << "replays one seed: set FILESYNC_SEED=N";
-  const SeedResult r = RunSeed(std::stoull(seed), BackendKind::kLocal);
-  std::printf("seed %s: %d kill -9 survived\n", seed, r.crashes);
+  if (seed == nullptr)
+    GTEST_SKIP() << "replays one seed: set FILESYNC_SEED=N (and FILESYNC_BACKEND=local|dropbox|"
+                    "both, default both)";
+  std::vector<std::pair<BackendKind, SeedResult>> results;
+  for (const BackendKind backend : BackendsFromEnv("both"))
+    results.emplace_back(backend, RunSeed(std::stoull(seed), backend));
+  PrintTotals(results);
 }
 
 }  // namespace

@@ -1,16 +1,23 @@
 // Reliability harness: drives the real filesync binary on a real temporary tree and checks the
 // end state. Shared by the convergence, crash-torture and fault/hostile-tree tests.
 //
-// A Sandbox owns <tmp>/filesync-rel-<pid>-<name>/ with one client dir ("data"), the local
-// backend's cloud dir, a state dir and a config file; it is removed at destruction unless
-// FILESYNC_KEEP_SANDBOX=1. The backend is a parameter: only BackendKind::kLocal is wired today;
-// kDropbox is reserved for the emulator (tests/support/emulator_process.h) and needs a CloudView
-// that lists the emulator's namespace instead of walking a folder.
+// A Sandbox owns <tmp>/filesync-rel-<pid>-<name>/ with one client dir ("data"), a state dir and
+// a config file; it is removed at destruction unless FILESYNC_KEEP_SANDBOX=1. The backend is a
+// parameter:
+//  - kLocal: the cloud is the folder <base>/cloud, read by walking it;
+//  - kDropbox: the sandbox runs its own `filesync-dropbox-emulator` process (data in
+//    <base>/emulator) and reads the cloud through the emulator's API (list_folder: display
+//    paths, sizes, content hashes). SetFaults() restarts the emulator with a `--faults` spec
+//    (same port and data, so the daemon's config stays valid); FaultsInjected() counts what the
+//    emulator injected, by replaying its seeded fault PRNG over the number of requests it served.
 //
 // Invariants() is the quiescence check every test ends with: the cloud holds exactly the
-// client's syncable entries (paths, types, content hashes of the bytes), no staging leftovers,
-// no duplicate or "conflicted copy" entries, `plan --json` has no actions and `status --json`
-// has no errors. Not thread-safe: drive one Sandbox from one test thread.
+// client's syncable entries (paths, types, content hashes of the bytes; on Dropbox compared
+// case-insensitively after NFC, with the planner's collision rule: of names that fold to the
+// same key the byte-wise smallest is synced), no temp/staging leftovers, no duplicate or
+// "conflicted copy" entries, the state store agrees with the cloud and the client and holds no
+// stale upload session, `plan --json` has no actions and `status --json` has no errors.
+// Not thread-safe: drive one Sandbox from one test thread.
 #pragma once
 
 #include <sys/types.h>
@@ -19,8 +26,13 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace filesync::test_support {
+class EmulatorProcess;
+}
 
 namespace filesync::reliability {
 
@@ -51,6 +63,27 @@ Tree Snapshot(const std::filesystem::path& root, bool syncable_only);
 
 // Human-readable differences between two snapshots (empty when equal), at most `limit` lines.
 std::vector<std::string> Diff(const Tree& expected, const Tree& actual, std::size_t limit = 20);
+
+// Faults the emulator injected, by kind (one request can be delayed and also fail).
+struct FaultTally {
+  std::uint64_t requests = 0;  // /2/ requests served (each draws from the fault PRNG once)
+  std::uint64_t latency = 0;
+  std::uint64_t rate_limited = 0;  // 429 with Retry-After
+  std::uint64_t server_500 = 0;
+  std::uint64_t server_503 = 0;
+  std::uint64_t dropped = 0;        // connection closed before the route ran
+  std::uint64_t dropped_after = 0;  // the route ran, then the connection was closed
+  int emulator_restarts = 0;        // fault-spec changes
+
+  [[nodiscard]] std::uint64_t failures() const {
+    return rate_limited + server_500 + server_503 + dropped + dropped_after;
+  }
+  FaultTally& operator+=(const FaultTally& o);
+  [[nodiscard]] std::string ToString() const;
+};
+
+// FILESYNC_BACKEND=local|dropbox|both (default `fallback`): the backends a long run covers.
+std::vector<BackendKind> BackendsFromEnv(const std::string& fallback);
 
 class Sandbox {
  public:
@@ -92,6 +125,19 @@ class Sandbox {
   // Empty when the system is quiescent and converged; otherwise one line per broken invariant.
   std::vector<std::string> Invariants();
 
+  // What the cloud holds under the mirror (paths relative to it; on Dropbox the display paths,
+  // with sizes and content hashes from the listing). Dropbox: faults must be off (SetFaults("")).
+  Tree CloudTree();
+
+  // Dropbox only (no-ops on kLocal): restarts the emulator with `--faults spec` ("" = none).
+  // No filesync process may be running (its requests would fail while the port is closed).
+  void SetFaults(const std::string& spec);
+  [[nodiscard]] const std::string& faults() const { return faults_; }
+  // Everything injected since the sandbox started, including the current emulator run.
+  FaultTally FaultsInjected();
+  // The emulator's /admin/counters ({} on kLocal).
+  nlohmann::json Counters();
+
   [[nodiscard]] BackendKind backend() const { return backend_; }
   [[nodiscard]] const std::filesystem::path& base() const { return base_; }
   [[nodiscard]] const std::filesystem::path& client() const { return client_; }
@@ -102,12 +148,22 @@ class Sandbox {
   // Where the client dir is mirrored (local backend): <cloud>/backup/data.
   [[nodiscard]] std::filesystem::path mirror() const { return cloud_ / "backup" / "data"; }
   [[nodiscard]] std::filesystem::path staging() const { return cloud_ / ".filesync-staging"; }
+  // The mirror's cloud path (both backends).
+  static constexpr const char* kMirrorPath = "/backup/data";
 
  private:
+  // Tally of the current emulator run (its requests so far under faults_).
+  FaultTally CurrentRunFaults();
+  void StartEmulator();
+  std::vector<std::string> StateStoreProblems(const Tree& cloud);
+
   BackendKind backend_;
   std::vector<std::string> prefix_;
   bool keep_ = false;
   std::filesystem::path base_, client_, cloud_, state_, config_;
+  std::unique_ptr<test_support::EmulatorProcess> emulator_;
+  std::string faults_;
+  FaultTally past_faults_;  // of emulator runs that ended
 };
 
 // The filesync binary under test (compile definition FILESYNC_BINARY).
