@@ -2,18 +2,16 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <sys/mman.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
-#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
-#include <new>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -22,14 +20,8 @@ namespace filesync::hash {
 namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
-// Reads of 256 KiB on the single-thread path stay in the L2 cache between the copy and the hash.
+// Reads of 256 KiB stay in the L2 cache between the kernel's copy and the hash.
 constexpr std::size_t kReadSize = 256 * 1024;
-// Files from this size on are read on a second thread while the caller hashes; below it a
-// thread start (tens of microseconds) would cost more than the copy it hides.
-constexpr std::uint64_t kReadAheadMin = 4 * 1024 * 1024;
-// The read-ahead thread's reads: 1 MiB keeps the hand-overs (a futex wake each, since the reader
-// is faster and waits for free buffers) to 1,024 per GiB; 256 KiB took 4x as many, for no gain.
-constexpr std::size_t kReadAheadSize = 1024 * 1024;
 
 struct EvpCtx {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -129,154 +121,171 @@ Digest HashBytes(std::string_view data) {
 
 namespace {
 
-// Hashes `fd` with one thread: pread into a buffer, then hash it. Small files take this path,
-// where starting a reader thread would cost more than the copy it hides.
-Result<FileHash> HashSerial(int fd) {
-  thread_local std::unique_ptr<std::uint8_t[]> buffer;
-  if (!buffer) buffer = std::make_unique_for_overwrite<std::uint8_t[]>(kReadSize);
-  ContentHasher hasher;
-  off_t offset = 0;
-  for (;;) {
-    const ssize_t n = pread(fd, buffer.get(), kReadSize, offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ReadError(errno);
-    }
-    if (n == 0) break;
-    hasher.Update(std::span(buffer.get(), static_cast<std::size_t>(n)));
-    offset += n;
-  }
-  return FileHash{.digest = hasher.Finish(), .bytes_read = static_cast<std::uint64_t>(offset)};
+// Threads hashing in this process (callers of HashFd and their helpers), so that HashFd only
+// adds helpers while cores are idle: a pass hashing one file per core needs none.
+std::atomic<unsigned> g_hashing_threads{0};
+
+unsigned UsableCores() {
+  static const unsigned cores = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    // The affinity mask, not the machine: `taskset -c 0` or a cpuset means one core.
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+    return std::max(1U, std::thread::hardware_concurrency());
+  }();
+  return cores;
 }
 
-// A reader thread fills a ring of kSlots buffers (4 MiB in all) with consecutive preads while the
-// calling thread hashes the filled ones in file order, so the kernel's page-cache copy (or the disk
-// read) runs beside SHA-256 instead of before it. Each side wakes the other through its own
-// condition variable (in a VM every cross-CPU wake-up is costly). The ring lives in the calling
-// thread's thread_local storage and outlives the reader, which the destructor joins.
-class ReadAhead {
- public:
-  // Starts the reader; throws std::system_error if no thread can be started.
-  explicit ReadAhead(int fd) : fd_(fd), ring_(Ring()) {
-    reader_ = std::thread([this] { Read(); });
-  }
-  ~ReadAhead() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    space_.notify_one();
-    reader_.join();
-  }
-  ReadAhead(const ReadAhead&) = delete;
-  ReadAhead& operator=(const ReadAhead&) = delete;
+struct Counted {
+  Counted() { ++g_hashing_threads; }
+  ~Counted() { --g_hashing_threads; }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+};
 
-  // Hashes everything the reader delivers until end of file or a read error.
-  Result<FileHash> HashAll() {
-    ContentHasher hasher;
-    for (std::uint64_t next = 0;; ++next) {
-      std::size_t size = 0;
-      {
-        std::unique_lock lock(mu_);
-        data_.wait(lock, [&] { return filled_ > next || done_; });
-        if (filled_ == next) break;
-        size = sizes_[next % kSlots];
-      }
-      hasher.Update(std::span(ring_ + (next % kSlots) * kReadAheadSize, size));
-      {
-        std::lock_guard lock(mu_);
-        hashed_ = next + 1;
-      }
-      space_.notify_one();
+// pread until `size` bytes are in, end of file, or an error (returns -errno).
+std::int64_t ReadFull(int fd, std::uint8_t* out, std::size_t size, std::uint64_t offset) {
+  std::size_t got = 0;
+  while (got < size) {
+    const ssize_t n = pread(fd, out + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
     }
-    std::lock_guard lock(mu_);
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  return static_cast<std::int64_t>(got);
+}
+
+std::uint8_t* ThreadBuffer() {
+  thread_local std::unique_ptr<std::uint8_t[]> buffer;
+  if (!buffer) buffer = std::make_unique_for_overwrite<std::uint8_t[]>(kReadSize);
+  return buffer.get();
+}
+
+// Hashes `fd` on the calling thread alone: read a piece, hash it, repeat.
+Result<FileHash> HashSerial(int fd) {
+  std::uint8_t* buffer = ThreadBuffer();
+  ContentHasher hasher;
+  std::uint64_t offset = 0;
+  for (;;) {
+    const std::int64_t n = ReadFull(fd, buffer, kReadSize, offset);
+    if (n < 0) return ReadError(static_cast<int>(-n));
+    if (n == 0) break;
+    hasher.Update(std::span(buffer, static_cast<std::size_t>(n)));
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return FileHash{.digest = hasher.Finish(), .bytes_read = offset};
+}
+
+// The blocks of one file hashed by several threads at once: each block's SHA-256 is independent
+// of the others (only the final hash over the block digests is sequential), so every thread
+// claims the next unclaimed block, reads and hashes it on its own core, and files its digest.
+// The file ends at the first block that comes back short; blocks claimed beyond it are dropped.
+// Every block before that one was claimed earlier and so is filed before its thread stops.
+class ParallelBlocks {
+ public:
+  explicit ParallelBlocks(int fd) : fd_(fd) {}
+
+  // Runs on the caller and on `helpers` more threads; returns the whole file's hash.
+  Result<FileHash> Run(unsigned helpers) {
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < helpers; ++i) {
+      try {
+        threads.emplace_back([this] {
+          const Counted counted;
+          Work();
+        });
+      } catch (const std::system_error&) {
+        break;  // no thread to be had (resource limits): fewer helpers are still correct
+      }
+    }
+    Work();
+    for (std::thread& t : threads) t.join();
     if (error_ != 0) return ReadError(error_);
-    return FileHash{.digest = hasher.Finish(), .bytes_read = offset_};
+    EvpCtx overall;
+    FileHash result;
+    for (const Block& block : blocks_) {
+      if (block.size == 0) break;
+      overall.Update(block.digest.data(), block.digest.size());
+      result.bytes_read += block.size;
+      if (block.size < kBlockSize) break;
+    }
+    result.digest = overall.FinishAndReset();
+    return result;
   }
 
  private:
-  static constexpr std::size_t kSlots = 4;
-  static constexpr std::size_t kHugePage = 2 * 1024 * 1024;
-
-  struct Free {
-    void operator()(std::uint8_t* p) const { std::free(p); }
+  struct Block {
+    Digest digest{};
+    std::size_t size = 0;
   };
 
-  // This thread's ring, allocated on first use and kept for the thread's life. Aligned to and
-  // advised as huge pages (where THP is set to madvise) to spare the hashing thread TLB misses.
-  static std::uint8_t* Ring() {
-    thread_local std::unique_ptr<std::uint8_t, Free> ring;
-    if (!ring) {
-      constexpr std::size_t kBytes = kSlots * kReadAheadSize;
-      static_assert(kBytes % kHugePage == 0);
-      ring.reset(static_cast<std::uint8_t*>(std::aligned_alloc(kHugePage, kBytes)));
-      if (!ring) throw std::bad_alloc();
-      madvise(ring.get(), kBytes, MADV_HUGEPAGE);
-    }
-    return ring.get();
-  }
-
-  void Read() {
-    for (std::uint64_t next = 0;; ++next) {
-      std::uint64_t offset = 0;
-      {
-        std::unique_lock lock(mu_);
-        space_.wait(lock, [&] { return next - hashed_ < kSlots || stop_; });
-        if (stop_) return;
-        offset = offset_;
+  void Work() {
+    std::uint8_t* buffer = ThreadBuffer();
+    EvpCtx ctx;
+    for (;;) {
+      const std::uint64_t index = next_++;
+      if (index > end_.load()) return;
+      std::size_t size = 0;
+      while (size < kBlockSize) {
+        const std::size_t want = std::min(kReadSize, kBlockSize - size);
+        const std::int64_t n = ReadFull(fd_, buffer, want, index * kBlockSize + size);
+        if (n < 0) return Fail(static_cast<int>(-n));
+        ctx.Update(buffer, static_cast<std::size_t>(n));
+        size += static_cast<std::size_t>(n);
+        if (static_cast<std::size_t>(n) < want) break;  // end of file
       }
-      ssize_t n;
-      do {
-        n = pread(fd_, ring_ + (next % kSlots) * kReadAheadSize, kReadAheadSize,
-                  static_cast<off_t>(offset));
-      } while (n < 0 && errno == EINTR);
+      const Digest digest = ctx.FinishAndReset();
       {
         std::lock_guard lock(mu_);
-        if (n <= 0) {
-          error_ = n < 0 ? errno : 0;
-          done_ = true;
-        } else {
-          sizes_[next % kSlots] = static_cast<std::size_t>(n);
-          offset_ += static_cast<std::uint64_t>(n);
-          filled_ = next + 1;
-        }
+        if (blocks_.size() <= index) blocks_.resize(index + 1);
+        blocks_[index] = {digest, size};
       }
-      data_.notify_one();
-      if (n <= 0) return;
+      if (size < kBlockSize) {
+        std::uint64_t end = end_.load();
+        while (index < end && !end_.compare_exchange_weak(end, index)) {
+        }
+        return;
+      }
     }
+  }
+
+  void Fail(int error) {
+    std::lock_guard lock(mu_);
+    if (error_ == 0) error_ = error;
+    end_ = 0;  // the others stop after their current block
   }
 
   const int fd_;
-  std::uint8_t* const ring_;
+  std::atomic<std::uint64_t> next_{0};  // the next block to claim
+  // The first block known to be short (end of file); no block after it is claimed.
+  std::atomic<std::uint64_t> end_{std::numeric_limits<std::uint64_t>::max()};
   std::mutex mu_;
-  std::condition_variable data_;   // a buffer was filled, or the reader is done
-  std::condition_variable space_;  // a buffer was hashed, or stop_ was set
-  // Guarded by mu_. Buffer i holds the i-th read while hashed_ <= i < filled_.
-  std::uint64_t filled_ = 0;  // reads completed
-  std::uint64_t hashed_ = 0;  // buffers hashed and free again
-  std::uint64_t offset_ = 0;  // bytes read so far
-  std::array<std::size_t, kSlots> sizes_{};
-  bool done_ = false;  // the reader hit end of file or an error
-  int error_ = 0;      // errno of the failed read
-  bool stop_ = false;  // set by the destructor
-  std::thread reader_;
+  std::vector<Block> blocks_;  // guarded by mu_ until the threads are joined; by block index
+  int error_ = 0;              // guarded by mu_ likewise; errno of the first failed read
 };
 
 }  // namespace
 
-Result<FileHash> HashFd(int fd) {
+Result<FileHash> HashFd(int fd, unsigned threads) {
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  const Counted counted;
   struct stat st {};
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      static_cast<std::uint64_t>(st.st_size) >= kReadAheadMin) {
-    try {
-      ReadAhead reader(fd);
-      return reader.HashAll();
-    } catch (const std::system_error&) {
-      // No thread to be had (resource limits): hashing on this thread alone is still correct.
-    }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<std::uint64_t>(st.st_size) <= kBlockSize) {
+    return HashSerial(fd);
   }
-  return HashSerial(fd);
+  const std::uint64_t blocks =
+      (static_cast<std::uint64_t>(st.st_size) + kBlockSize - 1) / kBlockSize;
+  const unsigned cores = UsableCores();
+  const unsigned busy = g_hashing_threads.load();
+  const unsigned wanted = threads == 0 ? cores : threads;
+  const std::uint64_t helpers = std::min<std::uint64_t>(
+      {wanted - 1, blocks - 1, threads == 0 ? (cores > busy ? cores - busy : 0) : wanted});
+  if (helpers == 0) return HashSerial(fd);
+  return ParallelBlocks(fd).Run(static_cast<unsigned>(helpers));
 }
 
 Result<FileHash> HashFile(const std::string& path) {

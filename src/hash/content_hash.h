@@ -65,10 +65,12 @@ struct FileHash {
 };
 
 // Hashes the file open at `fd` from offset 0 to end of file (pread; the fd's offset is
-// untouched). Regular files of 4 MiB or more are read on a second, short-lived thread while the
-// calling thread hashes, so reading and hashing overlap. Returns kIo on a read error.
+// untouched). Returns kIo on a read error. A regular file of more than one block is hashed by up
+// to `threads` threads at once, each reading and hashing whole blocks (the result is the same);
+// 0 means as many as there are usable cores not already hashing in this process, so a caller
+// that hashes one file per core gets no extra threads.
 // Thread-safe: calls on different threads (even on the same fd) do not interfere.
-Result<FileHash> HashFd(int fd);
+Result<FileHash> HashFd(int fd, unsigned threads = 0);
 // Opens `path` read-only (O_NOFOLLOW) and hashes it.
 Result<FileHash> HashFile(const std::string& path);
 // Hashes each of `paths` as HashFile does, up to `threads` files at a time (at least one);

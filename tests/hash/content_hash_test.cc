@@ -137,19 +137,33 @@ class HashFdTest : public ::testing::Test {
   std::string dir_;
 };
 
+// One thread reads and hashes in turn; two and three hash whole blocks side by side. The digest
+// must not depend on that.
+constexpr unsigned kThreadCounts[] = {1, 2, 3};
+
 TEST_F(HashFdTest, SizesAroundTheBlockBoundaryMatchTheRule) {
-  const std::size_t sizes[] = {0, 1, kBlockSize - 1, kBlockSize, kBlockSize + 1, 9 * 1024 * 1024};
+  const std::size_t sizes[] = {0,
+                               1,
+                               kBlockSize - 1,
+                               kBlockSize,
+                               kBlockSize + 1,
+                               2 * kBlockSize,
+                               9 * 1024 * 1024,
+                               3 * kBlockSize + 5};
   for (std::size_t size : sizes) {
-    SCOPED_TRACE(size);
     const std::string data = Pattern(size, size);
     const std::string path = Write("f" + std::to_string(size), data);
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    auto result = HashFd(fd);
-    close(fd);
-    ASSERT_TRUE(result.ok()) << result.status().ToString();
-    EXPECT_EQ(ToHex(result->digest), ReferenceHex(data));
-    EXPECT_EQ(result->bytes_read, size);
+    const std::string expected = ReferenceHex(data);
+    for (unsigned threads : kThreadCounts) {
+      SCOPED_TRACE(testing::Message() << size << " bytes, " << threads << " threads");
+      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      ASSERT_GE(fd, 0);
+      auto result = HashFd(fd, threads);
+      close(fd);
+      ASSERT_TRUE(result.ok()) << result.status().ToString();
+      EXPECT_EQ(ToHex(result->digest), expected);
+      EXPECT_EQ(result->bytes_read, size);
+    }
   }
 }
 
@@ -166,11 +180,13 @@ TEST_F(HashFdTest, LeavesTheFileOffsetAlone) {
     const int fd = open(Write("f", Pattern(size)).c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(lseek(fd, 7, SEEK_SET), 7);
-    auto result = HashFd(fd);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 7);
+    for (unsigned threads : kThreadCounts) {
+      auto result = HashFd(fd, threads);
+      EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 7);
+      ASSERT_TRUE(result.ok());
+      EXPECT_EQ(result->bytes_read, size);
+    }
     close(fd);
-    ASSERT_TRUE(result.ok());
-    EXPECT_EQ(result->bytes_read, size);
   }
 }
 
@@ -183,12 +199,14 @@ TEST_F(HashFdTest, ReadErrorIsIo) {
   ASSERT_FALSE(dir_result.ok());
   EXPECT_EQ(dir_result.status().kind(), Status::Kind::kIo);
 
-  const int fd = open(Write("big", Pattern(2 * kBlockSize)).c_str(), O_WRONLY | O_CLOEXEC);
+  const int fd = open(Write("big", Pattern(3 * kBlockSize)).c_str(), O_WRONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  auto result = HashFd(fd);
+  for (unsigned threads : kThreadCounts) {
+    auto result = HashFd(fd, threads);
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().kind(), Status::Kind::kIo);
+  }
   close(fd);
-  ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().kind(), Status::Kind::kIo);
 }
 
 // A file appended to while it is hashed: HashFd reads to end of file, so it covers at least the
@@ -196,8 +214,9 @@ TEST_F(HashFdTest, ReadErrorIsIo) {
 // prefix's (the appended bytes never mix into the wrong place).
 TEST_F(HashFdTest, GrowingFileDigestMatchesTheBytesRead) {
   const std::string path = Write("grow", Pattern(9 * 1024 * 1024));
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    SCOPED_TRACE(attempt);
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    const unsigned threads = kThreadCounts[attempt % 3];
+    SCOPED_TRACE(testing::Message() << "attempt " << attempt << ", " << threads << " threads");
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     std::atomic<bool> stop{false};
@@ -212,7 +231,7 @@ TEST_F(HashFdTest, GrowingFileDigestMatchesTheBytesRead) {
     });
     struct stat before {};
     fstat(fd, &before);
-    auto result = HashFd(fd);
+    auto result = HashFd(fd, threads);
     struct stat after {};
     fstat(fd, &after);
     stop = true;
@@ -233,8 +252,9 @@ TEST_F(HashFdTest, ShrinkingFileDigestMatchesTheBytesRead) {
   const std::string original = Pattern(12 * 1024 * 1024, 7);
   constexpr off_t kShrunk = 1024 * 1024;
   bool saw_short_read = false;
-  for (int attempt = 0; attempt < 20 && !(saw_short_read && attempt >= 4); ++attempt) {
-    SCOPED_TRACE(attempt);
+  for (int attempt = 0; attempt < 20 && !(saw_short_read && attempt >= 6); ++attempt) {
+    const unsigned threads = kThreadCounts[attempt % 3];
+    SCOPED_TRACE(testing::Message() << "attempt " << attempt << ", " << threads << " threads");
     const std::string path = Write("shrink", original);
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
@@ -242,7 +262,7 @@ TEST_F(HashFdTest, ShrinkingFileDigestMatchesTheBytesRead) {
       std::this_thread::sleep_for(std::chrono::microseconds(500 * (attempt % 4)));
       EXPECT_EQ(truncate(path.c_str(), kShrunk), 0);
     });
-    auto result = HashFd(fd);
+    auto result = HashFd(fd, threads);
     truncater.join();
     close(fd);
     ASSERT_TRUE(result.ok()) << result.status().ToString();
