@@ -2,8 +2,8 @@
 //  - ContentHash: the Dropbox content hash over an in-memory buffer (bytes/s). Compare with
 //    `openssl speed -evp sha256` on one core: the hash is SHA-256 twice over (blocks, then the
 //    concatenated block digests), so it should run at SHA-256 speed.
-//  - HashFd: the same hash of a file in the page cache, as `filesync hash` and a pass do it
-//    (reading overlapped with hashing); its bytes/s over ContentHash's is the cost of reading.
+//  - HashFd: the same hash of a file in the page cache, as `filesync hash` and a pass do it: on
+//    one thread (read, then hash), and with the file's 4 MiB blocks hashed on all cores.
 //  - HashFiles: eight 32 MiB files hashed on 1 and 2 threads (wall-clock bytes/s): how hashing
 //    many files scales with cores.
 //  - MakePlan: the planner's diff over 1,000,000 entries (1,000 folders of 1,000 files) that are
@@ -102,6 +102,7 @@ class ScratchFiles {
   std::vector<std::string> paths_;
 };
 
+// Args: file size, threads (0: HashFd's default, every idle core).
 void BM_HashFd(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
   const int fd = open(ScratchFiles::Get().File(size, 0).c_str(), O_RDONLY | O_CLOEXEC);
@@ -110,18 +111,19 @@ void BM_HashFd(benchmark::State& state) {
     return;
   }
   for (auto _ : state) {
-    auto hashed = hash::HashFd(fd);
+    auto hashed = hash::HashFd(fd, static_cast<unsigned>(state.range(1)));
     if (!hashed.ok()) state.SkipWithError(hashed.status().ToString().c_str());
     benchmark::DoNotOptimize(hashed);
   }
   close(fd);
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
 }
-// Real time: the reader thread's CPU time is not the calling thread's.
+// Real time: the helper threads' CPU time is not the calling thread's.
 BENCHMARK(BM_HashFd)
-    ->Arg(16 << 10)
-    ->Arg(4 << 20)
-    ->Arg(256 << 20)
+    ->ArgNames({"bytes", "threads"})
+    ->Args({16 << 10, 0})
+    ->Args({256 << 20, 1})
+    ->Args({256 << 20, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
