@@ -116,12 +116,17 @@ int main(int argc, char** argv) {
               options.host.c_str(), *port);
   std::fflush(stdout);
 
+  // The signal thread is joined before the server is destroyed: Stop() still touches the server
+  // after Serve() has returned. If Serve() returns on its own, a SIGTERM sent to that thread
+  // ends its sigwait (a second Stop() is a no-op).
   auto* srv = server->get();
-  std::thread([srv, set] {
+  std::thread signals([srv, set] {
     int sig = 0;
     sigwait(&set, &sig);
     srv->Stop();
-  }).detach();
+  });
   srv->Serve();
+  pthread_kill(signals.native_handle(), SIGTERM);
+  signals.join();
   return 0;
 }
