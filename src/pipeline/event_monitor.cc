@@ -661,8 +661,10 @@ struct EventMonitor::Impl final : public ActionSink {
     std::vector<plan::LocalItem> items = ToLocalItems(root, scanned->entries);
     scanned->entries = {};
     if (InSync(root, items)) {
-      // Nothing to do, but records to update (a touched file whose content is the same): the
-      // planner would return an empty plan; skip building its inputs.
+      // Nothing to do, but perhaps records to update (a touched file whose content is the same):
+      // the planner would return an empty plan; skip building its inputs. Activity has stopped,
+      // so the records give way to the compact index until the next change (while changes keep
+      // coming, they stay loaded rather than be reloaded from the store every pass).
       if (!options.dry_run) FinishRootAndCompact(root, items, root_identity, rr);
       return;
     }
@@ -710,7 +712,7 @@ struct EventMonitor::Impl final : public ActionSink {
     if (options.dry_run) return;
 
     Execute(index, plan.actions, progress);
-    FinishRootAndCompact(root, items, root_identity, rr);
+    FinishRoot(root, &items, root_identity);
   }
 
   void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,

@@ -91,13 +91,18 @@ class Planner {
     std::vector<const LocalItem*> sorted;
     sorted.reserve(local_.size());
     for (const LocalItem& item : local_) sorted.push_back(&item);
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->path < b->path; });
+    const auto by_path = [](auto* a, auto* b) { return a->path < b->path; };
+    // The scanner's order already; sorting is for other callers.
+    if (!std::is_sorted(sorted.begin(), sorted.end(), by_path))
+      std::sort(sorted.begin(), sorted.end(), by_path);
     std::unordered_set<std::string> skipped_dirs;
     for (const LocalItem* item : sorted) {
       bool under_skipped = false;
-      ForEachAncestor(item->path, [&](std::string_view a) {
-        if (!under_skipped && skipped_dirs.contains(std::string(a))) under_skipped = true;
-      });
+      if (!skipped_dirs.empty()) {
+        ForEachAncestor(item->path, [&](std::string_view a) {
+          if (!under_skipped && skipped_dirs.contains(std::string(a))) under_skipped = true;
+        });
+      }
       if (under_skipped) continue;
       std::optional<std::string> why = CheckName(item->path, options_.name_rules);
       std::string key = Key(item->path);
