@@ -143,11 +143,10 @@ TEST_F(Confinement, SyncDirPathWithDotDotMapsToItsNormalName) {
 }
 
 // Someone with write access to the local cloud folder (a shared NAS folder) replaces a synced
-// folder with a link to a folder elsewhere. filesync must not write, replace or delete anything
-// through that link: the victim folder keeps exactly its content.
-// Disabled until the bug it found is fixed (docs/security.md, "Known gaps"): LocalCloud resolves
-// cloud paths as strings, so the kernel follows links in every component but the last.
-TEST_F(Confinement, DISABLED_LocalCloudNeverWritesThroughALinkPlantedInTheCloudDir) {
+// folder with a link to a folder elsewhere, and a synced file with a link to a file elsewhere.
+// filesync must not write, replace or delete anything through those links: the victim folder
+// keeps exactly its content, and each path behind the folder link is reported as failed.
+TEST_F(Confinement, LocalCloudNeverWritesThroughALinkPlantedInTheCloudDir) {
   const fs::path config = Config("cloud_root = \"/backup\"\n");
   ASSERT_EQ(box_.Run({"--config", config.string(), "sync"}).code, 0);
   const fs::path victim = box_.base() / "victim";
@@ -167,9 +166,14 @@ TEST_F(Confinement, DISABLED_LocalCloudNeverWritesThroughALinkPlantedInTheCloudD
   WriteFile(src_ / "a.txt", "a, edited");
   const RunResult r = box_.Run({"--config", config.string(), "sync"});
   EXPECT_EQ(Tree(victim), victim_before) << "written through a link in the cloud dir:\n" << r.all();
+  EXPECT_NE(r.all().find("is a symlink; not following it"), std::string::npos) << r.all();
   const RunResult verify = box_.Run({"--config", config.string(), "sync", "--verify"});
   EXPECT_EQ(Tree(victim), victim_before) << verify.all();
   EXPECT_EQ(ReadFile(victim / "file"), "victim file");
+  // The file link itself was replaced by the uploaded file; the folder link is left alone.
+  EXPECT_FALSE(fs::is_symlink(mirror / "a.txt"));
+  EXPECT_EQ(ReadFile(mirror / "a.txt"), "a, edited");
+  EXPECT_TRUE(fs::is_symlink(mirror / "sub"));
 }
 
 }  // namespace

@@ -130,6 +130,102 @@ TEST_F(LocalCloudPaths, DeletingTheRootIsRefused) {
   EXPECT_TRUE(fs::is_directory(root_ / "a"));
 }
 
+// Someone who can write to the local cloud folder (a shared NAS folder) plants links in it. No
+// operation may write, create, rename or delete anything through a link: links are refused where
+// a folder is needed, and replaced or removed themselves where they are the entry operated on.
+class LocalCloudSymlinks : public LocalCloudPaths {
+ protected:
+  void SetUp() override {
+    LocalCloudPaths::SetUp();
+    victim_ = base_ / "outside" / "x";
+    ASSERT_TRUE(cloud_->CreateFolder("/d/inner").ok());
+    fs::create_directory_symlink(victim_, root_ / "d" / "link");
+    fs::create_symlink(victim_ / "victim", root_ / "d" / "file-link");
+    fs::create_directory_symlink(victim_, root_ / "d" / "inner" / "link");
+    victim_before_ = Snapshot(victim_);
+  }
+  void ExpectSymlinkRefusal(const Status& s, const std::string& what) {
+    EXPECT_FALSE(s.ok()) << what;
+    EXPECT_EQ(s.kind(), Status::Kind::kConflict) << what << ": " << s.ToString();
+    EXPECT_NE(s.message().find("is a symlink; not following it"), std::string::npos)
+        << what << ": " << s.ToString();
+    EXPECT_EQ(Snapshot(victim_), victim_before_) << what << " changed the link's target";
+  }
+  Status UploadTo(const std::string& path) {
+    const cloud::UploadItem item = Item(path);
+    auto result = cloud_->Upload(std::span(&item, 1), nullptr);
+    return result.at(0).ok() ? Status::Ok() : result[0].status();
+  }
+  Status DeleteOne(const std::string& path) {
+    const std::vector<std::string> paths = {path};
+    return cloud_->Delete(paths).at(0);
+  }
+
+  fs::path victim_;
+  std::map<std::string, std::string> victim_before_;
+};
+
+TEST_F(LocalCloudSymlinks, NothingIsWrittenThroughALinkToAFolder) {
+  ExpectSymlinkRefusal(UploadTo("/d/link/victim"), "upload over a file behind the link");
+  ExpectSymlinkRefusal(UploadTo("/d/link/new.txt"), "upload of a new file behind the link");
+  ExpectSymlinkRefusal(UploadTo("/d/link/deep/new.txt"), "upload into a new folder behind it");
+  ExpectSymlinkRefusal(UploadTo("/d/inner/link/x/new.txt"), "upload two levels behind a link");
+  ExpectSymlinkRefusal(cloud_->CreateFolder("/d/link/new"), "create folder behind the link");
+  ExpectSymlinkRefusal(cloud_->CreateFolder("/d/link"), "create folder at the link");
+  ExpectSymlinkRefusal(DeleteOne("/d/link/victim"), "delete behind the link");
+  ExpectSymlinkRefusal(DeleteOne("/d/link/x"), "delete a folder behind the link");
+  ExpectSymlinkRefusal(cloud_->Move("/d/link/victim", "/moved").status(), "move out of the link");
+  ExpectSymlinkRefusal(cloud_->Move("/a", "/d/link/a").status(), "move into the link");
+  ExpectSymlinkRefusal(cloud_->Move("/d/link", "/moved").status(), "move the link itself");
+  ExpectSymlinkRefusal(cloud_->List("/d/link", "").status(), "list behind the link");
+  EXPECT_TRUE(fs::is_directory(root_ / "a")) << "a refused move keeps its source";
+  // The same operations on real folders succeed, so the refusals above can fail.
+  EXPECT_TRUE(UploadTo("/d/inner/deep/new.txt").ok());
+  EXPECT_TRUE(cloud_->Move("/a", "/d/a").ok());
+  EXPECT_TRUE(DeleteOne("/d/inner/deep").ok());
+}
+
+TEST_F(LocalCloudSymlinks, ALinkAtTheDestinationIsReplacedNotFollowed) {
+  ASSERT_TRUE(UploadTo("/d/file-link").ok());
+  EXPECT_FALSE(fs::is_symlink(root_ / "d" / "file-link"));
+  std::ifstream in(root_ / "d" / "file-link", std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "payload");
+  EXPECT_EQ(Snapshot(victim_), victim_before_);
+}
+
+TEST_F(LocalCloudSymlinks, DeletingRemovesLinksNotTheirTargets) {
+  EXPECT_TRUE(DeleteOne("/d/link").ok());
+  EXPECT_FALSE(fs::exists(fs::symlink_status(root_ / "d" / "link")));
+  EXPECT_TRUE(DeleteOne("/d/file-link").ok());
+  EXPECT_FALSE(fs::exists(fs::symlink_status(root_ / "d" / "file-link")));
+  // A folder tree with a link inside: the tree goes, the link's target stays.
+  EXPECT_TRUE(DeleteOne("/d").ok());
+  EXPECT_FALSE(fs::exists(root_ / "d"));
+  EXPECT_EQ(Snapshot(victim_), victim_before_);
+  EXPECT_TRUE(fs::is_empty(root_ / cloud::LocalCloud::kStagingName)) << "the deleted tree is gone";
+}
+
+TEST_F(LocalCloudSymlinks, ListingSkipsLinks) {
+  auto listed = cloud_->List("/d", "");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  std::vector<std::string> paths;
+  for (const auto& change : listed->changes) paths.push_back(change.entry.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"/d/inner"}));
+}
+
+// The configured cloud dir itself may be reached through a link (a mount, a NAS path).
+TEST_F(LocalCloudSymlinks, TheConfiguredRootMayBeALink) {
+  const fs::path alias = base_ / "alias";
+  fs::create_directory_symlink(root_, alias);
+  cloud::LocalCloud via_link(alias);
+  const cloud::UploadItem item = Item("/d/inner/through-alias.txt");
+  EXPECT_TRUE(via_link.Upload(std::span(&item, 1), nullptr).at(0).ok());
+  EXPECT_TRUE(fs::is_regular_file(root_ / "d" / "inner" / "through-alias.txt"));
+  auto listed = via_link.List("", "");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_FALSE(listed->changes.empty());
+}
+
 config::Config ValidConfig() {
   config::Config c;
   c.source = "test.toml";

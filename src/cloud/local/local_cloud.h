@@ -9,7 +9,12 @@
 //    it records a batch in the state store, so what is recorded has reached the disk.
 //  - Moves are renames (RENAME_NOREPLACE); deleted folders are first renamed into staging, so they
 //    vanish atomically, then removed.
-//  - Cloud paths never escape the root: "..", "." and empty components are rejected.
+//  - Cloud paths never escape the root: "..", "." and empty components are rejected, and no
+//    operation follows a symlink found in the cloud folder (someone who can write to a shared
+//    folder could plant one): every path is reached from the root's descriptor without links,
+//    a link where a folder is needed is kConflict ("cloud entry X is a symlink; not following
+//    it"), a link at a file's destination is replaced (the link, not its target), a deleted link
+//    or a link inside a deleted folder is removed itself, and List skips links with a warning.
 //  - Listing: no incremental cursor. List("" cursor) walks the folder and reports files with
 //    has_content_hash = false and rev = "<inode>:<mtime_ns>:<size>"; the engine keeps the hash
 //    it recorded when the rev is unchanged. List with a cursor returns no changes: the engine
@@ -47,14 +52,14 @@ class LocalCloud : public Cloud {
   static constexpr const char* kStagingName = ".filesync-staging";
 
  private:
-  Result<std::string> Resolve(const std::string& cloud_path) const;
-  Status MakeParents(const std::string& absolute) const;
   Result<UploadedFile> UploadOne(const UploadItem& item, const ProgressFn& progress);
+  Status DeleteOne(const std::string& path);
+  // A fresh name for an entry in the staging folder.
   std::string StagingName(const char* suffix);
 
   const std::filesystem::path root_;
-  const std::string staging_;
   int root_fd_ = -1;
+  int staging_fd_ = -1;
   std::atomic<std::uint64_t> counter_{0};
 };
 
