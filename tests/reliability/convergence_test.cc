@@ -511,6 +511,28 @@ TEST_P(Convergence, Dropbox) { RunSeed(GetParam(), BackendKind::kDropbox); }
 // The CI seeds: fixed, so a red CI run is reproducible.
 INSTANTIATE_TEST_SUITE_P(Seeds, Convergence, ::testing::Values(1, 2, 3, 4, 5, 6));
 
+// Found by seed 101 on Dropbox, reduced to three passes without faults or kills. The state
+// store's remote table is keyed by the path bytes, the engine's view by the cloud key (NFC +
+// lower case): a folder created from an NFD local name is recorded in NFD; after a local rename
+// to NFC the listing adds the NFC spelling as a second row; the move deletes only the NFC row.
+// The NFD row survives as a phantom: the next process plans "delete café2" for a folder the cloud
+// no longer has, so a pass that exited 0 left a non-empty plan. Disabled until the fix in
+// src/pipeline/event_monitor.cc lands (see docs/reliability.md, "Findings on Dropbox").
+TEST(ConvergenceFindings, DISABLED_DropboxNfdFolderRenamedToNfcThenMovedLeavesNoPhantom) {
+  Sandbox box("nfd-phantom", BackendKind::kDropbox);
+  WriteFile(box.client() / kAnchor, "anchor");
+  const fs::path nfd = box.client() / "cafe\xcc\x81";
+  const fs::path nfc = box.client() / "caf\xc3\xa9";
+  fs::create_directories(nfd);
+  ASSERT_EQ(box.Sync().code, 0);
+  fs::rename(nfd, nfc);
+  ASSERT_EQ(box.Sync().code, 0);
+  fs::rename(nfc, box.client() / "moved");
+  const RunResult r = box.Sync();
+  EXPECT_EQ(r.code, 0) << r.out;
+  for (const auto& p : box.Invariants()) ADD_FAILURE() << p;
+}
+
 #endif
 
 TEST(Convergence, Replay) {

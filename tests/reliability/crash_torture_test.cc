@@ -69,6 +69,8 @@ std::uint64_t BytesReceived(Sandbox& box) {
 
 TortureResult Torture(Sandbox& box, int files, int points) {
   MakeTree(box.client(), files);
+  std::printf("tree of %d files made\n", files);
+  std::fflush(stdout);
   const Tree source = Snapshot(box.client(), true);
   std::uint64_t total_bytes = 0;
   for (const auto& [path, e] : source) total_bytes += e.size;
@@ -128,9 +130,12 @@ TortureResult Torture(Sandbox& box, int files, int points) {
       committed_bytes += e.size;
     }
     std::printf("kill point %d: killed -9 with %zu/%d files in the cloud\n", k, present, files);
+    std::fflush(stdout);
   }
   const RunResult last = box.Sync();
   EXPECT_EQ(last.code, 0) << last.out.substr(0, 3000);
+  std::printf("final run: exit %d\n", last.code);
+  std::fflush(stdout);
   result.problems = box.Invariants();
   return result;
 }

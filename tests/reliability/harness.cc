@@ -229,7 +229,8 @@ Tree Snapshot(const fs::path& root, bool syncable_only) {
   return tree;
 }
 
-std::vector<std::string> Diff(const Tree& expected, const Tree& actual, std::size_t limit) {
+std::vector<std::string> Diff(const Tree& expected, const Tree& actual, std::size_t limit,
+                              const std::string& expected_name, const std::string& actual_name) {
   std::vector<std::string> out;
   auto add = [&](std::string line) {
     if (out.size() < limit) out.push_back(std::move(line));
@@ -237,13 +238,15 @@ std::vector<std::string> Diff(const Tree& expected, const Tree& actual, std::siz
   for (const auto& [path, e] : expected) {
     auto it = actual.find(path);
     if (it == actual.end()) {
-      add("missing in cloud: " + path + " (" + Describe(e) + ")");
+      add("missing in " + actual_name + ": " + path + " (" + Describe(e) + ")");
     } else if (!(it->second == e)) {
-      add("differs: " + path + ": client " + Describe(e) + ", cloud " + Describe(it->second));
+      add("differs: " + path + ": " + expected_name + " " + Describe(e) + ", " + actual_name +
+          " " + Describe(it->second));
     }
   }
   for (const auto& [path, e] : actual) {
-    if (!expected.contains(path)) add("extra in cloud: " + path + " (" + Describe(e) + ")");
+    if (!expected.contains(path))
+      add("extra in " + actual_name + ": " + path + " (" + Describe(e) + ")");
   }
   return out;
 }
@@ -583,13 +586,14 @@ std::vector<std::string> Sandbox::StateStoreProblems(const Tree& cloud) {
         e.size = r.size;
         e.hash = r.has_digest ? hash::ToHex(r.digest) : "<none>";
       }
-      remote[key(r.path)] = e;
+      if (!remote.emplace(key(r.path), e).second)
+        problems.push_back("state store: two remote records for one cloud entry: " + r.path);
     });
     if (!loaded.ok()) problems.push_back("state store: remote: " + loaded.ToString());
     Tree cloud_keyed;
     for (const auto& [path, e] : cloud) cloud_keyed[key(path)] = e;
-    for (auto& line : Diff(cloud_keyed, remote))
-      problems.push_back("state store remote view vs cloud: " + line);
+    for (auto& line : Diff(cloud_keyed, remote, 20, "cloud", "state store's remote view"))
+      problems.push_back(std::move(line));
     Tree files;
     loaded = (*store)->LoadFiles(root->id, [&](cache::FileRecord&& f) {
       Entry e{.dir = f.kind == cloud::EntryKind::kFolder};
@@ -600,8 +604,19 @@ std::vector<std::string> Sandbox::StateStoreProblems(const Tree& cloud) {
       files[f.path] = e;
     });
     if (!loaded.ok()) problems.push_back("state store: files: " + loaded.ToString());
-    for (auto& line : Diff(Snapshot(client_, true), files))
-      problems.push_back("state store file records vs client: " + line);
+    // File records are the hash cache of what is synced: on Dropbox, a client path that loses a
+    // case/NFC collision is not synced and may or may not have one.
+    const Tree client = Snapshot(client_, true);
+    Tree synced = client;
+    if (folded) {
+      synced.clear();
+      for (const auto& [k, f] : FoldForDropbox(client)) synced[f.path] = f.entry;
+      std::erase_if(files, [&](const auto& kv) {
+        return client.contains(kv.first) && !synced.contains(kv.first);
+      });
+    }
+    for (auto& line : Diff(synced, files, 20, "client", "state store's file records"))
+      problems.push_back(std::move(line));
   }
   sqlite3* db = nullptr;
   const std::string path = (state_ / "state.db").string();

@@ -62,7 +62,10 @@ using Tree = std::map<std::string, Entry>;  // relative '/'-separated path -> en
 Tree Snapshot(const std::filesystem::path& root, bool syncable_only);
 
 // Human-readable differences between two snapshots (empty when equal), at most `limit` lines.
-std::vector<std::string> Diff(const Tree& expected, const Tree& actual, std::size_t limit = 20);
+// `expected_name`/`actual_name` name the two sides ("client", "cloud").
+std::vector<std::string> Diff(const Tree& expected, const Tree& actual, std::size_t limit = 20,
+                              const std::string& expected_name = "client",
+                              const std::string& actual_name = "cloud");
 
 // Faults the emulator injected, by kind (one request can be delayed and also fail).
 struct FaultTally {
