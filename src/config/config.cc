@@ -1014,6 +1014,22 @@ bool HoldsSecret(const Config& config) {
          !config.dbx_app_secret.empty();
 }
 
+namespace {
+
+// "<file>: holds <what> but is readable by group/others (mode 0644); run chmod 600 <file>", or ""
+// when `file` is owner-only (or cannot be looked at).
+std::string ReadableByOthers(const fs::path& file, const std::string& what) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return "";
+  if ((st.st_mode & (S_IRGRP | S_IROTH)) == 0) return "";
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return SingleLine(file.string() + ": holds " + what + " but is readable by group/others (mode " +
+                    mode + "); run chmod 600 " + file.string());
+}
+
+}  // namespace
+
 std::vector<std::string> PermissionWarnings(const Config& config) {
   std::vector<std::string> warnings;
   for (const fs::path& file : config.files) {
@@ -1032,16 +1048,17 @@ std::vector<std::string> PermissionWarnings(const Config& config) {
       continue;  // changed since Load(); the next Load() reports it
     }
     if (secrets.empty()) continue;
-    struct stat st {};
-    if (::stat(file.c_str(), &st) != 0) continue;
-    if ((st.st_mode & (S_IRGRP | S_IROTH)) == 0) continue;
     std::string names;
     for (const std::string& s : secrets) names += (names.empty() ? "" : ", ") + s;
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    warnings.push_back(SingleLine(file.string() + ": holds " + names +
-                                  " but is readable by group/others (mode " + mode +
-                                  "); run chmod 600 " + file.string()));
+    if (auto warning = ReadableByOthers(file, names); !warning.empty())
+      warnings.push_back(std::move(warning));
+  }
+  // The refresh-token file is a secrets file too, whether or not a config file also sets the
+  // token.
+  if (!config.dbx_refresh_token_file.empty()) {
+    if (auto warning = ReadableByOthers(config.dbx_refresh_token_file, "the Dropbox refresh token");
+        !warning.empty())
+      warnings.push_back(std::move(warning));
   }
   return warnings;
 }

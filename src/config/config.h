@@ -115,7 +115,9 @@ bool HoldsSecret(const Config& config);
 
 // One message per file in config.files that sets a secret and is readable by group or others,
 // e.g. "config/instance.toml: holds dbx_token but is readable by group/others (mode 0644); run
-// chmod 600 config/instance.toml". Empty when all is well.
+// chmod 600 config/instance.toml"; and one for dbx_refresh_token_file, when set and readable by
+// group or others ("<file>: holds the Dropbox refresh token but is readable by group/others (mode
+// 0644); run chmod 600 <file>"). Empty when all is well.
 std::vector<std::string> PermissionWarnings(const Config& config);
 
 }  // namespace filesync::config

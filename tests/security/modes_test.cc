@@ -207,9 +207,7 @@ TEST_F(ConfigPermissions, WarningNamesTheInstanceFileThatHoldsTheSecret) {
 }
 
 // The refresh-token file is a secrets file as much as a config file holding dbx_token is.
-// Disabled until the bug it found is fixed (docs/security.md, "Known gaps"): PermissionWarnings()
-// checks only config.files, not dbx_refresh_token_file.
-TEST_F(ConfigPermissions, DISABLED_WorldReadableRefreshTokenFileWarns) {
+TEST_F(ConfigPermissions, WorldReadableRefreshTokenFileWarns) {
   const fs::path token_file = box_.base() / "secrets" / "refresh-token";
   WriteFile(token_file, Canary("rt.SECRET-canary-") + "\n",
             kOwnerRw | fs::perms::group_read | fs::perms::others_read);
@@ -221,6 +219,7 @@ TEST_F(ConfigPermissions, DISABLED_WorldReadableRefreshTokenFileWarns) {
   const auto lines = Warnings(config);
   ASSERT_EQ(lines.size(), 1u) << "no warning for a world-readable " << token_file;
   EXPECT_NE(lines[0].find("chmod 600 " + token_file.string()), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("refresh token"), std::string::npos) << lines[0];
   fs::permissions(token_file, kOwnerRw);
   EXPECT_TRUE(Warnings(config).empty());
 }
