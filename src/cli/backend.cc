@@ -1,6 +1,13 @@
 #include "cli/backend.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 
 #include "cli/commands.h"
@@ -67,6 +74,21 @@ class DropboxBackend : public Backend {
   std::unique_ptr<dropbox::DropboxCloud> cloud_;
 };
 
+// Makes the folder that will hold the refresh token, so that a missing or unwritable folder is
+// reported before the user pastes the one-time code. A folder created here is owner-only, like
+// the state dir the daemon creates.
+void PrepareTokenFolder(const std::filesystem::path& token_file) {
+  const std::filesystem::path folder =
+      std::filesystem::absolute(token_file).lexically_normal().parent_path();
+  std::error_code ec;
+  const bool created = std::filesystem::create_directories(folder, ec);
+  if (ec) throw std::runtime_error("cannot create " + folder.string() + ": " + ec.message());
+  if (created && chmod(folder.c_str(), 0700) != 0)
+    throw std::runtime_error("cannot chmod " + folder.string() + ": " + std::strerror(errno));
+  if (access(folder.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error("cannot write to " + folder.string() + ": " + std::strerror(errno));
+}
+
 }  // namespace
 
 std::unique_ptr<Backend> MakeBackend(const config::Config& config, cache::StateStore& store) {
@@ -80,20 +102,32 @@ int RunAuth(const GlobalOptions& global, const AuthOptions& auth) {
   options.app_key = auth.app_key;
   options.api_url = auth.api_url;
   options.token_file = auth.out.string();
+  // The command line wins and the configuration fills the gaps. It must load when it has to
+  // supply the app key or the token file; otherwise a config that does not load is skipped. When
+  // it loads, its dbx_ca_file is trusted as `sync` trusts it: auth talks to the same server.
+  std::optional<config::Config> config;
   if (options.app_key.empty() || options.token_file.empty()) {
-    // Take what was not given from the configuration (which must then load).
-    const config::Config config = config::Load(global.load);
-    if (options.app_key.empty()) options.app_key = config.dbx_app_key;
-    if (options.api_url.empty()) options.api_url = config.dbx_api_url;
+    config = config::Load(global.load);
+  } else {
+    try {
+      config = config::Load(global.load);
+    } catch (const config::ConfigError&) {
+      // Nothing is missing from the command line; go on without the file.
+    }
+  }
+  if (config) {
+    if (options.app_key.empty()) options.app_key = config->dbx_app_key;
+    if (options.api_url.empty()) options.api_url = config->dbx_api_url;
     if (options.token_file.empty())
-      options.token_file = (config.state_dir / "dropbox-refresh-token").string();
-    options.ca_file = config.dbx_ca_file.string();
+      options.token_file = (config->state_dir / "dropbox-refresh-token").string();
+    options.ca_file = config->dbx_ca_file.string();
   }
   if (options.api_url.empty()) options.api_url = "https://api.dropboxapi.com";
   if (options.app_key.empty()) {
     throw config::ConfigError(
         "filesync auth: no app key: pass --app-key KEY or set dbx_app_key in config/instance.toml");
   }
+  PrepareTokenFolder(options.token_file);
   if (Status s = dropbox::RunAuthFlow(options, std::cin, std::cout); !s.ok()) {
     std::fprintf(stderr, "filesync: auth failed: %s\n", s.ToString().c_str());
     return 1;

@@ -105,9 +105,7 @@ TEST(FileModes, AuthWritesTheRefreshTokenOwnerOnlyUnderUmask000) {
 
 // Without --out the token goes to <state_dir>/dropbox-refresh-token, also on a first run when
 // the state dir does not exist yet: the dir is then created 0700 like the daemon creates it.
-// Disabled until the bug it found is fixed (docs/security.md, "Known gaps"): auth does not create
-// the state dir and fails with ENOENT after the user has pasted the one-time code.
-TEST(FileModes, DISABLED_AuthDefaultTokenFileInAFreshStateDir) {
+TEST(FileModes, AuthDefaultTokenFileInAFreshStateDir) {
   Sandbox box(TestName());
   EmulatorProcess emulator;
   ASSERT_TRUE(emulator.Start({"--app-key", "test-app-key"}));

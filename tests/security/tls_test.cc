@@ -136,9 +136,8 @@ TEST_F(Tls, TrustedCertificateForAnotherHostIsRefused) {
 }
 
 // `filesync auth` talks to the same server, so it trusts dbx_ca_file too, also when --app-key and
-// --out are given on the command line. Disabled until the bug it found is fixed (docs/security.md,
-// "Known gaps"): RunAuth reads dbx_ca_file only when it loads the config for a missing option.
-TEST_F(Tls, DISABLED_AuthTrustsDbxCaFile) {
+// --out are given on the command line.
+TEST_F(Tls, AuthTrustsDbxCaFile) {
   emulator_.Stop();
   ASSERT_TRUE(
       emulator_.Start({"--app-key", "test-app-key", "--tls-cert", (certs_ / "server.pem").string(),
