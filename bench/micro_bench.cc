@@ -4,8 +4,8 @@
 //    concatenated block digests), so it should run at SHA-256 speed.
 //  - HashFd: the same hash of a file in the page cache, as `filesync hash` and a pass do it: on
 //    one thread (read, then hash), and with the file's 4 MiB blocks hashed on all cores.
-//  - HashFiles: eight 32 MiB files hashed on 1 and 2 threads (wall-clock bytes/s): how hashing
-//    many files scales with cores.
+//  - HashFiles: eight 32 MiB files, one at a time (each on every idle core) and two at a time
+//    (each on its own core), wall-clock bytes/s.
 //  - MakePlan: the planner's diff over 1,000,000 entries (1,000 folders of 1,000 files) that are
 //    in sync, and with 1% of the files changed (items/s = entries/s).
 //  - EventProducer: push/pop of upload events through the bounded queue, on one thread and
