@@ -105,12 +105,15 @@ int RunAuth(const GlobalOptions& global, const AuthOptions& auth) {
   // The command line wins and the configuration fills the gaps. It must load when it has to
   // supply the app key or the token file; otherwise a config that does not load is skipped. When
   // it loads, its dbx_ca_file is trusted as `sync` trusts it: auth talks to the same server.
+  // The credentials are what auth creates, so the config need not hold them yet.
+  config::LoadOptions load = global.load;
+  load.need_credentials = false;
   std::optional<config::Config> config;
   if (options.app_key.empty() || options.token_file.empty()) {
-    config = config::Load(global.load);
+    config = config::Load(load);
   } else {
     try {
-      config = config::Load(global.load);
+      config = config::Load(load);
     } catch (const config::ConfigError&) {
       // Nothing is missing from the command line; go on without the file.
     }

@@ -733,7 +733,10 @@ std::string Config::CloudPathFor(const std::filesystem::path& client_dir) const 
   return cloud_root + "/" + Normal(client_dir).filename().string();
 }
 
-void Validate(const Config& c) {
+namespace {
+
+// Validate(), optionally without requiring Dropbox credentials (see LoadOptions).
+void ValidateAll(const Config& c, bool need_credentials) {
   ValidateSyncDirs(c);
   ValidateCloudRoot(c);
   ValidatePositive(c, "poll_interval", c.poll_interval);
@@ -785,7 +788,7 @@ void Validate(const Config& c) {
             "must be a multiple of 4 MiB (4194304 bytes) from 4 MiB to 148 MiB (Dropbox limits a "
             "request to 150 MiB)");
   }
-  if (c.backend == Backend::kDropbox && c.dbx_token.empty()) {
+  if (need_credentials && c.backend == Backend::kDropbox && c.dbx_token.empty()) {
     if (c.dbx_refresh_token.empty()) {
       Invalid(c, "backend", "the dropbox backend needs credentials",
               "set dbx_token, or dbx_refresh_token and dbx_app_key, in config/instance.toml "
@@ -797,6 +800,10 @@ void Validate(const Config& c) {
     }
   }
 }
+
+}  // namespace
+
+void Validate(const Config& c) { ValidateAll(c, true); }
 
 namespace {
 
@@ -990,10 +997,11 @@ Config Load(const LoadOptions& options) {
   for (std::size_t i = 0; i < sources.size(); ++i) {
     config.source += (i == 0 ? "" : " + ") + sources[i];
   }
-  if (config.dbx_refresh_token.empty() && !config.dbx_refresh_token_file.empty()) {
+  if (options.need_credentials && config.dbx_refresh_token.empty() &&
+      !config.dbx_refresh_token_file.empty()) {
     ReadRefreshTokenFile(config);
   }
-  Validate(config);
+  ValidateAll(config, options.need_credentials);
   return config;
 }
 

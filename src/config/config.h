@@ -95,6 +95,9 @@ struct LoadOptions {
   std::filesystem::path config_dir = "config";  // where <env>.toml and instance.toml live
   std::optional<std::string> env;               // --env; falls back to $FILESYNC_ENV, then "dev"
   std::optional<std::filesystem::path> config_file;  // --config: this file alone
+  // false for `filesync auth`, which is about to create the credentials: the dropbox backend
+  // then needs none, and dbx_refresh_token_file is not read (it may not exist yet).
+  bool need_credentials = true;
 };
 
 // Loads, merges and validates. Throws ConfigError (one line) on any problem.

@@ -122,6 +122,28 @@ TEST(FileModes, AuthDefaultTokenFileInAFreshStateDir) {
   EXPECT_EQ(ModeOf(state) & 077, 0) << "a state dir created for the token is owner-only";
 }
 
+// The first `filesync auth` runs with the config the user will sync with: the dropbox backend,
+// and dbx_refresh_token_file naming the file auth is about to write. Neither the missing
+// credentials nor the missing file may stop it.
+TEST(FileModes, AuthWithADropboxConfigThatHasNoTokenYet) {
+  Sandbox box(TestName());
+  EmulatorProcess emulator;
+  ASSERT_TRUE(emulator.Start({"--app-key", "test-app-key"}));
+  const fs::path state = box.base() / "state";
+  const fs::path token_file = state / "dropbox-refresh-token";
+  const fs::path config = box.base() / "filesync.toml";
+  WriteFile(config,
+            "client_sync_dirs = [\"" + (box.base() / "docs").string() +
+                "\"]\nbackend = \"dropbox\"\nstate_dir = \"" + state.string() +
+                "\"\ndbx_app_key = \"test-app-key\"\ndbx_api_url = \"" + emulator.url() +
+                "\"\ndbx_refresh_token_file = \"" + token_file.string() + "\"\n",
+            kOwnerRw);
+  const RunResult r = box.Authorize(emulator.url(), {"--config", config.string(), "auth"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(ModeOf(token_file), 0600);
+  EXPECT_FALSE(ReadFile(token_file).empty());
+}
+
 class ConfigPermissions : public ::testing::Test {
  protected:
   ConfigPermissions() : box_(TestName()) {}
