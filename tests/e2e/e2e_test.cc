@@ -173,6 +173,32 @@ class DropboxView : public CloudView {
 
 class E2E : public ::testing::TestWithParam<std::string> {
  protected:
+  // Starts `filesync run` with its log in base_/daemon.log and returns once the daemon says it
+  // started (it then holds the state dir and handles signals), however slow the build (a
+  // sanitizer build under load can take seconds). Returns -1 if it never did.
+  pid_t StartDaemon() {
+    const fs::path log = base_ / "daemon.log";
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd >= 0) dup2(fd, 2);
+      execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 1200; ++i) {
+      std::ifstream in(log);
+      const std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+      if (text.find("daemon started") != std::string::npos) return pid;
+      if (waitpid(pid, nullptr, WNOHANG) == pid) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+
   bool dropbox() const { return GetParam() == "dropbox"; }
 
   void SetUp() override {
@@ -445,12 +471,8 @@ TEST_P(E2E, KillDuringAPassThenRerunConvergesWithoutPartialFiles) {
 TEST_P(E2E, SigtermFinishesInFlightWorkAndExitsZero) {
   for (int i = 0; i < 30; ++i)
     WriteFile(src_ / ("f" + std::to_string(i)), std::string(1 << 20, 'z'));
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = StartDaemon();
+  ASSERT_GT(pid, 0) << "the daemon did not start";
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   kill(pid, SIGTERM);
   int status = 0;
@@ -493,13 +515,8 @@ TEST_P(E2E, ConfigErrorsExitTwoWithOneLine) {
 
 TEST_P(E2E, SecondInstanceOnTheSameStateIsRefused) {
   WriteFile(src_ / "a", "a");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const pid_t pid = StartDaemon();
+  ASSERT_GT(pid, 0) << "the daemon did not start";
   auto r = Sync();
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("in use"), std::string::npos) << r.out;
@@ -513,12 +530,8 @@ TEST_P(E2E, SecondInstanceOnTheSameStateIsRefused) {
 TEST_P(E2E, SighupReloadsTheConfiguration) {
   WriteFile(src_ / "a.txt", "a");
   WriteFile(src_ / "b.skip", "b");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl(FILESYNC_BINARY, FILESYNC_BINARY, "--config", config_.c_str(), "run",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = StartDaemon();
+  ASSERT_GT(pid, 0) << "the daemon did not start";
   auto wait_for = [&](auto pred) {
     for (int i = 0; i < 100 && !pred(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
