@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -56,6 +57,21 @@ bool SameContentIdentity(const cloud::FileIdentity& a, const cloud::FileIdentity
 
 std::string IdentityString(const cloud::FileIdentity& id) {
   return std::to_string(id.device) + ":" + std::to_string(id.inode);
+}
+
+std::size_t Components(std::string_view path) {
+  return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1;
+}
+
+// What follows the first `components` components of `path`, with its leading '/' ("" if none):
+// ("a/b/c", 1) -> "/b/c".
+std::string_view BelowComponents(std::string_view path, std::size_t components) {
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < components; ++i) {
+    at = path.find('/', i == 0 ? 0 : at + 1);
+    if (at == std::string_view::npos) return {};
+  }
+  return path.substr(at);
 }
 
 bool UnderOrEqual(std::string_view path, std::string_view dir) {
@@ -274,7 +290,7 @@ struct EventMonitor::Impl final : public ActionSink {
       const std::string key = Key(*rel);
       if (change.type == cloud::ListChange::Type::kDelete) {
         EraseRemoteUnder(root, key);
-        pending_batch.DeleteRemoteUnder(*rel);
+        pending_batch.DeleteRemoteUnder(*rel);  // rows the map never had, spelt as listed
         continue;
       }
       if (change.entry.kind == EntryKind::kFile) {
@@ -288,14 +304,37 @@ struct EventMonitor::Impl final : public ActionSink {
       r.digest = change.entry.content_hash;
       r.rev = change.entry.rev;
       r.has_digest = change.entry.has_content_hash;
-      pending_batch.PutRemote(r);
-      root.remote.insert_or_assign(key, std::move(r));
+      PutRemoteRecord(root, std::move(r));
     }
   }
 
-  static void EraseRemoteUnder(RootState& root, const std::string& key) {
-    auto it = root.remote.lower_bound(key);
-    while (it != root.remote.end() && UnderOrEqual(it->first, key)) it = root.remote.erase(it);
+  // The store's remote rows are keyed by the path as spelt, the map by cloud key: a listing, or
+  // the local side, may spell a path in another case or Unicode form than its row was stored
+  // under. So rows are always written and deleted by the spelling the map's record carries.
+
+  // Erases the record at `key` and everything below it, in the map and in the store.
+  // Returns the erased records.
+  std::vector<cache::RemoteRecord> EraseRemoteUnder(RootState& root, const std::string& key) {
+    std::vector<cache::RemoteRecord> erased;
+    std::string covered;  // the last row range deleted: a folder and its children spelt alike
+    for (auto it = root.remote.lower_bound(key);
+         it != root.remote.end() && UnderOrEqual(it->first, key); it = root.remote.erase(it)) {
+      if (covered.empty() || !UnderOrEqual(it->second.path, covered)) {
+        covered = it->second.path;
+        pending_batch.DeleteRemoteUnder(covered);
+      }
+      erased.push_back(std::move(it->second));
+    }
+    return erased;
+  }
+
+  // Records `r` at its key, replacing (in the store too) a record spelt differently.
+  void PutRemoteRecord(RootState& root, cache::RemoteRecord r) {
+    std::string key = Key(r.path);
+    if (auto it = root.remote.find(key); it != root.remote.end() && it->second.path != r.path)
+      pending_batch.DeleteRemote(it->second.path);
+    pending_batch.PutRemote(r);
+    root.remote.insert_or_assign(std::move(key), std::move(r));
   }
 
   Status LoadCloudState(RootState& root, const PassOptions& options) {
@@ -452,8 +491,7 @@ struct EventMonitor::Impl final : public ActionSink {
         r.digest = up.digest;
         r.rev = up.entry.rev;
         RecordAncestorsAsFolders(root, a.path);
-        pending_batch.PutRemote(r);
-        root.remote.insert_or_assign(Key(a.path), std::move(r));
+        PutRemoteRecord(root, std::move(r));
         RecordFile(root, a.path, up.identity, up.digest);
         break;
       }
@@ -463,8 +501,7 @@ struct EventMonitor::Impl final : public ActionSink {
         cache::RemoteRecord r;
         r.path = a.path;
         r.kind = EntryKind::kFolder;
-        pending_batch.PutRemote(r);
-        root.remote.insert_or_assign(Key(a.path), std::move(r));
+        PutRemoteRecord(root, std::move(r));
         break;
       }
       case plan::ActionKind::kDelete: {
@@ -475,24 +512,19 @@ struct EventMonitor::Impl final : public ActionSink {
       }
       case plan::ActionKind::kMove: {
         ++rr.moved;
-        const std::string from_key = Key(a.from);
-        std::vector<cache::RemoteRecord> moved;
-        for (auto it = root.remote.lower_bound(from_key);
-             it != root.remote.end() && UnderOrEqual(it->first, from_key);) {
-          cache::RemoteRecord r = std::move(it->second);
-          r.path = a.path + r.path.substr(a.from.size());
-          moved.push_back(std::move(r));
-          it = root.remote.erase(it);
-        }
+        std::vector<cache::RemoteRecord> moved = EraseRemoteUnder(root, Key(a.from));
         pending_batch.DeleteRemoteUnder(a.from);
         RecordAncestorsAsFolders(root, a.path);
+        // The records' own spelling of the moved part may differ from a.from's (case, Unicode
+        // form; not even the same length): keep what lies below it, component-wise.
+        const std::size_t components = Components(a.from);
         for (auto& r : moved) {
+          r.path = a.path + std::string(BelowComponents(r.path, components));
           if (outcome.moved && r.path == a.path && !outcome.moved->rev.empty() &&
               r.kind == EntryKind::kFile) {
             r.rev = outcome.moved->rev;  // the local backend's rev follows the file's identity
           }
-          pending_batch.PutRemote(r);
-          root.remote.insert_or_assign(Key(r.path), std::move(r));
+          PutRemoteRecord(root, std::move(r));
         }
         if (a.entry_kind == EntryKind::kFile && a.digest_known)
           RecordFile(root, a.path, a.identity, a.digest);

@@ -693,6 +693,31 @@ TEST_P(DropboxE2E, CaseOnlyRenameUnicodeAndCaseCollisions) {
   EXPECT_TRUE(plan["actions"].empty()) << plan.dump(2);
 }
 
+// A folder whose name changes spelling only (NFD to NFC: one cloud path) and then moves must
+// leave no record of its old spelling behind: a fresh process (state from disk) has nothing to
+// do, and the cloud holds exactly the moved folder.
+TEST_P(DropboxE2E, RespelledFolderThenMovedLeavesNothingBehind) {
+  WriteFile(src_ / "anchor", "a");
+  const fs::path nfd = src_ / "cafe\xCC\x81";
+  fs::create_directories(nfd);
+  ASSERT_EQ(Sync().code, 0);
+  fs::rename(nfd, src_ / "caf\xC3\xA9");
+  auto r = Sync();
+  ASSERT_EQ(r.code, 0) << r.out;
+  fs::rename(src_ / "caf\xC3\xA9", src_ / "moved");
+  r = Sync();
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto plan = PlanJson();
+  EXPECT_TRUE(plan["actions"].empty()) << plan.dump(2);
+  r = Sync();
+  EXPECT_EQ(r.code, 0) << r.out;
+  const auto names = dbx().Names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "moved"), names.end());
+  EXPECT_EQ(std::count_if(names.begin(), names.end(),
+                          [](const std::string& n) { return n.starts_with("caf"); }),
+            0);
+}
+
 // `filesync auth`: the PKCE code flow against the emulator's authorize and token endpoints,
 // then a sync that authenticates with the stored refresh token (never a static token).
 TEST_P(DropboxE2E, AuthStoresARefreshTokenThatSyncsCanUse) {
