@@ -87,9 +87,8 @@ TortureResult Torture(Sandbox& box, int files, int points) {
     } else if (box.backend() == BackendKind::kDropbox) {
       // This run's share of what is still missing, so every run makes progress and the kills
       // spread over the whole upload.
-      const std::uint64_t share =
-          (total_bytes - std::min(total_bytes, committed_bytes)) /
-          static_cast<std::uint64_t>(points - k + 2);
+      const std::uint64_t share = (total_bytes - std::min(total_bytes, committed_bytes)) /
+                                  static_cast<std::uint64_t>(points - k + 2);
       while (!(exited = Sandbox::WaitExit(pid, 5, &status)) &&
              BytesReceived(box) - bytes_before < share) {
       }
@@ -222,8 +221,7 @@ TEST(CrashTorture, DropboxLargeUploadResumesAfterKill) {
   const pid_t pid = box.Spawn({"sync"});
   int status = 0;
   bool exited = false;
-  while (!(exited = Sandbox::WaitExit(pid, 2, &status)) &&
-         BytesReceived(box) - start < kSize / 2) {
+  while (!(exited = Sandbox::WaitExit(pid, 2, &status)) && BytesReceived(box) - start < kSize / 2) {
   }
   ASSERT_FALSE(exited) << "the first run finished before the kill (exit status " << status
                        << "); nothing to resume";
@@ -240,11 +238,12 @@ TEST(CrashTorture, DropboxLargeUploadResumesAfterKill) {
   const std::uint64_t before_rerun = BytesReceived(box);
   const RunResult rerun = box.Sync();
   const std::uint64_t second_run = BytesReceived(box) - before_rerun;
-  std::printf("large upload: %llu MiB sent before the kill -9, %llu MiB by the rerun (file %llu "
-              "MiB)\n",
-              static_cast<unsigned long long>(first_run / kMiB),
-              static_cast<unsigned long long>(second_run / kMiB),
-              static_cast<unsigned long long>(kSize / kMiB));
+  std::printf(
+      "large upload: %llu MiB sent before the kill -9, %llu MiB by the rerun (file %llu "
+      "MiB)\n",
+      static_cast<unsigned long long>(first_run / kMiB),
+      static_cast<unsigned long long>(second_run / kMiB),
+      static_cast<unsigned long long>(kSize / kMiB));
   EXPECT_EQ(rerun.code, 0) << rerun.out.substr(0, 3000);
   EXPECT_NE(rerun.out.find("resuming upload"), std::string::npos)
       << "the rerun did not say it resumed the session:\n"

@@ -7,8 +7,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <poll.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,9 +24,6 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
-
-#include <httplib.h>
-#include <sqlite3.h>
 
 #include "cache/state_store.h"
 #include "emulator/faults.h"
@@ -111,9 +110,9 @@ bool ListDropbox(const std::string& url, const std::string& token, const std::st
   httplib::Client client(url);
   client.set_read_timeout(60, 0);
   const httplib::Headers auth = {{"Authorization", "Bearer " + token}};
-  auto r = client.Post("/2/files/list_folder", auth,
-                       nlohmann::json{{"path", path}, {"recursive", true}}.dump(),
-                       "application/json");
+  auto r =
+      client.Post("/2/files/list_folder", auth,
+                  nlohmann::json{{"path", path}, {"recursive", true}}.dump(), "application/json");
   for (;;) {
     if (!r) {
       *error = "list_folder " + path + ": no response (" + httplib::to_string(r.error()) + ")";
@@ -191,12 +190,14 @@ FaultTally& FaultTally::operator+=(const FaultTally& o) {
 }
 
 std::string FaultTally::ToString() const {
-  return std::to_string(failures()) + " failed requests injected (429: " +
-         std::to_string(rate_limited) + ", 500: " + std::to_string(server_500) +
-         ", 503: " + std::to_string(server_503) + ", dropped: " + std::to_string(dropped) +
+  return std::to_string(failures()) +
+         " failed requests injected (429: " + std::to_string(rate_limited) +
+         ", 500: " + std::to_string(server_500) + ", 503: " + std::to_string(server_503) +
+         ", dropped: " + std::to_string(dropped) +
          ", dropped after commit: " + std::to_string(dropped_after) + ") and " +
          std::to_string(latency) + " delayed, over " + std::to_string(requests) +
-         " requests; " + std::to_string(emulator_restarts) + " fault-spec changes";
+         " requests made while faults were on; " + std::to_string(emulator_restarts) +
+         " fault-spec changes";
 }
 
 std::string BinaryPath() { return FILESYNC_BINARY; }
@@ -240,8 +241,8 @@ std::vector<std::string> Diff(const Tree& expected, const Tree& actual, std::siz
     if (it == actual.end()) {
       add("missing in " + actual_name + ": " + path + " (" + Describe(e) + ")");
     } else if (!(it->second == e)) {
-      add("differs: " + path + ": " + expected_name + " " + Describe(e) + ", " + actual_name +
-          " " + Describe(it->second));
+      add("differs: " + path + ": " + expected_name + " " + Describe(e) + ", " + actual_name + " " +
+          Describe(it->second));
     }
   }
   for (const auto& [path, e] : actual) {
