@@ -525,18 +525,7 @@ TEST(Convergence, SeedRange) {
 
 TEST_P(Convergence, Local) { RunSeed(GetParam(), BackendKind::kLocal); }
 
-// Seeds 1, 2 and 5 meet the open phantom-remote-record bug on Dropbox (docs/reliability.md,
-// "Findings on Dropbox"; ConvergenceFindings below reduces it): put them back with the fix.
-TEST_P(Convergence, Dropbox) {
-  const std::set<std::uint64_t> known_bug = {1, 2, 5};
-  if (known_bug.contains(GetParam())) {
-    GTEST_SKIP() << "seed " << GetParam()
-                 << " leaves two state-store rows for one Dropbox path (open bug, "
-                    "docs/reliability.md); replay: FILESYNC_BACKEND=dropbox FILESYNC_SEED="
-                 << GetParam() << " reliability_seeds --gtest_filter=Convergence.Replay";
-  }
-  RunSeed(GetParam(), BackendKind::kDropbox);
-}
+TEST_P(Convergence, Dropbox) { RunSeed(GetParam(), BackendKind::kDropbox); }
 
 // The CI seeds: fixed, so a red CI run is reproducible.
 INSTANTIATE_TEST_SUITE_P(Seeds, Convergence, ::testing::Values(1, 2, 3, 4, 5, 6));
@@ -545,10 +534,10 @@ INSTANTIATE_TEST_SUITE_P(Seeds, Convergence, ::testing::Values(1, 2, 3, 4, 5, 6)
 // store's remote table is keyed by the path bytes, the engine's view by the cloud key (NFC +
 // lower case): a folder created from an NFD local name is recorded in NFD; after a local rename
 // to NFC the listing adds the NFC spelling as a second row; the move deletes only the NFC row.
-// The NFD row survives as a phantom: the next process plans "delete café2" for a folder the cloud
-// no longer has, so a pass that exited 0 left a non-empty plan. Disabled until the fix in
-// src/pipeline/event_monitor.cc lands (see docs/reliability.md, "Findings on Dropbox").
-TEST(ConvergenceFindings, DISABLED_DropboxNfdFolderRenamedToNfcThenMovedLeavesNoPhantom) {
+// The NFD row survived as a phantom: the next process planned "delete café2" for a folder the
+// cloud no longer had, so a pass that exited 0 left a non-empty plan. Fixed: rows are written and
+// deleted by the spelling the engine's record carries (src/pipeline/event_monitor.cc).
+TEST(ConvergenceFindings, DropboxNfdFolderRenamedToNfcThenMovedLeavesNoPhantom) {
   Sandbox box("nfd-phantom", BackendKind::kDropbox);
   WriteFile(box.client() / kAnchor, "anchor");
   const fs::path nfd = box.client() / "cafe\xcc\x81";
