@@ -636,7 +636,8 @@ TEST_P(DropboxE2E, SmallFilesAreUploadedInBatchesNotOneByOne) {
   for (int i = 0; i < 300; ++i)
     WriteFile(src_ / ("d" + std::to_string(i % 7)) / ("f" + std::to_string(i)), std::to_string(i));
   emulator_.ResetCounters();
-  ASSERT_EQ(Sync().code, 0);
+  const auto r = Sync();
+  ASSERT_EQ(r.code, 0) << r.out;
   const auto counters = emulator_.Counters();
   EXPECT_EQ(Requests(counters, "files/upload"), 0) << counters.dump(2);
   EXPECT_EQ(Requests(counters, "files/upload_session/finish"), 0) << counters.dump(2);

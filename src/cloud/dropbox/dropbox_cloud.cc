@@ -599,7 +599,8 @@ struct DropboxCloud::Impl {
         // A long header may be refused by the server or a proxy in front of it (a 400/413/431,
         // or a connection closed while the body is still being sent). Keep a copy of the body
         // until we know, then go on with capped headers (learned once per instance).
-        const bool risky = cap == 0 && EncodeHeaderArg(arg).size() > kSafeHeaderBytes;
+        const std::size_t arg_size = EncodeHeaderArg(arg).size();
+        const bool risky = cap == 0 && arg_size > kSafeHeaderBytes;
         Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body),
                           !risky);
         const bool refused = !r.error || r.error->http_status == 400 ||
@@ -612,6 +613,18 @@ struct DropboxCloud::Impl {
               stop - group, r.status.message(), kSafeHeaderBytes);
           header_cap = kSafeHeaderBytes;
           cap = kSafeHeaderBytes;
+          continue;
+        }
+        // Refused below the learned limit too (seen under load with several batches in flight
+        // at once): halve the header until one entry is left, which is then a real refusal.
+        const bool header_refused =
+            r.error && (r.error->http_status == 400 || r.error->http_status == 413 ||
+                        r.error->http_status == 431);
+        if (!r.ok() && header_refused && stop - group > 1) {
+          cap = std::max<std::size_t>(arg_size / 2, 512);
+          Log().info(
+              "append_batch of {} entries refused ({}); retrying with headers under {} bytes",
+              stop - group, r.status.message(), cap);
           continue;
         }
         for (std::size_t i = group; i < stop; ++i) std::string().swap(files[i].data);
