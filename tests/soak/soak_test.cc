@@ -138,9 +138,9 @@ TreeMap CloudTree(const filesync::test_support::EmulatorProcess& emulator,
   TreeMap tree;
   httplib::Client client("127.0.0.1", emulator.port());
   const httplib::Headers auth = {{"Authorization", "Bearer " + emulator.token()}};
-  auto r = client.Post("/2/files/list_folder", auth,
-                       nlohmann::json{{"path", root}, {"recursive", true}}.dump(),
-                       "application/json");
+  auto r =
+      client.Post("/2/files/list_folder", auth,
+                  nlohmann::json{{"path", root}, {"recursive", true}}.dump(), "application/json");
   while (r && r->status == 200) {
     const auto page = nlohmann::json::parse(r->body, nullptr, false);
     if (page.is_discarded()) break;
@@ -339,12 +339,12 @@ TEST_F(Soak, MemoryAndDescriptorsStayFlatUnderASteadyStreamOfChanges) {
   const long seconds = EnvLong("FILESYNC_SOAK_SECONDS", kDefaultSeconds);
   const auto seed = static_cast<std::uint64_t>(EnvLong("FILESYNC_SOAK_SEED", 1));
   const long rate = EnvLong("FILESYNC_SOAK_RATE", 10);
-  std::printf("soak: %ld s, seed %llu, %ld changes/s%s; replay: FILESYNC_SOAK_SECONDS=%ld "
-              "FILESYNC_SOAK_SEED=%llu FILESYNC_SOAK_RATE=%ld %s\n",
-              seconds, static_cast<unsigned long long>(seed), rate,
-              kSanitized ? " (sanitizer build: RSS not asserted)" : "", seconds,
-              static_cast<unsigned long long>(seed), rate,
-              ::testing::internal::GetArgvs()[0].c_str());
+  std::printf(
+      "soak: %ld s, seed %llu, %ld changes/s%s; replay: FILESYNC_SOAK_SECONDS=%ld "
+      "FILESYNC_SOAK_SEED=%llu FILESYNC_SOAK_RATE=%ld %s\n",
+      seconds, static_cast<unsigned long long>(seed), rate,
+      kSanitized ? " (sanitizer build: RSS not asserted)" : "", seconds,
+      static_cast<unsigned long long>(seed), rate, ::testing::internal::GetArgvs()[0].c_str());
 
   ChangeStream stream(data_, seed);
   StartDaemon();
@@ -354,7 +354,8 @@ TEST_F(Soak, MemoryAndDescriptorsStayFlatUnderASteadyStreamOfChanges) {
       << Tail(ReadAll(log_), 40);
 
   // At least 20 samples whatever the length; every 10 s for the 10-minute run.
-  const auto sample_every = std::chrono::milliseconds(std::clamp(seconds * 1000 / 60, 1000L, 10000L));
+  const auto sample_every =
+      std::chrono::milliseconds(std::clamp(seconds * 1000 / 60, 1000L, 10000L));
   const auto change_every = std::chrono::microseconds(1000000 / rate);
   const auto start = Clock::now();
   const auto end = start + std::chrono::seconds(seconds);
@@ -386,8 +387,8 @@ TEST_F(Soak, MemoryAndDescriptorsStayFlatUnderASteadyStreamOfChanges) {
     std::this_thread::sleep_until(std::min({next_change, next_sample, end}));
   }
 
-  std::printf("%8s %10s %5s %12s %8s %7s\n", "t(s)", "rss(KiB)", "fds", "emu rss(KiB)",
-              "changes", "passes");
+  std::printf("%8s %10s %5s %12s %8s %7s\n", "t(s)", "rss(KiB)", "fds", "emu rss(KiB)", "changes",
+              "passes");
   for (const auto& s : samples) {
     std::printf("%8.1f %10ld %5ld %12ld %8ld %7ld\n", s.t, s.rss_kb, s.fds, s.emulator_rss_kb,
                 s.changes, s.passes);
@@ -407,8 +408,8 @@ TEST_F(Soak, MemoryAndDescriptorsStayFlatUnderASteadyStreamOfChanges) {
     for (auto it = first; it != last; ++it) m = std::max(m, (*it).*field);
     return m;
   };
-  const long first_rss = max_of(steady.begin(), steady.begin() + static_cast<std::ptrdiff_t>(quarter),
-                                &Sample::rss_kb);
+  const long first_rss = max_of(
+      steady.begin(), steady.begin() + static_cast<std::ptrdiff_t>(quarter), &Sample::rss_kb);
   const long last_rss =
       max_of(steady.end() - static_cast<std::ptrdiff_t>(quarter), steady.end(), &Sample::rss_kb);
   long fd_min = steady.front().fds;
@@ -458,9 +459,8 @@ TEST_F(Soak, MemoryAndDescriptorsStayFlatUnderASteadyStreamOfChanges) {
   int st = 0;
   waitpid(daemon_, &st, 0);
   daemon_ = -1;
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
-      << "daemon exit status " << st << "\n"
-      << Tail(ReadAll(log_), 40);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "daemon exit status " << st << "\n"
+                                                     << Tail(ReadAll(log_), 40);
 }
 
 }  // namespace
