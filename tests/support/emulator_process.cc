@@ -8,6 +8,7 @@
 #include <httplib.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +95,9 @@ void EmulatorProcess::set_data_dir(std::string dir) {
     return ::testing::AssertionFailure() << "fork failed: " << std::strerror(errno);
   }
   if (pid == 0) {
+    // A test process that dies (a sanitizer halt, a crash) must not leave the emulator holding
+    // ctest's output pipe open until the test's timeout.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::dup2(fds[1], STDOUT_FILENO);
     std::vector<char*> argv;
     argv.reserve(args.size() + 1);
