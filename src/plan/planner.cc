@@ -86,6 +86,12 @@ class Planner {
  private:
   std::string Key(std::string_view path) const { return PathKey(path, options_.case_insensitive); }
 
+  // The path a case-insensitive cloud will display once an action has put `path` there (the
+  // backends send NFC), so that a later rule does not see a spelling difference that is not one.
+  std::string CloudSpelling(const std::string& path) const {
+    return options_.case_insensitive ? unicode::ToNfc(path) : path;
+  }
+
   // Names and collisions; fills accepted_ (sorted by path) and local_by_key_.
   void AcceptLocalItems() {
     std::vector<const LocalItem*> sorted;
@@ -189,7 +195,7 @@ class Planner {
         continue;
       const RemoteItem& source = remote_.at(source_key);
       replace_.push_back(MoveAction(source, item, kPhaseReplace, "folder renamed or moved"));
-      RekeyRemote(source_key, key, item.path, ComponentCount(source.path));
+      RekeyRemote(source_key, key, CloudSpelling(item.path), ComponentCount(source.path));
       folder_moves_.emplace_back(source_key, key);
     }
   }
@@ -198,7 +204,7 @@ class Planner {
     RemoteItem moved = remote_.at(source_key);
     file_moves_.push_back(MoveAction(moved, item, kPhaseFileMoves, std::move(reason)));
     remote_.erase(source_key);
-    moved.path = item.path;
+    moved.path = CloudSpelling(item.path);
     remote_.insert_or_assign(Key(item.path), std::move(moved));
   }
 
@@ -247,7 +253,7 @@ class Planner {
                             item.kind == EntryKind::kFolder ? kPhaseReplace : kPhaseFileMoves,
                             "case-only rename");
       (item.kind == EntryKind::kFolder ? replace_ : file_moves_).push_back(std::move(a));
-      it->second.path = item.path;
+      it->second.path = CloudSpelling(item.path);
     }
   }
 

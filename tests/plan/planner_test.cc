@@ -169,6 +169,27 @@ TEST(Planner, CaseOnlyRenameIsAMoveOnCaseInsensitiveClouds) {
   EXPECT_EQ(Describe(plan), (V{"move readme.md->Readme.md"}));
 }
 
+// A move lands at the spelling the cloud will show (NFC on Dropbox): an NFD-named target is not
+// also "renamed" to itself, which would be a second move to the same cloud key in one plan.
+TEST(Planner, NfdMoveTargetIsOneMoveNotAMovePlusARename) {
+  PlanOptions opts;
+  opts.case_insensitive = true;
+  const std::string nfd = "A\xCC\x8Angstro\xCC\x88m1";  // "Ångström1", decomposed
+  auto by_content =
+      MakePlan({Folder("X.BIN", 2), File(nfd, 9, "payload")},
+               {RFolder("X.BIN"), RFile("X.BIN/\xC3\x85ngstr\xC3\xB6m", "payload")}, {}, opts);
+  EXPECT_EQ(Describe(by_content), (V{"move X.BIN/\xC3\x85ngstr\xC3\xB6m->" + nfd}));
+
+  const LocalItem before = File("old", 7, "c");
+  auto by_inode = MakePlan({File(nfd, 7, "c")}, {RFile("old", "c")}, {Prev(before)}, opts);
+  EXPECT_EQ(Describe(by_inode), (V{"move old->" + nfd}));
+
+  auto folder =
+      MakePlan({Folder(nfd, 2), File(nfd + "/x", 3, "x")}, {RFolder("old"), RFile("old/x", "x")},
+               {Prev(Folder("old", 2)), Prev(File("old/x", 3, "x"))}, opts);
+  EXPECT_EQ(Describe(folder), (V{"move old->" + nfd}));
+}
+
 TEST(Planner, RefusedAndLongNamesAreReportedNotUploaded) {
   PlanOptions opts;
   opts.name_rules = NameRules::kDropbox;
