@@ -22,6 +22,10 @@ const RouteInfo* FindRoute(const std::string& name) {
       {"files/delete_batch/check", {}},
       {"files/move_v2", {}},
       {"files/copy_v2", {}},
+      {"files/move_batch_v2", {}},
+      {"files/move_batch/check_v2", {}},
+      {"files/copy_batch_v2", {}},
+      {"files/copy_batch/check_v2", {}},
       {"files/download", {RouteStyle::kDownload, true}},
       {"files/upload", {RouteStyle::kUpload, true}},
       {"files/upload_session/start", {RouteStyle::kUpload, true}},
@@ -37,18 +41,23 @@ const RouteInfo* FindRoute(const std::string& name) {
   return it == kRoutes.end() ? nullptr : &it->second;
 }
 
-std::string JobTable::Add(const std::string& prefix, nlohmann::json result) {
+std::string JobTable::Add(const std::string& prefix, const std::string& kind, nlohmann::json result,
+                          int pending_polls) {
   std::lock_guard lock(mu_);
   std::string id = prefix + "emuljob" + std::to_string(next_++);
-  jobs_[id] = std::move(result);
+  jobs_[id] = Job{kind, std::move(result), pending_polls};
   return id;
 }
 
-std::optional<nlohmann::json> JobTable::Get(const std::string& id) {
+std::optional<nlohmann::json> JobTable::Get(const std::string& id, const std::string& kind) {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(id);
-  if (it == jobs_.end()) return std::nullopt;
-  return it->second;
+  if (it == jobs_.end() || it->second.kind != kind) return std::nullopt;
+  if (it->second.pending_polls > 0) {
+    --it->second.pending_polls;
+    return nlohmann::json{{".tag", "in_progress"}};
+  }
+  return it->second.result;
 }
 
 Reply BadArgument(const std::string& route, const std::string& detail) {

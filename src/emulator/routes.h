@@ -4,7 +4,8 @@
 // strictly (unknown fields -> 400) and produce the exact result and error-union shapes.
 //
 // Thread safety: handlers run concurrently; all shared state lives in the thread-safe objects
-// of RouteContext. The async-job table (delete_batch, finish_batch v1) has its own mutex.
+// of RouteContext. The async-job table (delete_batch, finish_batch v1, move/copy_batch_v2) has
+// its own mutex.
 #pragma once
 
 #include <chrono>
@@ -33,17 +34,26 @@ struct RouteInfo {
 // Route name (URL path after /2/) -> style; nullptr for unknown routes.
 const RouteInfo* FindRoute(const std::string& name);
 
-// Finished async jobs (the emulator completes batch jobs synchronously).
+// Async jobs. The emulator does a batch's work when the batch is launched; a job can still
+// answer `in_progress` to its first `pending_polls` checks, so clients exercise their polling.
 class JobTable {
  public:
-  std::string Add(const std::string& prefix, nlohmann::json result);
-  // nullptr if unknown.
-  std::optional<nlohmann::json> Get(const std::string& id);
+  // `kind` names the check route family that may read the job ("delete_batch", ...).
+  std::string Add(const std::string& prefix, const std::string& kind, nlohmann::json result,
+                  int pending_polls = 0);
+  // The job's current status ({".tag":"in_progress"} while polls are pending); nullopt if the
+  // id is unknown or belongs to another kind.
+  std::optional<nlohmann::json> Get(const std::string& id, const std::string& kind);
 
  private:
+  struct Job {
+    std::string kind;
+    nlohmann::json result;
+    int pending_polls = 0;
+  };
   std::mutex mu_;
   std::uint64_t next_ = 1;
-  std::map<std::string, nlohmann::json> jobs_;
+  std::map<std::string, Job> jobs_;
 };
 
 struct RouteContext {

@@ -1,7 +1,8 @@
 // Namespace routes: listing, cursors, longpoll, metadata, folders, delete, move/copy, download.
 // Single commits take the CommitLock without waiting (429 too_many_write_operations when it
-// is held); delete_batch waits for it.
+// is held); delete_batch and move/copy_batch_v2 wait for it and hold it once for the batch.
 #include "emulator/routes.h"
+#include "util/unicode.h"
 
 namespace filesync::emulator {
 namespace {
@@ -57,6 +58,97 @@ Reply PageReply(const ListPage& page) {
 nlohmann::json DeleteErrorJson(const StoreError& e) {
   if (e.where == StoreError::Where::kLookup) return Tagged("path_lookup", e.error);
   return Tagged("path_write", e.error);
+}
+
+// The RelocationError value for a failed Namespace::Relocate.
+nlohmann::json RelocationErrorJson(const StoreError& e) {
+  switch (e.where) {
+    case StoreError::Where::kLookup:
+      return Tagged("from_lookup", e.error);
+    case StoreError::Where::kIntoItself:
+      return Tag("cant_move_folder_into_itself");
+    default:
+      return Tagged("to", e.error);
+  }
+}
+
+// True if a and b (CloudKeys of "/…" paths) are equal or one is inside the other.
+bool SameOrNested(const std::string& a, const std::string& b) {
+  const std::string& shorter = a.size() <= b.size() ? a : b;
+  const std::string& longer = a.size() <= b.size() ? b : a;
+  if (longer.compare(0, shorter.size(), shorter) != 0) return false;
+  return longer.size() == shorter.size() || longer[shorter.size()] == '/';
+}
+
+// move_batch_v2 / copy_batch_v2: validates RelocationBatchArgBase (+ allow_ownership_transfer
+// for moves), then relocates every entry in order under one hold of the write lock. An entry
+// whose from/to path equals or nests another entry's path fails with
+// duplicated_or_nested_paths (its outcome would depend on the order). The result is an async
+// job that answers in_progress once before complete.
+Reply RelocationBatch(RouteContext& ctx, const std::string& route, const nlohmann::json& arg) {
+  const bool copy = route == "files/copy_batch_v2";
+  ArgReader r(arg, "request body");
+  const nlohmann::json* entries = r.Raw("entries", true);
+  std::vector<std::pair<std::string, std::string>> items;
+  if (entries != nullptr && !entries->is_array()) r.Fail("'entries': expected list");
+  if (entries != nullptr && entries->is_array()) {
+    if (entries->empty()) r.Fail("'entries': fewer than 1 items");
+    if (entries->size() > 1000) r.Fail("'entries': more than 1000 items");
+    for (std::size_t i = 0; i < entries->size() && r.ok(); ++i) {
+      ArgReader e((*entries)[i], "entries[" + std::to_string(i) + "]");
+      const auto from = e.String("from_path", true);
+      const auto to = e.String("to_path", true);
+      e.Finish();
+      r.Merge(e);
+      if (auto p = PathProblem(from, PathAlias::kWritePathOrId, "from_path"); !p.empty()) r.Fail(p);
+      if (auto p = PathProblem(to, PathAlias::kWritePathOrId, "to_path"); !p.empty()) r.Fail(p);
+      if (r.ok()) items.emplace_back(*from, *to);
+    }
+  }
+  const bool autorename = r.Bool("autorename", false);
+  if (!copy) r.Bool("allow_ownership_transfer", false);
+  if (!r.Finish()) return BadArgument(route, r.error());
+
+  std::vector<std::vector<std::string>> keys(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    for (const std::string* p : {&items[i].first, &items[i].second}) {
+      if (p->rfind("/", 0) == 0) keys[i].push_back(unicode::CloudKey(*p));
+    }
+  }
+  std::vector<bool> nested(items.size(), false);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    for (std::size_t j = i + 1; j < items.size(); ++j) {
+      for (const auto& a : keys[i]) {
+        for (const auto& b : keys[j]) {
+          if (SameOrNested(a, b)) nested[i] = nested[j] = true;
+        }
+      }
+    }
+  }
+
+  nlohmann::json results = nlohmann::json::array();
+  {
+    auto guard = ctx.commit_lock->Acquire();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (nested[i]) {
+        results.push_back(
+            {{".tag", "failure"},
+             {"failure", Tagged("relocation_error", Tag("duplicated_or_nested_paths"))}});
+        continue;
+      }
+      auto moved = ctx.ns->Relocate(items[i].first, items[i].second, autorename, copy);
+      if (moved.ok()) {
+        results.push_back({{".tag", "success"}, {"success", MetadataJson(*moved.value)}});
+      } else {
+        results.push_back(
+            {{".tag", "failure"},
+             {"failure", Tagged("relocation_error", RelocationErrorJson(moved.error))}});
+      }
+    }
+  }
+  const std::string job = ctx.jobs->Add("dbjid:", copy ? "copy_batch" : "move_batch",
+                                        {{".tag", "complete"}, {"entries", std::move(results)}}, 1);
+  return Reply::Json({{".tag", "async_job_id"}, {"async_job_id", job}});
 }
 
 }  // namespace
@@ -183,8 +275,8 @@ Reply HandleFilesRoute(RouteContext& ctx, const Call& call) {
         }
       }
     }
-    const std::string job =
-        ctx.jobs->Add("dbjid:", {{".tag", "complete"}, {"entries", std::move(results)}});
+    const std::string job = ctx.jobs->Add("dbjid:", "delete_batch",
+                                          {{".tag", "complete"}, {"entries", std::move(results)}});
     return Reply::Json({{".tag", "async_job_id"}, {"async_job_id", job}});
   }
 
@@ -192,7 +284,7 @@ Reply HandleFilesRoute(RouteContext& ctx, const Call& call) {
     ArgReader r(arg, "request body");
     const std::string id = r.String("async_job_id", true).value_or("");
     if (!r.Finish()) return BadArgument(route, r.error());
-    auto job = ctx.jobs->Get(id);
+    auto job = ctx.jobs->Get(id, "delete_batch");
     if (!job || id.rfind("dbjid:", 0) != 0) return Reply::RouteError(Tag("invalid_async_job_id"));
     return Reply::Json(*job);
   }
@@ -213,17 +305,22 @@ Reply HandleFilesRoute(RouteContext& ctx, const Call& call) {
     auto guard = ctx.commit_lock->TryAcquire();
     if (!guard) return TooManyWrites();
     auto moved = ctx.ns->Relocate(*from, *to, autorename, route == "files/copy_v2");
-    if (!moved.ok()) {
-      switch (moved.error.where) {
-        case StoreError::Where::kLookup:
-          return Reply::RouteError(Tagged("from_lookup", moved.error.error));
-        case StoreError::Where::kIntoItself:
-          return Reply::RouteError(Tag("cant_move_folder_into_itself"));
-        default:
-          return Reply::RouteError(Tagged("to", moved.error.error));
-      }
-    }
+    if (!moved.ok()) return Reply::RouteError(RelocationErrorJson(moved.error));
     return Reply::Json({{"metadata", MetadataJson(*moved.value)}});
+  }
+
+  if (route == "files/move_batch_v2" || route == "files/copy_batch_v2") {
+    return RelocationBatch(ctx, route, arg);
+  }
+
+  if (route == "files/move_batch/check_v2" || route == "files/copy_batch/check_v2") {
+    ArgReader r(arg, "request body");
+    const std::string id = r.String("async_job_id", true).value_or("");
+    if (!r.Finish()) return BadArgument(route, r.error());
+    auto job =
+        ctx.jobs->Get(id, route == "files/move_batch/check_v2" ? "move_batch" : "copy_batch");
+    if (!job) return Reply::RouteError(Tag("invalid_async_job_id"));
+    return Reply::Json(*job);
   }
 
   if (route == "files/download") {

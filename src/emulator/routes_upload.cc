@@ -352,8 +352,8 @@ Reply HandleUploadRoute(RouteContext& ctx, const Call& call) {
     }
     nlohmann::json results = FinishBatch(ctx, entries);
     if (route == "files/upload_session/finish_batch_v2") return Reply::Json({{"entries", results}});
-    const std::string job =
-        ctx.jobs->Add("dbjid:", {{".tag", "complete"}, {"entries", std::move(results)}});
+    const std::string job = ctx.jobs->Add("dbjid:", "finish_batch",
+                                          {{".tag", "complete"}, {"entries", std::move(results)}});
     return Reply::Json({{".tag", "async_job_id"}, {"async_job_id", job}});
   }
 
@@ -361,7 +361,7 @@ Reply HandleUploadRoute(RouteContext& ctx, const Call& call) {
     ArgReader r(arg, "request body");
     const std::string id = r.String("async_job_id", true).value_or("");
     if (!r.Finish()) return BadArgument(route, r.error());
-    auto job = ctx.jobs->Get(id);
+    auto job = ctx.jobs->Get(id, "finish_batch");
     if (!job) return Reply::RouteError(Tag("invalid_async_job_id"));
     return Reply::Json(*job);
   }
