@@ -56,11 +56,15 @@ struct TortureResult {
   std::vector<std::string> problems;  // broken invariants after the final run
 };
 
-// Reports the final invariants.
-void Verdict(const TortureResult& r) {
+// Reports the final invariants; a broken one keeps the sandbox (state store, logs) for a look.
+void Verdict(Sandbox& box, const TortureResult& r) {
   std::printf("crashes survived: %d (runs that finished before their kill point: %d)\n", r.kills,
               r.finished_early);
   for (const auto& p : r.problems) ADD_FAILURE() << p;
+  if (!r.problems.empty()) {
+    box.Keep();
+    std::printf("sandbox kept: %s\n", box.base().string().c_str());
+  }
 }
 
 std::uint64_t BytesReceived(Sandbox& box) {
@@ -180,7 +184,7 @@ TEST(CrashTorture, KillBeforeTheStateCommitThenDeleteLeavesNoOrphans) {
 TEST(CrashTorture, ThreeKillPointsOf10000FileInitialSync) {
   Sandbox box("torture3");
   const auto r = Torture(box, 10000, 3);
-  Verdict(r);
+  Verdict(box, r);
 }
 
 TEST(CrashTorture, TwentyKillPointsOf10000FileInitialSync) {
@@ -188,14 +192,14 @@ TEST(CrashTorture, TwentyKillPointsOf10000FileInitialSync) {
   Sandbox box("torture20");
   const auto r = Torture(box, 10000, 20);
   EXPECT_GE(r.kills, 15) << "most kill points should land inside a run";
-  Verdict(r);
+  Verdict(box, r);
 }
 
 TEST(CrashTorture, DropboxThreeKillPointsOf10000FileInitialSync) {
   Sandbox box("dbx-torture3", BackendKind::kDropbox);
   const auto r = Torture(box, 10000, 3);
   EXPECT_GE(r.kills, 2) << "the kill points should land inside a run";
-  Verdict(r);
+  Verdict(box, r);
 }
 
 TEST(CrashTorture, DropboxTwentyKillPointsOf10000FileInitialSync) {
@@ -203,7 +207,7 @@ TEST(CrashTorture, DropboxTwentyKillPointsOf10000FileInitialSync) {
   Sandbox box("dbx-torture20", BackendKind::kDropbox);
   const auto r = Torture(box, 10000, 20);
   EXPECT_GE(r.kills, 15) << "most kill points should land inside a run";
-  Verdict(r);
+  Verdict(box, r);
 }
 
 // kill -9 while a 96 MiB file goes up in 4 MiB chunks of a concurrent upload session (4 in
