@@ -2,6 +2,13 @@
 
 namespace filesync::cloud {
 
+std::vector<Result<RemoteEntry>> Cloud::MoveBatch(std::span<const MovePair> moves) {
+  std::vector<Result<RemoteEntry>> out;
+  out.reserve(moves.size());
+  for (const MovePair& m : moves) out.push_back(Move(m.from, m.to));
+  return out;
+}
+
 std::string JoinPath(std::string_view base, std::string_view relative) {
   std::string out(base);
   if (relative.empty()) return out;

@@ -93,6 +93,12 @@ struct Capabilities {
   std::uint64_t small_file_limit = 0;  // files above this go alone in an Upload() call
 };
 
+// One move of a MoveBatch() call.
+struct MovePair {
+  std::string from;
+  std::string to;
+};
+
 // Called from worker threads with the number of bytes just transferred.
 using ProgressFn = std::function<void(std::uint64_t bytes)>;
 
@@ -123,6 +129,13 @@ class Cloud {
   // Moves a file or folder to `to` (parents created). `to` must not exist, except when it names
   // the same entry in another case (a case-only rename, which backends must support).
   virtual Result<RemoteEntry> Move(const std::string& from, const std::string& to) = 0;
+
+  // Several independent moves, each with Move()'s contract; one result per move, in order.
+  // REQUIRES: no move's `from` or `to` equals, contains or lies inside another move's `from`
+  // or `to` (callers batch only independent moves; the outcome would depend on the order).
+  // Backends commit a batch at once where the service allows it; the default calls Move() for
+  // each pair in turn.
+  virtual std::vector<Result<RemoteEntry>> MoveBatch(std::span<const MovePair> moves);
 
   // Makes every write acknowledged so far durable (local: syncfs; remote: no-op). Called before
   // the state store records a batch.

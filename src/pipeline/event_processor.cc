@@ -51,23 +51,58 @@ bool EventProcessor::Backoff(int attempt, const Status& last) {
 
 void EventProcessor::Process(const std::vector<Event>& events) {
   if (events.empty()) return;
-  switch (events.front().action.kind) {
+  const plan::Action& head = events.front().action;
+  switch (head.kind) {
     case plan::ActionKind::kUpload:
       ProcessUploads(events);
       return;
     case plan::ActionKind::kDelete:
       ProcessDeletes(events);
       return;
+    case plan::ActionKind::kMove:
+      if (IsBatchableMove(head)) {
+        ProcessMoves(events);
+        return;
+      }
+      break;
     default:
-      for (const Event& event : events) ProcessSingle(event);
+      break;
+  }
+  for (const Event& event : events) ProcessSingle(event);
+}
+
+void EventProcessor::RunBatch(const std::vector<Event>& events, const BatchAttempt& attempt_fn) {
+  std::vector<std::size_t> pending(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) pending[i] = i;
+  for (int attempt = 1; !pending.empty(); ++attempt) {
+    std::vector<ActionOutcome> results = attempt_fn(pending);
+    std::vector<std::size_t> retry;
+    Status last;
+    for (std::size_t k = 0; k < pending.size(); ++k) {
+      ActionOutcome outcome =
+          k < results.size()
+              ? std::move(results[k])
+              : Outcome(Status::Permanent("backend returned too few results"), attempt);
+      if (!outcome.status.ok() && outcome.status.IsRetryable() && attempt < retry_.max_attempts) {
+        retry.push_back(pending[k]);
+        last = outcome.status;
+        continue;
+      }
+      outcome.attempts = attempt;
+      sink_.OnDone(events[pending[k]], outcome);
+    }
+    if (!retry.empty() && !Backoff(attempt, last)) {
+      for (const std::size_t i : retry) {
+        sink_.OnDone(events[i], Outcome(Status::Cancelled("shutdown before retry"), attempt));
+      }
       return;
+    }
+    pending = std::move(retry);
   }
 }
 
 void EventProcessor::ProcessUploads(const std::vector<Event>& events) {
-  std::vector<std::size_t> pending(events.size());
-  for (std::size_t i = 0; i < events.size(); ++i) pending[i] = i;
-  for (int attempt = 1; !pending.empty(); ++attempt) {
+  RunBatch(events, [&](std::span<const std::size_t> pending) {
     std::vector<cloud::UploadItem> items;
     items.reserve(pending.size());
     for (const std::size_t i : pending) {
@@ -79,61 +114,47 @@ void EventProcessor::ProcessUploads(const std::vector<Event>& events) {
                        .mtime_ns = e.action.identity.mtime_ns});
     }
     auto results = cloud_.Upload(items, progress_);
-    std::vector<std::size_t> retry;
-    Status last;
-    for (std::size_t k = 0; k < pending.size(); ++k) {
-      const Event& e = events[pending[k]];
-      const Status status = k < results.size()
-                                ? results[k].status()
-                                : Status::Permanent("backend returned too few results");
-      if (!status.ok() && status.IsRetryable() && attempt < retry_.max_attempts) {
-        retry.push_back(pending[k]);
-        last = status;
-        continue;
-      }
-      ActionOutcome outcome = Outcome(status, attempt);
-      if (status.ok()) outcome.uploaded = std::move(results[k].value());
-      sink_.OnDone(e, outcome);
+    std::vector<ActionOutcome> outcomes;
+    outcomes.reserve(results.size());
+    for (auto& r : results) {
+      ActionOutcome o = Outcome(r.status(), 0);
+      if (r.ok()) o.uploaded = std::move(r.value());
+      outcomes.push_back(std::move(o));
     }
-    if (!retry.empty() && !Backoff(attempt, last)) {
-      for (const std::size_t i : retry) {
-        sink_.OnDone(events[i], Outcome(Status::Cancelled("shutdown before retry"), attempt));
-      }
-      return;
-    }
-    pending = std::move(retry);
-  }
+    return outcomes;
+  });
 }
 
 void EventProcessor::ProcessDeletes(const std::vector<Event>& events) {
-  std::vector<std::size_t> pending(events.size());
-  for (std::size_t i = 0; i < events.size(); ++i) pending[i] = i;
-  for (int attempt = 1; !pending.empty(); ++attempt) {
+  RunBatch(events, [&](std::span<const std::size_t> pending) {
     std::vector<std::string> paths;
     paths.reserve(pending.size());
     for (const std::size_t i : pending)
       paths.push_back(CloudPath(events[i], events[i].action.path));
-    const auto results = cloud_.Delete(paths);
-    std::vector<std::size_t> retry;
-    Status last;
-    for (std::size_t k = 0; k < pending.size(); ++k) {
-      const Status status =
-          k < results.size() ? results[k] : Status::Permanent("backend returned too few results");
-      if (!status.ok() && status.IsRetryable() && attempt < retry_.max_attempts) {
-        retry.push_back(pending[k]);
-        last = status;
-        continue;
-      }
-      sink_.OnDone(events[pending[k]], Outcome(status, attempt));
+    std::vector<ActionOutcome> outcomes;
+    for (const Status& s : cloud_.Delete(paths)) outcomes.push_back(Outcome(s, 0));
+    return outcomes;
+  });
+}
+
+void EventProcessor::ProcessMoves(const std::vector<Event>& events) {
+  RunBatch(events, [&](std::span<const std::size_t> pending) {
+    std::vector<cloud::MovePair> moves;
+    moves.reserve(pending.size());
+    for (const std::size_t i : pending) {
+      moves.push_back({CloudPath(events[i], events[i].action.from),
+                       CloudPath(events[i], events[i].action.path)});
     }
-    if (!retry.empty() && !Backoff(attempt, last)) {
-      for (const std::size_t i : retry) {
-        sink_.OnDone(events[i], Outcome(Status::Cancelled("shutdown before retry"), attempt));
-      }
-      return;
+    auto results = cloud_.MoveBatch(moves);
+    std::vector<ActionOutcome> outcomes;
+    outcomes.reserve(results.size());
+    for (auto& r : results) {
+      ActionOutcome o = Outcome(r.status(), 0);
+      if (r.ok()) o.moved = std::move(r.value());
+      outcomes.push_back(std::move(o));
     }
-    pending = std::move(retry);
-  }
+    return outcomes;
+  });
 }
 
 void EventProcessor::ProcessSingle(const Event& event) {

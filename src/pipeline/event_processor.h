@@ -1,15 +1,19 @@
-// EventProcessor: carries out events (a single action, or a batch of small uploads or deletes)
-// against the Cloud, as the seed's Client.EventProcessor does with Filesync.Cloud's functions.
+// EventProcessor: carries out events (a single action, or a batch of small uploads, deletes or
+// file moves) against the Cloud, as the seed's Client.EventProcessor does with Filesync.Cloud's
+// functions.
 //
 // Transient failures (network, 5xx, rate limits) are retried here with exponential backoff and
-// full jitter, honouring a Retry-After hint; other failures are final for this pass. Every event
+// full jitter, honouring a Retry-After hint; other failures are final for this pass. A batch
+// retries only its failed events, together. Every event
 // ends in exactly one ActionSink::OnDone() call with its outcome, so the engine can record it.
 // Thread safety: Process() may run on many threads at once; the sink must be thread-safe.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,8 +56,15 @@ class EventProcessor {
 
  private:
   std::string CloudPath(const Event& event, const std::string& relative) const;
+  // One attempt at the events at `pending` (indexes into the batch): one outcome per index, in
+  // order (status and payload; attempts are filled in by RunBatch).
+  using BatchAttempt =
+      std::function<std::vector<ActionOutcome>(std::span<const std::size_t> pending)>;
+  // Runs `attempt` until no event is left to retry, reporting each event once.
+  void RunBatch(const std::vector<Event>& events, const BatchAttempt& attempt);
   void ProcessUploads(const std::vector<Event>& events);
   void ProcessDeletes(const std::vector<Event>& events);
+  void ProcessMoves(const std::vector<Event>& events);
   void ProcessSingle(const Event& event);
   // Sleeps before attempt `attempt` (1-based retry count); false if stop was requested.
   bool Backoff(int attempt, const Status& last);

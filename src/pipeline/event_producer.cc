@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include "plan/planner.h"
+
 namespace filesync::pipeline {
 namespace {
 
@@ -17,7 +19,55 @@ void ForEachAncestor(const std::string& key, Fn&& fn) {
   }
 }
 
+// The cloud paths a batch of moves touches (sources and targets), to keep the batch's moves
+// independent: a move may join only if none of its paths equals, contains or lies inside one
+// already taken.
+class MovePaths {
+ public:
+  explicit MovePaths(bool case_insensitive) : case_insensitive_(case_insensitive) {}
+
+  [[nodiscard]] bool Independent(const Event& event) const {
+    for (const std::string& key : Keys(event)) {
+      if (taken_.contains(key) || below_taken_.contains(key)) return false;
+      bool under = false;
+      ForEachAncestor(key, [&](const std::string& ancestor) {
+        if (taken_.contains(ancestor)) under = true;
+      });
+      if (under) return false;
+    }
+    return true;
+  }
+
+  void Add(const Event& event) {
+    for (std::string& key : Keys(event)) {
+      ForEachAncestor(key, [&](const std::string& ancestor) { below_taken_.insert(ancestor); });
+      taken_.insert(std::move(key));
+    }
+  }
+
+ private:
+  [[nodiscard]] std::vector<std::string> Keys(const Event& event) const {
+    std::vector<std::string> keys;
+    for (const std::string* path : {&event.action.from, &event.action.path}) {
+      std::string key = std::to_string(event.root);
+      key.push_back('\0');
+      key.append(plan::PathKey(*path, case_insensitive_));
+      keys.push_back(std::move(key));
+    }
+    return keys;
+  }
+
+  bool case_insensitive_;
+  std::unordered_set<std::string> taken_;
+  std::unordered_set<std::string> below_taken_;  // proper ancestors of taken_ keys
+};
+
 }  // namespace
+
+bool IsBatchableMove(const plan::Action& action) {
+  return action.kind == plan::ActionKind::kMove && action.entry_kind == cloud::EntryKind::kFile &&
+         action.phase == plan::kPhaseFileMoves;
+}
 
 EventProducer::EventProducer(std::size_t capacity)
     : capacity_(std::max<std::size_t>(1, capacity)) {}
@@ -76,6 +126,8 @@ bool EventProducer::BatchableLocked(const Event& event, const BatchLimits& limit
       return event.action.identity.size <= limits.small_file_limit;
     case plan::ActionKind::kDelete:
       return true;
+    case plan::ActionKind::kMove:
+      return IsBatchableMove(event.action);
     default:
       return false;
   }
@@ -91,20 +143,25 @@ std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
       if (BlockedLocked(key)) continue;
       const plan::ActionKind head_kind = it->action.kind;
       const bool batchable = BatchableLocked(*it, limits) && limits.max_files > 1;
+      // A move transfers no bytes (its identity.size is the size of the file it renames).
+      const bool count_bytes = head_kind != plan::ActionKind::kMove;
       std::uint64_t bytes = it->action.identity.size;
+      std::optional<MovePaths> moves;
+      if (IsBatchableMove(it->action)) moves.emplace(limits.case_insensitive);
       auto take = [&](std::list<Event>::iterator pos, const std::string& k) {
         index_.erase(k);
         MarkInFlightLocked(k);
+        if (moves) moves->Add(*pos);
         batch.push_back(std::move(*pos));
         return queue_.erase(pos);
       };
       auto next = take(it, key);
       while (batchable && batch.size() < limits.max_files && next != queue_.end()) {
         const std::string next_key = Key(*next);
-        const bool fits =
-            limits.max_bytes == 0 || bytes + next->action.identity.size <= limits.max_bytes;
+        const bool fits = !count_bytes || limits.max_bytes == 0 ||
+                          bytes + next->action.identity.size <= limits.max_bytes;
         if (next->action.kind == head_kind && BatchableLocked(*next, limits) && fits &&
-            !BlockedLocked(next_key)) {
+            !BlockedLocked(next_key) && (!moves || moves->Independent(*next))) {
           bytes += next->action.identity.size;
           next = take(next, next_key);
         } else {

@@ -7,6 +7,10 @@
 //    the queued one in place; the older event is never executed.
 //  - Exclusion: Pop() never hands out an event whose path, or an ancestor or descendant of it,
 //    is in flight (handed out and not yet Done()), so no two operations touch one path at once.
+//  - Independent move batches: file moves (kPhaseFileMoves) are batched like deletes, but a batch
+//    never holds two moves where one's `from` or `path` equals, contains or lies inside the
+//    other's `from` or `path` (compared with plan::PathKey); such a move waits for a later Pop().
+//    Folder moves are never batched.
 //  - FIFO otherwise.
 // Thread safety: every method may be called from any thread.
 #pragma once
@@ -32,10 +36,17 @@ struct Event {
   plan::Action action;
 };
 
+// A file move of the file-moves phase: the only moves that are batched (folder moves run one at
+// a time, in order).
+bool IsBatchableMove(const plan::Action& action);
+
 struct BatchLimits {
   std::size_t max_files = 1;
   std::uint64_t max_bytes = 0;         // 0: no byte limit
   std::uint64_t small_file_limit = 0;  // uploads above this size are never batched
+  // How move paths are compared for batch independence; true (the cautious choice) unless the
+  // backend is known to be case-sensitive.
+  bool case_insensitive = true;
 };
 
 class EventProducer {
@@ -48,8 +59,9 @@ class EventProducer {
   bool Push(Event event);
 
   // Blocks until an event can be handed out (see Exclusion) and returns it; when the head is a
-  // small upload (or a delete), further queued events of that kind are added up to `limits`,
-  // so a backend can commit them together. Returns an empty vector
+  // small upload, a delete or a file move, further queued events of that kind are added up to
+  // `limits` (moves count no bytes), so a backend can commit them together. Returns an
+  // empty vector
   // once the queue is closed and drained, or cancelled.
   std::vector<Event> Pop(const BatchLimits& limits);
 

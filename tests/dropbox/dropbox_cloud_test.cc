@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -352,6 +353,123 @@ TEST_F(DropboxCloudTest, DeleteBatchPollsAndTreatsNotFoundAsSuccess) {
   ASSERT_GE(sleeps.size(), 3u);
   EXPECT_EQ(sleeps[0], 50ms);
   EXPECT_GT(sleeps[1], sleeps[0]);
+}
+
+json MoveSuccess(const std::string& to) {
+  return {{".tag", "success"}, {"success", FileEntry(to, 1, "x")}};
+}
+
+json MoveFailure(const json& relocation_error) {
+  return {{".tag", "failure"},
+          {"failure", {{".tag", "relocation_error"}, {"relocation_error", relocation_error}}}};
+}
+
+// A launch may complete at once (RelocationBatchV2Launch.complete): no check_v2 then. Failed
+// entries get Move()'s kinds; a too_many_write_operations entry alone is sent again.
+TEST_F(DropboxCloudTest, MoveBatchCompleteAtLaunchRetriesOnlyContendedEntries) {
+  std::vector<json> launches;
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    const std::string route = FakeTransport::Route(r);
+    const json arg = json::parse(r.body);
+    if (route == "files/get_metadata") {
+      if (arg["path"] == "/d2") return JsonResponse(200, FileEntry("/d2", 1, "x"));
+      return JsonResponse(409, NotFound409());
+    }
+    EXPECT_EQ(route, "files/move_batch_v2");
+    launches.push_back(arg);
+    if (launches.size() == 2) {
+      return JsonResponse(200, {{".tag", "complete"}, {"entries", {MoveSuccess("/b2")}}});
+    }
+    return JsonResponse(
+        200,
+        {{".tag", "complete"},
+         {"entries",
+          {MoveSuccess("/a2"),
+           {{".tag", "failure"}, {"failure", {{".tag", "too_many_write_operations"}}}},
+           MoveFailure(
+               {{".tag", "to"}, {"to", {{".tag", "conflict"}, {"conflict", {{".tag", "file"}}}}}}),
+           MoveFailure({{".tag", "from_lookup"}, {"from_lookup", {{".tag", "not_found"}}}}),
+           MoveFailure({{".tag", "from_lookup"}, {"from_lookup", {{".tag", "not_found"}}}})}}});
+  });
+  const std::vector<cloud::MovePair> moves = {
+      {"/a", "/a2"}, {"/b", "/b2"}, {"/c", "/taken"}, {"/d", "/d2"}, {"/e", "/e2"}};
+  const auto results = cloud->MoveBatch(moves);
+  ASSERT_EQ(results.size(), 5u);
+  ASSERT_TRUE(results[0].ok());
+  EXPECT_EQ(results[0]->path, "/a2");
+  ASSERT_TRUE(results[1].ok()) << results[1].status().ToString();
+  EXPECT_EQ(results[1]->path, "/b2");
+  EXPECT_EQ(results[2].status().kind(), Status::Kind::kConflict);
+  ASSERT_TRUE(results[3].ok()) << "source gone, target present: done before";
+  EXPECT_EQ(results[3]->path, "/d2");
+  EXPECT_EQ(results[4].status().kind(), Status::Kind::kNotFound);
+  ASSERT_EQ(launches.size(), 2u);
+  const json& first = launches[0];
+  EXPECT_EQ(first["autorename"], false);
+  EXPECT_EQ(first["allow_ownership_transfer"], false);
+  ASSERT_EQ(first["entries"].size(), 5u);
+  EXPECT_EQ(first["entries"][2], (json{{"from_path", "/c"}, {"to_path", "/taken"}}));
+  EXPECT_EQ(launches[1]["entries"], (json::array({{{"from_path", "/b"}, {"to_path", "/b2"}}})));
+  for (const auto& route : transport_->routes()) EXPECT_NE(route, "files/move_batch/check_v2");
+}
+
+TEST_F(DropboxCloudTest, MoveBatchPollsCheckV2AndSendsCaseOnlyRenamesAlone) {
+  int checks = 0;
+  std::vector<std::string> routes;
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    const std::string route = FakeTransport::Route(r);
+    const json arg = json::parse(r.body);
+    if (route == "files/move_v2") {
+      return JsonResponse(200, {{"metadata", FileEntry(arg["to_path"], 1, "x")}});
+    }
+    if (route == "files/move_batch_v2") {
+      EXPECT_EQ(arg["entries"].size(), 2u) << "the case-only rename is not in the batch";
+      EXPECT_EQ(arg["entries"][0]["from_path"], "/caf\xC3\xA9");  // NFC
+      return JsonResponse(200, {{".tag", "async_job_id"}, {"async_job_id", "dbjid:7"}});
+    }
+    EXPECT_EQ(route, "files/move_batch/check_v2");
+    EXPECT_EQ(arg["async_job_id"], "dbjid:7");
+    if (++checks < 3) return JsonResponse(200, {{".tag", "in_progress"}});
+    return JsonResponse(
+        200, {{".tag", "complete"}, {"entries", {MoveSuccess("/x2"), MoveSuccess("/y2")}}});
+  });
+  const std::vector<cloud::MovePair> moves = {
+      {"/cafe\xCC\x81", "/x2"}, {"/Dir/a.txt", "/Dir/A.txt"}, {"/y", "/y2"}};
+  const auto results = cloud->MoveBatch(moves);
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(results[0]->path, "/x2");
+  EXPECT_EQ(results[1]->path, "/Dir/A.txt");
+  EXPECT_EQ(results[2]->path, "/y2");
+  EXPECT_EQ(checks, 3);
+  int move_v2 = 0;
+  for (const auto& route : transport_->routes()) move_v2 += route == "files/move_v2" ? 1 : 0;
+  EXPECT_EQ(move_v2, 2) << "case-only rename: through a temporary name";
+}
+
+// A launch whose response is lost may have moved everything: each move is then replayed through
+// move_v2, which recognises the moves already done instead of failing them.
+TEST_F(DropboxCloudTest, AmbiguousMoveBatchIsReplayedMoveByMove) {
+  auto cloud = Make([&](const HttpRequest& r) -> Result<HttpResponse> {
+    const std::string route = FakeTransport::Route(r);
+    const json arg = json::parse(r.body);
+    if (route == "files/move_batch_v2") return TextResponse(503, "upstream timeout");
+    if (route == "files/move_v2") {
+      return JsonResponse(
+          409, {{"error_summary", "from_lookup/not_found/."},
+                {"error", {{".tag", "from_lookup"}, {"from_lookup", {{".tag", "not_found"}}}}}});
+    }
+    EXPECT_EQ(route, "files/get_metadata");
+    if (arg["path"] == "/a" || arg["path"] == "/b") return JsonResponse(409, NotFound409());
+    return JsonResponse(200, FileEntry(arg["path"], 1, "x"));
+  });
+  const std::vector<cloud::MovePair> moves = {{"/a", "/a2"}, {"/b", "/b2"}};
+  const auto results = cloud->MoveBatch(moves);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  const auto routes = transport_->routes();
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "files/move_batch_v2"), 1);
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "files/move_v2"), 2);
 }
 
 TEST_F(DropboxCloudTest, SingleDeleteUsesDeleteV2AndNotFoundIsSuccess) {

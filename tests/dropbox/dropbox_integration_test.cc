@@ -559,5 +559,188 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
               rate_limited);
 }
 
+// ---- MoveBatch (move_batch_v2 + move_batch/check_v2, reference §9.2) ----------------------
+
+class MoveBatchTest : public DropboxIntegrationTest {
+ protected:
+  // Uploads n files "/M/f<i>" (retrying failed ones, as the engine's passes would).
+  std::vector<cloud::UploadItem> UploadFiles(DropboxCloud& cloud, const std::string& dir, int n) {
+    std::vector<cloud::UploadItem> items;
+    for (int i = 0; i < n; ++i) {
+      items.push_back(Item("m/" + std::to_string(i), Content(i), dir + "/f" + std::to_string(i)));
+    }
+    std::vector<cloud::UploadItem> pending = items;
+    for (int pass = 0; pass < 10 && !pending.empty(); ++pass) {
+      std::vector<cloud::UploadItem> next;
+      for (std::size_t b = 0; b < pending.size(); b += 500) {
+        const auto span =
+            std::span(pending).subspan(b, std::min<std::size_t>(500, pending.size() - b));
+        const auto results = cloud.Upload(span, nullptr);
+        for (std::size_t i = 0; i < results.size(); ++i) {
+          if (!results[i].ok()) next.push_back(span[i]);
+        }
+      }
+      pending = std::move(next);
+    }
+    EXPECT_TRUE(pending.empty());
+    return items;
+  }
+};
+
+TEST_F(MoveBatchTest, OneBatchMovesEveryEntryAndMapsFailuresLikeMove) {
+  DropboxCloud cloud(Options());
+  UploadFiles(cloud, "/M", 30);
+  emu_.ResetCounters();
+  std::vector<cloud::MovePair> moves;
+  for (int i = 0; i < 25; ++i) {
+    moves.push_back({"/M/f" + std::to_string(i), "/M/renamed/g" + std::to_string(i)});
+  }
+  moves.push_back({"/M/f25", "/M/F25"});          // case-only: through a temporary name
+  moves.push_back({"/M/missing", "/M/nowhere"});  // source and target absent
+  moves.push_back({"/M/f26", "/M/f27"});          // target exists
+  moves.push_back({"/M/gone", "/M/f28"});         // source absent, target present: done before
+  const auto results = cloud.MoveBatch(moves);
+  ASSERT_EQ(results.size(), moves.size());
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_TRUE(results[static_cast<std::size_t>(i)].ok())
+        << i << ": " << results[static_cast<std::size_t>(i)].status().ToString();
+    EXPECT_EQ(results[static_cast<std::size_t>(i)]->path, "/M/renamed/g" + std::to_string(i));
+    EXPECT_EQ(results[static_cast<std::size_t>(i)]->content_hash, hash::HashBytes(Content(i)));
+  }
+  ASSERT_TRUE(results[25].ok()) << results[25].status().ToString();
+  EXPECT_EQ(results[25]->path, "/M/F25");
+  EXPECT_EQ(results[26].status().kind(), Status::Kind::kNotFound)
+      << results[26].status().ToString();
+  EXPECT_EQ(results[27].status().kind(), Status::Kind::kConflict)
+      << results[27].status().ToString();
+  ASSERT_TRUE(results[28].ok()) << results[28].status().ToString();
+  EXPECT_EQ(results[28]->path, "/M/f28");
+
+  // The same failures through single Move(), for comparison.
+  EXPECT_EQ(cloud.Move("/M/missing", "/M/nowhere").status().kind(), Status::Kind::kNotFound);
+  EXPECT_EQ(cloud.Move("/M/f26", "/M/f27").status().kind(), Status::Kind::kConflict);
+
+  const json counters = emu_.Counters();
+  EXPECT_EQ(Route(counters, "files/move_batch_v2"), 1u);
+  EXPECT_GE(Route(counters, "files/move_batch/check_v2"), 2u) << "polled through in_progress";
+  // Case-only rename: two move_v2 calls; plus the two single Move() calls above.
+  EXPECT_EQ(Route(counters, "files/move_v2"), 4u);
+
+  const auto listed = Files(cloud, "/M");
+  EXPECT_EQ(listed.size(), 30u);
+  EXPECT_TRUE(listed.contains(unicode::CloudKey("/M/renamed/g0")));
+  EXPECT_FALSE(listed.contains(unicode::CloudKey("/M/f0")));
+  EXPECT_EQ(listed.at(unicode::CloudKey("/M/F25")).path, "/M/F25");
+}
+
+TEST_F(MoveBatchTest, LoneMoveIsOneMoveV2AndOverAThousandSplit) {
+  DropboxCloud cloud(Options());
+  UploadFiles(cloud, "/L", 1001);
+  emu_.ResetCounters();
+  const std::vector<cloud::MovePair> one = {{"/L/f0", "/L/one"}};
+  ASSERT_TRUE(cloud.MoveBatch(one)[0].ok());
+  EXPECT_EQ(Route(emu_.Counters(), "files/move_v2"), 1u);
+  EXPECT_EQ(Route(emu_.Counters(), "files/move_batch_v2"), 0u);
+  std::vector<cloud::MovePair> moves;
+  for (int i = 1; i <= 1000; ++i) {
+    moves.push_back({"/L/f" + std::to_string(i), "/L2/f" + std::to_string(i)});
+  }
+  moves.push_back({"/L/one", "/L2/one"});
+  for (const auto& r : cloud.MoveBatch(moves)) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Route(emu_.Counters(), "files/move_batch_v2"), 2u) << "at most 1000 entries a call";
+  EXPECT_EQ(Files(cloud, "/L2").size(), 1001u);
+  EXPECT_TRUE(Files(cloud, "/L").empty());
+}
+
+class MoveBatchLockTest : public MoveBatchTest {
+ protected:
+  std::vector<std::string> EmulatorArgs() override { return {"--commit-lock-ms", "100"}; }
+};
+
+// Four workers moving 25 files each: every move succeeds, with one batch per worker and no
+// 429s (batches run one at a time per account and the server queues them).
+TEST_F(MoveBatchLockTest, ConcurrentBatchesNeverHitTheWriteLock) {
+  auto recorder = std::make_shared<RecordingTransport>(MakeCurlTransport({}));
+  DropboxOptions o = Options();
+  o.transport = recorder;
+  DropboxCloud cloud(o);
+  UploadFiles(cloud, "/W", 100);
+  emu_.ResetCounters();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  const auto start = std::chrono::steady_clock::now();
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      std::vector<cloud::MovePair> moves;
+      for (int i = w * 25; i < (w + 1) * 25; ++i) {
+        moves.push_back({"/W/f" + std::to_string(i), "/W/moved-f" + std::to_string(i)});
+      }
+      for (const auto& r : cloud.MoveBatch(moves)) {
+        if (!r.ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(failures.load(), 0);
+  const json counters = emu_.Counters();
+  EXPECT_EQ(Route(counters, "files/move_batch_v2"), 4u);
+  EXPECT_EQ(Route(counters, "files/move_v2"), 0u);
+  for (const auto& e : recorder->events()) EXPECT_NE(e.status, 429);
+  EXPECT_LT(elapsed, 5s) << "100 moves should cost about four lock holds";
+  const auto listed = Files(cloud, "/W");
+  EXPECT_EQ(listed.size(), 100u);
+  EXPECT_TRUE(listed.contains(unicode::CloudKey("/W/moved-f99")));
+}
+
+class MoveBatchFaultsTest : public MoveBatchTest {
+ protected:
+  std::vector<std::string> EmulatorArgs() override {
+    return {"--faults", "500=0.1,429=0.05,drop=0.03,drop_after=0.05,seed=5"};
+  }
+};
+
+// Lost responses and 5xx on move_batch_v2 and its checks: passes that retry the failed moves
+// converge, and a move that happened although its response was lost counts as done.
+TEST_F(MoveBatchFaultsTest, ConvergesAndRecognisesMovesAlreadyDone) {
+  DropboxCloud cloud(Options());
+  UploadFiles(cloud, "/X", 60);
+  std::vector<cloud::MovePair> pending;
+  for (int i = 0; i < 60; ++i) {
+    pending.push_back({"/X/f" + std::to_string(i), "/X/y/f" + std::to_string(i)});
+  }
+  for (int pass = 0; pass < 10 && !pending.empty(); ++pass) {
+    std::vector<cloud::MovePair> again;
+    for (std::size_t b = 0; b < pending.size(); b += 30) {
+      const auto span =
+          std::span(pending).subspan(b, std::min<std::size_t>(30, pending.size() - b));
+      const auto results = cloud.MoveBatch(span);
+      for (std::size_t i = 0; i < results.size(); ++i) {
+        if (!results[i].ok()) {
+          EXPECT_TRUE(results[i].status().IsRetryable()) << results[i].status().ToString();
+          again.push_back(span[i]);
+        }
+      }
+    }
+    pending = std::move(again);
+  }
+  ASSERT_TRUE(pending.empty()) << pending.size() << " moves never made it";
+  std::map<std::string, cloud::RemoteEntry> listed;
+  for (int pass = 0; pass < 10 && listed.empty(); ++pass) {
+    auto l = cloud.List("/X", "");
+    if (!l.ok()) continue;
+    for (const auto& c : l->changes) {
+      if (c.entry.kind == cloud::EntryKind::kFile)
+        listed.emplace(unicode::CloudKey(c.entry.path), c.entry);
+    }
+  }
+  ASSERT_EQ(listed.size(), 60u);
+  for (int i = 0; i < 60; ++i) {
+    auto it = listed.find(unicode::CloudKey("/X/y/f" + std::to_string(i)));
+    ASSERT_NE(it, listed.end()) << i;
+    EXPECT_EQ(it->second.content_hash, hash::HashBytes(Content(i)));
+  }
+}
+
 }  // namespace
 }  // namespace filesync::dropbox

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
+#include <set>
 #include <vector>
 
 namespace filesync::pipeline {
@@ -14,6 +16,9 @@ class ScriptedCloud : public cloud::Cloud {
  public:
   std::vector<Status> delete_script;  // consumed one per Delete() call (applied to every path)
   std::vector<Status> upload_script;  // consumed one per Upload() call
+  // MoveBatch: a move whose source is listed here fails once with a rate limit.
+  std::set<std::string> moves_limited_once;
+  std::vector<std::vector<std::string>> move_batches;  // sources of each MoveBatch() call
   int delete_calls = 0, upload_calls = 0, move_calls = 0;
 
   std::string_view name() const override { return "scripted"; }
@@ -42,6 +47,21 @@ class ScriptedCloud : public cloud::Cloud {
   Result<cloud::RemoteEntry> Move(const std::string&, const std::string&) override {
     ++move_calls;
     return Status::Conflict("destination exists");
+  }
+  std::vector<Result<cloud::RemoteEntry>> MoveBatch(
+      std::span<const cloud::MovePair> moves) override {
+    move_batches.emplace_back();
+    std::vector<Result<cloud::RemoteEntry>> out;
+    for (const auto& m : moves) {
+      move_batches.back().push_back(m.from);
+      if (moves_limited_once.erase(m.from) > 0) {
+        out.emplace_back(
+            Status::RateLimited("too_many_write_operations", std::chrono::milliseconds(1)));
+      } else {
+        out.emplace_back(cloud::RemoteEntry{.path = m.to});
+      }
+    }
+    return out;
   }
   Status Flush() override { return Status::Ok(); }
 
@@ -115,6 +135,51 @@ TEST(EventProcessor, PermanentFailuresAreNotRetried) {
   EXPECT_EQ(cloud.move_calls, 1);
   ASSERT_EQ(sink.done.size(), 1u);
   EXPECT_EQ(sink.done[0].second.status.kind(), Status::Kind::kConflict);
+}
+
+Event FileMove(std::string from, std::string to) {
+  Event e = Ev(plan::ActionKind::kMove, std::move(to));
+  e.action.from = std::move(from);
+  e.action.phase = plan::kPhaseFileMoves;
+  e.action.entry_kind = cloud::EntryKind::kFile;
+  return e;
+}
+
+TEST(EventProcessor, FileMovesGoInOneMoveBatchAndOnlyFailedOnesAreRetried) {
+  ScriptedCloud cloud;
+  cloud.moves_limited_once = {"/cloud/b"};
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  p.Process({FileMove("a", "a2"), FileMove("b", "b2"), FileMove("c", "c2")});
+  ASSERT_EQ(cloud.move_batches.size(), 2u);
+  EXPECT_EQ(cloud.move_batches[0], (std::vector<std::string>{"/cloud/a", "/cloud/b", "/cloud/c"}));
+  EXPECT_EQ(cloud.move_batches[1], (std::vector<std::string>{"/cloud/b"}));
+  EXPECT_EQ(cloud.move_calls, 0);
+  ASSERT_EQ(sink.done.size(), 3u);
+  std::map<std::string, ActionOutcome> by_path(sink.done.begin(), sink.done.end());
+  for (const std::string t : {"a2", "b2", "c2"}) {
+    ASSERT_TRUE(by_path.contains(t)) << t;
+    EXPECT_TRUE(by_path[t].status.ok()) << t;
+    ASSERT_TRUE(by_path[t].moved.has_value()) << t;
+    EXPECT_EQ(by_path[t].moved->path, "/cloud/" + t);
+  }
+  EXPECT_EQ(by_path["a2"].attempts, 1);
+  EXPECT_EQ(by_path["b2"].attempts, 2);
+}
+
+TEST(EventProcessor, FolderMovesStaySingle) {
+  ScriptedCloud cloud;
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  Event folder = FileMove("dir", "dir2");
+  folder.action.entry_kind = cloud::EntryKind::kFolder;
+  folder.action.phase = plan::kPhaseReplace;
+  p.Process({folder});
+  EXPECT_EQ(cloud.move_calls, 1);
+  EXPECT_TRUE(cloud.move_batches.empty());
+  ASSERT_EQ(sink.done.size(), 1u);
 }
 
 TEST(EventProcessor, StopDuringBackoffCancelsInsteadOfRetrying) {

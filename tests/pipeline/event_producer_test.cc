@@ -102,6 +102,88 @@ TEST(EventProducer, SmallUploadsAreBatchedWithinLimits) {
   EXPECT_EQ(batch[0].action.path, "big");
 }
 
+Event FileMove(std::string from, std::string to, std::uint64_t size = 10) {
+  Event e = Ev(std::move(to), plan::ActionKind::kMove, size);
+  e.action.from = std::move(from);
+  e.action.phase = plan::kPhaseFileMoves;
+  e.action.entry_kind = cloud::EntryKind::kFile;
+  return e;
+}
+
+std::vector<std::string> Targets(const std::vector<Event>& batch) {
+  std::vector<std::string> out;
+  for (const Event& e : batch) out.push_back(e.action.path);
+  return out;
+}
+
+// Two moves share a batch only if neither's source or target equals, contains or lies inside
+// the other's source or target; the others wait for a later batch, in order.
+TEST(EventProducer, FileMovesAreBatchedOnlyWhenIndependent) {
+  EventProducer q(100);
+  q.Push(FileMove("a", "b"));
+  q.Push(FileMove("c", "d"));
+  q.Push(FileMove("b", "e"));       // from == first move's target
+  q.Push(FileMove("x/y", "c/z"));   // target under second move's source
+  q.Push(FileMove("D", "q"));       // from is "d" in another case
+  q.Push(FileMove("dir/f", "g1"));  // independent so far
+  q.Push(FileMove("h", "dir"));     // target is an ancestor of the previous move's source
+  q.Push(FileMove("p/1", "p/2"));   // independent
+  const BatchLimits limits{.max_files = 100, .max_bytes = 0, .small_file_limit = 100};
+  auto first = q.Pop(limits);
+  EXPECT_EQ(Targets(first), (std::vector<std::string>{"b", "d", "g1", "p/2"}));
+  q.Done(first);
+  auto second = q.Pop(limits);
+  EXPECT_EQ(Targets(second), (std::vector<std::string>{"e", "c/z", "q", "dir"}));
+  q.Done(second);
+  EXPECT_EQ(q.queued(), 0u);
+}
+
+TEST(EventProducer, MoveIndependenceFollowsTheBackendsCaseRule) {
+  EventProducer q(100);
+  q.Push(FileMove("a", "B"));
+  q.Push(FileMove("b", "c"));
+  const BatchLimits sensitive{
+      .max_files = 100, .max_bytes = 0, .small_file_limit = 100, .case_insensitive = false};
+  EXPECT_EQ(q.Pop(sensitive).size(), 2u);
+  EventProducer ci(100);
+  ci.Push(FileMove("a", "B"));
+  ci.Push(FileMove("b", "c"));
+  const BatchLimits insensitive{.max_files = 100, .max_bytes = 0, .small_file_limit = 100};
+  EXPECT_EQ(ci.Pop(insensitive).size(), 1u);
+}
+
+// Moves transfer no bytes, so max_bytes does not cut a batch of big files' renames; folder
+// moves and file moves of the replace phase are never batched; moves and deletes never mix.
+TEST(EventProducer, OnlyFileMovePhaseMovesAreBatchedAndBytesDoNotCount) {
+  EventProducer q(100);
+  for (int i = 0; i < 5; ++i) {
+    q.Push(FileMove("s" + std::to_string(i), "t" + std::to_string(i), 1u << 30));
+  }
+  q.Push(Ev("gone", plan::ActionKind::kDelete, 0));
+  Event folder = FileMove("fa", "fb");
+  folder.action.entry_kind = cloud::EntryKind::kFolder;
+  q.Push(folder);
+  q.Push(FileMove("fc", "fd"));
+  Event replace_phase = FileMove("ra", "rb");
+  replace_phase.action.phase = plan::kPhaseReplace;
+  q.Push(replace_phase);
+  const BatchLimits limits{.max_files = 4, .max_bytes = 35, .small_file_limit = 100};
+  auto batch = q.Pop(limits);
+  EXPECT_EQ(batch.size(), 4u);  // max_files, not max_bytes
+  q.Done(batch);
+  batch = q.Pop(limits);
+  EXPECT_EQ(Targets(batch), (std::vector<std::string>{"t4", "fd"}));
+  q.Done(batch);
+  batch = q.Pop(limits);
+  EXPECT_EQ(Targets(batch), (std::vector<std::string>{"gone"}));
+  q.Done(batch);
+  batch = q.Pop(limits);
+  EXPECT_EQ(Targets(batch), (std::vector<std::string>{"fb"}));
+  q.Done(batch);
+  batch = q.Pop(limits);
+  EXPECT_EQ(Targets(batch), (std::vector<std::string>{"rb"}));
+}
+
 TEST(EventProducer, CloseDrainsThenReturnsEmptyAndCancelDropsQueued) {
   EventProducer q(10);
   q.Push(Ev("a"));

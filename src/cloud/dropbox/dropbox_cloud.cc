@@ -927,17 +927,19 @@ struct DropboxCloud::Impl {
     }
   }
 
-  Result<JobStatus> PollDelete(const std::string& job_id) {
+  // Polls a batch job's check route until it is no longer in progress.
+  Result<JobStatus> PollJob(const std::string& route, const std::string& job_id,
+                            SuccessShape shape) {
     auto delay = o.poll_initial;
     const auto deadline = clock.Now() + o.poll_limit;
     for (;;) {
       clock.SleepFor(delay);
-      Reply r = Rpc("files/delete_batch/check", ojson{{"async_job_id", job_id}});
+      Reply r = Rpc(route, ojson{{"async_job_id", job_id}});
       if (!r.ok()) return r.status;
-      auto job = ParseJobStatus(r.result, SuccessShape::kUnderMetadata, "delete_batch/check");
+      auto job = ParseJobStatus(r.result, shape, route);
       if (!job.ok() || job->state != JobStatus::State::kInProgress) return job;
       if (clock.Now() >= deadline)
-        return Status::Transient("delete_batch job " + job_id + " did not finish in time");
+        return Status::Transient(route + " job " + job_id + " did not finish in time");
       delay = std::min(o.poll_max, std::chrono::milliseconds(delay.count() * 3 / 2 + 1));
     }
   }
@@ -956,7 +958,8 @@ struct DropboxCloud::Impl {
         job = r.ok() ? ParseJobStatus(r.result, SuccessShape::kUnderMetadata, "delete_batch")
                      : Result<JobStatus>(r.status);
         if (job.ok() && job->state == JobStatus::State::kAsyncJobId)
-          job = PollDelete(job->async_job_id);
+          job =
+              PollJob("files/delete_batch/check", job->async_job_id, SuccessShape::kUnderMetadata);
       }
       std::vector<std::size_t> retry;
       if (!job.ok() ||
@@ -999,6 +1002,26 @@ struct DropboxCloud::Impl {
     }
   }
 
+  // A RelocationError (tag chain, with or without the batch entry's relocation_error wrapper)
+  // saying the source is missing.
+  static bool FromMissing(const std::vector<std::string>& tags) {
+    std::size_t i = !tags.empty() && tags.front() == "relocation_error" ? 1 : 0;
+    return tags.size() > i + 1 && tags[i] == "from_lookup" &&
+           std::find(tags.begin() + static_cast<std::ptrdiff_t>(i), tags.end(), "not_found") !=
+               tags.end();
+  }
+
+  // Did an earlier attempt (or a lost response) already move `from` to `to` (reference §9.1)?
+  // The target's metadata when the source is gone and the target exists, else nullopt.
+  std::optional<RemoteEntry> AlreadyMoved(const std::string& from, const std::string& to) {
+    auto source = GetMetadata(from);
+    auto target = GetMetadata(to);
+    if (source.ok() && !source->has_value() && target.ok() && target->has_value()) {
+      return ToRemoteEntry(**target);
+    }
+    return std::nullopt;
+  }
+
   Result<RemoteEntry> MoveOnce(const std::string& from, const std::string& to) {
     for (int attempt = 1;; ++attempt) {
       Reply r =
@@ -1011,19 +1034,105 @@ struct DropboxCloud::Impl {
         if (!m.ok()) return m.status();
         return ToRemoteEntry(*m);
       }
-      const bool from_missing = r.error && !r.error->tags.empty() &&
-                                r.error->tags.front() == "from_lookup" && r.Has("not_found");
+      const bool from_missing = r.error && FromMissing(r.error->tags);
       const bool unsure = r.ambiguous || r.Has("internal_error");
       if (!from_missing && !unsure) return r.status;
-      // Did an earlier attempt (or a lost response) already move it?
-      auto source = GetMetadata(from);
-      auto target = GetMetadata(to);
-      if (source.ok() && !source->has_value() && target.ok() && target->has_value()) {
-        return ToRemoteEntry(**target);
-      }
+      if (auto done = AlreadyMoved(from, to)) return *done;
       if (from_missing) return r.status;
       if (attempt >= pacer.options().max_attempts) return r.status;
       pacer.Sleep(pacer.Backoff(attempt));
+    }
+  }
+
+  // move_batch_v2 for the moves at `pending` (at most kMaxBatchEntries, none case-only), polled
+  // through move_batch/check_v2 under the account's commit lock. Entries that hit
+  // too_many_write_operations or an internal error (and were not done after all) are sent again
+  // in a smaller batch; a call that failed ambiguously as a whole is replayed move by move
+  // through MoveOnce, which recognises moves that had already happened.
+  void MoveBatchChunk(std::span<const cloud::MovePair> moves, std::vector<std::size_t> pending,
+                      std::vector<std::optional<Result<RemoteEntry>>>& results) {
+    for (int attempt = 1; !pending.empty(); ++attempt) {
+      ojson entries = ojson::array();
+      for (const std::size_t i : pending) {
+        entries.push_back({{"from_path", moves[i].from}, {"to_path", moves[i].to}});
+      }
+      Result<JobStatus> job = Status::Transient("unset");
+      bool ambiguous = false;
+      {
+        auto guard = pacer.CommitLock();
+        Reply r = Rpc("files/move_batch_v2",
+                      ojson{{"entries", std::move(entries)},
+                            {"autorename", false},
+                            {"allow_ownership_transfer", false}},
+                      /*idempotent=*/false);
+        ambiguous = r.ambiguous;
+        job = r.ok() ? ParseJobStatus(r.result, SuccessShape::kUnderSuccess, "move_batch_v2")
+                     : Result<JobStatus>(r.status);
+        if (job.ok() && job->state == JobStatus::State::kAsyncJobId) {
+          job =
+              PollJob("files/move_batch/check_v2", job->async_job_id, SuccessShape::kUnderSuccess);
+          // The batch was accepted; if its outcome is unknown, any entry may have moved.
+          ambiguous = !job.ok();
+        }
+      }
+      if (ambiguous) {
+        for (const std::size_t i : pending) results[i] = MoveOnce(moves[i].from, moves[i].to);
+        return;
+      }
+      const bool settled = job.ok() && (job->state == JobStatus::State::kComplete ||
+                                        job->state == JobStatus::State::kFailed);
+      if (!settled ||
+          (job->state == JobStatus::State::kComplete && job->entries.size() != pending.size())) {
+        const Status s =
+            job.ok() ? Status::Permanent("move_batch_v2: unexpected job status") : job.status();
+        for (const std::size_t i : pending) results[i] = s;
+        return;
+      }
+      std::vector<std::size_t> retry;
+      if (job->state == JobStatus::State::kFailed) {
+        // A later pass finds moves the failed job did make (from_lookup/not_found, target in
+        // place).
+        if (job->failed.kind() != Status::Kind::kRateLimited) {
+          for (const std::size_t i : pending) results[i] = job->failed;
+          return;
+        }
+        retry = pending;
+      } else {
+        for (std::size_t k = 0; k < pending.size(); ++k) {
+          const std::size_t i = pending[k];
+          const BatchEntry& e = job->entries[k];
+          if (e.success && e.metadata) {
+            results[i] = ToRemoteEntry(*e.metadata);
+            continue;
+          }
+          const std::vector<std::string> tags = UnionTags(e.failure);
+          const bool unsure = std::find(tags.begin(), tags.end(), "internal_error") != tags.end();
+          if (FromMissing(tags) || unsure) {
+            if (auto done = AlreadyMoved(moves[i].from, moves[i].to)) {
+              results[i] = *done;
+              continue;
+            }
+          }
+          if (e.status.kind() == Status::Kind::kRateLimited ||
+              (unsure && attempt < pacer.options().max_attempts)) {
+            retry.push_back(i);
+          } else {
+            results[i] = e.status;
+          }
+        }
+      }
+      if (retry.empty()) return;
+      pacer.OnRateLimited(RateReason::kTooManyWriteOperations, std::nullopt);
+      if (attempt >= pacer.options().max_write_attempts) {
+        for (const std::size_t i : retry) {
+          results[i] = Status::RateLimited(
+              "too many write operations, move of " + moves[i].from + " gave up",
+              std::chrono::milliseconds(0));
+        }
+        return;
+      }
+      pacer.Sleep(pacer.WriteBackoff(attempt));
+      pending = std::move(retry);
     }
   }
 
@@ -1158,6 +1267,41 @@ Result<RemoteEntry> DropboxCloud::Move(const std::string& from, const std::strin
     }
   }
   return second;
+}
+
+std::vector<Result<RemoteEntry>> DropboxCloud::MoveBatch(std::span<const cloud::MovePair> moves) {
+  std::vector<cloud::MovePair> nfc;
+  nfc.reserve(moves.size());
+  std::vector<std::size_t> batchable;
+  std::vector<std::optional<Result<RemoteEntry>>> results(moves.size());
+  for (std::size_t i = 0; i < moves.size(); ++i) {
+    nfc.push_back({unicode::ToNfc(moves[i].from), unicode::ToNfc(moves[i].to)});
+    // Case-only renames are not supported by move_batch_v2 (reference §9.1): Move() takes them
+    // through a temporary name, one at a time.
+    if (unicode::CloudKey(nfc[i].from) == unicode::CloudKey(nfc[i].to)) {
+      results[i] = Move(moves[i].from, moves[i].to);
+    } else {
+      batchable.push_back(i);
+    }
+  }
+  if (batchable.size() == 1) {
+    // One move_v2 request instead of a launch and its polls.
+    results[batchable[0]] = impl_->MoveOnce(nfc[batchable[0]].from, nfc[batchable[0]].to);
+  } else {
+    for (std::size_t begin = 0; begin < batchable.size(); begin += kMaxBatchEntries) {
+      const std::size_t end = std::min(batchable.size(), begin + kMaxBatchEntries);
+      impl_->MoveBatchChunk(
+          nfc,
+          std::vector<std::size_t>(batchable.begin() + static_cast<std::ptrdiff_t>(begin),
+                                   batchable.begin() + static_cast<std::ptrdiff_t>(end)),
+          results);
+    }
+  }
+  std::vector<Result<RemoteEntry>> out;
+  out.reserve(moves.size());
+  for (auto& r : results)
+    out.push_back(r ? std::move(*r) : Result<RemoteEntry>(Status::Permanent("not moved")));
+  return out;
 }
 
 Result<nlohmann::json> DropboxCloud::CurrentAccount() {

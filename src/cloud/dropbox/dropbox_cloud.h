@@ -18,8 +18,13 @@
 //    entries of a batch are retried.
 //  - Delete: delete_v2 for one path, else delete_batch (<= 1000) + delete_batch/check polling;
 //    not_found is success. Move: move_v2; a case-only rename goes through a temporary name.
+//  - MoveBatch: move_batch_v2 (<= 1000 entries, autorename and ownership transfer off) +
+//    move_batch/check_v2 polling, one batch at a time per account (like commits); only the
+//    entries that hit too_many_write_operations are sent again. A failed entry gets the Status
+//    Move() would have given; from_lookup/not_found with the target in place counts as done.
+//    Case-only renames inside a batch go through Move() one at a time; a lone move is a move_v2.
 //  - Pacing, retries and token refresh are shared by all calls of one instance (one Pacer).
-// Thread-safe: Upload/Delete/Move/List may run concurrently.
+// Thread-safe: Upload/Delete/Move/MoveBatch/List may run concurrently.
 #pragma once
 
 #include <atomic>
@@ -71,7 +76,7 @@ struct DropboxOptions {
   std::chrono::hours session_max_age{156};  // 6.5 days; Dropbox keeps sessions 7
 
   PacerOptions pacer;                          // backoff base, attempts, ...
-  std::chrono::milliseconds poll_initial{50};  // delete_batch/check: first wait, x1.5 each time
+  std::chrono::milliseconds poll_initial{50};  // batch job checks: first wait, x1.5 each time
   std::chrono::milliseconds poll_max{2000};
   std::chrono::seconds poll_limit{600};
 
@@ -97,6 +102,8 @@ class DropboxCloud : public cloud::Cloud {
                                                   const cloud::ProgressFn& progress) override;
   std::vector<Status> Delete(std::span<const std::string> paths) override;
   Result<cloud::RemoteEntry> Move(const std::string& from, const std::string& to) override;
+  std::vector<Result<cloud::RemoteEntry>> MoveBatch(
+      std::span<const cloud::MovePair> moves) override;
   Status Flush() override { return Status::Ok(); }
 
   // users/get_current_account: checks the token and names the linked account.

@@ -7,8 +7,9 @@
 //    and staging leftovers are removed when a LocalCloud is constructed.
 //  - Durable without an fsync per file: Flush() calls syncfs() once; the engine calls it before
 //    it records a batch in the state store, so what is recorded has reached the disk.
-//  - Moves are renames (RENAME_NOREPLACE); deleted folders are first renamed into staging, so they
-//    vanish atomically, then removed.
+//  - Moves are renames (RENAME_NOREPLACE); MoveBatch is cloud::Cloud's default loop over Move
+//    (a rename takes no lock worth batching). Deleted folders are first renamed into staging, so
+//    they vanish atomically, then removed.
 //  - Cloud paths never escape the root: "..", "." and empty components are rejected, and no
 //    operation follows a symlink found in the cloud folder (someone who can write to a shared
 //    folder could plant one): every path is reached from the root's descriptor without links,
