@@ -181,8 +181,10 @@ bool ArgReader::Finish() {
 std::string FormatTimestamp(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  // Not strftime: its %Y does not pad years before 1000 to the four digits the format has.
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 
@@ -206,7 +208,7 @@ std::optional<std::time_t> ParseTimestamp(std::string_view s) {
   tm.tm_min = num(14, 2);
   tm.tm_sec = num(17, 2);
   if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 60) {
+      tm.tm_sec > 59) {  // no leap seconds: ":60" would come back as the next minute
     return std::nullopt;
   }
   const std::tm in = tm;

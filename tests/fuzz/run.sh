@@ -16,7 +16,7 @@ jobs="${FILESYNC_FUZZ_JOBS:-2}"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFILESYNC_BUILD_FUZZ=ON -DFILESYNC_BUILD_BENCH=OFF \
   -DFILESYNC_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link \
-  { cat "$build.configure.log"; exit 1; }
+  >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
