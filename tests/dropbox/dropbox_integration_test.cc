@@ -231,8 +231,10 @@ class SmallFilesTest : public DropboxIntegrationTest {
 // The contract is 3 requests per batch of 1000 (start_batch, append_batch, finish_batch_v2),
 // but the emulator (cpp-httplib 0.11) refuses header lines over 8192 bytes, and an append_batch
 // header for 1000 files is ~110 KB; the client learns that from one refused request and splits
-// append_batch to ~72 files per request: about 17 requests per 1000 files instead of 3.
-TEST_F(SmallFilesTest, FiveThousandFilesWithAppendBatch) { Run(true, 5000, 20); }
+// append_batch to ~72 files per request: about 17 requests per 1000 files instead of 3. Under
+// load a header below that limit is sometimes refused too, and the client halves and resends
+// it (up to 21 per 1000 seen); 25 still tells batching (1,000+ per 1000 without it) apart.
+TEST_F(SmallFilesTest, FiveThousandFilesWithAppendBatch) { Run(true, 5000, 25); }
 
 // Fewer files: one start per file is slow against the debug-build emulator.
 TEST_F(SmallFilesTest, TwoThousandFilesWithStartPerFileFallback) { Run(false, 2000, 1010); }
