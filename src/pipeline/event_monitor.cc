@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -574,10 +576,15 @@ struct EventMonitor::Impl final : public ActionSink {
     pending_batch = cache::StateStore::Batch();
     batch_ops = 0;
     last_commit = std::chrono::steady_clock::now();
+    const std::uint64_t ticket = batches_taken++;
     lock.unlock();
+    if (commit_hook) commit_hook(ticket);
     {
-      // Commits stay in order: a later batch never lands before an earlier one.
-      std::lock_guard commit_lock(commit_mu);
+      // Batches land in the order they were taken from pending_batch: another thread may take
+      // the next one and reach commit_mu first, and a later batch applied before an earlier one
+      // could have its records undone by the earlier one's deletes or ClearRemote.
+      std::unique_lock commit_lock(commit_mu);
+      commit_turn.wait(commit_lock, [&] { return batches_applied == ticket; });
       if (Status s = cloud.Flush(); !s.ok()) {
         logger->error("cannot make cloud writes durable, not recording them: {}", s.ToString());
         ++commit_failures;
@@ -585,7 +592,9 @@ struct EventMonitor::Impl final : public ActionSink {
         logger->error("cannot record progress in the state store: {}", c.ToString());
         ++commit_failures;
       }
+      ++batches_applied;
     }
+    commit_turn.notify_all();
     lock.lock();
   }
 
@@ -897,8 +906,12 @@ struct EventMonitor::Impl final : public ActionSink {
   cache::StateStore::Batch pending_batch;
   std::size_t batch_ops = 0;
   std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
+  std::uint64_t batches_taken = 0;      // guarded by mu: the next batch's place in commit order
   std::mutex commit_mu;                 // serialises Flush()+Commit() pairs; taken without mu held
+  std::condition_variable commit_turn;  // with commit_mu: a batch waits for its predecessors
+  std::uint64_t batches_applied = 0;    // guarded by commit_mu
   std::atomic<int> commit_failures{0};  // this pass; a failed commit means the pass is incomplete
+  std::function<void(std::uint64_t)> commit_hook;  // test seam; set before a pass
 };
 
 bool PassReport::converged() const {
@@ -965,5 +978,9 @@ PassReport EventMonitor::RunPass(const PassOptions& options, PassProgress* progr
 }
 
 void EventMonitor::RequestStop() { stop_.store(true); }
+
+void EventMonitor::SetCommitHookForTesting(std::function<void(std::uint64_t batch)> hook) {
+  impl_->commit_hook = std::move(hook);
+}
 
 }  // namespace filesync::pipeline

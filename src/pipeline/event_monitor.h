@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -78,6 +79,11 @@ class EventMonitor {
   // Asks the running pass to finish in-flight work and stop early; safe from any thread.
   void RequestStop();
   [[nodiscard]] bool stop_requested() const { return stop_.load(); }
+
+  // Test seam: called on the committing thread each time a batch of outcomes has been taken
+  // (numbered from 0 in the order taken, over the monitor's life) and the monitor's lock
+  // released, before the batch is applied. Batches are applied in that order. Set before a pass.
+  void SetCommitHookForTesting(std::function<void(std::uint64_t batch)> hook);
 
  private:
   struct Impl;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +65,17 @@ void Verdict(Sandbox& box, const TortureResult& r) {
   if (!r.problems.empty()) {
     box.Keep();
     std::printf("sandbox kept: %s\n", box.base().string().c_str());
+    // The runs' warnings and errors (scan issues, failed commits) in the test output too, for a
+    // CI machine whose sandbox is gone: they tell a path the scan did not see from a lost record.
+    std::ifstream log(box.log_file());
+    int shown = 0;
+    for (std::string line; std::getline(log, line) && shown < 60;) {
+      if (line.find(" warning [") == std::string::npos &&
+          line.find(" error [") == std::string::npos)
+        continue;
+      std::printf("run log: %s\n", line.c_str());
+      ++shown;
+    }
   }
 }
 
