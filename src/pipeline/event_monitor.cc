@@ -843,7 +843,8 @@ struct EventMonitor::Impl final : public ActionSink {
     EventProducer producer(kQueueCapacity);
     const BatchLimits limits{.max_files = std::max<std::size_t>(1, caps.max_batch_files),
                              .max_bytes = caps.max_batch_bytes,
-                             .small_file_limit = caps.small_file_limit};
+                             .small_file_limit = caps.small_file_limit,
+                             .case_insensitive = caps.case_insensitive};
     EventConsumer consumer(producer, processor, config.workers, limits);
     consumer.Start();
     for (int phase = 0; phase < plan::kPhaseCount && !stop_flag.load(); ++phase) {
