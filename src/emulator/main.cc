@@ -8,9 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "emulator/faults.h"
+#include "emulator/routes.h"
 #include "emulator/server.h"
 
 namespace {
@@ -49,6 +52,11 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", options.tls_key, "PEM private key");
   app.add_option("--seed", options.seed, "Default PRNG seed for faults");
   app.add_option("--threads", options.threads, "HTTP worker threads")->check(CLI::Range(1, 1024));
+  std::vector<std::string> without_routes;
+  app.add_option("--without-routes", without_routes,
+                 "Routes to answer as unknown, like an older server (e.g. "
+                 "files/upload_session/append_batch,files/move_batch_v2)")
+      ->delimiter(',');
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -77,6 +85,13 @@ int main(int argc, char** argv) {
     auto spec = filesync::emulator::ParseFaultSpec(faults, &error);
     if (!spec) return Fail(error);
     options.faults = *spec;
+  }
+  for (const std::string& route : without_routes) {
+    if (filesync::emulator::FindRoute(route) == nullptr) {
+      return Fail("--without-routes: unknown route '" + route +
+                  "' (give routes as files/move_batch_v2, without /2/)");
+    }
+    options.without_routes.insert(route);
   }
   options.auth.token_lifetime = std::chrono::seconds(lifetime);
   options.commit_lock = std::chrono::milliseconds(commit_lock_ms);

@@ -327,7 +327,7 @@ void Server::InstallHandlers() {
     }
 
     const RouteInfo* info = FindRoute(route);
-    if (info == nullptr) {
+    if (info == nullptr || options_.without_routes.contains(route)) {
       finish(Reply::Text(400, "Unknown API function: \"" + route + "\""), route);
       return;
     }

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "emulator/auth.h"
@@ -48,6 +49,9 @@ struct ServerOptions {
   std::string tls_cert;
   std::string tls_key;
   int threads = 64;
+  // Routes answered as unknown ("Unknown API function", HTTP 400), as a server that predates
+  // them would: lets tests check a client's fallback from the optional batch routes.
+  std::set<std::string> without_routes;
 };
 
 class Server {

@@ -654,6 +654,57 @@ TEST_F(MoveBatchTest, LoneMoveIsOneMoveV2AndOverAThousandSplit) {
   EXPECT_TRUE(Files(cloud, "/L").empty());
 }
 
+// A server without the optional batch routes (older servers, API proxies): the emulator
+// answers them as unknown ("Unknown API function", HTTP 400), as Dropbox does for any route it
+// does not serve.
+class OlderServerTest : public MoveBatchTest {
+ protected:
+  std::vector<std::string> EmulatorArgs() override {
+    return {"--without-routes",
+            "files/upload_session/start_batch,files/upload_session/append_batch,"
+            "files/move_batch_v2"};
+  }
+};
+
+// Uploads and moves still work, through the single-item routes; the batch routes are asked once
+// each, not once per batch.
+TEST_F(OlderServerTest, FallsBackToSingleRoutesAndAsksTheBatchRoutesOnce) {
+  DropboxCloud cloud(Options());
+  std::vector<cloud::UploadItem> items;
+  for (int i = 0; i < 40; ++i) {
+    items.push_back(Item("o/" + std::to_string(i), Content(i), "/O/f" + std::to_string(i)));
+  }
+  for (std::size_t half = 0; half < 2; ++half) {
+    const auto results = cloud.Upload(std::span(items).subspan(half * 20u, 20u), nullptr);
+    for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  json counters = emu_.Counters();
+  EXPECT_EQ(Route(counters, "files/upload_session/start_batch"), 1u) << counters.dump();
+  EXPECT_EQ(Route(counters, "files/upload_session/append_batch"), 0u) << counters.dump();
+  EXPECT_EQ(Route(counters, "files/upload_session/start"), 40u) << counters.dump();
+  EXPECT_EQ(Route(counters, "files/upload_session/finish_batch_v2"), 2u) << counters.dump();
+
+  emu_.ResetCounters();
+  for (int round = 0; round < 2; ++round) {
+    std::vector<cloud::MovePair> moves;
+    for (int i = round * 10; i < round * 10 + 10; ++i) {
+      moves.push_back({"/O/f" + std::to_string(i), "/O/moved/g" + std::to_string(i)});
+    }
+    for (const auto& r : cloud.MoveBatch(moves)) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  counters = emu_.Counters();
+  EXPECT_EQ(Route(counters, "files/move_batch_v2"), 1u) << counters.dump();
+  EXPECT_EQ(Route(counters, "files/move_v2"), 20u) << counters.dump();
+
+  const auto listed = Files(cloud, "/O");
+  ASSERT_EQ(listed.size(), 40u);
+  for (int i = 0; i < 40; ++i) {
+    const std::string path = (i < 20 ? "/O/moved/g" : "/O/f") + std::to_string(i);
+    ASSERT_TRUE(listed.contains(unicode::CloudKey(path))) << path;
+    EXPECT_EQ(listed.at(unicode::CloudKey(path)).content_hash, hash::HashBytes(Content(i)));
+  }
+}
+
 class MoveBatchLockTest : public MoveBatchTest {
  protected:
   std::vector<std::string> EmulatorArgs() override { return {"--commit-lock-ms", "100"}; }

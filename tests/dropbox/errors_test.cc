@@ -26,6 +26,20 @@ TEST(Errors, BadRequestKeepsPlainText) {
   EXPECT_FALSE(e.status.IsRetryable());
 }
 
+TEST(Errors, UnknownRouteIsToldApartFromOtherBadRequests) {
+  // Dropbox's text for a route it does not serve, and a proxy's 404.
+  EXPECT_TRUE(Classify(TextResponse(400,
+                                    "Error in call to API function \"files/move_batch_v2\": "
+                                    "Unknown API function: /2/files/move_batch_v2"))
+                  .unknown_route);
+  EXPECT_TRUE(Classify(TextResponse(404, "Not Found")).unknown_route);
+  EXPECT_FALSE(Classify(TextResponse(400,
+                                     "Error in call to API function \"files/move_v2\": "
+                                     "request body: from_path: missing"))
+                   .unknown_route);
+  EXPECT_FALSE(Classify(TextResponse(500, "Unknown API function")).unknown_route);
+}
+
 TEST(Errors, ExpiredTokenIsAuthWithRefreshHint) {
   const ApiError e = Classify(JsonResponse(401, {{"error_summary", "expired_access_token/.."},
                                                  {"error", {{".tag", "expired_access_token"}}}}));

@@ -360,5 +360,30 @@ TEST_F(RoutesTest, IdPathsResolve) {
   EXPECT_EQ(md.json()["path_lower"], "/ids/f.txt");
 }
 
+// --without-routes: the emulator plays a server that predates the optional batch routes.
+class WithoutRoutesTest : public EmulatorTest {
+ protected:
+  std::vector<std::string> ExtraArgs() override {
+    return {"--without-routes", "files/move_batch_v2,files/upload_session/append_batch"};
+  }
+};
+
+TEST_F(WithoutRoutesTest, ListedRoutesAreUnknownAndTheOthersServed) {
+  PutFile("/w/a.txt", "hello");
+  auto batch = Rpc("files/move_batch_v2",
+                   {{"entries", {{{"from_path", "/w/a.txt"}, {"to_path", "/w/b.txt"}}}}});
+  EXPECT_EQ(batch.status, 400) << batch.body;
+  EXPECT_EQ(batch.content_type().rfind("text/plain", 0), 0u);
+  EXPECT_NE(batch.body.find("Unknown API function"), std::string::npos) << batch.body;
+  auto append =
+      Upload("files/upload_session/append_batch", {{"entries", nlohmann::json::array()}}, "");
+  EXPECT_EQ(append.status, 400) << append.body;
+  EXPECT_NE(append.body.find("Unknown API function"), std::string::npos) << append.body;
+
+  auto single = Rpc("files/move_v2", {{"from_path", "/w/a.txt"}, {"to_path", "/w/b.txt"}});
+  EXPECT_EQ(single.status, 200) << single.body;
+  EXPECT_EQ(Download("/w/b.txt").body, "hello");
+}
+
 }  // namespace
 }  // namespace filesync::emulator_test

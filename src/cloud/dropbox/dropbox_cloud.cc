@@ -32,6 +32,8 @@
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -210,6 +212,30 @@ bool BlocksFromHex(std::string_view hex, std::vector<BlockDigest>* out) {
   }
   return true;
 }
+
+// An optional batch route the server may not know (an older server, an API proxy). After an
+// "unknown route" answer the caller falls back to the single-item routes for an hour, then
+// tries again: Dropbox itself has briefly answered "Unknown API function" for routes it serves.
+class OptionalRoute {
+ public:
+  explicit OptionalRoute(const char* name) : name_(name) {}
+  [[nodiscard]] bool Available(Clock& clock) const { return Ms(clock) >= retry_at_ms_.load(); }
+  // True (and a warning logged) when `r` says the server does not know the route.
+  bool Unknown(const Reply& r, Clock& clock, std::string_view fallback) {
+    if (!r.error || !r.error->unknown_route) return false;
+    retry_at_ms_ = Ms(clock) + std::chrono::milliseconds(std::chrono::hours(1)).count();
+    Log().warn("the server does not know {}; using {} for the next hour", name_, fallback);
+    return true;
+  }
+
+ private:
+  static std::int64_t Ms(Clock& clock) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
+        .count();
+  }
+  const char* name_;
+  std::atomic<std::int64_t> retry_at_ms_{std::numeric_limits<std::int64_t>::min()};
+};
 
 // A file whose bytes sit in a closed upload session, waiting for the batch commit.
 struct Ready {
@@ -549,13 +575,17 @@ struct DropboxCloud::Impl {
     });
   }
 
-  // start_batch + append_batch (one request unless a limit forces a split).
-  void AppendBatch(std::vector<SmallFile>& files, std::vector<Ready>& ready,
-                   std::vector<std::optional<Result<UploadedFile>>>& results,
-                   const cloud::ProgressFn& progress) {
+  // start_batch + append_batch (one request unless a limit forces a split). Returns how many of
+  // `files` (a prefix) it handled: it stops when the server does not know these routes, and the
+  // rest keep their bytes for StartEach.
+  std::size_t AppendBatch(std::vector<SmallFile>& files, std::vector<Ready>& ready,
+                          std::vector<std::optional<Result<UploadedFile>>>& results,
+                          const cloud::ProgressFn& progress) {
+    constexpr std::string_view kFallback = "one upload_session/start per small file";
     for (std::size_t begin = 0; begin < files.size(); begin += kMaxBatchEntries) {
       const std::size_t end = std::min(files.size(), begin + kMaxBatchEntries);
       Reply started = Rpc("files/upload_session/start_batch", ojson{{"num_sessions", end - begin}});
+      if (batch_upload_route.Unknown(started, clock, kFallback)) return begin;
       std::vector<std::string> ids;
       if (started.ok() && started.result.contains("session_ids") &&
           started.result["session_ids"].is_array()) {
@@ -603,6 +633,8 @@ struct DropboxCloud::Impl {
         const bool risky = cap == 0 && arg_size > kSafeHeaderBytes;
         Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body),
                           !risky);
+        // Sessions started for the rest are left to expire.
+        if (batch_upload_route.Unknown(r, clock, kFallback)) return group;
         const bool refused = !r.error || r.error->http_status == 400 ||
                              r.error->http_status == 413 || r.error->http_status == 431 ||
                              r.error->http_status >= 500;
@@ -661,6 +693,7 @@ struct DropboxCloud::Impl {
         group = stop;
       }
     }
+    return files.size();
   }
 
   // ---- large files ------------------------------------------------------------------------
@@ -1058,6 +1091,7 @@ struct DropboxCloud::Impl {
       }
       Result<JobStatus> job = Status::Transient("unset");
       bool ambiguous = false;
+      bool unknown = false;
       {
         auto guard = pacer.CommitLock();
         Reply r = Rpc("files/move_batch_v2",
@@ -1065,6 +1099,7 @@ struct DropboxCloud::Impl {
                             {"autorename", false},
                             {"allow_ownership_transfer", false}},
                       /*idempotent=*/false);
+        unknown = move_batch_route.Unknown(r, clock, "one move_v2 per move");
         ambiguous = r.ambiguous;
         job = r.ok() ? ParseJobStatus(r.result, SuccessShape::kUnderSuccess, "move_batch_v2")
                      : Result<JobStatus>(r.status);
@@ -1075,7 +1110,7 @@ struct DropboxCloud::Impl {
           ambiguous = !job.ok();
         }
       }
-      if (ambiguous) {
+      if (ambiguous || unknown) {
         for (const std::size_t i : pending) results[i] = MoveOnce(moves[i].from, moves[i].to);
         return;
       }
@@ -1144,6 +1179,8 @@ struct DropboxCloud::Impl {
   std::mutex store_mu;  // serialises SessionStore calls
   std::atomic<int> chunks_sent{0};
   std::atomic<std::size_t> header_cap{0};  // learned Dropbox-API-Arg limit (0: none seen yet)
+  OptionalRoute batch_upload_route{"upload_session/start_batch and append_batch"};
+  OptionalRoute move_batch_route{"move_batch_v2"};
 };
 
 DropboxCloud::DropboxCloud(DropboxOptions options)
@@ -1193,10 +1230,14 @@ std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadIte
     }
   }
   if (!small.empty()) {
-    if (d.o.append_batch) {
-      d.AppendBatch(small, ready, results, progress);
-    } else {
-      d.StartEach(small, ready, results, progress);
+    const std::size_t batched = d.o.append_batch && d.batch_upload_route.Available(d.clock)
+                                    ? d.AppendBatch(small, ready, results, progress)
+                                    : 0;
+    if (batched < small.size()) {
+      std::vector<SmallFile> rest(
+          std::make_move_iterator(small.begin() + static_cast<std::ptrdiff_t>(batched)),
+          std::make_move_iterator(small.end()));
+      d.StartEach(rest, ready, results, progress);
     }
     small.clear();
   }
@@ -1284,9 +1325,9 @@ std::vector<Result<RemoteEntry>> DropboxCloud::MoveBatch(std::span<const cloud::
       batchable.push_back(i);
     }
   }
-  if (batchable.size() == 1) {
+  if (batchable.size() == 1 || !impl_->move_batch_route.Available(impl_->clock)) {
     // One move_v2 request instead of a launch and its polls.
-    results[batchable[0]] = impl_->MoveOnce(nfc[batchable[0]].from, nfc[batchable[0]].to);
+    for (const std::size_t i : batchable) results[i] = impl_->MoveOnce(nfc[i].from, nfc[i].to);
   } else {
     for (std::size_t begin = 0; begin < batchable.size(); begin += kMaxBatchEntries) {
       const std::size_t end = std::min(batchable.size(), begin + kMaxBatchEntries);

@@ -171,6 +171,8 @@ ApiError ClassifyResponse(const HttpResponse& response, std::string_view route) 
 
   const long code = response.status;
   if (code == 400) {
+    out.unknown_route = response.body.find("Unknown API function") != std::string::npos ||
+                        response.body.find("Unknown API endpoint") != std::string::npos;
     out.status = Status::InvalidArgument(message("bad request: " + Shorten(response.body)));
   } else if (code == 401) {
     out.tags = UnionTags(out.error);
@@ -208,6 +210,7 @@ ApiError ClassifyResponse(const HttpResponse& response, std::string_view route) 
     out.status = Status::Transient(message("server error: " + Shorten(response.body)));
     if (out.retry_after) out.status.set_retry_after(*out.retry_after);
   } else {
+    out.unknown_route = code == 404;
     out.status = Status::Permanent(message("unexpected response: " + Shorten(response.body)));
   }
   return out;

@@ -36,6 +36,9 @@ struct ApiError {
   RateReason rate_reason = RateReason::kNone;
   std::optional<std::chrono::milliseconds> retry_after;
   bool expired_token = false;
+  // The server does not know the route (HTTP 404, or a 400 "Unknown API function"): an older
+  // server or an API proxy without an optional route.
+  bool unknown_route = false;
   std::string request_id;
 
   [[nodiscard]] bool Has(std::string_view tag) const;
