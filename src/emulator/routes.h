@@ -24,6 +24,10 @@
 
 namespace filesync::emulator {
 
+// The one emulated account (users/get_current_account, /oauth2/token). users_common.stone:
+// AccountId is exactly 40 characters.
+inline constexpr const char* kAccountId = "dbid:AADfilesyncEmulatorAccount000000000";
+
 enum class RouteStyle { kRpc, kUpload, kDownload };
 
 struct RouteInfo {

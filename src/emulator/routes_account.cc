@@ -5,7 +5,6 @@
 namespace filesync::emulator {
 namespace {
 
-constexpr const char* kAccountId = "dbid:AADfilesyncEmulatorAccount0000000000";
 constexpr std::uint64_t kAllocated = 2ULL * 1024 * 1024 * 1024 * 1024;
 
 bool IsVoid(const nlohmann::json& arg) { return arg.is_null(); }

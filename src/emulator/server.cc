@@ -295,7 +295,7 @@ void Server::InstallHandlers() {
                           {"scope",
                            "account_info.read files.content.read files.content.write "
                            "files.metadata.read files.metadata.write"},
-                          {"account_id", "dbid:AADfilesyncEmulatorAccount0000000000"},
+                          {"account_id", kAccountId},
                           {"uid", "12345"}};
       if (!issued.refresh_token.empty()) j["refresh_token"] = issued.refresh_token;
       finish(Reply::Json(j), "oauth2/token");

@@ -80,6 +80,7 @@ TEST_F(AuthTest, PkceCodeFlow) {
   const nlohmann::json j = ok.json();
   EXPECT_EQ(j["token_type"], "bearer");
   EXPECT_EQ(j["account_id"].get<std::string>().rfind("dbid:", 0), 0u);
+  EXPECT_EQ(j["account_id"].get<std::string>().size(), 40u);  // users_common.AccountId
   ASSERT_TRUE(j.contains("refresh_token"));
   EXPECT_EQ(Rpc("users/get_current_account", nullptr, j["access_token"]).status, 200);
   auto reuse = Token("grant_type=authorization_code&code=" + code2 +

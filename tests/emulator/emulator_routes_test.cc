@@ -31,6 +31,8 @@ TEST_F(RoutesTest, AccountRoutes) {
   auto acc = RpcRaw("users/get_current_account", "null");
   ASSERT_EQ(acc.status, 200) << acc.body;
   EXPECT_EQ(acc.json()["account_id"].get<std::string>().rfind("dbid:", 0), 0u);
+  // users_common.stone: AccountId = String(max_length=40, min_length=40).
+  EXPECT_EQ(acc.json()["account_id"].get<std::string>().size(), 40u) << acc.body;
   EXPECT_EQ(acc.json()["root_info"][".tag"], "user");
   EXPECT_TRUE(acc.json()["root_info"].contains("root_namespace_id"));
 
