@@ -158,6 +158,7 @@ class SdkTestCase(unittest.TestCase):
     def assertApiError(self, call, *args, **kwargs):
         with self.assertRaises(dropbox.exceptions.ApiError) as cm:
             call(*args, **kwargs)
+        self.assertTrue(cm.exception.request_id)  # X-Dropbox-Request-Id, reference §1.5
         return cm.exception.error
 
     def assertFileMetadata(self, md, rel, data):
@@ -289,6 +290,7 @@ class MetadataTest(SdkTestCase):
         self.assertFileMetadata(md, "sub/f.txt", b"meta")
         self.assertEqual((md.id, md.rev), (up.id, up.rev))
         self.assertEqual(self.dbx.files_get_metadata(up.id).path_display, self.p("sub/f.txt"))
+        self.assertEqual(self.dbx.files_get_metadata("rev:" + up.rev).id, up.id)  # ReadPath
         folder = self.dbx.files_get_metadata(self.p("sub"))
         self.assertIsInstance(folder, dropbox.files.FolderMetadata)
         self.assertEqual(folder.path_display, self.p("sub"))
@@ -324,8 +326,10 @@ class MetadataTest(SdkTestCase):
         self.assertEqual(found.name, name)
         listed = self.dbx.files_list_folder(self.root).entries
         self.assertEqual([e.name for e in listed], [name])
-        data = self.dbx.files_download(self.p(name))[1].content
-        self.assertEqual(data, name.encode("utf-8"))
+        # Dropbox-API-Result is a header too: the name must survive it.
+        down_md, resp = self.dbx.files_download(self.p(name))
+        self.assertEqual(down_md.name, name)
+        self.assertEqual(resp.content, name.encode("utf-8"))
         # Reference §1.4 test vector: non-ASCII and DEL travel \u-escaped in the header.
         vector = self.p("R\u00e9port/\U0001F600 na\u00efve\x7f.txt")
         md = self.dbx.files_upload(b"vector", vector)
@@ -655,6 +659,56 @@ class UploadSessionTest(SdkTestCase):
         self.assertFileMetadata(md, "c.bin", data)
 
 
+class EdgeCaseTest(SdkTestCase):
+    def test_empty_file(self):
+        md = self.upload("empty.txt", b"")
+        self.assertFileMetadata(md, "empty.txt", b"")
+        self.assertEqual(md.content_hash, ContentHashTest.VECTORS[0][1])
+        self.assertEqual(self.dbx.files_download(self.p("empty.txt"))[1].content, b"")
+
+    def test_listing_by_id_and_with_deleted(self):
+        folder = self.dbx.files_create_folder_v2(self.p("byid")).metadata
+        self.upload("byid/keep.txt", b"k")
+        self.upload("byid/drop.txt", b"d")
+        self.dbx.files_delete_v2(self.p("byid/drop.txt"))
+        names = [e.name for e in self.dbx.files_list_folder(folder.id).entries]
+        self.assertEqual(names, ["keep.txt"])
+        entries = self.dbx.files_list_folder(folder.id, include_deleted=True).entries
+        kinds = {e.name: type(e) for e in entries}
+        self.assertIs(kinds["drop.txt"], dropbox.files.DeletedMetadata)
+        self.assertIs(kinds["keep.txt"], dropbox.files.FileMetadata)
+
+    def test_more_write_errors(self):
+        self.upload("file", b"x")
+        err = self.assertApiError(self.dbx.files_create_folder_v2, self.p("file/sub"))
+        self.assertTrue(err.get_path().get_conflict().is_file_ancestor())
+        err = self.assertApiError(self.dbx.files_copy_v2, self.p("none"), self.p("x"))
+        self.assertTrue(err.get_from_lookup().is_not_found())
+        sid = self.dbx.files_upload_session_start(b"abc").session_id
+        err = self.assertApiError(self.dbx.files_upload_session_finish, b"def",
+                                  dropbox.files.UploadSessionCursor(sid, 3),
+                                  dropbox.files.CommitInfo(path=self.p("h.txt")),
+                                  content_hash=content_hash(b"other"))
+        self.assertTrue(err.is_content_hash_mismatch())
+        err = self.assertApiError(self.dbx.files_upload_session_start, b"data",
+                                  session_type=dropbox.files.UploadSessionType.concurrent)
+        self.assertTrue(err.is_concurrent_session_data_not_allowed())
+
+    def test_nested_batch_entries(self):
+        self.upload("n/a/f.txt", b"f")
+        R = dropbox.files.RelocationPath
+        launch = self.dbx.files_move_batch_v2([R(self.p("n/a"), self.p("m/a")),
+                                               R(self.p("n/a/f.txt"), self.p("m/f.txt"))])
+        if launch.is_complete():
+            entries = launch.get_complete().entries
+        else:
+            entries = RelocationTest.poll_v2(self, self.dbx.files_move_batch_check_v2,
+                                             launch.get_async_job_id())
+        for entry in entries:
+            self.assertTrue(entry.get_failure().get_relocation_error()
+                            .is_duplicated_or_nested_paths())
+
+
 class OAuthTest(SdkTestCase):
     def refresh_client(self, **kwargs):
         kwargs.setdefault("oauth2_refresh_token", REFRESH_TOKEN)
@@ -684,6 +738,31 @@ class OAuthTest(SdkTestCase):
         self.assertTrue(cm.exception.error.is_expired_access_token())
         self.assertTrue(dbx.users_get_current_account().account_id)
         self.assertNotEqual(dbx._oauth2_access_token, issued)
+
+    def test_pkce_code_flow_and_revoke(self):
+        flow = dropbox.DropboxOAuth2FlowNoRedirect(APP_KEY, use_pkce=True,
+                                                   token_access_type="offline",
+                                                   ca_certs=CTX["cert"])
+        url = flow.start()  # on DROPBOX_WEB_HOST, which the emulator also serves
+        self.assertTrue(url.startswith("https://%s/oauth2/authorize?" % CTX["main"].hostport))
+        ctx = ssl.create_default_context(cafile=CTX["cert"])
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as resp:
+            code = resp.read().decode().strip()  # the no-redirect flow shows the code (§3.2)
+        res = flow.finish(code)
+        self.assertTrue(res.access_token and res.refresh_token)
+        self.assertEqual(res.account_id, self.dbx.users_get_current_account().account_id)
+        self.assertGreater(res.expires_at, datetime.utcnow())
+        # A PKCE app refreshes without its secret (§3.3).
+        dbx = self.client(oauth2_refresh_token=res.refresh_token, app_key=APP_KEY)
+        self.assertEqual(dbx.users_get_current_account().account_id, res.account_id)
+        access = dbx._oauth2_access_token
+        dbx.auth_token_revoke()  # also revokes its refresh token (§3.4)
+        with self.assertRaises(dropbox.exceptions.AuthError) as cm:
+            self.client(oauth2_access_token=access).users_get_current_account()
+        self.assertTrue(cm.exception.error.is_invalid_access_token())
+        with self.assertRaises(dropbox.exceptions.AuthError):  # 400 invalid_grant
+            self.client(oauth2_refresh_token=res.refresh_token,
+                        app_key=APP_KEY).users_get_current_account()
 
     def test_bad_refresh_token_and_secret(self):
         bad = self.refresh_client(oauth2_refresh_token="wrong")
@@ -795,7 +874,8 @@ def main():
             "--app-key", APP_KEY, "--app-secret", APP_SECRET, "--refresh-token", REFRESH_TOKEN,
             "--token-lifetime", str(TOKEN_LIFETIME_S), "--longpoll-max-s", str(LONGPOLL_MAX_S)])
         CTX["main"] = main_emu
-        for var in ("DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST", "DROPBOX_API_NOTIFY_HOST"):
+        for var in ("DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST", "DROPBOX_API_NOTIFY_HOST",
+                    "DROPBOX_WEB_HOST"):
             os.environ[var] = main_emu.hostport
         global dropbox
         try:
