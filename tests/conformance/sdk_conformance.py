@@ -197,6 +197,19 @@ class AccountTest(SdkTestCase):
         self.assertTrue(cm.exception.error.is_invalid_access_token())
 
 
+class StrictDecodingTest(unittest.TestCase):
+    def test_strict_check_catches_unknown_fields(self):
+        serializers = dropbox.dropbox_client.stone_serializers
+        before = len(STRICT_VIOLATIONS)
+        obj = {"metadata": {"name": "a", "id": "id:1", "path_lower": "/a", "path_display": "/a",
+                            "not_in_the_spec": 1}}
+        res = serializers.json_compat_obj_decode(dropbox.files.create_folder_v2.result_type, obj,
+                                                 strict=False)
+        self.assertEqual(res.metadata.name, "a")
+        self.assertEqual(len(STRICT_VIOLATIONS), before + 1)
+        self.assertIn("not_in_the_spec", STRICT_VIOLATIONS.pop())
+
+
 class UploadTest(SdkTestCase):
     def test_add_then_overwrite(self):
         first = self.upload("a.txt", b"first")
