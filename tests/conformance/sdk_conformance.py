@@ -408,6 +408,8 @@ class ListFolderTest(SdkTestCase):
         CTX["main"].admin("POST", "/admin/reset_cursors")
         err = self.assertApiError(self.dbx.files_list_folder_continue, cursor)
         self.assertTrue(err.is_reset())
+        err = self.assertApiError(self.dbx.files_list_folder_longpoll, cursor, timeout=30)
+        self.assertTrue(err.is_reset())  # ListFolderLongpollError.reset (§5.5)
 
     def test_longpoll_times_out_then_sees_write(self):
         self.upload("seed.txt", b"s")
