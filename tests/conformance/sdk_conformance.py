@@ -37,6 +37,7 @@ APP_SECRET = "conformance-app-secret"
 REFRESH_TOKEN = "conformance-refresh-token"
 TOKEN_LIFETIME_S = 2
 LONGPOLL_MAX_S = 2
+WRITE_LOCK_MS = 2400  # --commit-lock-ms of the write-lock probe's emulator
 BLOCK = 4 * 1024 * 1024
 
 dropbox = None  # imported in main() once the host variables point at the emulator
@@ -790,12 +791,11 @@ class OAuthTest(SdkTestCase):
         self.assertIn("invalid_client", cm.exception.message)
 
 
-PROBE = "--probe-rate-limit"
+PROBE = "--probe"
 
 
-def probe_rate_limit(cert):
-    """Runs in a child whose DROPBOX_API_*HOST point at an emulator with --faults 429=1."""
-    import dropbox as sdk
+def probe_rate_limit(sdk, cert):
+    """Against an emulator with --faults 429=1: every /2/ request is a 429."""
     out = {}
     dbx = sdk.Dropbox(TOKEN, ca_certs=cert, timeout=30, max_retries_on_rate_limit=0)
     for name, call in [("rpc", dbx.users_get_current_account),
@@ -814,24 +814,53 @@ def probe_rate_limit(cert):
     except sdk.exceptions.RateLimitError:
         out["retry_raised"] = True
     out["retry_elapsed"] = time.monotonic() - started
-    print(json.dumps(out))
+    return out
+
+
+def probe_write_lock(sdk, cert):
+    """Against an emulator with a long --commit-lock-ms: a write during another one's commit."""
+    holder = sdk.Dropbox(TOKEN, ca_certs=cert, timeout=30)
+    waiter = threading.Thread(target=lambda: holder.files_upload(b"first", "/lock/first.txt"))
+    waiter.start()
+    time.sleep(WRITE_LOCK_MS / 1000 / 3)
+    dbx = sdk.Dropbox(TOKEN, ca_certs=cert, timeout=30, max_retries_on_rate_limit=0)
+    out = {"raised": None}
+    try:
+        dbx.files_upload(b"second", "/lock/second.txt")
+    except sdk.exceptions.RateLimitError as e:
+        out = {"raised": "RateLimitError", "backoff": e.backoff,
+               "too_many_write_operations": bool(
+                   e.error and e.error.reason.is_too_many_write_operations())}
+    waiter.join(30)
+    return out
+
+
+PROBES = {"rate-limit": probe_rate_limit, "write-lock": probe_write_lock}
+
+
+def run_probe(test, name, emulator_args):
+    """Runs PROBES[name] in a child whose DROPBOX_API_*HOST point at a separate emulator
+    (the SDK reads the hosts once, at import); returns its result and the emulator's
+    counters."""
+    emu = Emulator(name, emulator_args)
+    try:
+        env = dict(os.environ)
+        for var in ("DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST", "DROPBOX_API_NOTIFY_HOST"):
+            env[var] = emu.hostport
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), PROBE, name,
+                               CTX["cert"]], env=env, capture_output=True, text=True, timeout=60)
+        test.assertEqual(proc.returncode, 0, proc.stderr)
+        out = json.loads(proc.stdout)
+        counters = emu.admin("GET", "/admin/counters")
+    finally:
+        stopped = emu.stop()
+    test.assertIsNone(stopped)
+    return out, counters
 
 
 class RateLimitTest(unittest.TestCase):
     def test_429_surfaces_as_rate_limit_error(self):
-        emu = Emulator("faults", ["--faults", "429=1"])
-        try:
-            env = dict(os.environ)
-            for var in ("DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST", "DROPBOX_API_NOTIFY_HOST"):
-                env[var] = emu.hostport
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), PROBE, CTX["cert"]],
-                                  env=env, capture_output=True, text=True, timeout=60)
-            self.assertEqual(proc.returncode, 0, proc.stderr)
-            out = json.loads(proc.stdout)
-            counters = emu.admin("GET", "/admin/counters")
-        finally:
-            stopped = emu.stop()
-        self.assertIsNone(stopped)
+        out, counters = run_probe(self, "rate-limit", ["--faults", "429=1"])
         for name in ("rpc", "upload"):
             self.assertEqual(out[name]["raised"], "RateLimitError", out)
             self.assertEqual(out[name]["backoff"], 1, out)  # retry_after / Retry-After: 1
@@ -840,6 +869,15 @@ class RateLimitTest(unittest.TestCase):
         self.assertGreaterEqual(out["retry_elapsed"], 1.0)  # slept Retry-After before retrying
         self.assertEqual(counters["routes"]["users/get_current_account"], 3)
         self.assertEqual(counters["routes"]["files/upload"], 1)
+
+    def test_write_lock_429_without_retry_after(self):
+        # §2.3: too_many_write_operations often has no retry_after; the spec default is 1.
+        out, counters = run_probe(self, "write-lock",
+                                  ["--commit-lock-ms", str(WRITE_LOCK_MS)])
+        self.assertEqual(out["raised"], "RateLimitError", out)
+        self.assertTrue(out["too_many_write_operations"], out)
+        self.assertEqual(out["backoff"], 1, out)
+        self.assertEqual(counters["routes"]["files/upload"], 2)
 
 
 def make_certificate(directory):
@@ -865,8 +903,9 @@ def trust_only(cert):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == PROBE:
-        probe_rate_limit(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == PROBE:
+        import dropbox as sdk
+        print(json.dumps(PROBES[sys.argv[2]](sdk, sys.argv[3])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", required=True)
