@@ -235,7 +235,10 @@ TEST(EmulatorCommandLine, BadFlagsExitWith2) {
   const std::string bin = test_support::EmulatorProcess::BinaryPath();
   for (const std::string args : {"--listen 127.0.0.1:0", "--listen nope --data /tmp/x",
                                  "--listen 127.0.0.1:0 --data /tmp/x --faults 429=2",
-                                 "--listen 127.0.0.1:0 --data /tmp/x --bogus"}) {
+                                 "--listen 127.0.0.1:0 --data /tmp/x --bogus",
+                                 "--listen 127.0.0.1:0 --data /tmp/x --without-routes files/nope",
+                                 "--listen 127.0.0.1:0 --data /tmp/x --without-routes "
+                                 "/2/files/move_batch_v2"}) {
     const int rc = std::system((bin + " " + args + " >/dev/null 2>&1").c_str());
     ASSERT_TRUE(WIFEXITED(rc)) << args;
     EXPECT_EQ(WEXITSTATUS(rc), 2) << args;
