@@ -197,6 +197,21 @@ std::string Server::CountersJson() {
 }
 
 void Server::InstallHandlers() {
+  // httplib answers a request it could not parse (a header line over its 8 KiB limit, a bad
+  // request line) before any handler runs, and then keeps the connection open with the body
+  // still unread, so the next request on it reads that body as its request line and gets a 400
+  // it did not earn. A real front end closes such a connection; so do we. Every reply of ours
+  // carries a request id, which tells these refusals apart.
+  http_->set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (res.has_header("X-Dropbox-Request-Id"))
+          return httplib::Server::HandlerResponse::Unhandled;
+        res.set_header("Connection", "close");
+        if (res.status == 400)
+          res.set_content("Bad request: malformed request line, or a header line over 8 KiB\n",
+                          "text/plain; charset=utf-8");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http_->Get("/admin/counters", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(CountersJson(), "application/json");
   });
@@ -232,9 +247,11 @@ void Server::InstallHandlers() {
         return sink(d, n);
       });
     };
+    bool too_large = false;
     auto read_all = [&](std::string* out) {
       return body([&](const char* d, std::size_t n) {
-        if (out->size() + n > kMaxRpcBody) return false;
+        too_large = out->size() + n > kMaxRpcBody;
+        if (too_large) return false;
         out->append(d, n);
         return true;
       });
@@ -348,7 +365,10 @@ void Server::InstallHandlers() {
     if (info->style == RouteStyle::kRpc) {
       std::string text;
       if (!read_all(&text)) {
-        finish(BadArgument(route, "request body too large"), route);
+        finish(BadArgument(route, too_large
+                                      ? "request body too large"
+                                      : "could not read the request body (is Content-Length set?)"),
+               route);
         return;
       }
       const std::string type = req.get_header_value("Content-Type");

@@ -848,6 +848,7 @@ struct EventMonitor::Impl final : public ActionSink {
     EventConsumer consumer(producer, processor, config.workers, limits);
     consumer.Start();
     for (int phase = 0; phase < plan::kPhaseCount && !stop_flag.load(); ++phase) {
+      producer.BeginFill();
       for (const plan::Action& a : actions) {
         if (a.phase != phase || stop_flag.load()) continue;
         Event event{static_cast<int>(index), a};

@@ -136,13 +136,23 @@ bool EventProducer::BatchableLocked(const Event& event, const BatchLimits& limit
 std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
   std::unique_lock lock(mu_);
   std::vector<Event> batch;
+  std::optional<std::chrono::steady_clock::time_point> linger_until;
   for (;;) {
     if (cancelled_) return batch;
+    bool lingering = false;
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       const std::string key = Key(*it);
       if (BlockedLocked(key)) continue;
       const plan::ActionKind head_kind = it->action.kind;
       const bool batchable = BatchableLocked(*it, limits) && limits.max_files > 1;
+      if (batchable && filling_ && queue_.size() < std::min(limits.max_files, capacity_)) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!linger_until) linger_until = now + limits.fill_linger;
+        if (now < *linger_until) {
+          lingering = true;
+          break;
+        }
+      }
       // A move transfers no bytes (its identity.size is the size of the file it renames).
       const bool count_bytes = head_kind != plan::ActionKind::kMove;
       std::uint64_t bytes = it->action.identity.size;
@@ -172,8 +182,23 @@ std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
       return batch;
     }
     if (closed_ && queue_.empty()) return batch;
-    changed_.wait(lock);
+    if (lingering) {
+      changed_.wait_until(lock, *linger_until);
+    } else {
+      changed_.wait(lock);
+    }
   }
+}
+
+void EventProducer::BeginFill() {
+  std::lock_guard lock(mu_);
+  filling_ = true;
+}
+
+void EventProducer::EndFill() {
+  std::lock_guard lock(mu_);
+  filling_ = false;
+  changed_.notify_all();
 }
 
 void EventProducer::Done(const std::vector<Event>& events) {
@@ -185,6 +210,7 @@ void EventProducer::Done(const std::vector<Event>& events) {
 void EventProducer::Close() {
   std::lock_guard lock(mu_);
   closed_ = true;
+  filling_ = false;
   changed_.notify_all();
   not_full_.notify_all();
 }
@@ -192,6 +218,7 @@ void EventProducer::Close() {
 void EventProducer::Cancel() {
   std::lock_guard lock(mu_);
   cancelled_ = true;
+  filling_ = false;
   queue_.clear();
   index_.clear();
   changed_.notify_all();
@@ -208,6 +235,8 @@ void EventProducer::Reset() {
 
 void EventProducer::WaitIdle() {
   std::unique_lock lock(mu_);
+  filling_ = false;
+  changed_.notify_all();
   changed_.wait(lock, [&] { return (queue_.empty() || cancelled_) && in_flight_.empty(); });
 }
 

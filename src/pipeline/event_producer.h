@@ -11,10 +11,15 @@
 //    never holds two moves where one's `from` or `path` equals, contains or lies inside the
 //    other's `from` or `path` (compared with plan::PathKey); such a move waits for a later Pop().
 //    Folder moves are never batched.
+//  - Full batches: while the pusher has a fill open (BeginFill() .. EndFill()), Pop() holds a
+//    batchable head back until the queue holds a whole batch, the queue is full, the fill ends,
+//    or `fill_linger` passes; so how a burst of pushes is cut into batches does not depend on how
+//    fast the workers wake up.
 //  - FIFO otherwise.
 // Thread safety: every method may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -47,6 +52,8 @@ struct BatchLimits {
   // How move paths are compared for batch independence; true (the cautious choice) unless the
   // backend is known to be case-sensitive.
   bool case_insensitive = true;
+  // The longest a batchable head waits for its batch to fill during a fill (see Full batches).
+  std::chrono::milliseconds fill_linger{50};
 };
 
 class EventProducer {
@@ -64,6 +71,11 @@ class EventProducer {
   // empty vector
   // once the queue is closed and drained, or cancelled.
   std::vector<Event> Pop(const BatchLimits& limits);
+
+  // The pusher is about to push a burst of events / has pushed all of it (see Full batches).
+  // WaitIdle(), Close() and Cancel() end a fill too.
+  void BeginFill();
+  void EndFill();
 
   // Marks events returned by Pop() as finished.
   void Done(const std::vector<Event>& events);
@@ -99,6 +111,7 @@ class EventProducer {
   std::unordered_map<std::string, int> descendants_in_flight_;  // guarded by mu_
   bool closed_ = false;                                         // guarded by mu_
   bool cancelled_ = false;                                      // guarded by mu_
+  bool filling_ = false;                                        // guarded by mu_
 };
 
 }  // namespace filesync::pipeline

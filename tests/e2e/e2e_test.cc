@@ -641,7 +641,7 @@ TEST_P(DropboxE2E, SmallFilesAreUploadedInBatchesNotOneByOne) {
   const auto counters = emulator_.Counters();
   EXPECT_EQ(Requests(counters, "files/upload"), 0) << counters.dump(2);
   EXPECT_EQ(Requests(counters, "files/upload_session/finish"), 0) << counters.dump(2);
-  EXPECT_LE(counters["total"].get<int>(), 20) << counters.dump(2);
+  EXPECT_LE(counters["total"].get<int>(), 20) << counters.dump(2) << r.out;
   ExpectMirrored();
 }
 

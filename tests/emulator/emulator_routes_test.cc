@@ -94,6 +94,26 @@ TEST_F(RoutesTest, RawNonAsciiHeaderIs400PlainText) {
   EXPECT_EQ(r.content_type().rfind("text/plain", 0), 0u) << r.content_type();
 }
 
+// A header line over the HTTP server's limit is refused before any route runs, with the body
+// unread. The connection must not be offered for reuse: a keep-alive client's next request
+// would otherwise be parsed from the stale body and get a 400 that is not its own.
+TEST_F(RoutesTest, OversizeHeaderRefusalClosesTheConnection) {
+  auto c = Client();
+  c->set_keep_alive(true);
+  httplib::Headers h = Auth();
+  h.emplace("Dropbox-API-Arg", R"({"path":"/)" + std::string(9000, 'a') + R"("})");
+  auto refused =
+      c->Post("/2/files/upload", h, std::string(30000, '\x01'), "application/octet-stream");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_EQ(refused->get_header_value("Connection"), "close");
+  EXPECT_NE(refused->body.find("8 KiB"), std::string::npos) << refused->body;
+  for (int i = 0; i < 3; ++i) {
+    auto next = c->Post("/2/users/get_current_account", Auth(), "null", "application/json");
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->status, 200) << "request " << i << " after the refusal: " << next->body;
+  }
+}
 TEST_F(RoutesTest, BadInputIs400PlainText) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"files/list_folder", R"({"path":"/"})"},

@@ -102,6 +102,89 @@ TEST(EventProducer, SmallUploadsAreBatchedWithinLimits) {
   EXPECT_EQ(batch[0].action.path, "big");
 }
 
+// A worker that wakes while a burst is still being pushed gets the whole batch, not the first
+// few events of it.
+TEST(EventProducer, DuringAFillAPartialBatchWaitsForTheRest) {
+  EventProducer q(100);
+  const BatchLimits limits{.max_files = 10,
+                           .max_bytes = 0,
+                           .small_file_limit = 100,
+                           .case_insensitive = true,
+                           .fill_linger = std::chrono::minutes(10)};
+  q.BeginFill();
+  for (int i = 0; i < 9; ++i) q.Push(Ev("f" + std::to_string(i)));
+  std::vector<Event> got;
+  std::thread worker([&] { got = q.Pop(limits); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the worker reach the wait
+  q.Push(Ev("f9"));
+  q.Push(Ev("f10"));
+  worker.join();
+  EXPECT_EQ(got.size(), 10u);
+  q.Done(got);
+  q.EndFill();
+  EXPECT_EQ(q.Pop(limits).size(), 1u);
+}
+
+TEST(EventProducer, EndingAFillReleasesAPartialBatch) {
+  EventProducer q(100);
+  const BatchLimits limits{.max_files = 10,
+                           .max_bytes = 0,
+                           .small_file_limit = 100,
+                           .case_insensitive = true,
+                           .fill_linger = std::chrono::minutes(10)};
+  q.BeginFill();
+  for (int i = 0; i < 3; ++i) q.Push(Ev("f" + std::to_string(i)));
+  std::vector<Event> got;
+  std::thread worker([&] { got = q.Pop(limits); });
+  q.EndFill();
+  worker.join();
+  EXPECT_EQ(got.size(), 3u);
+  q.Done(got);
+  // WaitIdle ends a fill as well: the pusher waits for what it pushed.
+  q.BeginFill();
+  q.Push(Ev("g"));
+  std::thread waiter([&] { q.WaitIdle(); });
+  auto last = q.Pop(limits);
+  EXPECT_EQ(last.size(), 1u);
+  q.Done(last);
+  waiter.join();
+}
+
+TEST(EventProducer, AFillThatNeverEndsHoldsABatchOnlyForTheLinger) {
+  EventProducer q(100);
+  const BatchLimits limits{.max_files = 10,
+                           .max_bytes = 0,
+                           .small_file_limit = 100,
+                           .case_insensitive = true,
+                           .fill_linger = std::chrono::milliseconds(20)};
+  q.BeginFill();
+  q.Push(Ev("a"));
+  q.Push(Ev("big", plan::ActionKind::kUpload, 1000));
+  EXPECT_EQ(q.Pop(limits).size(), 1u);  // returns after the linger, from this very thread
+  // A head that is never batched is not held at all.
+  const BatchLimits never{.max_files = 10,
+                          .max_bytes = 0,
+                          .small_file_limit = 100,
+                          .case_insensitive = true,
+                          .fill_linger = std::chrono::minutes(10)};
+  auto big = q.Pop(never);
+  ASSERT_EQ(big.size(), 1u);
+  EXPECT_EQ(big[0].action.path, "big");
+}
+
+// A queue smaller than a batch cannot fill one: the head goes when the queue is full.
+TEST(EventProducer, AFullQueueReleasesTheBatchDuringAFill) {
+  EventProducer q(4);
+  const BatchLimits limits{.max_files = 10,
+                           .max_bytes = 0,
+                           .small_file_limit = 100,
+                           .case_insensitive = true,
+                           .fill_linger = std::chrono::minutes(10)};
+  q.BeginFill();
+  for (int i = 0; i < 4; ++i) q.Push(Ev("f" + std::to_string(i)));
+  EXPECT_EQ(q.Pop(limits).size(), 4u);
+}
+
 Event FileMove(std::string from, std::string to, std::uint64_t size = 10) {
   Event e = Ev(std::move(to), plan::ActionKind::kMove, size);
   e.action.from = std::move(from);

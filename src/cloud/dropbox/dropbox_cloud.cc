@@ -75,7 +75,8 @@ struct Call {
   std::string arg;   // JSON: the RPC body, or the Dropbox-API-Arg header value
   std::string body;  // content-style request body
   bool idempotent = true;
-  bool retry_transient = true;  // false: a 5xx or network failure is returned at once
+  bool retry_transient = true;          // false: a 5xx or network failure is returned at once
+  bool close_connection_after = false;  // see HttpRequest
   std::chrono::seconds timeout{120};
 };
 
@@ -339,6 +340,7 @@ struct DropboxCloud::Impl {
     HttpRequest request;
     request.url = (call.host == Host::kApi ? o.api_url : o.content_url) + "/2/" + call.route;
     request.timeout = call.timeout;
+    request.close_connection_after = call.close_connection_after;
     if (call.host == Host::kApi) {
       request.headers.Add("Content-Type", "application/json");
       request.body = std::move(call.arg);
@@ -434,10 +436,12 @@ struct DropboxCloud::Impl {
     return Execute(std::move(call));
   }
 
-  Reply Content(std::string route, const ojson& arg, std::string body,
-                bool retry_transient = true) {
+  // `probe`: the header may be over what the server accepts; a refusal is returned at once and
+  // the connection is not reused.
+  Reply Content(std::string route, const ojson& arg, std::string body, bool probe = false) {
     Call call;
-    call.retry_transient = retry_transient;
+    call.retry_transient = !probe;
+    call.close_connection_after = probe;
     call.route = std::move(route);
     call.host = Host::kContent;
     call.arg = EncodeHeaderArg(arg);
@@ -632,7 +636,7 @@ struct DropboxCloud::Impl {
         const std::size_t arg_size = EncodeHeaderArg(arg).size();
         const bool risky = cap == 0 && arg_size > kSafeHeaderBytes;
         Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body),
-                          !risky);
+                          risky);
         // Sessions started for the rest are left to expire.
         if (batch_upload_route.Unknown(r, clock, kFallback)) return group;
         const bool refused = !r.error || r.error->http_status == 400 ||

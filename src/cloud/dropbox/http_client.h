@@ -49,6 +49,9 @@ struct HttpRequest {
   // before the body starts, so a streaming source would read every byte twice.
   std::string body;
   std::chrono::seconds timeout{120};  // whole request; 0 means no bound (low-speed abort only)
+  // Close the connection afterwards instead of reusing it: for a request the server may refuse
+  // before reading its body, which some servers then leave unread on the connection.
+  bool close_connection_after = false;
 };
 
 struct HttpResponse {
