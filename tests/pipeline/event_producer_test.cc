@@ -102,15 +102,20 @@ TEST(EventProducer, SmallUploadsAreBatchedWithinLimits) {
   EXPECT_EQ(batch[0].action.path, "big");
 }
 
+// Batches of up to 10 small files, held back for at most `linger` while a fill is on.
+BatchLimits FillLimits(std::chrono::milliseconds linger) {
+  return {.max_files = 10,
+          .max_bytes = 0,
+          .small_file_limit = 100,
+          .case_insensitive = true,
+          .fill_linger = linger};
+}
+
 // A worker that wakes while a burst is still being pushed gets the whole batch, not the first
 // few events of it.
 TEST(EventProducer, DuringAFillAPartialBatchWaitsForTheRest) {
   EventProducer q(100);
-  const BatchLimits limits{.max_files = 10,
-                           .max_bytes = 0,
-                           .small_file_limit = 100,
-                           .case_insensitive = true,
-                           .fill_linger = std::chrono::minutes(10)};
+  const BatchLimits limits = FillLimits(std::chrono::minutes(10));
   q.BeginFill();
   for (int i = 0; i < 9; ++i) q.Push(Ev("f" + std::to_string(i)));
   std::vector<Event> got;
@@ -127,11 +132,7 @@ TEST(EventProducer, DuringAFillAPartialBatchWaitsForTheRest) {
 
 TEST(EventProducer, EndingAFillReleasesAPartialBatch) {
   EventProducer q(100);
-  const BatchLimits limits{.max_files = 10,
-                           .max_bytes = 0,
-                           .small_file_limit = 100,
-                           .case_insensitive = true,
-                           .fill_linger = std::chrono::minutes(10)};
+  const BatchLimits limits = FillLimits(std::chrono::minutes(10));
   q.BeginFill();
   for (int i = 0; i < 3; ++i) q.Push(Ev("f" + std::to_string(i)));
   std::vector<Event> got;
@@ -152,21 +153,13 @@ TEST(EventProducer, EndingAFillReleasesAPartialBatch) {
 
 TEST(EventProducer, AFillThatNeverEndsHoldsABatchOnlyForTheLinger) {
   EventProducer q(100);
-  const BatchLimits limits{.max_files = 10,
-                           .max_bytes = 0,
-                           .small_file_limit = 100,
-                           .case_insensitive = true,
-                           .fill_linger = std::chrono::milliseconds(20)};
+  const BatchLimits limits = FillLimits(std::chrono::milliseconds(20));
   q.BeginFill();
   q.Push(Ev("a"));
   q.Push(Ev("big", plan::ActionKind::kUpload, 1000));
   EXPECT_EQ(q.Pop(limits).size(), 1u);  // returns after the linger, from this very thread
   // A head that is never batched is not held at all.
-  const BatchLimits never{.max_files = 10,
-                          .max_bytes = 0,
-                          .small_file_limit = 100,
-                          .case_insensitive = true,
-                          .fill_linger = std::chrono::minutes(10)};
+  const BatchLimits never = FillLimits(std::chrono::minutes(10));
   auto big = q.Pop(never);
   ASSERT_EQ(big.size(), 1u);
   EXPECT_EQ(big[0].action.path, "big");
@@ -175,11 +168,7 @@ TEST(EventProducer, AFillThatNeverEndsHoldsABatchOnlyForTheLinger) {
 // A queue smaller than a batch cannot fill one: the head goes when the queue is full.
 TEST(EventProducer, AFullQueueReleasesTheBatchDuringAFill) {
   EventProducer q(4);
-  const BatchLimits limits{.max_files = 10,
-                           .max_bytes = 0,
-                           .small_file_limit = 100,
-                           .case_insensitive = true,
-                           .fill_linger = std::chrono::minutes(10)};
+  const BatchLimits limits = FillLimits(std::chrono::minutes(10));
   q.BeginFill();
   for (int i = 0; i < 4; ++i) q.Push(Ev("f" + std::to_string(i)));
   EXPECT_EQ(q.Pop(limits).size(), 4u);
