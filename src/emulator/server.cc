@@ -247,11 +247,9 @@ void Server::InstallHandlers() {
         return sink(d, n);
       });
     };
-    bool too_large = false;
     auto read_all = [&](std::string* out) {
       return body([&](const char* d, std::size_t n) {
-        too_large = out->size() + n > kMaxRpcBody;
-        if (too_large) return false;
+        if (out->size() + n > kMaxRpcBody) return false;
         out->append(d, n);
         return true;
       });
@@ -365,10 +363,7 @@ void Server::InstallHandlers() {
     if (info->style == RouteStyle::kRpc) {
       std::string text;
       if (!read_all(&text)) {
-        finish(BadArgument(route, too_large
-                                      ? "request body too large"
-                                      : "could not read the request body (is Content-Length set?)"),
-               route);
+        finish(BadArgument(route, "request body too large"), route);
         return;
       }
       const std::string type = req.get_header_value("Content-Type");
