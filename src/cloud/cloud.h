@@ -18,6 +18,7 @@
 // shares one rate-limit pacer across them.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -72,7 +73,12 @@ struct ListResult {
 };
 
 struct UploadItem {
-  std::string local_path;  // absolute local path; the backend opens it with O_NOFOLLOW
+  std::string local_path;  // absolute local path, for messages (and opened when local_dir_fd < 0)
+  // The sync dir, opened once by the engine for the pass: the backend opens `relative` below it
+  // with cloud::OpenForUpload (no symlink followed, never outside it). -1: open local_path with
+  // O_NOFOLLOW on its last component (callers that trust the whole path).
+  int local_dir_fd = -1;
+  std::string relative;
   std::string cloud_path;
   FileIdentity expected;      // identity seen by the scan; a mismatch at open time is kChanged
   std::int64_t mtime_ns = 0;  // becomes client_modified where the backend has one
@@ -102,6 +108,20 @@ struct MovePair {
 // Called from worker threads with the number of bytes just transferred.
 using ProgressFn = std::function<void(std::uint64_t bytes)>;
 
+// What an Upload() call reports to and hears from its caller.
+struct Transfer {
+  ProgressFn progress;  // may be empty
+  // Set (by a stop request) while transfers run: each one in flight is abandoned within about a
+  // second, leaving nothing at its destination, and reported as kCancelled. May be null.
+  const std::atomic<bool>* cancel = nullptr;
+  [[nodiscard]] bool cancelled() const {
+    return cancel != nullptr && cancel->load(std::memory_order_relaxed);
+  }
+  void Progress(std::uint64_t bytes) const {
+    if (progress) progress(bytes);
+  }
+};
+
 class Cloud {
  public:
   virtual ~Cloud() = default;
@@ -121,7 +141,7 @@ class Cloud {
   // result per item, in order. A folder in the way is kConflict. Backends commit a batch at once
   // where the service allows it.
   virtual std::vector<Result<UploadedFile>> Upload(std::span<const UploadItem> items,
-                                                   const ProgressFn& progress) = 0;
+                                                   const Transfer& transfer) = 0;
 
   // Deletes each path (files, or folders with everything under them). Missing paths succeed.
   virtual std::vector<Status> Delete(std::span<const std::string> paths) = 0;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -92,9 +93,11 @@ std::optional<std::string> RelativeTo(const std::string& path, const std::string
   return std::nullopt;
 }
 
-// Hashes the file only if it still has the scanned identity before and after the read.
-Result<hash::FileHash> HashStable(const std::string& path, const cloud::FileIdentity& expected) {
-  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+// Hashes the file `relative` below the sync dir `dir_fd` (no symlink followed) only if it still
+// has the scanned identity before and after the read.
+Result<hash::FileHash> HashStable(int dir_fd, const std::string& relative, const std::string& path,
+                                  const cloud::FileIdentity& expected) {
+  const int fd = cloud::OpenBeneath(dir_fd, relative, O_RDONLY);
   if (fd < 0) return Status::Io(path + ": " + std::strerror(errno));
   auto identity = [fd]() {
     struct stat st {};
@@ -128,6 +131,9 @@ struct RootState {
   // The cloud may differ from the state store (an unclean exit mid-pass, or a cloud operation
   // that found something unexpected): walk it fully next time instead of trusting the store.
   bool verify_next = false;
+  // The sync dir, opened (without following a symlink) and checked once per pass: everything
+  // the pass reads is reached below this descriptor, whatever the path leads to meanwhile.
+  cloud::Fd dir_fd;
   std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
   std::unordered_set<std::string> warned;        // scan issues already logged by this process
 };
@@ -235,15 +241,33 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   // Safety checks before anything may be deleted. Returns why the dir must not be synced.
+  // On success the dir is open in root.dir_fd.
   std::optional<std::string> CheckRoot(RootState& root, const PassOptions& options,
                                        cloud::FileIdentity* identity) {
-    struct stat st {};
-    if (stat(root.local_dir.c_str(), &st) != 0) {
-      return "sync dir " + root.local_dir + " is missing or unreachable (" + std::strerror(errno) +
+    root.dir_fd =
+        cloud::Fd(open(root.local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (root.dir_fd.get() < 0) {
+      const int err = errno;
+      struct stat st {};
+      if (err == ELOOP ||
+          (err == ENOTDIR && lstat(root.local_dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode))) {
+        std::error_code ec;
+        const auto target = std::filesystem::canonical(root.local_dir, ec);
+        return "sync dir " + root.local_dir +
+               " is a symlink; filesync does not follow a symlinked sync dir (it could be "
+               "swapped to lead elsewhere): set client_sync_dirs to its target" +
+               (ec ? std::string() : " " + target.string()) + "; nothing is deleted";
+      }
+      if (err == ENOTDIR)
+        return "sync dir " + root.local_dir + " is not a directory; nothing is deleted";
+      return "sync dir " + root.local_dir + " is missing or unreachable (" + std::strerror(err) +
              "); nothing is deleted in the cloud until it is back";
     }
-    if (!S_ISDIR(st.st_mode))
-      return "sync dir " + root.local_dir + " is not a directory; nothing is deleted";
+    struct stat st {};
+    if (fstat(root.dir_fd.get(), &st) != 0) {
+      return "cannot stat sync dir " + root.local_dir + " (" + std::strerror(errno) +
+             "); nothing is deleted";
+    }
     identity->device = static_cast<std::uint64_t>(st.st_dev);
     identity->inode = static_cast<std::uint64_t>(st.st_ino);
     auto stored = store.Get(root.id, "root_identity");
@@ -420,7 +444,8 @@ struct EventMonitor::Impl final : public ActionSink {
     auto work = [&] {
       for (std::size_t i = next++; i < which.size() && !stop_flag.load(); i = next++) {
         plan::LocalItem& item = items[which[i]];
-        auto hashed = HashStable(root.local_dir + "/" + item.path, item.identity);
+        auto hashed = HashStable(root.dir_fd.get(), item.path, root.local_dir + "/" + item.path,
+                                 item.identity);
         if (!hashed.ok()) continue;  // changed or unreadable: the upload reports it
         bytes += hashed->bytes_read;
         ++files;
@@ -661,7 +686,7 @@ struct EventMonitor::Impl final : public ActionSink {
     scan_options.threads = std::min(config.workers, 2);
     scan_options.expected_entries =
         root.records_loaded ? root.files.size() : root.index->file_count();
-    auto scanned = scan::Scan(root.local_dir, scan_options);
+    auto scanned = scan::Scan(root.dir_fd.get(), root.local_dir, scan_options);
     if (!scanned.ok()) {
       rr.stopped = "cannot scan " + root.local_dir + ": " + scanned.status().ToString() +
                    "; nothing is deleted";
@@ -835,7 +860,7 @@ struct EventMonitor::Impl final : public ActionSink {
       }
     }
     std::vector<RootContext> contexts;
-    for (const auto& r : roots) contexts.push_back({r.local_dir, r.cloud_path});
+    for (const auto& r : roots) contexts.push_back({r.local_dir, r.dir_fd.get(), r.cloud_path});
     RetryPolicy retry;
     EventProcessor processor(cloud, contexts, retry, *this, stop_flag, [progress](std::uint64_t n) {
       if (progress) progress->bytes_done += n;
@@ -878,6 +903,7 @@ struct EventMonitor::Impl final : public ActionSink {
     for (RootState& r : roots) r.failed_paths.clear();
     for (std::size_t i = 0; i < roots.size() && !stop_flag.load(); ++i) {
       RunRoot(i, options, report, progress);
+      roots[i].dir_fd = cloud::Fd();
       if (report.roots[i].stopped) {
         logger->error("{}", *report.roots[i].stopped);
         if (roots[i].id != 0) (void)store.RecordError(roots[i].id, "", *report.roots[i].stopped);

@@ -24,7 +24,7 @@ EventProcessor::EventProcessor(cloud::Cloud& cloud, std::vector<RootContext> roo
       retry_(retry),
       sink_(sink),
       stop_(stop),
-      progress_(std::move(progress)) {}
+      transfer_{.progress = std::move(progress), .cancel = &stop} {}
 
 std::string EventProcessor::CloudPath(const Event& event, const std::string& relative) const {
   return cloud::JoinPath(roots_.at(static_cast<std::size_t>(event.root)).cloud_path, relative);
@@ -107,13 +107,15 @@ void EventProcessor::ProcessUploads(const std::vector<Event>& events) {
     items.reserve(pending.size());
     for (const std::size_t i : pending) {
       const Event& e = events[i];
-      items.push_back({.local_path = roots_.at(static_cast<std::size_t>(e.root)).local_dir + "/" +
-                                     e.action.path,
+      const RootContext& root = roots_.at(static_cast<std::size_t>(e.root));
+      items.push_back({.local_path = root.local_dir + "/" + e.action.path,
+                       .local_dir_fd = root.local_dir_fd,
+                       .relative = e.action.path,
                        .cloud_path = CloudPath(e, e.action.path),
                        .expected = e.action.identity,
                        .mtime_ns = e.action.identity.mtime_ns});
     }
-    auto results = cloud_.Upload(items, progress_);
+    auto results = cloud_.Upload(items, transfer_);
     std::vector<ActionOutcome> outcomes;
     outcomes.reserve(results.size());
     for (auto& r : results) {

@@ -23,7 +23,8 @@
 namespace filesync::pipeline {
 
 struct RootContext {
-  std::string local_dir;   // absolute local sync dir
+  std::string local_dir;   // absolute local sync dir (for messages)
+  int local_dir_fd = -1;   // the sync dir as opened for this pass; files are opened below it
   std::string cloud_path;  // where it mirrors to, e.g. "/filesync/photos"
 };
 
@@ -74,7 +75,7 @@ class EventProcessor {
   const RetryPolicy retry_;
   ActionSink& sink_;
   const std::atomic<bool>& stop_;
-  const cloud::ProgressFn progress_;
+  const cloud::Transfer transfer_;  // progress, and stop_ as the cancel flag
 };
 
 }  // namespace filesync::pipeline

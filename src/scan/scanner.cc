@@ -449,6 +449,13 @@ Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
     if (err == ENOTDIR) return Status::Io("sync dir " + root + " is not a directory");
     return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(err));
   }
+  const DirFd owned(root_fd);
+  return Scan(root_fd, root, options);
+}
+
+Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& options) {
+  const int root_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (root_fd < 0) return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(errno));
   auto root_dir = std::make_shared<DirFd>(root_fd);
   struct stat st {};
   if (fstat(root_fd, &st) != 0) {

@@ -85,6 +85,9 @@ struct ScanResult {
 // Scans the tree below `root` (a symlink as the root itself is followed). The root missing is
 // kNotFound; not a directory or not readable is kIo; both name the path.
 Result<ScanResult> Scan(const std::string& root, const ScanOptions& options);
+// The same for a directory the caller has opened (`root` only names it in messages): the scan
+// lists exactly that directory, whatever its path leads to by now. `dir_fd` stays the caller's.
+Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& options);
 
 // Identity of `path` itself (lstat: a symlink is not followed). Missing is kNotFound, any other
 // failure kIo.

@@ -556,7 +556,8 @@ TEST_F(DropboxCloudTest, SmallFilesTakeThreeRequestsPerBatch) {
   std::vector<cloud::UploadItem> items = {Item("a", "hello", "/d/a.txt"), Item("b", "", "/d/b.txt"),
                                           Item("c", "seven!!", "/d/R\xC3\xA9port.txt")};
   std::uint64_t progressed = 0;
-  const auto results = cloud->Upload(items, [&](std::uint64_t n) { progressed += n; });
+  const auto results =
+      cloud->Upload(items, {.progress = [&](std::uint64_t n) { progressed += n; }});
   ASSERT_EQ(results.size(), 3u);
   for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(results[0]->digest, hash::HashBytes("hello"));
@@ -575,7 +576,7 @@ TEST_F(DropboxCloudTest, ChangedFileIsNotUploadedOthersAre) {
   auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
   std::vector<cloud::UploadItem> items = {Item("a", "hello", "/a"), Item("b", "bbb", "/b")};
   items[1].expected.size = 2;  // the scan saw another version
-  const auto results = cloud->Upload(items, nullptr);
+  const auto results = cloud->Upload(items, {});
   EXPECT_TRUE(results[0].ok());
   EXPECT_EQ(results[1].status().kind(), Status::Kind::kChanged);
   EXPECT_EQ(uploads->finish_paths, std::vector<std::string>{"/a"});
@@ -586,7 +587,7 @@ TEST_F(DropboxCloudTest, CommittedHashMismatchIsChanged) {
   uploads->corrupt_hash = true;
   auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
   std::vector<cloud::UploadItem> items = {Item("a", "hello", "/a")};
-  EXPECT_EQ(cloud->Upload(items, nullptr)[0].status().kind(), Status::Kind::kChanged);
+  EXPECT_EQ(cloud->Upload(items, {})[0].status().kind(), Status::Kind::kChanged);
 }
 
 TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
@@ -595,7 +596,7 @@ TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
   auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
   std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "2", "/b"),
                                           Item("c", "3", "/c")};
-  const auto results = cloud->Upload(items, nullptr);
+  const auto results = cloud->Upload(items, {});
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/b", "/c", "/b"}));
   EXPECT_TRUE(cloud->pacer().write_contention());
@@ -621,7 +622,7 @@ TEST_F(DropboxCloudTest, FallbackStartsOneSessionPerFile) {
       DropboxOptions{.append_batch = false});
   std::vector<cloud::UploadItem> items = {Item("a", "x", "/a"), Item("b", "yy", "/b"),
                                           Item("c", "zzz", "/c")};
-  const auto results = cloud->Upload(items, nullptr);
+  const auto results = cloud->Upload(items, {});
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   const auto routes = transport_->routes();
   EXPECT_EQ(std::count(routes.begin(), routes.end(), "files/upload_session/start"), 3);
@@ -733,7 +734,7 @@ TEST_F(DropboxCloudTest, LargeFileGoesThroughConcurrentSessionChunks) {
   const std::string content = Pattern(9 * 1024 * 1024 + 123);
   std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
   std::uint64_t progressed = 0;
-  auto r = cloud->Upload(items, [&](std::uint64_t n) { progressed += n; });
+  auto r = cloud->Upload(items, {.progress = [&](std::uint64_t n) { progressed += n; }});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
   EXPECT_EQ(r[0]->digest, hash::HashBytes(content));
   EXPECT_EQ(r[0]->bytes_transferred, content.size());
@@ -757,12 +758,12 @@ TEST_F(DropboxCloudTest, InterruptedLargeUploadResumesOnlyMissingChunks) {
   std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
   {
     auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
-    EXPECT_EQ(first->Upload(items, nullptr)[0].status().kind(), Status::Kind::kCancelled);
+    EXPECT_EQ(first->Upload(items, {})[0].status().kind(), Status::Kind::kCancelled);
   }
   EXPECT_EQ(server->appended_bytes, 2u * 4 * 1024 * 1024);
   o.test_stop_after_chunks = 0;
   auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
-  auto r = second->Upload(items, nullptr);
+  auto r = second->Upload(items, {});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
   EXPECT_EQ(r[0]->bytes_transferred, content.size() - 2u * 4 * 1024 * 1024);
   EXPECT_EQ(r[0]->digest, hash::HashBytes(content));
@@ -782,12 +783,12 @@ TEST_F(DropboxCloudTest, ExpiredStoredSessionStartsOver) {
   std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
   {
     auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
-    EXPECT_EQ(first->Upload(items, nullptr)[0].status().kind(), Status::Kind::kCancelled);
+    EXPECT_EQ(first->Upload(items, {})[0].status().kind(), Status::Kind::kCancelled);
   }
   server->forgotten.insert("c0");  // Dropbox dropped the session meanwhile
   o.test_stop_after_chunks = 0;
   auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
-  auto r = second->Upload(items, nullptr);
+  auto r = second->Upload(items, {});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
   EXPECT_EQ(server->next, 2) << "a new session was started";
   EXPECT_EQ(r[0]->bytes_transferred, content.size());
@@ -820,7 +821,7 @@ TEST_P(HeaderLimitTest, AppendBatchSplitsAfterARefusedLongHeader) {
   for (int i = 0; i < 200; ++i)
     items.push_back(Item("f" + std::to_string(i), std::to_string(i), "/f" + std::to_string(i)));
   for (int round = 0; round < 2; ++round) {  // the second batch uses the learned limit at once
-    const auto results = cloud->Upload(items, nullptr);
+    const auto results = cloud->Upload(items, {});
     for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   EXPECT_EQ(refused, 1) << "only the first long header is tried, and only once";

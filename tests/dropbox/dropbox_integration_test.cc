@@ -162,7 +162,7 @@ TEST_F(DropboxIntegrationTest, FullListingThenContinueIsOneRequest) {
   for (int i = 0; i < 30; ++i)
     items.push_back(Item("l/" + std::to_string(i), Content(i),
                          "/L/d" + std::to_string(i % 3) + "/f" + std::to_string(i)));
-  for (const auto& r : cloud.Upload(items, nullptr)) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (const auto& r : cloud.Upload(items, {})) ASSERT_TRUE(r.ok()) << r.status().ToString();
 
   auto full = cloud.List("/L", "");
   ASSERT_TRUE(full.ok()) << full.status().ToString();
@@ -196,7 +196,7 @@ class SmallFilesTest : public DropboxIntegrationTest {
     ASSERT_EQ(batch, 1000u);
     for (std::size_t b = 0; b < items.size(); b += batch) {
       const auto span = std::span(items).subspan(b, std::min(batch, items.size() - b));
-      const auto results = cloud.Upload(span, nullptr);
+      const auto results = cloud.Upload(span, {});
       for (std::size_t i = 0; i < results.size(); ++i) {
         ASSERT_TRUE(results[i].ok())
             << span[i].cloud_path << ": " << results[i].status().ToString();
@@ -243,14 +243,14 @@ TEST_F(DropboxIntegrationTest, ExternalEditAndDeleteSeenThroughCursor) {
   DropboxCloud cloud(Options());
   std::vector<cloud::UploadItem> items = {Item("e/a", "alpha", "/E/a.txt"),
                                           Item("e/b", "beta", "/E/b.txt")};
-  for (const auto& r : cloud.Upload(items, nullptr)) ASSERT_TRUE(r.ok());
+  for (const auto& r : cloud.Upload(items, {})) ASSERT_TRUE(r.ok());
   auto full = cloud.List("/E", "");
   ASSERT_TRUE(full.ok());
 
   // Someone else (another client of the same account) edits a.txt and deletes b.txt.
   DropboxCloud other(Options());
   std::vector<cloud::UploadItem> edit = {Item("e/a2", "alpha, edited elsewhere", "/E/a.txt")};
-  ASSERT_TRUE(other.Upload(edit, nullptr)[0].ok());
+  ASSERT_TRUE(other.Upload(edit, {})[0].ok());
   const std::vector<std::string> gone = {"/E/b.txt"};
   ASSERT_TRUE(other.Delete(gone)[0].ok());
 
@@ -299,7 +299,7 @@ TEST_F(DropboxIntegrationTest, LargeSparseFileResumesWithANewInstance) {
   std::uint64_t first_bytes = 0;
   {
     DropboxCloud first(first_options);
-    auto r = first.Upload(items, [&](std::uint64_t n) { first_bytes += n; });
+    auto r = first.Upload(items, {.progress = [&](std::uint64_t n) { first_bytes += n; }});
     ASSERT_EQ(r[0].status().kind(), Status::Kind::kCancelled) << r[0].status().ToString();
   }
   EXPECT_GE(first_bytes, 24 * 16 * kMiB);
@@ -309,7 +309,7 @@ TEST_F(DropboxIntegrationTest, LargeSparseFileResumesWithANewInstance) {
   second_options.sessions = &store;
   DropboxCloud second(second_options);
   emu_.ResetCounters();
-  auto r = second.Upload(items, nullptr);
+  auto r = second.Upload(items, {});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
   std::printf("[ metrics ] resume sent %llu of %llu bytes (first run %llu)\n",
               static_cast<unsigned long long>(r[0]->bytes_transferred),
@@ -333,9 +333,10 @@ TEST_F(DropboxIntegrationTest, FileAppendedDuringUploadIsChanged) {
   std::vector<cloud::UploadItem> items = {item};
   DropboxCloud cloud(Options());
   std::once_flag once;
-  auto r = cloud.Upload(items, [&](std::uint64_t) {
-    std::call_once(once, [&] { std::ofstream(item.local_path, std::ios::app) << "more"; });
-  });
+  auto r = cloud.Upload(
+      items, {.progress = [&](std::uint64_t) {
+        std::call_once(once, [&] { std::ofstream(item.local_path, std::ios::app) << "more"; });
+      }});
   EXPECT_EQ(r[0].status().kind(), Status::Kind::kChanged) << r[0].status().ToString();
   EXPECT_TRUE(Files(cloud, "/G").empty());
 
@@ -343,7 +344,7 @@ TEST_F(DropboxIntegrationTest, FileAppendedDuringUploadIsChanged) {
   cloud::UploadItem small = Item("small.txt", "v1", "/G/small.txt");
   std::ofstream(small.local_path, std::ios::app) << "v2";
   std::vector<cloud::UploadItem> smalls = {small};
-  EXPECT_EQ(cloud.Upload(smalls, nullptr)[0].status().kind(), Status::Kind::kChanged);
+  EXPECT_EQ(cloud.Upload(smalls, {})[0].status().kind(), Status::Kind::kChanged);
 }
 
 TEST_F(DropboxIntegrationTest, UnicodeNfdPathBecomesNfcAndCaseOnlyRenameWorks) {
@@ -352,7 +353,7 @@ TEST_F(DropboxIntegrationTest, UnicodeNfdPathBecomesNfcAndCaseOnlyRenameWorks) {
   const std::string nfc = "/U/Caf\xC3\xA9 na\xC3\xAFve \xF0\x9F\x98\x80.txt";
   std::vector<cloud::UploadItem> items = {Item("u1", "unicode", nfd),
                                           Item("u2", "readme", "/U/readme.txt")};
-  for (const auto& r : cloud.Upload(items, nullptr)) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (const auto& r : cloud.Upload(items, {})) ASSERT_TRUE(r.ok()) << r.status().ToString();
   auto listed = cloud.List("/U", "");
   ASSERT_TRUE(listed.ok());
   std::set<std::string> paths;
@@ -398,7 +399,7 @@ TEST_F(DropboxIntegrationTest, ConcurrentWorkersShareOneInstance) {
     threads.emplace_back([&, w] {
       auto& mine = work[static_cast<std::size_t>(w)];
       for (std::size_t b = 0; b < mine.size(); b += 50) {
-        for (const auto& r : cloud.Upload(std::span(mine).subspan(b, 50), nullptr)) {
+        for (const auto& r : cloud.Upload(std::span(mine).subspan(b, 50), {})) {
           if (!r.ok()) ++failures;
         }
       }
@@ -444,7 +445,7 @@ TEST_F(TokenExpiryTest, ExpiredTokenIsRefreshedTransparently) {
       items.push_back(Item("t/" + std::to_string(pass) + "_" + std::to_string(i), Content(i + pass),
                            "/T/p" + std::to_string(pass) + "/f" + std::to_string(i)));
     }
-    for (const auto& r : cloud.Upload(items, nullptr)) ASSERT_TRUE(r.ok()) << r.status().ToString();
+    for (const auto& r : cloud.Upload(items, {})) ASSERT_TRUE(r.ok()) << r.status().ToString();
     auto listed = cloud.List("/T", "");
     ASSERT_TRUE(listed.ok()) << listed.status().ToString();
     if (pass < 2) std::this_thread::sleep_for(2100ms);  // the token expires between passes
@@ -488,7 +489,7 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
     for (std::size_t b = 0; b < pending.size(); b += 20) {
       const auto span =
           std::span(pending).subspan(b, std::min<std::size_t>(20, pending.size() - b));
-      const auto results = cloud.Upload(span, nullptr);
+      const auto results = cloud.Upload(span, {});
       for (std::size_t i = 0; i < results.size(); ++i) {
         if (!results[i].ok()) {
           EXPECT_TRUE(results[i].status().IsRetryable()) << results[i].status().ToString();
@@ -577,7 +578,7 @@ class MoveBatchTest : public DropboxIntegrationTest {
       for (std::size_t b = 0; b < pending.size(); b += 500) {
         const auto span =
             std::span(pending).subspan(b, std::min<std::size_t>(500, pending.size() - b));
-        const auto results = cloud.Upload(span, nullptr);
+        const auto results = cloud.Upload(span, {});
         for (std::size_t i = 0; i < results.size(); ++i) {
           if (!results[i].ok()) next.push_back(span[i]);
         }
@@ -675,7 +676,7 @@ TEST_F(OlderServerTest, FallsBackToSingleRoutesAndAsksTheBatchRoutesOnce) {
     items.push_back(Item("o/" + std::to_string(i), Content(i), "/O/f" + std::to_string(i)));
   }
   for (std::size_t half = 0; half < 2; ++half) {
-    const auto results = cloud.Upload(std::span(items).subspan(half * 20u, 20u), nullptr);
+    const auto results = cloud.Upload(std::span(items).subspan(half * 20u, 20u), {});
     for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   json counters = emu_.Counters();

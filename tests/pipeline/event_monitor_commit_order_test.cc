@@ -38,9 +38,9 @@ class SlowCloud : public cloud::Cloud {
   }
   Status CreateFolder(const std::string& path) override { return inner_.CreateFolder(path); }
   std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
-                                                  const cloud::ProgressFn& progress) override {
+                                                  const cloud::Transfer& transfer) override {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    return inner_.Upload(items, progress);
+    return inner_.Upload(items, transfer);
   }
   std::vector<Status> Delete(std::span<const std::string> paths) override {
     return inner_.Delete(paths);

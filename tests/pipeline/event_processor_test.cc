@@ -28,7 +28,7 @@ class ScriptedCloud : public cloud::Cloud {
   }
   Status CreateFolder(const std::string&) override { return Status::Ok(); }
   std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
-                                                  const cloud::ProgressFn&) override {
+                                                  const cloud::Transfer&) override {
     const Status s = Next(upload_script, upload_calls++);
     std::vector<Result<cloud::UploadedFile>> out;
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -99,7 +99,7 @@ TEST(EventProcessor, TransientFailuresAreRetriedUntilTheySucceed) {
                          Status::RateLimited("429", std::chrono::milliseconds(20))};
   RecordingSink sink;
   std::atomic<bool> stop{false};
-  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
   const auto start = std::chrono::steady_clock::now();
   p.Process({Ev(plan::ActionKind::kDelete, "a"), Ev(plan::ActionKind::kDelete, "b")});
   EXPECT_GE(std::chrono::steady_clock::now() - start,
@@ -117,7 +117,7 @@ TEST(EventProcessor, RetriesAreBoundedThenTheErrorIsReported) {
   cloud.upload_script = std::vector<Status>(10, Status::Transient("network down"));
   RecordingSink sink;
   std::atomic<bool> stop{false};
-  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
   p.Process({Ev(plan::ActionKind::kUpload, "f")});
   EXPECT_EQ(cloud.upload_calls, kFast.max_attempts);
   ASSERT_EQ(sink.done.size(), 1u);
@@ -128,7 +128,7 @@ TEST(EventProcessor, PermanentFailuresAreNotRetried) {
   ScriptedCloud cloud;
   RecordingSink sink;
   std::atomic<bool> stop{false};
-  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
   Event move = Ev(plan::ActionKind::kMove, "to");
   move.action.from = "from";
   p.Process({move});
@@ -150,7 +150,7 @@ TEST(EventProcessor, FileMovesGoInOneMoveBatchAndOnlyFailedOnesAreRetried) {
   cloud.moves_limited_once = {"/cloud/b"};
   RecordingSink sink;
   std::atomic<bool> stop{false};
-  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
   p.Process({FileMove("a", "a2"), FileMove("b", "b2"), FileMove("c", "c2")});
   ASSERT_EQ(cloud.move_batches.size(), 2u);
   EXPECT_EQ(cloud.move_batches[0], (std::vector<std::string>{"/cloud/a", "/cloud/b", "/cloud/c"}));
@@ -172,7 +172,7 @@ TEST(EventProcessor, FolderMovesStaySingle) {
   ScriptedCloud cloud;
   RecordingSink sink;
   std::atomic<bool> stop{false};
-  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
   Event folder = FileMove("dir", "dir2");
   folder.action.entry_kind = cloud::EntryKind::kFolder;
   folder.action.phase = plan::kPhaseReplace;
@@ -187,7 +187,7 @@ TEST(EventProcessor, StopDuringBackoffCancelsInsteadOfRetrying) {
   cloud.delete_script = {Status::RateLimited("429", std::chrono::seconds(30))};
   RecordingSink sink;
   std::atomic<bool> stop{false};
-  EventProcessor p(cloud, {{"/local", "/cloud"}}, kFast, sink, stop, nullptr);
+  EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     stop = true;

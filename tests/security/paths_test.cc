@@ -103,7 +103,7 @@ TEST_F(LocalCloudPaths, EveryOperationRefusesPathsThatEscapeTheRoot) {
     SCOPED_TRACE(Printable(path));
     EXPECT_FALSE(cloud_->CreateFolder(path).ok());
     const cloud::UploadItem item = Item(path);
-    const auto uploaded = cloud_->Upload(std::span(&item, 1), nullptr);
+    const auto uploaded = cloud_->Upload(std::span(&item, 1), {});
     ASSERT_EQ(uploaded.size(), 1u);
     EXPECT_FALSE(uploaded[0].ok());
     EXPECT_FALSE(cloud_->Move("/a", path).ok());
@@ -117,7 +117,7 @@ TEST_F(LocalCloudPaths, EveryOperationRefusesPathsThatEscapeTheRoot) {
   EXPECT_EQ(Snapshot(base_), before) << "something changed on disk";
   // The same operations with good paths do change things (the checks above can fail).
   const cloud::UploadItem good = Item("/a/ok.txt");
-  EXPECT_TRUE(cloud_->Upload(std::span(&good, 1), nullptr)[0].ok());
+  EXPECT_TRUE(cloud_->Upload(std::span(&good, 1), {})[0].ok());
   EXPECT_TRUE(cloud_->Move("/b", "/c").ok());
   EXPECT_NE(Snapshot(base_), before);
 }
@@ -153,7 +153,7 @@ class LocalCloudSymlinks : public LocalCloudPaths {
   }
   Status UploadTo(const std::string& path) {
     const cloud::UploadItem item = Item(path);
-    auto result = cloud_->Upload(std::span(&item, 1), nullptr);
+    auto result = cloud_->Upload(std::span(&item, 1), {});
     return result.at(0).ok() ? Status::Ok() : result[0].status();
   }
   Status DeleteOne(const std::string& path) {
@@ -219,7 +219,7 @@ TEST_F(LocalCloudSymlinks, TheConfiguredRootMayBeALink) {
   fs::create_directory_symlink(root_, alias);
   cloud::LocalCloud via_link(alias);
   const cloud::UploadItem item = Item("/d/inner/through-alias.txt");
-  EXPECT_TRUE(via_link.Upload(std::span(&item, 1), nullptr).at(0).ok());
+  EXPECT_TRUE(via_link.Upload(std::span(&item, 1), {}).at(0).ok());
   EXPECT_TRUE(fs::is_regular_file(root_ / "d" / "inner" / "through-alias.txt"));
   auto listed = via_link.List("", "");
   ASSERT_TRUE(listed.ok()) << listed.status().ToString();

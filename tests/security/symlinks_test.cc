@@ -2,7 +2,9 @@
 // file outside, to "/", loops, self-links and dangling links are skipped — by a one-shot sync, by
 // the daemon when they appear while it watches, and while a folder is swapped for a link to the
 // outside during passes — and nothing from outside ever reaches the cloud. Both backends.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -155,6 +157,65 @@ TEST_P(Symlinks, DaemonNeverFollowsLinksThatAppearOrSwapIn) {
   EXPECT_EQ(r.code, 0) << r.all();
   EXPECT_EQ(Mirror()["swap/f.txt"], ReadFile(src_ / "swap" / "f.txt"));
   ExpectNothingFromOutside();
+}
+
+// The sync dir itself is swapped, atomically and over and over, with a symlink to an outside folder
+// (renameat2 RENAME_EXCHANGE in its parent) while passes run: a pass reads either the accepted
+// dir or nothing, never the outside folder, and says so when it refuses (issue 11, item 6).
+TEST_P(Symlinks, SyncDirSwappedForALinkMidPassReadsNothingOutside) {
+  for (int i = 0; i < 20; ++i)
+    WriteFile(src_ / "real" / ("f-" + std::to_string(i) + ".txt"), "inside " + std::to_string(i));
+  // The outside folder looks like the sync dir (same names, other bytes), so a pass that strayed
+  // there would plan only uploads (no deletes for max_delete to stop) and send outside bytes.
+  fs::remove_all(outside_);
+  WriteFile(outside_ / "real" / "file.txt", marker_ + " outside");
+  for (int i = 0; i < 20; ++i)
+    WriteFile(outside_ / "real" / ("f-" + std::to_string(i) + ".txt"), marker_ + " outside");
+  const RunResult first = box_.Run({"--config", config_.string(), "sync"});
+  ASSERT_EQ(first.code, 0) << first.all();
+  const fs::path link = box_.base() / "data" / "link";
+  fs::create_directory_symlink(outside_, link);
+  std::atomic<bool> stop{false};
+  std::atomic<int> swaps{0};
+  std::thread swapper([&] {
+    while (!stop) {
+      if (renameat2(AT_FDCWD, src_.c_str(), AT_FDCWD, link.c_str(), RENAME_EXCHANGE) == 0) ++swaps;
+    }
+  });
+  int refused = 0;
+  for (int pass = 0; pass < 21; ++pass) {
+    const RunResult r = box_.Run({"--config", config_.string(), "sync"});
+    if (r.code != 0) {
+      ++refused;
+      EXPECT_NE(r.err.find("sync dir " + src_.string()), std::string::npos) << r.all();
+    }
+    ExpectNothingFromOutside();  // after every pass: a later pass would overwrite a leak
+  }
+  stop = true;
+  swapper.join();
+  EXPECT_GT(swaps.load(), 100);
+  if (fs::is_symlink(src_)) {
+    ASSERT_EQ(renameat2(AT_FDCWD, src_.c_str(), AT_FDCWD, link.c_str(), RENAME_EXCHANGE), 0);
+  }
+  ExpectNothingFromOutside();
+  EXPECT_GT(refused, 0) << "no pass ever met the swapped link: the test proved nothing";
+  const RunResult last = box_.Run({"--config", config_.string(), "sync"});
+  EXPECT_EQ(last.code, 0) << last.all();
+  EXPECT_EQ(Mirror().size(), 22u);  // "real", real/file.txt and the 20 files
+  ExpectNothingFromOutside();
+}
+
+// A sync dir that is itself a symlink is refused with one line naming its target, and nothing is
+// read through it.
+TEST_P(Symlinks, SymlinkedSyncDirIsRefusedNamingItsTarget) {
+  const fs::path real = box_.base() / "data" / "real-docs";
+  fs::rename(src_, real);
+  fs::create_directory_symlink(real, src_);
+  const RunResult r = box_.Run({"--config", config_.string(), "sync"});
+  EXPECT_EQ(r.code, 1) << r.all();
+  EXPECT_NE(r.err.find("is a symlink"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find(fs::canonical(real).string()), std::string::npos) << r.all();
+  EXPECT_TRUE(Mirror().empty());
 }
 
 }  // namespace

@@ -93,19 +93,9 @@ std::string Errno(const std::string& what) { return what + ": " + std::strerror(
 
 // Opens a file for upload and checks it is still what the scan saw.
 Result<std::pair<std::unique_ptr<Fd>, FileIdentity>> OpenChecked(const UploadItem& item) {
-  auto fd = std::make_unique<Fd>(open(item.local_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (fd->get() < 0) {
-    if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) {
-      return Status::Changed(item.local_path + " vanished or was replaced");
-    }
-    return Status::Io(Errno("cannot open " + item.local_path));
-  }
-  struct stat st {};
-  if (fstat(fd->get(), &st) != 0) return Status::Io(Errno("cannot stat " + item.local_path));
-  if (!S_ISREG(st.st_mode) || IdentityOf(st) != item.expected) {
-    return Status::Changed(item.local_path + " changed since it was scanned");
-  }
-  return std::make_pair(std::move(fd), IdentityOf(st));
+  auto opened = cloud::OpenForUpload(item);
+  if (!opened.ok()) return opened.status();
+  return std::make_pair(std::make_unique<Fd>(std::move(opened->first)), opened->second);
 }
 
 Status CheckUnchanged(int fd, const FileIdentity& before, const std::string& path) {
@@ -554,7 +544,7 @@ struct DropboxCloud::Impl {
   // upload_session/start(close=true) per file: the fallback without append_batch.
   void StartEach(std::vector<SmallFile>& files, std::vector<Ready>& ready,
                  std::vector<std::optional<Result<UploadedFile>>>& results,
-                 const cloud::ProgressFn& progress) {
+                 const cloud::Transfer& transfer) {
     std::mutex mu;
     ParallelFor(files.size(), o.max_parallel_chunks, [&](std::size_t i) {
       SmallFile& f = files[i];
@@ -575,7 +565,7 @@ struct DropboxCloud::Impl {
                             f.identity,
                             size,
                             {}});
-      if (progress) progress(size);
+      transfer.Progress(size);
     });
   }
 
@@ -584,7 +574,7 @@ struct DropboxCloud::Impl {
   // rest keep their bytes for StartEach.
   std::size_t AppendBatch(std::vector<SmallFile>& files, std::vector<Ready>& ready,
                           std::vector<std::optional<Result<UploadedFile>>>& results,
-                          const cloud::ProgressFn& progress) {
+                          const cloud::Transfer& transfer) {
     constexpr std::string_view kFallback = "one upload_session/start per small file";
     for (std::size_t begin = 0; begin < files.size(); begin += kMaxBatchEntries) {
       const std::size_t end = std::min(files.size(), begin + kMaxBatchEntries);
@@ -689,7 +679,7 @@ struct DropboxCloud::Impl {
           const auto correct = e.success ? std::nullopt : CorrectOffset(e.failure);
           if (e.success || (correct && *correct == size)) {
             ready.push_back(Ready{f.index, ids[i - begin], size, f.digest, f.identity, size, {}});
-            if (progress) progress(size);
+            transfer.Progress(size);
           } else {
             results[f.index] = e.status;
           }
@@ -741,7 +731,7 @@ struct DropboxCloud::Impl {
 
   // Sends the chunks of one large file into a concurrent session (resuming a stored one).
   Result<Ready> UploadLarge(std::size_t index, const UploadItem& item,
-                            const cloud::ProgressFn& progress) {
+                            const cloud::Transfer& transfer) {
     auto opened = OpenChecked(item);
     if (!opened.ok()) return opened.status();
     // Named references, not a structured binding: lambdas below capture them (clang 14 cannot
@@ -814,7 +804,7 @@ struct DropboxCloud::Impl {
         std::lock_guard lock(mu);  // also keeps progress() calls of one Upload serial
         if (r.ok()) {
           sent += len;
-          if (progress) progress(len);
+          transfer.Progress(len);
         }
         record->done[i] = std::move(blocks);
         SaveRecord(key, *record);
@@ -1219,7 +1209,7 @@ Status DropboxCloud::CreateFolder(const std::string& path) {
 }
 
 std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadItem> items,
-                                                       const cloud::ProgressFn& progress) {
+                                                       const cloud::Transfer& transfer) {
   Impl& d = *impl_;
   std::vector<std::optional<Result<UploadedFile>>> results(items.size());
   std::vector<Ready> ready;
@@ -1235,19 +1225,19 @@ std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadIte
   }
   if (!small.empty()) {
     const std::size_t batched = d.o.append_batch && d.batch_upload_route.Available(d.clock)
-                                    ? d.AppendBatch(small, ready, results, progress)
+                                    ? d.AppendBatch(small, ready, results, transfer)
                                     : 0;
     if (batched < small.size()) {
       std::vector<SmallFile> rest(
           std::make_move_iterator(small.begin() + static_cast<std::ptrdiff_t>(batched)),
           std::make_move_iterator(small.end()));
-      d.StartEach(rest, ready, results, progress);
+      d.StartEach(rest, ready, results, transfer);
     }
     small.clear();
   }
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (items[i].expected.size <= d.o.small_file_limit) continue;
-    auto r = d.UploadLarge(i, items[i], progress);
+    auto r = d.UploadLarge(i, items[i], transfer);
     if (r.ok()) {
       ready.push_back(std::move(*r));
     } else {

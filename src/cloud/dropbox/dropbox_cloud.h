@@ -99,7 +99,7 @@ class DropboxCloud : public cloud::Cloud {
   Result<cloud::ListResult> List(const std::string& root, const std::string& cursor) override;
   Status CreateFolder(const std::string& path) override;
   std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
-                                                  const cloud::ProgressFn& progress) override;
+                                                  const cloud::Transfer& transfer) override;
   std::vector<Status> Delete(std::span<const std::string> paths) override;
   Result<cloud::RemoteEntry> Move(const std::string& from, const std::string& to) override;
   std::vector<Result<cloud::RemoteEntry>> MoveBatch(

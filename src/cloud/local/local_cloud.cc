@@ -283,27 +283,21 @@ Status LocalCloud::CreateFolder(const std::string& path) {
 }
 
 std::vector<Result<UploadedFile>> LocalCloud::Upload(std::span<const UploadItem> items,
-                                                     const ProgressFn& progress) {
+                                                     const Transfer& transfer) {
   std::vector<Result<UploadedFile>> results;
   results.reserve(items.size());
-  for (const UploadItem& item : items) results.push_back(UploadOne(item, progress));
+  for (const UploadItem& item : items) results.push_back(UploadOne(item, transfer));
   return results;
 }
 
-Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const ProgressFn& progress) {
+Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const Transfer& transfer) {
   if (Status s = CheckCloudPath(item.cloud_path); !s.ok()) return s;
   if (item.cloud_path.empty()) return Status::Conflict("the cloud root is a folder");
-  Fd src(open(item.local_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (src.get() < 0) {
-    if (errno == ENOENT || errno == ELOOP)
-      return Status::Changed(item.local_path + " vanished or was replaced");
-    return Status::Io(Errno("cannot open " + item.local_path));
-  }
+  auto opened = OpenForUpload(item);
+  if (!opened.ok()) return opened.status();
+  const Fd src = std::move(opened->first);
   struct stat before {};
   if (fstat(src.get(), &before) != 0) return Status::Io(Errno("cannot stat " + item.local_path));
-  if (!S_ISREG(before.st_mode) || IdentityOf(before) != item.expected) {
-    return Status::Changed(item.local_path + " changed since it was scanned");
-  }
   std::string name;
   auto parent = OpenParent(root_fd_, item.cloud_path, true, name);
   if (!parent.ok()) return parent.status();
@@ -338,7 +332,11 @@ Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const Progres
       return s;
     }
     copied += len;
-    if (progress) progress(len);
+    transfer.Progress(len);
+    if (transfer.cancelled()) {
+      unlinkat(staging_fd_, temp.c_str(), 0);
+      return Status::Cancelled("stopped while copying " + item.local_path);
+    }
   }
   struct stat after {};
   if (fstat(src.get(), &after) != 0 || IdentityOf(after) != IdentityOf(before) ||

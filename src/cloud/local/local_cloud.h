@@ -45,7 +45,7 @@ class LocalCloud : public Cloud {
   Result<ListResult> List(const std::string& root, const std::string& cursor) override;
   Status CreateFolder(const std::string& path) override;
   std::vector<Result<UploadedFile>> Upload(std::span<const UploadItem> items,
-                                           const ProgressFn& progress) override;
+                                           const Transfer& transfer) override;
   std::vector<Status> Delete(std::span<const std::string> paths) override;
   Result<RemoteEntry> Move(const std::string& from, const std::string& to) override;
   Status Flush() override;
@@ -53,7 +53,7 @@ class LocalCloud : public Cloud {
   static constexpr const char* kStagingName = ".filesync-staging";
 
  private:
-  Result<UploadedFile> UploadOne(const UploadItem& item, const ProgressFn& progress);
+  Result<UploadedFile> UploadOne(const UploadItem& item, const Transfer& transfer);
   Status DeleteOne(const std::string& path);
   // A fresh name for an entry in the staging folder.
   std::string StagingName(const char* suffix);
