@@ -75,7 +75,7 @@ sudo_cmd=()
 export DEBIAN_FRONTEND=noninteractive
 echo "setup: apt-get update"
 "${sudo_cmd[@]}" apt-get update -qq
-echo "setup: apt-get install ${#missing[@]} packages and their dependencies (a few minutes on a fresh machine)"
+echo "setup: apt-get install ${#missing[@]} packages and their dependencies"
 start=$SECONDS
 "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 echo "setup: installed in $((SECONDS - start)) s"
