@@ -5,7 +5,7 @@
 #   scripts/setup.sh --demo-dropbox   that, plus what scripts/demo-dropbox.sh runs (curl, python3)
 #   scripts/setup.sh --test           that, plus the tests, sanitizer and fuzz builds and the
 #                                     micro-benchmarks (scripts/test.sh, bench/run)
-# It prints each group and what it installs before apt-get runs (a fresh machine takes minutes).
+# It prints each group and what it installs before apt-get runs (a minute or more on a fresh machine).
 set -euo pipefail
 
 # One package per line, so adding one is a one-line change.
@@ -56,7 +56,7 @@ for group in "${groups[@]}"; do
   declare -n list="${group}_packages"
   group_missing=()
   for p in "${list[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || group_missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || group_missing+=("$p")
   done
   echo "setup: ${group//_/-} packages (${#list[@]}): ${list[*]}"
   if ((${#group_missing[@]})); then
