@@ -11,11 +11,6 @@ target_compile_options(filesync_options INTERFACE
   -Wno-missing-field-initializers)
 if(FILESYNC_WERROR)
   target_compile_options(filesync_options INTERFACE -Werror)
-  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-    # GCC 12 at -O2 reports std::variant's inactive member as maybe-uninitialized (a known
-    # false positive): keep the warning visible, but do not fail the build on it.
-    target_compile_options(filesync_options INTERFACE -Wno-error=maybe-uninitialized)
-  endif()
 endif()
 if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   target_compile_options(filesync_options INTERFACE -Wthread-safety)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The demo through Dropbox's API: installs dependencies, builds filesync and the bundled Dropbox
-# API emulator, starts the emulator on a loopback port, mirrors examples/demo/photos into it with
-# the Dropbox backend, and prints how many API requests each step cost. No account needed.
+# The demo through Dropbox's API: installs the build dependencies plus curl and python3
+# (scripts/setup.sh --demo-dropbox), builds filesync and the bundled Dropbox API emulator (release
+# preset), starts the emulator on a loopback port, mirrors examples/demo/photos into it with the
+# Dropbox backend, and prints how many API requests each step cost: the first sync, a no-change
+# sync, and a sync after a folder rename and a file edit; then what the emulator holds. No
+# account needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --demo-dropbox
 cmake --preset release >/dev/null
 cmake --build --preset release --target filesync filesync-dropbox-emulator
 bin=build/release/src/cli/filesync
@@ -20,7 +23,12 @@ token="demo-$RANDOM$RANDOM"
 "$emulator" --listen 127.0.0.1:0 --data "$work/emulator-data" --token "$token" > "$work/emulator.log" 2>&1 &
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q "listening on" "$work/emulator.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q "listening on" "$work/emulator.log" 2>/dev/null && break; sleep 0.1; done
+if ! grep -q "listening on" "$work/emulator.log"; then
+  echo "demo: the emulator did not start within 10 s; its log ($work/emulator.log):" >&2
+  cat "$work/emulator.log" >&2
+  exit 1
+fi
 url=$(head -1 "$work/emulator.log" | awk '{print $3}')
 echo "== Dropbox API emulator at $url"
 

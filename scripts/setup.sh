@@ -1,22 +1,81 @@
 #!/usr/bin/env bash
-# Installs everything filesync needs to build, test and benchmark on Debian 12 (run as root, or
-# with sudo available). Safe to run again: apt skips what is installed.
+# Installs the Debian 12 packages filesync needs (run as root, or with sudo available). Safe to
+# run again: only packages that are not installed yet are installed.
+#   scripts/setup.sh                  building filesync and the emulator (scripts/demo.sh)
+#   scripts/setup.sh --demo-dropbox   that, plus what scripts/demo-dropbox.sh runs (curl, python3)
+#   scripts/setup.sh --test           that, plus the tests, sanitizer and fuzz builds and the
+#                                     micro-benchmarks (scripts/test.sh, bench/run)
+# It prints each group and what it installs before apt-get runs (a minute or more on a fresh machine).
 set -euo pipefail
-packages=(
-  build-essential cmake ninja-build ccache pkg-config git
-  libssl-dev libsqlite3-dev libcurl4-openssl-dev libtomlplusplus-dev nlohmann-json3-dev
-  libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libutf8proc-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev time curl openssl python3 python3-dropbox
+
+# One package per line, so adding one is a one-line change.
+build_packages=(
+  build-essential
+  cmake
+  ninja-build
+  ccache
+  pkg-config
+  libssl-dev
+  libsqlite3-dev
+  libcurl4-openssl-dev
+  libtomlplusplus-dev
+  nlohmann-json3-dev
+  libcli11-dev
+  libspdlog-dev
+  libfmt-dev
+  libcpp-httplib-dev
+  libutf8proc-dev
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+demo_dropbox_packages=(
+  curl     # asks the emulator for its request counters and listing
+  python3  # prints the listing
+)
+test_packages=(
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev    # the ci preset also builds bench/
+  clang               # tests/fuzz/run.sh: the libFuzzer targets
+  libclang-rt-14-dev  # libFuzzer and the ASan/UBSan runtimes for clang
+  python3
+  python3-dropbox     # tests/conformance: Dropbox's own SDK against the emulator
+  openssl             # TLS tests make their certificates with the openssl CLI
+)
+
+usage() { echo "usage: scripts/setup.sh [--demo-dropbox] [--test]" >&2; exit 2; }
+groups=(build)
+for arg in "$@"; do
+  case $arg in
+    --demo-dropbox) groups+=(demo_dropbox) ;;
+    --test) groups+=(test) ;;
+    *) usage ;;
+  esac
 done
-if ((${#missing[@]})); then
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+
+missing=()
+for group in "${groups[@]}"; do
+  declare -n list="${group}_packages"
+  group_missing=()
+  for p in "${list[@]}"; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || group_missing+=("$p")
+  done
+  echo "setup: ${group//_/-} packages (${#list[@]}): ${list[*]}"
+  if ((${#group_missing[@]})); then
+    echo "setup:   to install: ${group_missing[*]}"
+    missing+=("${group_missing[@]}")
+  else
+    echo "setup:   all installed"
+  fi
+  unset -n list
+done
+((${#missing[@]})) || exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)  # groups share a few packages
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+echo "setup: apt-get update"
+"${sudo_cmd[@]}" apt-get update -qq
+echo "setup: apt-get install ${#missing[@]} packages and their dependencies"
+start=$SECONDS
+"${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+echo "setup: installed in $((SECONDS - start)) s"

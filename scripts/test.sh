@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test command: installs dependencies, builds with warnings as errors, and runs every test
-# (unit and integration) under ctest; then again under ASan+UBSan and under TSan (what each runs
-# is below), then the fuzz targets. FILESYNC_SKIP_SANITIZERS=1 skips the sanitizer builds and the
-# fuzzing (a quicker local loop).
+# The test command: installs dependencies (scripts/setup.sh --test), builds with warnings as
+# errors, and runs every test (unit and integration) under ctest; then again under ASan+UBSan and
+# under TSan (what each runs is below), then the fuzz targets. FILESYNC_SKIP_SANITIZERS=1 skips
+# the sanitizer builds and the fuzzing (a quicker local loop). Each stage starts with a header
+# line (stage, preset, what it runs); each ctest stage ends with its skipped tests and the reason
+# each gave (scripts/skipped-tests.py); stage times are printed at the end.
 #
 # Sanitizer runs (docs/soak.md): the asan-ubsan and tsan test presets set ASAN_OPTIONS,
 # UBSAN_OPTIONS and TSAN_OPTIONS so the first report stops the process with exit code 66 and is
@@ -11,43 +13,52 @@
 # (an emulator stopped by the fixture, a daemon killed on purpose): any report file fails the
 # run, whatever ctest said, and is printed.
 #
-# CI budget (90 minutes on 2 cores, four builds included). ASan+UBSan runs the whole suite.
-# TSan runs the whole suite except two process-heavy tests whose threads are the same as in
-# tests it does run, and which take ~13 minutes under it:
+# CI budget: 60 minutes on 2 cores, four builds included (a clean clone took 48). ASan+UBSan runs
+# the whole suite. TSan runs the whole suite except two process-heavy tests whose threads are the
+# same as in tests it does run, and which take ~13 minutes under it:
 #   SmallFilesTest.FiveThousand*   5,000 small files through the Dropbox backend (the same upload
 #                                  pipeline as the 2,000-file SmallFilesTest, e2e and soak);
 #   CrashTorture.*ThreeKillPoints* kill -9 at three points of a 10,000-file initial sync (the
 #                                  kill/restart paths run under TSan in the reliability seeds).
 # FILESYNC_FULL_SANITIZERS=1 runs those too (docs/soak.md). Then the libFuzzer targets
 # (tests/fuzz/run.sh, clang, ASan+UBSan) run for FILESYNC_FUZZ_SECONDS (default 30) each.
-# Stage times are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 tsan_heavy='SmallFilesTest\.FiveThousand|CrashTorture\..*ThreeKillPoints'
+fuzz_seconds=${FILESYNC_FUZZ_SECONDS:-30}
 times=()
 failed=()
-# Runs one stage and records its time. A failing test stage does not stop the later ones (one CI
-# run reports every failure); a failing setup or build stops the script.
+# stage NAME WHAT COMMAND...: prints a header naming the stage and what it runs, runs COMMAND and
+# records its time. A failing test stage does not stop the later ones (one CI run reports every
+# failure); a failing setup or build stops the script.
 stage() {
-  local name=$1 start=$SECONDS status=0
-  shift
+  local name=$1 what=$2 start=$SECONDS status=0
+  shift 2
+  echo
+  echo "==== stage: $name -- $what"
   "$@" || status=$?
-  times+=("$(printf '%-22s %4d s%s' "$name" $((SECONDS - start)) \
-    "$([ "$status" = 0 ] || echo "  FAILED (exit $status)")")")
+  local result="$((SECONDS - start)) s$([ "$status" = 0 ] || echo "  FAILED (exit $status)")"
+  echo "==== end of stage: $name: $result"
+  times+=("$(printf '%-22s %s' "$name" "$result")")
   if [ "$status" != 0 ]; then
     failed+=("$name")
     case $name in setup | configure*) printf '%s\n' "stage times:" "${times[@]}"; exit "$status" ;; esac
   fi
 }
 
-# Runs ctest for a sanitizer preset, then fails if any process left a sanitizer report.
-sanitized_ctest() {
+# ctest_stage PRESET [CTEST ARGS...]: ctest for a preset, then every test it skipped and the
+# reason the test gave (ctest itself prints only "Skipped"; a skip without a reason fails the
+# stage); for a sanitizer preset, fails if any process left a sanitizer report.
+ctest_stage() {
   local preset=$1
   shift
   local dir=build/$preset status=0
-  rm -f "$dir"/sanitizer-report.*
-  ctest --preset "$preset" "$@" || status=$?
+  rm -f "$dir"/sanitizer-report.* "$dir/ctest-junit.xml"
+  ctest --preset "$preset" --output-junit "$PWD/$dir/ctest-junit.xml" "$@" || status=$?
+  if [ -f "$dir/ctest-junit.xml" ]; then
+    scripts/skipped-tests.py "$dir/ctest-junit.xml" || status=1
+  fi
   local reports=("$dir"/sanitizer-report.*)
   if [ -e "${reports[0]}" ]; then
     echo "== ${#reports[@]} sanitizer report(s) under $preset:" >&2
@@ -60,23 +71,28 @@ sanitized_ctest() {
   return "$status"
 }
 
-stage setup scripts/setup.sh
-stage "configure+build ci" bash -c 'cmake --preset ci >/dev/null && cmake --build --preset ci -j "$0"' "$jobs"
-stage "ctest ci" ctest --preset ci
+build() { cmake --preset "$1" >/dev/null && cmake --build --preset "$1" -j "$jobs"; }
+
+stage setup "scripts/setup.sh --test: build and test packages from Debian" scripts/setup.sh --test
+stage "configure+build ci" "preset ci (RelWithDebInfo, gcc, warnings as errors): everything" build ci
+stage "ctest ci" "preset ci: every test, unit and integration (the slow ones skip themselves unless asked)" ctest_stage ci
 
 if [ "${FILESYNC_SKIP_SANITIZERS:-0}" != 1 ]; then
-  for preset in asan-ubsan tsan; do
-    stage "configure+build $preset" \
-      bash -c 'cmake --preset "$0" >/dev/null && cmake --build --preset "$0" -j "$1"' "$preset" "$jobs"
-  done
-  stage "ctest asan-ubsan" sanitized_ctest asan-ubsan
+  stage "configure+build asan-ubsan" "preset asan-ubsan (Debug, gcc, ASan+UBSan): everything but bench/" \
+    build asan-ubsan
+  stage "configure+build tsan" "preset tsan (RelWithDebInfo, gcc, TSan): everything but bench/" build tsan
+  stage "ctest asan-ubsan" "preset asan-ubsan: every test under AddressSanitizer + UndefinedBehaviorSanitizer" \
+    ctest_stage asan-ubsan
   if [ "${FILESYNC_FULL_SANITIZERS:-0}" = 1 ]; then
-    stage "ctest tsan" sanitized_ctest tsan
+    stage "ctest tsan" "preset tsan: every test under ThreadSanitizer" ctest_stage tsan
   else
-    stage "ctest tsan" sanitized_ctest tsan -E "$tsan_heavy"
+    stage "ctest tsan" "preset tsan: every test under ThreadSanitizer but -E '$tsan_heavy'" \
+      ctest_stage tsan -E "$tsan_heavy"
   fi
-  stage "fuzz" tests/fuzz/run.sh "${FILESYNC_FUZZ_SECONDS:-30}"
+  stage "fuzz" "tests/fuzz/run.sh $fuzz_seconds: build/fuzz (clang, ASan+UBSan), each libFuzzer target ${fuzz_seconds} s" \
+    tests/fuzz/run.sh "$fuzz_seconds"
 fi
+echo
 printf '%s\n' "stage times:" "${times[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED stages: ${failed[*]}" >&2

@@ -912,7 +912,7 @@ def main():
     args, rest = parser.parse_known_args()
     if importlib.util.find_spec("dropbox") is None:
         print("SKIPPED: the Dropbox Python SDK is not importable by %s (Debian: apt-get install "
-              "python3-dropbox; scripts/setup.sh installs it)" % sys.executable)
+              "python3-dropbox; scripts/setup.sh --test installs it)" % sys.executable)
         return SKIP
     if shutil.which("openssl") is None:
         print("SKIPPED: needs the openssl command to make a self-signed certificate")

@@ -18,11 +18,21 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DFILESYNC_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link \
   >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 
+# Every target must exist: a missing one is an error naming it, never a silent skip. The target
+# list is read into a variable first; piping ninja into `grep -q` under pipefail would fail
+# whenever grep exits before ninja has written everything (SIGPIPE), dropping targets at random.
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then
-  for t in config_loader paths exclude dropbox_parsing emulator_wire; do
-    if ninja -C "$build" -t targets all 2>/dev/null | grep -q "^fuzz_$t:"; then targets+=("$t"); fi
-  done
+[ ${#targets[@]} -gt 0 ] || targets=(config_loader paths exclude dropbox_parsing emulator_wire)
+known="$(ninja -C "$build" -t targets all)"
+missing=()
+for t in "${targets[@]}"; do
+  grep -qx "fuzz_$t: phony" <<<"$known" || missing+=("fuzz_$t")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "tests/fuzz/run.sh: no such fuzz target in $build: ${missing[*]}" >&2
+  echo "  (targets are defined in tests/fuzz/CMakeLists.txt and need clang; configure log: $build.configure.log)" >&2
+  grep "FILESYNC_BUILD_FUZZ" "$build.configure.log" >&2 || true
+  exit 1
 fi
 cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
 
