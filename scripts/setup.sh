@@ -7,7 +7,7 @@ packages=(
   libssl-dev libsqlite3-dev libcurl4-openssl-dev libtomlplusplus-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev time curl openssl python3 python3-dropbox
+  clang libclang-rt-14-dev time curl openssl python3 python3-dropbox rclone
 )
 missing=()
 for p in "${packages[@]}"; do
