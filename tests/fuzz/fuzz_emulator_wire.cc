@@ -30,8 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string s(reinterpret_cast<const char*>(data), size);
   try {
     if (e::IsHeaderSafe(s)) Check(e::IsUtf8HeaderValue(s), "strict header implies UTF-8 header");
-    for (const std::uint64_t file_size : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{10},
-                                          std::uint64_t{1} << 40}) {
+    for (const std::uint64_t file_size :
+         {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{10}, std::uint64_t{1} << 40}) {
       const e::ByteRange r = e::ResolveRange(s, file_size);
       if (r.kind == e::ByteRange::Kind::kPartial) {
         Check(r.length >= 1 && r.first < file_size && r.length <= file_size - r.first,
