@@ -227,8 +227,8 @@ void Server::InstallHandlers() {
 
   const auto serve = [this](const httplib::Request& req, httplib::Response& res,
                             const httplib::ContentReader& content_reader) {
-    // httplib would apply a Range header to whatever we answer (a 409 body included), with a
-    // 200 status and an unclamped length; the download route answers Range itself. The Request
+    // httplib would apply a Range header to whatever we answer (a 409 body included), keeping
+    // a 200 status; the download route answers Range itself. The Request
     // is httplib's own non-const object, handed to handlers by const reference.
     const std::string range = req.get_header_value("Range");
     const_cast<httplib::Request&>(req).ranges.clear();
