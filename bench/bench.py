@@ -597,13 +597,14 @@ class Bench:
     def emulator(self, name):
         """Starts the Release emulator on a free loopback port with a fresh data dir; returns
         (process, url). A random static token: the config that holds it is mode 0600 and the
-        token is never printed."""
+        token is never printed. --strict-arg-header keeps filesync's header escaping checked."""
         data = self.work / f"{name}-data"
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
         log_file = open(self.work / f"{name}.log", "wb")
         p = subprocess.Popen([self.args.emulator, "--listen", "127.0.0.1:0", "--data", str(data),
-                              "--token", self.dbx_token], stdout=subprocess.PIPE, stderr=log_file)
+                              "--token", self.dbx_token, "--strict-arg-header"],
+                             stdout=subprocess.PIPE, stderr=log_file)
         log_file.close()
         line = p.stdout.readline().decode().split()
         if len(line) < 3 or line[0] != "listening":

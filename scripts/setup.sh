@@ -39,6 +39,7 @@ test_packages=(
   python3
   python3-dropbox     # tests/conformance: Dropbox's own SDK against the emulator
   openssl             # TLS tests make their certificates with the openssl CLI
+  rclone              # tests/conformance/rclone_test: an independent Dropbox client
 )
 
 usage() { echo "usage: scripts/setup.sh [--demo-dropbox] [--test]" >&2; exit 2; }

@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", options.tls_key, "PEM private key");
   app.add_option("--seed", options.seed, "Default PRNG seed for faults");
   app.add_option("--threads", options.threads, "HTTP worker threads")->check(CLI::Range(1, 1024));
+  app.add_flag("--strict-arg-header", options.strict_arg_header,
+               "Refuse raw non-ASCII in Dropbox-API-Arg (400), as the JSON-encoding page asks; "
+               "by default raw UTF-8 is accepted, as Dropbox does");
   std::vector<std::string> without_routes;
   app.add_option("--without-routes", without_routes,
                  "Routes to answer as unknown, like an older server (e.g. "

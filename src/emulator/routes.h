@@ -75,6 +75,7 @@ struct Call {
   nlohmann::json arg;      // decoded argument (null for Void routes)
   const BodyReader* body;  // upload-style body (never null)
   std::string token;       // bearer token of the caller ("" for noauth routes)
+  std::string range;       // the Range request header ("" if none); files/download reads it
 };
 
 // Dispatches to the handler for call.route (which FindRoute knows).

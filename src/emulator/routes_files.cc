@@ -112,7 +112,8 @@ Reply RelocationBatch(RouteContext& ctx, const std::string& route, const nlohman
   std::vector<std::vector<std::string>> keys(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
     for (const std::string* p : {&items[i].first, &items[i].second}) {
-      if (p->rfind("/", 0) == 0) keys[i].push_back(unicode::CloudKey(*p));
+      if (p->rfind("/", 0) == 0)
+        keys[i].push_back(unicode::CloudKey(WithoutExtraLeadingSlashes(*p)));
     }
   }
   std::vector<bool> nested(items.size(), false);
@@ -333,10 +334,25 @@ Reply HandleFilesRoute(RouteContext& ctx, const Call& call) {
     }
     auto file = ctx.ns->GetFile(*path);
     if (!file.ok()) return Reply::RouteError(LookupWrap(file.error));
+    const std::uint64_t size = file.value->size;
+    const ByteRange range = ResolveRange(call.range, size);
+    if (range.kind == ByteRange::Kind::kUnsatisfiable) {
+      Reply refused = Reply::Text(416, "Requested range not satisfiable");
+      refused.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
+      return refused;
+    }
     Reply reply;
     reply.content_type = "application/octet-stream";
     reply.file_path = ctx.blobs->PathFor(file.value->content_hash);
-    reply.file_size = file.value->size;
+    reply.file_offset = range.first;
+    reply.file_size = range.length;
+    if (range.kind == ByteRange::Kind::kPartial) {
+      reply.status = 206;
+      reply.headers.emplace_back("Content-Range",
+                                 "bytes " + std::to_string(range.first) + "-" +
+                                     std::to_string(range.first + range.length - 1) + "/" +
+                                     std::to_string(size));
+    }
     reply.headers.emplace_back("Dropbox-API-Result",
                                MetadataJson(*file.value, false).dump(-1, ' ', true));
     return reply;

@@ -101,13 +101,14 @@ void Send(const Reply& reply, httplib::Response& res) {
   res.set_header("X-Dropbox-Request-Id", RequestId());
   if (!reply.file_path.empty()) {
     const std::string path = reply.file_path;
+    const auto start = static_cast<off_t>(reply.file_offset);
     res.set_content_provider(
         static_cast<std::size_t>(reply.file_size), reply.content_type,
-        [path](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+        [path, start](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
           const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
           if (fd < 0) return false;
           std::vector<char> buf(std::min<std::size_t>(length, 1 << 20));
-          const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(offset));
+          const ssize_t n = ::pread(fd, buf.data(), buf.size(), start + static_cast<off_t>(offset));
           ::close(fd);
           if (n <= 0) return false;
           return sink.write(buf.data(), static_cast<std::size_t>(n));
@@ -197,46 +198,40 @@ std::string Server::CountersJson() {
 }
 
 void Server::InstallHandlers() {
-  // httplib answers a request it could not parse (a header line over its 8 KiB limit, a bad
-  // request line) before any handler runs, and then keeps the connection open with the body
-  // still unread, so the next request on it reads that body as its request line and gets a 400
-  // it did not earn. A real front end closes such a connection; so do we. Every reply of ours
-  // carries a request id, which tells these refusals apart.
-  http_->set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-        if (res.has_header("X-Dropbox-Request-Id"))
-          return httplib::Server::HandlerResponse::Unhandled;
-        res.set_header("Connection", "close");
-        if (res.status == 400)
-          res.set_content("Bad request: malformed request line, or a header line over 8 KiB\n",
-                          "text/plain; charset=utf-8");
-        return httplib::Server::HandlerResponse::Handled;
-      }));
   http_->Get("/admin/counters", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(CountersJson(), "application/json");
   });
   http_->Get("/admin/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
-  http_->Get("/oauth2/authorize", [this](const httplib::Request& req, httplib::Response& res) {
-    Count("oauth2/authorize", 0);
-    AuthorizeRequest a;
-    a.client_id = req.get_param_value("client_id");
-    a.response_type = req.get_param_value("response_type");
-    a.code_challenge = req.get_param_value("code_challenge");
-    a.code_challenge_method = req.get_param_value("code_challenge_method");
-    a.token_access_type = req.get_param_value("token_access_type");
-    if (req.has_param("redirect_uri")) a.redirect_uri = req.get_param_value("redirect_uri");
-    auto out = tokens_->Authorize(a);
-    if (auto* e = std::get_if<OAuthError>(&out)) {
-      Send(Reply::Text(400, e->error + ": " + e->description), res);
-      return;
-    }
-    Send(Reply::Text(200, std::get<std::string>(out)), res);
-  });
+  // The /1/ spellings are the legacy OAuth paths, which Dropbox still serves and Dropbox's Go
+  // SDK up to v6.0.4 (rclone 1.60) uses.
+  http_->Get(R"((/1)?/oauth2/authorize)",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               Count("oauth2/authorize", 0);
+               AuthorizeRequest a;
+               a.client_id = req.get_param_value("client_id");
+               a.response_type = req.get_param_value("response_type");
+               a.code_challenge = req.get_param_value("code_challenge");
+               a.code_challenge_method = req.get_param_value("code_challenge_method");
+               a.token_access_type = req.get_param_value("token_access_type");
+               if (req.has_param("redirect_uri"))
+                 a.redirect_uri = req.get_param_value("redirect_uri");
+               auto out = tokens_->Authorize(a);
+               if (auto* e = std::get_if<OAuthError>(&out)) {
+                 Send(Reply::Text(400, e->error + ": " + e->description), res);
+                 return;
+               }
+               Send(Reply::Text(200, std::get<std::string>(out)), res);
+             });
 
-  http_->Post(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res,
-                               const httplib::ContentReader& content_reader) {
+  const auto serve = [this](const httplib::Request& req, httplib::Response& res,
+                            const httplib::ContentReader& content_reader) {
+    // httplib would apply a Range header to whatever we answer (a 409 body included), keeping
+    // a 200 status; the download route answers Range itself. The Request
+    // is httplib's own non-const object, handed to handlers by const reference.
+    const std::string range = req.get_header_value("Range");
+    const_cast<httplib::Request&>(req).ranges.clear();
     bool consumed = false;
     std::uint64_t bytes = 0;
     const BodyReader body = [&](const BodySink& sink) {
@@ -274,7 +269,7 @@ void Server::InstallHandlers() {
       res.set_content("null", "application/json");
       return;
     }
-    if (path == "/oauth2/token") {
+    if (path == "/oauth2/token" || path == "/1/oauth2/token") {
       std::string text;
       read_all(&text);
       auto form = ParseForm(text);
@@ -346,7 +341,7 @@ void Server::InstallHandlers() {
       finish(Reply::Text(400, "Unknown API function: \"" + route + "\""), route);
       return;
     }
-    Call call{route, nullptr, &body, ""};
+    Call call{route, nullptr, &body, "", range};
     if (info->needs_auth) {
       const std::string auth = req.get_header_value("Authorization");
       const std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
@@ -394,10 +389,14 @@ void Server::InstallHandlers() {
                route);
         return;
       }
-      if (!IsHeaderSafe(header)) {
-        finish(BadArgument(route,
-                           "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON "
-                           "(non-ASCII characters must be escaped as \\uXXXX)"),
+      if (options_.strict_arg_header ? !IsHeaderSafe(header) : !IsUtf8HeaderValue(header)) {
+        finish(BadArgument(route, options_.strict_arg_header
+                                      ? "HTTP header \"Dropbox-API-Arg\": could not decode input "
+                                        "as JSON (non-ASCII characters must be escaped as "
+                                        "\\uXXXX; the emulator runs with --strict-arg-header)"
+                                      : "HTTP header \"Dropbox-API-Arg\": could not decode input "
+                                        "as JSON (it must be UTF-8, with control characters "
+                                        "and DEL escaped as \\uXXXX)"),
                route);
         return;
       }
@@ -418,7 +417,39 @@ void Server::InstallHandlers() {
       return;
     }
     finish(reply, route);
-  });
+  };
+  http_->Post(R"(/.*)", serve);
+
+  // httplib answers a request it could not parse (a header line over its 8 KiB limit, a bad
+  // request line) before any handler runs, and then keeps the connection open with the body
+  // still unread, so the next request on it reads that body as its request line and gets a 400
+  // it did not earn. A real front end closes such a connection; so do we. Every reply of ours
+  // carries a request id, which tells these refusals apart. httplib also answers 416 itself,
+  // before routing, to a Range header it cannot parse (another unit, bad syntax, a huge number);
+  // RFC 7233 says to ignore such a header, so a bodiless POST (a download) is served as usual
+  // and the download route decides.
+  http_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [serve](const httplib::Request& req, httplib::Response& res) {
+        if (res.has_header("X-Dropbox-Request-Id"))
+          return httplib::Server::HandlerResponse::Unhandled;
+        const std::string length = req.get_header_value("Content-Length");
+        if (res.status == 416 && req.method == "POST" && req.has_header("Range") &&
+            (length.empty() || length == "0") && !req.has_header("Transfer-Encoding")) {
+          static const httplib::ContentReader kNoBody(
+              [](const httplib::ContentReceiver&) { return true; },
+              [](const httplib::MultipartContentHeader&, const httplib::ContentReceiver&) {
+                return true;
+              });
+          res = httplib::Response();
+          serve(req, res, kNoBody);
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        res.set_header("Connection", "close");
+        if (res.status == 400)
+          res.set_content("Bad request: malformed request line, or a header line over 8 KiB\n",
+                          "text/plain; charset=utf-8");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
 }
 
 }  // namespace filesync::emulator

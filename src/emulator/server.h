@@ -1,11 +1,14 @@
 // The emulator's HTTP front end: one cpp-httplib server (optionally TLS) answering the api,
 // content and notify routes (distinguished by path, /2/<route>), /oauth2/token,
-// GET /oauth2/authorize, and the /admin endpoints (counters, reset_cursors, health).
+// GET /oauth2/authorize (both also under the legacy /1/ prefix), and the /admin endpoints
+// (counters, reset_cursors, health).
 //
 // Per request to /2/: count it, draw faults (latency, 429, 500, 503, drop — all before the
 // route's effect; drop_after after it), check the bearer token (except longpoll), decode the
-// argument (RPC body JSON; Dropbox-API-Arg header for content routes, which must be pure
-// ASCII), then run the route handler. Faults never apply to /admin or /oauth2.
+// argument (RPC body JSON; Dropbox-API-Arg header for content routes: UTF-8 without control
+// characters, or pure ASCII with strict_arg_header), then run the route handler. Faults never
+// apply to /admin or /oauth2. Range headers are the download route's to answer (httplib's own
+// range handling is switched off per request).
 //
 // Dropped connections: httplib 0.11 gives handlers no socket, so the server finds the
 // connection's socket by matching the request's local/remote ports (getsockname/getpeername
@@ -49,6 +52,10 @@ struct ServerOptions {
   std::string tls_cert;
   std::string tls_key;
   int threads = 64;
+  // Refuse raw non-ASCII bytes in Dropbox-API-Arg, as the JSON-encoding page asks clients not
+  // to send them (filesync's own tests use this so its escaping stays checked). Off, raw UTF-8
+  // is accepted, as Dropbox does.
+  bool strict_arg_header = false;
   // Routes answered as unknown ("Unknown API function", HTTP 400), as a server that predates
   // them would: lets tests check a client's fallback from the optional batch routes.
   std::set<std::string> without_routes;

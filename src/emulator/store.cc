@@ -274,6 +274,7 @@ bool Namespace::ResolveLocked(const std::string& path, bool for_write, Resolved*
     }
     display = entries_.at(it->second).display;
   }
+  display = WithoutExtraLeadingSlashes(display);
   if (display.empty()) {  // the root
     out->key.clear();
     out->display.clear();

@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
+
+#include "util/unicode.h"
 
 namespace filesync::emulator {
 namespace {
@@ -178,6 +182,58 @@ bool ArgReader::Finish() {
   return error_.empty();
 }
 
+namespace {
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Decimal digits only, saturating at the largest uint64 (a huge position is still past any end).
+std::optional<std::uint64_t> ParseDigits(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+  }
+  return v;
+}
+
+}  // namespace
+
+ByteRange ResolveRange(std::string_view header, std::uint64_t size) {
+  const ByteRange whole{ByteRange::Kind::kWhole, 0, size};
+  const ByteRange unsatisfiable{ByteRange::Kind::kUnsatisfiable, 0, 0};
+  header = TrimOws(header);
+  constexpr std::string_view kUnit = "bytes=";
+  if (header.size() < kUnit.size() ||
+      !std::equal(kUnit.begin(), kUnit.end(), header.begin(), [](char a, char b) {
+        return a == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    return whole;
+  }
+  const std::string_view spec = TrimOws(header.substr(kUnit.size()));
+  const auto dash = spec.find('-');
+  if (spec.find(',') != std::string_view::npos || dash == std::string_view::npos) return whole;
+  const std::string_view a = spec.substr(0, dash);
+  const std::string_view b = spec.substr(dash + 1);
+  const auto first = ParseDigits(a);
+  const auto last = ParseDigits(b);
+  if ((!a.empty() && !first) || (!b.empty() && !last) || (!first && !last)) return whole;
+  if (!first) {  // "-n": the last n bytes
+    if (*last == 0 || size == 0) return unsatisfiable;
+    const std::uint64_t n = std::min(*last, size);
+    return {ByteRange::Kind::kPartial, size - n, n};
+  }
+  if (last && *last < *first) return whole;  // syntactically invalid: ignored (§2.1)
+  if (*first >= size) return unsatisfiable;
+  const std::uint64_t end = last ? std::min(*last, size - 1) : size - 1;
+  return {ByteRange::Kind::kPartial, *first, end - *first + 1};
+}
+
 std::string FormatTimestamp(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);
@@ -245,6 +301,12 @@ bool MatchesPathPattern(std::string_view path, PathAlias alias) {
   return false;
 }
 
+std::string WithoutExtraLeadingSlashes(std::string_view path) {
+  const auto first = path.find_first_not_of('/');
+  if (first == std::string_view::npos || first < 2) return std::string(path);
+  return std::string(path.substr(first - 1));
+}
+
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -301,6 +363,14 @@ std::string Base64UrlEncode(std::string_view data) {
 
 std::optional<std::string> Base64UrlDecode(std::string_view data) { return DecodeWith(data, true); }
 std::optional<std::string> Base64Decode(std::string_view data) { return DecodeWith(data, false); }
+
+bool IsUtf8HeaderValue(std::string_view s) {
+  const bool no_controls = std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7F);
+  });
+  return no_controls && unicode::IsValidUtf8(s);
+}
 
 bool IsHeaderSafe(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {

@@ -17,13 +17,15 @@
 
 namespace filesync::emulator {
 
-// What a handler answers. A download sets file_path (streamed from disk) instead of body.
+// What a handler answers. A download sets file_path instead of body: file_size bytes from
+// file_offset are streamed from disk.
 struct Reply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string file_path;
+  std::uint64_t file_offset = 0;
   std::uint64_t file_size = 0;
 
   static Reply Json(const nlohmann::json& value, int status = 200);
@@ -85,6 +87,20 @@ class ArgReader {
   std::string error_;
 };
 
+// What a Range request header asks of a `size`-byte file (RFC 7233 §2.1, §3.1, §4.4). One
+// byte-range-spec ("bytes=a-b", "bytes=a-", "bytes=-n") selects [first, first+length), the end
+// clamped to the file; one that starts at or past the end (or a zero suffix, or any range of an
+// empty file) is unsatisfiable. No header, another unit, a syntactically invalid set, or more
+// than one range selects the whole file (a server may ignore Range; the emulator does not send
+// multipart/byteranges).
+struct ByteRange {
+  enum class Kind { kWhole, kPartial, kUnsatisfiable };
+  Kind kind = Kind::kWhole;
+  std::uint64_t first = 0;
+  std::uint64_t length = 0;
+};
+ByteRange ResolveRange(std::string_view header, std::uint64_t size);
+
 // "%Y-%m-%dT%H:%M:%SZ" in UTC.
 std::string FormatTimestamp(std::time_t t);
 // Strict parse of the same format; nullopt when it does not match exactly.
@@ -94,12 +110,22 @@ std::optional<std::time_t> ParseTimestamp(std::string_view s);
 enum class PathAlias { kReadPath, kPathROrId, kWritePath, kWritePathOrId };
 bool MatchesPathPattern(std::string_view path, PathAlias alias);
 
+// "//a/b" -> "/a/b": a run of slashes at the start counts as one. The .stone patterns allow it
+// and Dropbox serves it (rclone sends "//dir" to list_folder for every folder below a remote
+// rooted at "/"). Slashes further in are left alone, so "/a//b" stays malformed_path. A path of
+// slashes only is returned unchanged (it ends with '/', so it is malformed).
+std::string WithoutExtraLeadingSlashes(std::string_view path);
+
 std::string Base64UrlEncode(std::string_view data);
 std::optional<std::string> Base64UrlDecode(std::string_view data);
 // Standard base64 (for HTTP Basic auth).
 std::optional<std::string> Base64Decode(std::string_view data);
 
-// True if every byte is printable ASCII or tab (what Dropbox accepts in Dropbox-API-Arg).
+// True if every byte is printable ASCII or tab: Dropbox-API-Arg as the JSON-encoding page asks
+// clients to send it (reference §1.4).
 bool IsHeaderSafe(std::string_view s);
+// True if `s` is valid UTF-8 with no control character but tab and no DEL: raw UTF-8 in
+// Dropbox-API-Arg, which Dropbox accepts (rclone 1.60 sends it) although §1.4 asks for escapes.
+bool IsUtf8HeaderValue(std::string_view s);
 
 }  // namespace filesync::emulator

@@ -93,6 +93,38 @@ TEST_F(AuthTest, PkceCodeFlow) {
   EXPECT_EQ(refreshed.status, 200) << refreshed.body;
 }
 
+// Dropbox still serves the legacy /1/oauth2/ paths, which Dropbox's Go SDK up to v6.0.4 (so
+// rclone 1.60) uses for every token refresh.
+TEST_F(AuthTest, LegacyV1OAuthPathsWork) {
+  auto c = Client();
+  auto refreshed = From(c->Post("/1/oauth2/token", {{"Authorization", "Basic a2V5MTpzZWMx"}},
+                                "grant_type=refresh_token&refresh_token=refresh-1",
+                                "application/x-www-form-urlencoded"));
+  ASSERT_EQ(refreshed.status, 200) << refreshed.body;
+  EXPECT_EQ(Rpc("check/user", {{"query", "a"}}, refreshed.json()["access_token"]).status, 200);
+  auto refused = From(c->Post("/1/oauth2/token",
+                              "grant_type=refresh_token&refresh_token=other"
+                              "&client_id=key1&client_secret=sec1",
+                              "application/x-www-form-urlencoded"));
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(refused.json()["error"], "invalid_grant");
+
+  const std::string query = std::string(
+                                "/1/oauth2/authorize?client_id=key1&response_type=code"
+                                "&code_challenge=") +
+                            kChallenge + "&code_challenge_method=S256";
+  auto page = From(c->Get(query.c_str()));
+  ASSERT_EQ(page.status, 200) << page.body;
+  auto exchanged = Token("grant_type=authorization_code&code=" + page.body +
+                         "&client_id=key1&code_verifier=" + kVerifier);
+  EXPECT_EQ(exchanged.status, 200) << exchanged.body;
+  // Both spellings count as the same route.
+  EXPECT_EQ(emu_.Counters()["routes"].value("oauth2/token", 0), 3);
+  EXPECT_EQ(emu_.Counters()["routes"].value("oauth2/authorize", 0), 1);
+  // Other /1/ paths are not served.
+  EXPECT_EQ(From(c->Post("/1/files/list_folder", Auth(), "{}", "application/json")).status, 400);
+}
+
 TEST_F(AuthTest, RevokeKillsTokenAndItsRefreshToken) {
   auto t = Token("grant_type=refresh_token&refresh_token=refresh-1&client_id=key1");
   ASSERT_EQ(t.status, 200);

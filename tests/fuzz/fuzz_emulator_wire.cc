@@ -1,8 +1,10 @@
 // Fuzz target: the emulator's request parsing (src/emulator/wire.h). The input plays a
 // Dropbox-API-Arg header / request body: header-safety check, JSON argument reading with
 // ArgReader (the fields an upload or a files/* route asks for), the path patterns, timestamps and
-// base64. Properties: nothing throws; ParseTimestamp accepts only what FormatTimestamp prints;
-// base64url decode(encode(x)) == x.
+// base64, Range headers and leading slashes. Properties: nothing throws; ParseTimestamp accepts
+// only what FormatTimestamp prints; base64url decode(encode(x)) == x; a header the strict check
+// accepts the default check accepts too; a resolved range lies inside the file; collapsing
+// leading slashes is idempotent.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -27,7 +29,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   namespace e = filesync::emulator;
   const std::string s(reinterpret_cast<const char*>(data), size);
   try {
-    (void)e::IsHeaderSafe(s);
+    if (e::IsHeaderSafe(s)) Check(e::IsUtf8HeaderValue(s), "strict header implies UTF-8 header");
+    for (const std::uint64_t file_size :
+         {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{10}, std::uint64_t{1} << 40}) {
+      const e::ByteRange r = e::ResolveRange(s, file_size);
+      if (r.kind == e::ByteRange::Kind::kPartial) {
+        Check(r.length >= 1 && r.first < file_size && r.length <= file_size - r.first,
+              "partial range inside the file");
+      } else if (r.kind == e::ByteRange::Kind::kWhole) {
+        Check(r.first == 0 && r.length == file_size, "whole range is the file");
+      }
+    }
+    const std::string collapsed = e::WithoutExtraLeadingSlashes(s);
+    Check(e::WithoutExtraLeadingSlashes(collapsed) == collapsed, "leading slashes idempotent");
     const auto value = nlohmann::json::parse(s, nullptr, false);
     if (!value.is_discarded()) {
       e::ArgReader reader(value, "fuzz");

@@ -82,6 +82,7 @@ void EmulatorProcess::set_data_dir(std::string dir) {
     args.push_back("--token");
     args.push_back(token_);
   }
+  if (strict_arg_header_) args.push_back("--strict-arg-header");
   args.insert(args.end(), extra_args.begin(), extra_args.end());
 
   int fds[2];

@@ -2,7 +2,9 @@
 //
 // Start() launches the binary with `--listen 127.0.0.1:<port> --data <dir>` (port 0 the first
 // time, so the kernel picks a free one), plus `--token <token()>` unless the extra arguments
-// carry their own --token, and waits for its first stdout line (`listening on http://...`).
+// carry their own --token, plus `--strict-arg-header` unless set_strict_arg_header(false) (so a
+// client under test that sends raw non-ASCII in Dropbox-API-Arg fails, though Dropbox would
+// accept it), and waits for its first stdout line (`listening on http://...`).
 // The data directory is a fresh temporary directory owned by this object (removed by the
 // destructor) unless set_data_dir() chose one. Restart() stops the process and starts it again
 // on the same port and data directory with the same arguments, so a client configured with
@@ -47,6 +49,8 @@ class EmulatorProcess {
   // The static bearer token passed with --token (default "test-token").
   [[nodiscard]] const std::string& token() const { return token_; }
   void set_token(std::string token) { token_ = std::move(token); }
+  // Whether Start() passes --strict-arg-header (default true); call before Start().
+  void set_strict_arg_header(bool strict) { strict_arg_header_ = strict; }
   // Use `dir` (which must exist) instead of a temporary directory; call before Start().
   void set_data_dir(std::string dir);
 
@@ -69,6 +73,7 @@ class EmulatorProcess {
   std::string data_dir_;
   bool own_data_dir_ = false;
   std::string token_ = "test-token";
+  bool strict_arg_header_ = true;
   std::vector<std::string> extra_args_;
 };
 
