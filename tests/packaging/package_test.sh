@@ -106,8 +106,9 @@ if grep -E 'emulator|_test|bench' <<<"$files"; then fail "the package ships test
 zcat "$root/usr/share/man/man1/filesync.1.gz" | grep -q "^\.TH FILESYNC 1 .*\"filesync $version\"" ||
     fail "the man page's .TH does not carry version $version"
 in_root getent passwd filesync >/dev/null || fail "postinst did not create the user filesync"
-[ "$(stat -c '%U:%G %a' "$root/var/lib/filesync")" = "filesync:filesync 700" ] ||
-    fail "/var/lib/filesync is $(stat -c '%U:%G %a' "$root/var/lib/filesync"), expected filesync:filesync 700"
+state_dir_mode=$(in_root stat -c '%U:%G %a' /var/lib/filesync)
+[ "$state_dir_mode" = "filesync:filesync 700" ] ||
+    fail "/var/lib/filesync is $state_dir_mode, expected filesync:filesync 700"
 # shellcheck disable=SC2016 # expanded by the bash inside the root
 completions=$(in_root bash -c 'source /usr/share/bash-completion/completions/filesync;
     COMP_WORDS=(filesync s); COMP_CWORD=1; _filesync; echo "${COMPREPLY[*]}"')
