@@ -8,6 +8,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev time curl openssl python3 python3-dropbox
+  # issue 15: sd_notify (build); systemd-analyze, man, lintian and debootstrap (packaging tests)
+  libsystemd-dev systemd man-db lintian debootstrap
 )
 missing=()
 for p in "${packages[@]}"; do
