@@ -25,6 +25,7 @@ build_packages=(
   libfmt-dev
   libcpp-httplib-dev
   libutf8proc-dev
+  libsystemd-dev      # sd_notify for the systemd unit (Type=notify)
 )
 demo_dropbox_packages=(
   curl     # asks the emulator for its request counters and listing
@@ -40,6 +41,10 @@ test_packages=(
   python3-dropbox     # tests/conformance: Dropbox's own SDK against the emulator
   openssl             # TLS tests make their certificates with the openssl CLI
   rclone              # tests/conformance/rclone_test: an independent Dropbox client
+  systemd             # systemd-analyze verify on the units (tests/packaging)
+  man-db              # the man page renders without warnings (tests/packaging)
+  lintian             # the .deb has no lintian errors (label package)
+  debootstrap         # the .deb installs into a clean Debian 12 root (label package)
 )
 
 usage() { echo "usage: scripts/setup.sh [--demo-dropbox] [--test]" >&2; exit 2; }

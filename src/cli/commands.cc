@@ -18,6 +18,7 @@
 #include "cli/backend.h"
 #include "cli/progress.h"
 #include "hash/content_hash.h"
+#include "ops/systemd_notify.h"
 #include "pipeline/event_monitor.h"
 #include "scan/exclude.h"
 #include "util/log.h"
@@ -239,7 +240,8 @@ int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
 }
 
 int RunDaemon(const GlobalOptions& global) {
-  SignalWatcher signals;
+  SignalWatcher signals;  // first: threads started later inherit its blocked signals
+  ops::SystemdNotifier systemd;
   config::Config config = LoadConfig(global);
   auto store = OpenStore(config);
   log::Get("cli")->info("filesync daemon started: {} dir(s), backend {}, every {} s",
@@ -249,22 +251,28 @@ int RunDaemon(const GlobalOptions& global) {
   while (!signals.stop()) {
     auto backend = MakeBackend(config, *store);
     pipeline::EventMonitor monitor(config, backend->cloud(), *store);
-    signals.OnStop([&monitor] { monitor.RequestStop(); });
+    signals.OnStop([&monitor, &systemd] {
+      systemd.Stopping();
+      monitor.RequestStop();
+    });
     bool reload = false;
     while (!signals.stop() && !reload) {
       pipeline::PassProgress progress;
       pipeline::PassReport report;
       {
         ProgressDisplay display(progress, true);
+        systemd.PassStarting();
         report = monitor.RunPass({}, &progress);
       }
       WriteSnapshot(config, *store, report);
       PrintSummary(report);
+      systemd.PassFinished(report);
       if (signals.stop()) break;
       reload = signals.WaitFor(config.poll_interval);
     }
     signals.OnStop(nullptr);
     if (!reload) break;
+    systemd.Reloading();
     try {
       config::Config fresh = LoadConfig(global);
       if (fresh.state_dir != config.state_dir) {
@@ -276,7 +284,9 @@ int RunDaemon(const GlobalOptions& global) {
     } catch (const config::ConfigError& e) {
       log::Get("cli")->error("reload failed, keeping the previous configuration: {}", e.what());
     }
+    systemd.Reloaded();
   }
+  systemd.Stopping();
   log::Get("cli")->info("filesync daemon stopped");
   return 0;
 }

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{
       "filesync: mirror local directories one-way into cloud storage (Dropbox, or a local folder)"};
-  app.set_version_flag("--version", std::string("filesync 0.1.0"));
+  app.set_version_flag("--version", std::string("filesync ") + FILESYNC_VERSION);
   app.require_subcommand(1);
 
   cli::GlobalOptions global;
