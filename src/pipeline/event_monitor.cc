@@ -98,9 +98,10 @@ std::optional<std::string> RelativeTo(const std::string& path, const std::string
 }
 
 // Hashes the file `relative` below the sync dir `dir_fd` (no symlink followed) only if it still
-// has the scanned identity before and after the read.
+// has the scanned identity before and after the read; a stop (`cancel`) abandons it.
 Result<hash::FileHash> HashStable(int dir_fd, const std::string& relative, const std::string& path,
-                                  const cloud::FileIdentity& expected) {
+                                  const cloud::FileIdentity& expected,
+                                  const std::atomic<bool>& cancel) {
   const int fd = cloud::OpenBeneath(dir_fd, relative, O_RDONLY);
   if (fd < 0) return Status::Io(path + ": " + std::strerror(errno));
   auto identity = [fd]() {
@@ -109,7 +110,7 @@ Result<hash::FileHash> HashStable(int dir_fd, const std::string& relative, const
     return cloud::IdentityOf(st);
   };
   const cloud::FileIdentity before = identity();
-  auto hashed = hash::HashFd(fd);
+  auto hashed = hash::HashFd(fd, 0, &cancel);
   const cloud::FileIdentity after = identity();
   close(fd);
   if (!hashed.ok()) return hashed.status();
@@ -505,7 +506,7 @@ struct EventMonitor::Impl final : public ActionSink {
       for (std::size_t i = next++; i < which.size() && !stop_flag.load(); i = next++) {
         plan::LocalItem& item = items[which[i]];
         auto hashed = HashStable(root.dir_fd.get(), item.path, root.local_dir + "/" + item.path,
-                                 item.identity);
+                                 item.identity, stop_flag);
         if (!hashed.ok()) continue;  // changed or unreadable: the upload reports it
         bytes += hashed->bytes_read;
         ++files;

@@ -1170,3 +1170,47 @@ TEST_P(LocalE2E, PlanChangesNothingInTheCloudDir) {
   EXPECT_FALSE(fs::exists(dead));
   ExpectMirrored();
 }
+
+// The sibling of a stop during a copy: a stop while a pass hashes a large file (touched, so its
+// content must be compared) ends the hashing within a block instead of reading the whole file.
+TEST_P(LocalE2E, SigintStopsHashingALargeFilePromptly) {
+  constexpr off_t kSize = off_t{4} << 30;  // sparse: cheap to make and to copy, slow to hash
+  const fs::path file = src_ / "disk.img";
+  {
+    const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, kSize), 0);
+    ASSERT_EQ(pwrite(fd, "end", 3, kSize - 3), 3);
+    close(fd);
+  }
+  ASSERT_EQ(Sync().code, 0);
+  fs::last_write_time(file, fs::last_write_time(file) - std::chrono::hours(1));
+  const pid_t pid = Spawn(config_, "sync", "hashing.log");
+  const auto read_so_far = [pid]() -> std::uint64_t {
+    std::ifstream io("/proc/" + std::to_string(pid) + "/io");
+    for (std::string key; io >> key;) {
+      std::uint64_t value = 0;
+      io >> value;
+      if (key == "rchar:") return value;
+    }
+    return 0;
+  };
+  std::uint64_t read = 0;
+  for (int i = 0; i < 60000 && read < (256u << 20); ++i) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) FAIL() << "the pass ended before it hashed much";
+    read = read_so_far();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  kill(pid, SIGSTOP);
+  kill(pid, SIGINT);
+  kill(pid, SIGCONT);
+  std::uint64_t last = read;
+  for (int i = 0; i < 60000 && waitpid(pid, nullptr, WNOHANG) != pid; ++i) {
+    last = std::max(last, read_so_far());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_LT(last, static_cast<std::uint64_t>(kSize) / 2)
+      << "the pass read " << last / (1 << 20) << " MiB of a " << (kSize >> 20)
+      << " MiB file after the stop:\n"
+      << ReadFile(base_ / "hashing.log");
+}
