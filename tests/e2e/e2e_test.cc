@@ -889,13 +889,16 @@ class LocalE2E : public E2E {
     }
     return parts;
   }
-  // Waits (up to a minute) until a staged copy appears; false if `pid` exited first.
+  // Waits (up to a minute) until a staged copy appears; false (and `pid` is gone) if it exited
+  // first or never copied.
   bool WaitForACopyInFlight(pid_t pid) {
     for (int i = 0; i < 60000; ++i) {
       if (!Parts().empty()) return true;
       if (waitpid(pid, nullptr, WNOHANG) == pid) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
     return false;
   }
   nlohmann::json LastPass() {
@@ -1016,17 +1019,20 @@ TEST_P(LocalE2E, ARerunAfterKillCopiesOnlyWhatIsMissing) {
     WriteBig(src_ / ("f" + std::to_string(i)), 8, static_cast<unsigned>(i) + 10);
   const pid_t pid = Spawn(config_, "sync", "killed.log");
   std::map<std::string, ino_t> landed;
-  for (int i = 0; i < 30000 && landed.size() < 3; ++i) {
+  bool exited = false;
+  for (int i = 0; i < 30000 && landed.size() < 3 && !exited; ++i) {
     landed.clear();
     for (int f = 0; f < kFiles; ++f) {
       const fs::path p = Mirror() / ("f" + std::to_string(f));
       if (fs::exists(p)) landed[p.filename()] = Inode(p);
     }
-    if (waitpid(pid, nullptr, WNOHANG) == pid) break;
+    exited = waitpid(pid, nullptr, WNOHANG) == pid;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
   landed.clear();  // read again after the kill: everything that landed
   for (int f = 0; f < kFiles; ++f) {
     const fs::path p = Mirror() / ("f" + std::to_string(f));
