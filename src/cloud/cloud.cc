@@ -2,6 +2,12 @@
 
 namespace filesync::cloud {
 
+Result<std::string> Cloud::BeginPass(const PassStart& /*start*/) { return std::string(); }
+
+Result<std::string> Cloud::FolderIdentity(const std::string& /*path*/) { return std::string(); }
+
+Status Cloud::CreateFolderFrom(const FolderItem& item) { return CreateFolder(item.cloud_path); }
+
 std::vector<Result<RemoteEntry>> Cloud::MoveBatch(std::span<const MovePair> moves) {
   std::vector<Result<RemoteEntry>> out;
   out.reserve(moves.size());

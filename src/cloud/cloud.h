@@ -82,6 +82,26 @@ struct UploadItem {
   std::string cloud_path;
   FileIdentity expected;      // identity seen by the scan; a mismatch at open time is kChanged
   std::int64_t mtime_ns = 0;  // becomes client_modified where the backend has one
+  // The engine knows the cloud holds other bytes at cloud_path (a recorded content hash that is
+  // not this file's). Otherwise (a new path, a listing without hashes, a lost state store) the
+  // cloud may already hold these bytes, and a backend that can compare them cheaply does so and
+  // transfers nothing when they are the same.
+  bool cloud_differs = false;
+};
+
+// A folder to create for the local folder `relative` below the sync dir `local_dir_fd` (-1: no
+// local folder, e.g. cloud_root), for backends that copy a folder's metadata.
+struct FolderItem {
+  int local_dir_fd = -1;
+  std::string relative;
+  std::string cloud_path;
+};
+
+// What the engine tells a backend at the start of a pass (see Cloud::BeginPass).
+struct PassStart {
+  std::string recorded;          // the identity an earlier pass recorded ("" if none)
+  bool dry_run = false;          // change nothing in the cloud: create, clean and record nothing
+  bool accept_replaced = false;  // --allow-mass-delete: accept storage other than `recorded`
 };
 
 struct UploadedFile {
@@ -129,6 +149,18 @@ class Cloud {
   [[nodiscard]] virtual std::string_view name() const = 0;
   [[nodiscard]] virtual Capabilities capabilities() const = 0;
 
+  // Called once at the start of every pass, never concurrently with another call: checks that
+  // the storage the backend writes to is there and is the one an earlier pass recorded, and
+  // readies it. Returns the storage's identity for the engine to record ("" when the backend has
+  // none), or an error with one line saying why no dir can be synced (the pass then touches
+  // nothing). The default has no identity and nothing to check.
+  virtual Result<std::string> BeginPass(const PassStart& start);
+
+  // An opaque identity of the cloud folder at `path` that changes when the folder is deleted and
+  // made again or replaced, so the engine notices a vanished mirror folder without a full
+  // listing. "" when the backend has none; kNotFound when no folder is at `path`.
+  virtual Result<std::string> FolderIdentity(const std::string& path);
+
   // Recursive listing of `root` (a cloud path) when `cursor` is empty, else the changes since
   // `cursor`. A missing root is an empty complete listing, not an error.
   virtual Result<ListResult> List(const std::string& root, const std::string& cursor) = 0;
@@ -136,6 +168,9 @@ class Cloud {
   // Creates `path` and any missing parents. An existing folder is success; a file in the way is
   // kConflict.
   virtual Status CreateFolder(const std::string& path) = 0;
+  // CreateFolder(item.cloud_path) for a local folder, whose metadata a backend may copy (the
+  // local backend keeps its mode). The default calls CreateFolder.
+  virtual Status CreateFolderFrom(const FolderItem& item);
 
   // Uploads the items, overwriting files at their paths and creating missing parents. Returns one
   // result per item, in order. A folder in the way is kConflict. Backends commit a batch at once

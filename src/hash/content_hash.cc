@@ -164,12 +164,19 @@ std::uint8_t* ThreadBuffer() {
   return buffer.get();
 }
 
+bool Stopped(const std::atomic<bool>* cancel) {
+  return cancel != nullptr && cancel->load(std::memory_order_relaxed);
+}
+
+Status CancelledHash() { return Status::Cancelled("stopped while hashing"); }
+
 // Hashes `fd` on the calling thread alone: read a piece, hash it, repeat.
-Result<FileHash> HashSerial(int fd) {
+Result<FileHash> HashSerial(int fd, const std::atomic<bool>* cancel) {
   std::uint8_t* buffer = ThreadBuffer();
   ContentHasher hasher;
   std::uint64_t offset = 0;
   for (;;) {
+    if (Stopped(cancel)) return CancelledHash();
     const std::int64_t n = ReadFull(fd, buffer, kReadSize, offset);
     if (n < 0) return ReadError(static_cast<int>(-n));
     if (n == 0) break;
@@ -186,7 +193,7 @@ Result<FileHash> HashSerial(int fd) {
 // Every block before that one was claimed earlier and so is filed before its thread stops.
 class ParallelBlocks {
  public:
-  explicit ParallelBlocks(int fd) : fd_(fd) {}
+  ParallelBlocks(int fd, const std::atomic<bool>* cancel) : fd_(fd), cancel_(cancel) {}
 
   // Runs on the caller and on `helpers` more threads; returns the whole file's hash.
   Result<FileHash> Run(unsigned helpers) {
@@ -203,6 +210,7 @@ class ParallelBlocks {
     }
     Work();
     for (std::thread& t : threads) t.join();
+    if (error_ == ECANCELED) return CancelledHash();
     if (error_ != 0) return ReadError(error_);
     EvpCtx overall;
     FileHash result;
@@ -228,6 +236,7 @@ class ParallelBlocks {
     for (;;) {
       const std::uint64_t index = next_++;
       if (index > end_.load()) return;
+      if (Stopped(cancel_)) return Fail(ECANCELED);
       std::size_t size = 0;
       while (size < kBlockSize) {
         const std::size_t want = std::min(kReadSize, kBlockSize - size);
@@ -259,6 +268,7 @@ class ParallelBlocks {
   }
 
   const int fd_;
+  const std::atomic<bool>* const cancel_;
   std::atomic<std::uint64_t> next_{0};  // the next block to claim
   // The first block known to be short (end of file); no block after it is claimed.
   std::atomic<std::uint64_t> end_{std::numeric_limits<std::uint64_t>::max()};
@@ -269,13 +279,13 @@ class ParallelBlocks {
 
 }  // namespace
 
-Result<FileHash> HashFd(int fd, unsigned threads) {
+Result<FileHash> HashFd(int fd, unsigned threads, const std::atomic<bool>* cancel) {
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   const Counted counted;
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
       static_cast<std::uint64_t>(st.st_size) <= kBlockSize) {
-    return HashSerial(fd);
+    return HashSerial(fd, cancel);
   }
   const std::uint64_t blocks =
       (static_cast<std::uint64_t>(st.st_size) + kBlockSize - 1) / kBlockSize;
@@ -284,8 +294,8 @@ Result<FileHash> HashFd(int fd, unsigned threads) {
   const unsigned wanted = threads == 0 ? cores : threads;
   const std::uint64_t helpers = std::min<std::uint64_t>(
       {wanted - 1, blocks - 1, threads == 0 ? (cores > busy ? cores - busy : 0) : wanted});
-  if (helpers == 0) return HashSerial(fd);
-  return ParallelBlocks(fd).Run(static_cast<unsigned>(helpers));
+  if (helpers == 0) return HashSerial(fd, cancel);
+  return ParallelBlocks(fd, cancel).Run(static_cast<unsigned>(helpers));
 }
 
 Result<FileHash> HashFile(const std::string& path) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -68,9 +69,10 @@ struct FileHash {
 // untouched). Returns kIo on a read error. A regular file of more than one block is hashed by up
 // to `threads` threads at once, each reading and hashing whole blocks (the result is the same);
 // 0 means as many as there are usable cores not already hashing in this process, so a caller
-// that hashes one file per core gets no extra threads.
+// that hashes one file per core gets no extra threads. Once `cancel` (if given) is set, the
+// hashing stops within a read (256 KiB, or a 4 MiB block per thread) and returns kCancelled.
 // Thread-safe: calls on different threads (even on the same fd) do not interfere.
-Result<FileHash> HashFd(int fd, unsigned threads = 0);
+Result<FileHash> HashFd(int fd, unsigned threads = 0, const std::atomic<bool>* cancel = nullptr);
 // Opens `path` read-only (O_NOFOLLOW) and hashes it.
 Result<FileHash> HashFile(const std::string& path);
 // Hashes each of `paths` as HashFile does, up to `threads` files at a time (at least one);

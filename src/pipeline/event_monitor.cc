@@ -43,6 +43,10 @@ constexpr std::size_t kQueueCapacity = 4096;
 constexpr std::size_t kCommitEvery = 10000;
 // Present in the state store while a pass may have changed the cloud without recording it.
 constexpr const char* kVerifyNextKey = "verify_next";
+// The identity of the backend's storage (Cloud::BeginPass), for all roots (root id 0); and per
+// root, the identity of its mirror folder (Cloud::FolderIdentity).
+constexpr const char* kStorageKey = "cloud_storage";
+constexpr const char* kMirrorFolderKey = "cloud_folder";
 constexpr std::chrono::seconds kCommitInterval{2};
 
 std::int64_t NowNs() {
@@ -94,9 +98,10 @@ std::optional<std::string> RelativeTo(const std::string& path, const std::string
 }
 
 // Hashes the file `relative` below the sync dir `dir_fd` (no symlink followed) only if it still
-// has the scanned identity before and after the read.
+// has the scanned identity before and after the read; a stop (`cancel`) abandons it.
 Result<hash::FileHash> HashStable(int dir_fd, const std::string& relative, const std::string& path,
-                                  const cloud::FileIdentity& expected) {
+                                  const cloud::FileIdentity& expected,
+                                  const std::atomic<bool>& cancel) {
   const int fd = cloud::OpenBeneath(dir_fd, relative, O_RDONLY);
   if (fd < 0) return Status::Io(path + ": " + std::strerror(errno));
   auto identity = [fd]() {
@@ -105,7 +110,7 @@ Result<hash::FileHash> HashStable(int dir_fd, const std::string& relative, const
     return cloud::IdentityOf(st);
   };
   const cloud::FileIdentity before = identity();
-  auto hashed = hash::HashFd(fd);
+  auto hashed = hash::HashFd(fd, 0, &cancel);
   const cloud::FileIdentity after = identity();
   close(fd);
   if (!hashed.ok()) return hashed.status();
@@ -131,6 +136,9 @@ struct RootState {
   // The cloud may differ from the state store (an unclean exit mid-pass, or a cloud operation
   // that found something unexpected): walk it fully next time instead of trusting the store.
   bool verify_next = false;
+  // The mirror folder's identity as recorded by the last pass, and as this pass found it.
+  std::string recorded_folder;
+  std::string folder_at_start;
   // The sync dir, opened (without following a symlink) and checked once per pass: everything
   // the pass reads is reached below this descriptor, whatever the path leads to meanwhile.
   cloud::Fd dir_fd;
@@ -179,6 +187,8 @@ struct EventMonitor::Impl final : public ActionSink {
       root.last_verify_ms = std::stoll(**v);
     }
     if (auto v = store.Get(*id, kVerifyNextKey); v.ok() && v->has_value()) root.verify_next = true;
+    if (auto v = store.Get(*id, kMirrorFolderKey); v.ok() && v->has_value())
+      root.recorded_folder = **v;
     root.id = *id;
     return Status::Ok();
   }
@@ -363,7 +373,58 @@ struct EventMonitor::Impl final : public ActionSink {
     root.remote.insert_or_assign(std::move(key), std::move(r));
   }
 
+  // Checks the backend's storage once per pass (Cloud::BeginPass). Storage not recorded before
+  // (a first pass, or another folder accepted with --allow-mass-delete) is walked in full by
+  // every dir before a stored view of it is trusted. Returns why no dir can be synced.
+  std::optional<std::string> BeginPass(const PassOptions& options) {
+    auto recorded = store.Get(0, kStorageKey);
+    if (!recorded.ok()) return "cannot read the state store: " + recorded.status().ToString();
+    const std::string before = recorded->value_or("");
+    auto identity = cloud.BeginPass({.recorded = before,
+                                     .dry_run = options.dry_run,
+                                     .accept_replaced = options.allow_mass_delete});
+    if (!identity.ok()) return identity.status().message();
+    if (identity->empty() || *identity == before) return std::nullopt;
+    for (RootState& root : roots) {
+      root.verify_next = true;
+      if (!options.dry_run && Load(root).ok()) (void)store.Put(root.id, kVerifyNextKey, "1");
+    }
+    if (options.dry_run) return std::nullopt;
+    if (Status s = store.Put(0, kStorageKey, *identity); !s.ok())
+      return "cannot record the cloud storage in the state store: " + s.ToString();
+    return std::nullopt;
+  }
+
+  // A mirror folder deleted or replaced since the last pass (its identity changed, or it is gone
+  // while the stored view has entries) makes the stored view wrong: walk it in full. Cheap: one
+  // lookup of the folder itself.
+  Status CheckMirrorFolder(RootState& root) {
+    auto identity = cloud.FolderIdentity(root.cloud_path);
+    const bool missing = !identity.ok() && identity.status().kind() == Status::Kind::kNotFound;
+    if (!identity.ok() && !missing) return identity.status();
+    root.folder_at_start = missing ? "" : *identity;
+    const bool changed = missing ? !root.recorded_folder.empty() || RemoteCount(root) > 0
+                                 : *identity != root.recorded_folder;
+    if (changed && (missing || !root.recorded_folder.empty())) {
+      logger->warn("cloud folder {} was deleted or replaced since the last pass; reading it again",
+                   root.cloud_path);
+    }
+    if (changed) root.verify_next = true;
+    return Status::Ok();
+  }
+
+  // What to record as the mirror folder's identity: as the pass found it, or as the pass made it.
+  std::string MirrorFolderToRecord(RootState& root) {
+    if (root.folder_at_start.empty()) {
+      auto now = cloud.FolderIdentity(root.cloud_path);
+      root.folder_at_start = now.ok() ? *now : "";
+    }
+    root.recorded_folder = root.folder_at_start;
+    return root.recorded_folder;
+  }
+
   Status LoadCloudState(RootState& root, const PassOptions& options) {
+    if (Status s = CheckMirrorFolder(root); !s.ok()) return s;
     const bool never_listed = root.cursor.empty();
     const bool verify_due =
         !caps.incremental_listing &&
@@ -445,7 +506,7 @@ struct EventMonitor::Impl final : public ActionSink {
       for (std::size_t i = next++; i < which.size() && !stop_flag.load(); i = next++) {
         plan::LocalItem& item = items[which[i]];
         auto hashed = HashStable(root.dir_fd.get(), item.path, root.local_dir + "/" + item.path,
-                                 item.identity);
+                                 item.identity, stop_flag);
         if (!hashed.ok()) continue;  // changed or unreadable: the upload reports it
         bytes += hashed->bytes_read;
         ++files;
@@ -672,6 +733,10 @@ struct EventMonitor::Impl final : public ActionSink {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
     }
+    if (storage_problem) {
+      rr.stopped = *storage_problem;
+      return;
+    }
     if (Status s = EnsureIndex(root); !s.ok()) {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
@@ -839,7 +904,8 @@ struct EventMonitor::Impl final : public ActionSink {
     // After the commit: a cursor must never get ahead of the records it describes.
     for (const auto& [key, value] : {std::pair<const char*, std::string>{"cursor", root.cursor},
                                      {"last_verify_ms", std::to_string(root.last_verify_ms)},
-                                     {"root_identity", IdentityString(root_identity)}}) {
+                                     {"root_identity", IdentityString(root_identity)},
+                                     {kMirrorFolderKey, MirrorFolderToRecord(root)}}) {
       if (Status s = store.Put(root.id, key, value); !s.ok())
         logger->error("cannot record {}: {}", key, s.ToString());
     }
@@ -901,6 +967,7 @@ struct EventMonitor::Impl final : public ActionSink {
     current_progress = progress;
     commit_failures = 0;
     for (RootState& r : roots) r.failed_paths.clear();
+    storage_problem = BeginPass(options);
     for (std::size_t i = 0; i < roots.size() && !stop_flag.load(); ++i) {
       RunRoot(i, options, report, progress);
       roots[i].dir_fd = cloud::Fd();
@@ -927,6 +994,7 @@ struct EventMonitor::Impl final : public ActionSink {
   std::shared_ptr<spdlog::logger> logger;
   std::unique_ptr<scan::ExcludeMatcher> exclude;
   std::vector<RootState> roots;
+  std::optional<std::string> storage_problem;  // this pass's, from BeginPass
 
   std::mutex mu;  // guards everything below and the RootStates during a pass
   PassReport* current = nullptr;

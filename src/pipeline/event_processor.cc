@@ -113,7 +113,8 @@ void EventProcessor::ProcessUploads(const std::vector<Event>& events) {
                        .relative = e.action.path,
                        .cloud_path = CloudPath(e, e.action.path),
                        .expected = e.action.identity,
-                       .mtime_ns = e.action.identity.mtime_ns});
+                       .mtime_ns = e.action.identity.mtime_ns,
+                       .cloud_differs = e.action.cloud_differs});
     }
     auto results = cloud_.Upload(items, transfer_);
     std::vector<ActionOutcome> outcomes;
@@ -164,7 +165,10 @@ void EventProcessor::ProcessSingle(const Event& event) {
   for (int attempt = 1;; ++attempt) {
     ActionOutcome outcome = Outcome(Status::Ok(), attempt);
     if (a.kind == plan::ActionKind::kCreateFolder) {
-      outcome.status = cloud_.CreateFolder(CloudPath(event, a.path));
+      outcome.status = cloud_.CreateFolderFrom(
+          {.local_dir_fd = roots_.at(static_cast<std::size_t>(event.root)).local_dir_fd,
+           .relative = a.path,
+           .cloud_path = CloudPath(event, a.path)});
     } else if (a.kind == plan::ActionKind::kMove) {
       auto moved = cloud_.Move(CloudPath(event, a.from), CloudPath(event, a.path));
       if (moved.ok()) {

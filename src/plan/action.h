@@ -42,6 +42,9 @@ struct Action {
   cloud::FileIdentity identity;  // kUpload / kMove of a file: the local file's identity
   hash::Digest digest{};         // kUpload / kMove: content hash, when known
   bool digest_known = false;
+  // kUpload: the cloud's recorded content hash at `path` is not this file's (no need to compare
+  // with what the cloud holds before sending).
+  bool cloud_differs = false;
   std::uint64_t entries_affected = 1;  // kDelete of a folder: how many entries go with it
   std::string reason;  // human-readable why, e.g. "new", "content changed", "renamed"
 };

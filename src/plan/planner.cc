@@ -281,6 +281,7 @@ class Planner {
         continue;
       }
       std::string reason;
+      bool cloud_differs = false;  // by a recorded hash: nothing to compare at upload time
       if (absent) {
         reason = "new file";
       } else if (replaced) {
@@ -291,6 +292,7 @@ class Planner {
         reason = "content not verified";
       } else if (item.digest != it->second.digest) {
         reason = "content changed";
+        cloud_differs = true;
       }
       if (reason.empty()) continue;
       Action up = MakeAction(ActionKind::kUpload, kPhaseUploads, item.path, EntryKind::kFile,
@@ -298,6 +300,7 @@ class Planner {
       up.identity = item.identity;
       up.digest = item.digest;
       up.digest_known = item.digest_known;
+      up.cloud_differs = cloud_differs;
       uploads_.push_back(std::move(up));
     }
   }

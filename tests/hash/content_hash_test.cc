@@ -190,6 +190,21 @@ TEST_F(HashFdTest, LeavesTheFileOffsetAlone) {
   }
 }
 
+TEST_F(HashFdTest, AStopAbandonsTheHash) {
+  const int fd = open(Write("big", Pattern(9 * kBlockSize / 2)).c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const std::atomic<bool> stop{true};
+  const std::atomic<bool> go{false};
+  for (unsigned threads : kThreadCounts) {
+    SCOPED_TRACE(testing::Message() << threads << " threads");
+    auto stopped = HashFd(fd, threads, &stop);
+    ASSERT_FALSE(stopped.ok());
+    EXPECT_EQ(stopped.status().kind(), Status::Kind::kCancelled);
+    EXPECT_TRUE(HashFd(fd, threads, &go).ok());
+  }
+  close(fd);
+}
+
 TEST_F(HashFdTest, ReadErrorIsIo) {
   // A directory (pread fails with EISDIR) and a large file opened write-only (EBADF).
   const int dir_fd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -36,7 +36,16 @@ class SlowCloud : public cloud::Cloud {
   Result<cloud::ListResult> List(const std::string& root, const std::string& cursor) override {
     return inner_.List(root, cursor);
   }
+  Result<std::string> BeginPass(const cloud::PassStart& start) override {
+    return inner_.BeginPass(start);
+  }
+  Result<std::string> FolderIdentity(const std::string& path) override {
+    return inner_.FolderIdentity(path);
+  }
   Status CreateFolder(const std::string& path) override { return inner_.CreateFolder(path); }
+  Status CreateFolderFrom(const cloud::FolderItem& item) override {
+    return inner_.CreateFolderFrom(item);
+  }
   std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
                                                   const cloud::Transfer& transfer) override {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));

@@ -445,6 +445,16 @@ int Sandbox::KillAndReap(pid_t pid, int sig) {
   return status;
 }
 
+std::vector<fs::path> Sandbox::StagedCopies() const {
+  std::vector<fs::path> copies;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(staging(), ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() == ".part") copies.push_back(it->path());
+  }
+  return copies;
+}
+
 bool Sandbox::WaitExit(pid_t pid, int timeout_ms, int* status) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -506,13 +516,14 @@ std::vector<std::string> Sandbox::Invariants() {
     if (path.find("conflicted copy") != std::string::npos)
       problems.push_back("conflicted copy in cloud: " + path);
   }
-  // 3. No temp or partial files. Local: the staging folder is empty and nothing else sits beside
-  //    the cloud root. Dropbox: nothing in the whole namespace outside the mirror (and its
-  //    parent), and no case-rename temporary anywhere.
+  // 3. No temp or partial files. Local: the staging folder holds nothing but the cloud dir's
+  //    marker (`cloud-id`; every instance removes its own staging folder when it ends) and
+  //    nothing else sits beside the cloud root. Dropbox: nothing in the whole namespace outside
+  //    the mirror (and its parent), and no case-rename temporary anywhere.
   std::error_code ec;
   if (backend_ == BackendKind::kLocal) {
-    if (fs::exists(staging(), ec) && !fs::is_empty(staging(), ec)) {
-      for (const auto& e : fs::directory_iterator(staging(), ec))
+    for (const auto& e : fs::directory_iterator(staging(), ec)) {
+      if (e.path().filename() != "cloud-id")
         problems.push_back("staging leftover: " + e.path().string());
     }
     for (const auto& e : fs::directory_iterator(cloud_, ec)) {

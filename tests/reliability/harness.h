@@ -151,6 +151,9 @@ class Sandbox {
   // Where the client dir is mirrored (local backend): <cloud>/backup/data.
   [[nodiscard]] std::filesystem::path mirror() const { return cloud_ / "backup" / "data"; }
   [[nodiscard]] std::filesystem::path staging() const { return cloud_ / ".filesync-staging"; }
+  // Staged copies (".part" files) anywhere in the local staging folder: a copy in flight, or
+  // left behind.
+  [[nodiscard]] std::vector<std::filesystem::path> StagedCopies() const;
   // The mirror's cloud path (both backends).
   static constexpr const char* kMirrorPath = "/backup/data";
 

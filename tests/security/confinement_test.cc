@@ -3,9 +3,13 @@
 // configuration (cloud_root, sync dir paths) and, for the local backend, the cloud folder itself
 // (a link planted in it). Each is tried with the real binary; the in-process checks of the
 // backend's path resolution are in paths_test.cc.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <stdio.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "emulator_process.h"
 #include "security_support.h"
@@ -174,6 +178,64 @@ TEST_F(Confinement, LocalCloudNeverWritesThroughALinkPlantedInTheCloudDir) {
   EXPECT_FALSE(fs::is_symlink(mirror / "a.txt"));
   EXPECT_EQ(ReadFile(mirror / "a.txt"), "a, edited");
   EXPECT_TRUE(fs::is_symlink(mirror / "sub"));
+}
+
+// The cloud side of a swap mid-pass: the mirror folder, and the local cloud dir itself, are
+// exchanged with links to outside folders (renameat2 RENAME_EXCHANGE in a loop) while passes
+// upload, edit and delete. No pass may write outside the cloud dir: a pass that meets the link
+// is refused (the mirror folder: "is a symlink"; the cloud dir: "not the folder synced before",
+// since its path now leads to another folder) and nothing reaches the outside folders.
+TEST_F(Confinement, CloudDirOrMirrorFolderSwappedForALinkMidPassWritesNothingOutside) {
+  const fs::path config = Config("cloud_root = \"/backup\"\n");
+  ASSERT_EQ(box_.Run({"--config", config.string(), "sync"}).code, 0);
+  const fs::path mirror = cloud_ / "backup" / "docs";
+  struct Swap {
+    fs::path real, link, outside;
+  };
+  const std::vector<Swap> swaps = {
+      {mirror, box_.base() / "mirror-link", box_.base() / "outside-mirror"},
+      {cloud_, box_.base() / "cloud-link", box_.base() / "outside-cloud"}};
+  for (const Swap& s : swaps) {
+    // Looks like what it stands in for, so a pass that strayed there would write into it.
+    fs::copy(s.real, s.outside, fs::copy_options::recursive);
+    fs::create_directory_symlink(s.outside, s.link);
+  }
+  std::map<fs::path, std::map<std::string, std::string>> before;
+  for (const Swap& s : swaps) before[s.outside] = Tree(s.outside);
+  for (const Swap& s : swaps) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> exchanged{0};
+    std::thread swapper([&] {
+      while (!stop) {
+        if (renameat2(AT_FDCWD, s.real.c_str(), AT_FDCWD, s.link.c_str(), RENAME_EXCHANGE) == 0)
+          ++exchanged;
+      }
+    });
+    int refused = 0;
+    for (int pass = 0; pass < 12; ++pass) {
+      WriteFile(src_ / "a.txt", "a, edit " + std::to_string(pass));
+      WriteFile(src_ / "sub" / ("new-" + std::to_string(pass)), "new");
+      fs::remove(src_ / ("f" + std::to_string(pass % 6)));
+      WriteFile(src_ / ("f" + std::to_string((pass + 3) % 6)), "again");
+      const RunResult r = box_.Run({"--config", config.string(), "sync"});
+      if (r.code != 0) ++refused;
+      for (const Swap& o : swaps) {
+        EXPECT_EQ(Tree(o.outside), before[o.outside])
+            << "pass " << pass << " wrote outside the cloud dir:\n"
+            << r.all();
+      }
+    }
+    stop = true;
+    swapper.join();
+    if (fs::is_symlink(s.real)) {
+      ASSERT_EQ(renameat2(AT_FDCWD, s.real.c_str(), AT_FDCWD, s.link.c_str(), RENAME_EXCHANGE), 0);
+    }
+    EXPECT_GT(exchanged.load(), 100) << s.real;
+    EXPECT_GT(refused, 0) << "no pass met the link at " << s.real << ": the test proved nothing";
+  }
+  const RunResult last = box_.Run({"--config", config.string(), "sync"});
+  EXPECT_EQ(last.code, 0) << last.all();
+  EXPECT_EQ(Tree(mirror), Tree(src_));
 }
 
 }  // namespace

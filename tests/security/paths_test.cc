@@ -77,6 +77,7 @@ class LocalCloudPaths : public ::testing::Test {
     // The root sits two levels down so that "../.." from it is still inside base_ (observable).
     root_ = base_ / "cloud" / "root";
     cloud_ = std::make_unique<cloud::LocalCloud>(root_);
+    ASSERT_TRUE(cloud_->BeginPass({}).ok());
     ASSERT_TRUE(cloud_->CreateFolder("/a").ok());
     ASSERT_TRUE(cloud_->CreateFolder("/b").ok());
   }
@@ -202,7 +203,11 @@ TEST_F(LocalCloudSymlinks, DeletingRemovesLinksNotTheirTargets) {
   EXPECT_TRUE(DeleteOne("/d").ok());
   EXPECT_FALSE(fs::exists(root_ / "d"));
   EXPECT_EQ(Snapshot(victim_), victim_before_);
-  EXPECT_TRUE(fs::is_empty(root_ / cloud::LocalCloud::kStagingName)) << "the deleted tree is gone";
+  std::vector<std::string> staged;
+  for (const auto& e :
+       fs::directory_iterator(root_ / cloud::LocalCloud::kStagingName / cloud_->instance()))
+    staged.push_back(e.path().filename());
+  EXPECT_EQ(staged, std::vector<std::string>{"owner"}) << "the deleted tree is gone";
 }
 
 TEST_F(LocalCloudSymlinks, ListingSkipsLinks) {
@@ -218,6 +223,7 @@ TEST_F(LocalCloudSymlinks, TheConfiguredRootMayBeALink) {
   const fs::path alias = base_ / "alias";
   fs::create_directory_symlink(root_, alias);
   cloud::LocalCloud via_link(alias);
+  ASSERT_TRUE(via_link.BeginPass({}).ok());
   const cloud::UploadItem item = Item("/d/inner/through-alias.txt");
   EXPECT_TRUE(via_link.Upload(std::span(&item, 1), {}).at(0).ok());
   EXPECT_TRUE(fs::is_regular_file(root_ / "d" / "inner" / "through-alias.txt"));
