@@ -62,6 +62,10 @@ struct PassReport {
   std::int64_t started_unix_ms = 0;
   std::int64_t finished_unix_ms = 0;
   int state_errors = 0;  // commits to the state store (or cloud flushes) that failed
+  // Set when the pass stopped on something only the configuration can fix (the cloud refused
+  // the credentials, or cloud_root): one line naming the key and the fix. No further dir is
+  // tried; `filesync sync` prints it and exits 2.
+  std::optional<std::string> config_error;
   // True when every dir was synced and every action succeeded: the cloud matches the client.
   [[nodiscard]] bool converged() const;
   [[nodiscard]] std::string ToJson() const;  // for status and `plan --json`
