@@ -1,8 +1,9 @@
 // EventMonitor: one sync pass, the seed's Client.EventMonitor. For each client sync dir it
 //   1. checks the dir is safe to mirror (present, same device+inode as before, not suddenly
 //      empty) — otherwise that dir is skipped with an error and nothing is deleted;
-//   2. scans it, loads the cloud state (incremental listing where the backend has one; the
-//      local backend's state store, re-verified by a full walk every cloud_verify_interval),
+//   2. scans it, loads the cloud state (incremental listing where the backend has one, listed
+//      again from scratch when it deletes the dir's cloud folder or a folder above it; else the
+//      state store), re-verified by a full listing every cloud_verify_interval,
 //   3. takes content hashes from the cache (path, or inode after a rename) and hashes only what
 //      must be compared, on all workers,
 //   4. plans (plan/planner.h) and pushes the actions, phase by phase, through the bounded

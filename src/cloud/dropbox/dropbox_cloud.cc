@@ -1290,6 +1290,9 @@ Status DropboxCloud::CreateFolder(const std::string& path) {
 std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadItem> items,
                                                        const cloud::Transfer& transfer) {
   Impl& d = *impl_;
+  if (transfer.cancelled()) {
+    return std::vector<Result<UploadedFile>>(items.size(), Status::Cancelled("stopped"));
+  }
   std::vector<std::optional<Result<UploadedFile>>> results(items.size());
   std::vector<Ready> ready;
   std::vector<SmallFile> small;
