@@ -39,8 +39,9 @@ struct RunResult {
   std::string out;  // stdout + stderr
 };
 
-RunResult RunFilesync(const std::string& args) {
-  const std::string cmd = std::string(FILESYNC_BINARY) + " " + args + " 2>&1";
+// `wrapper`: a command the binary runs under, e.g. "timeout 60 ".
+RunResult RunFilesync(const std::string& args, const std::string& wrapper = "") {
+  const std::string cmd = wrapper + FILESYNC_BINARY + " " + args + " 2>&1";
   RunResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -380,8 +381,10 @@ TEST_F(DropboxE2E, WrongTokenIsOneLineNamingTheKeyAndExitTwo) {
     EXPECT_NE(r.out.find("filesync auth"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find(wrong), std::string::npos) << "token printed: " << r.out;
   }
-  // The daemon checks the token at start-up (users/get_current_account) and refuses to start.
-  const RunResult daemon = RunFilesync("--config " + config_.string() + " run");
+  // The daemon checks the token at start-up (users/get_current_account) and refuses to start
+  // (`timeout` ends one that does not, after a minute, as a failure).
+  const RunResult daemon =
+      RunFilesync("--config " + config_.string() + " run", "timeout -s INT 60 ");
   EXPECT_EQ(daemon.code, 2) << daemon.out;
   EXPECT_NE(daemon.out.find("dbx_token"), std::string::npos) << daemon.out;
   EXPECT_EQ(daemon.out.find(wrong), std::string::npos) << daemon.out;

@@ -352,7 +352,7 @@ struct DropboxCloud::Impl {
       }
       if (token.empty()) {
         auto t = tokens->AccessToken();
-        if (!t.ok()) return Reply{Refused(t.status(), t.status().message())};
+        if (!t.ok()) return Reply{Untrusted(Refused(t.status(), t.status().message()))};
         token = std::move(*t);
       }
       request.headers.Set("Authorization", "Bearer " + token);
@@ -364,7 +364,7 @@ struct DropboxCloud::Impl {
           std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now() - sent_at).count());
       if (!response.ok()) {
         const Status& s = response.status();
-        if (s.kind() != Status::Kind::kTransient) return Reply{s};
+        if (s.kind() != Status::Kind::kTransient) return Reply{Untrusted(s)};
         if (!call.idempotent) return Reply{s, {}, std::nullopt, true};
         if (!call.retry_transient) return Reply{s};
         if (++transient_attempts >= pacer.options().max_attempts) return Reply{s};
@@ -462,6 +462,17 @@ struct DropboxCloud::Impl {
     }
     return Status::Auth("Dropbox refused the credentials (" + detail +
                         "); check dbx_token / dbx_refresh_token, or run `filesync auth`");
+  }
+
+  // A server whose TLS certificate could not be verified, said in terms of the configuration
+  // (kAuth: the server could not be authenticated); other failures pass through.
+  static Status Untrusted(const Status& s) {
+    if (s.kind() != Status::Kind::kPermanent || !s.message().starts_with(kTlsVerificationFailed))
+      return s;
+    return Status::Auth("cannot verify the Dropbox server's TLS certificate (" + s.message() +
+                        "); if it uses a private CA (the emulator, a TLS-inspecting proxy), set "
+                        "dbx_ca_file to that CA's bundle, else check dbx_api_url and "
+                        "dbx_content_url");
   }
 
   Reply Rpc(std::string route, const ojson& arg, bool idempotent = true,

@@ -189,7 +189,7 @@ class CurlTransport : public HttpTransport {
       if (error[0] != '\0') message += std::string(" (") + error.data() + ")";
       if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
           code == CURLE_SSL_CERTPROBLEM) {
-        return Status::Permanent("TLS verification failed: " + message);
+        return Status::Permanent(std::string(kTlsVerificationFailed) + ": " + message);
       }
       return Status::Transient(message);
     }

@@ -73,6 +73,9 @@ class HttpTransport {
   virtual Result<HttpResponse> Send(const HttpRequest& request) = 0;
 };
 
+// How a failed TLS verification's message starts (kPermanent).
+inline constexpr std::string_view kTlsVerificationFailed = "TLS verification failed";
+
 struct HttpClientOptions {
   std::string ca_file;  // extra CA bundle (PEM); "" uses the system store only
   std::string user_agent = "filesync/0.1";
