@@ -801,8 +801,12 @@ Outcome<ListPage> Namespace::PageLocked(Cursor c) {
       const Change& ch = journal_[i];
       if (!Reported(ch.deleted, ch.entry.key, c.root, c.recursive)) continue;
       if (!InScope(ch.entry.key, c.root, c.recursive)) {
+        // The listed folder's last spelling, kept with its tombstone (unless made again since).
+        const auto tomb = tombstones_.find(c.root);
         page.entries.push_back(
-            DeletedJson(c.root, ch.entry.display + c.root.substr(ch.entry.key.size())));
+            DeletedJson(c.root, tomb != tombstones_.end()
+                                    ? tomb->second
+                                    : ch.entry.display + c.root.substr(ch.entry.key.size())));
         continue;
       }
       page.entries.push_back(ch.deleted ? DeletedJson(ch.entry.key, ch.entry.display)

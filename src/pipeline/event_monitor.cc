@@ -386,7 +386,7 @@ struct EventMonitor::Impl final : public ActionSink {
     if (!listing->complete && DeletesRoot(root, *listing)) {
       // Perhaps made again since (the changes would say so after the delete): a full listing
       // tells what is there now.
-      logger->warn("{} was deleted or moved away in the cloud; everything goes up again",
+      logger->warn("{} was deleted or moved away in the cloud; listing it again to restore it",
                    root.cloud_path);
       listing = cloud.List(root.cloud_path, "");
       if (!listing.ok()) return listing.status();

@@ -346,17 +346,17 @@ struct DropboxCloud::Impl {
     int write_attempts = 0;
     bool refreshed = false;
     std::string token;
+    auto stopped = [&] { return call.cancel != nullptr && call.cancel->load(); };
     for (;;) {
-      if (call.cancel != nullptr && call.cancel->load()) {
-        return Reply{Status::Cancelled(call.route + ": stopped")};
-      }
+      if (stopped()) return Reply{Status::Cancelled(call.route + ": stopped")};
       if (token.empty()) {
         auto t = tokens->AccessToken();
         if (!t.ok()) return Reply{Untrusted(Refused(t.status(), t.status().message()))};
         token = std::move(*t);
       }
       request.headers.Set("Authorization", "Bearer " + token);
-      pacer.Wait();
+      pacer.Wait(call.cancel);
+      if (stopped()) return Reply{Status::Cancelled(call.route + ": stopped")};
       const auto sent_at = clock.Now();
       auto response = transport->Send(request);
       Log().debug(
