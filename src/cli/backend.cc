@@ -68,6 +68,17 @@ class DropboxBackend : public Backend {
     }
   }
   cloud::Cloud& cloud() override { return *cloud_; }
+  Result<std::string> Account() override {
+    auto account = cloud_->CurrentAccount();
+    if (!account.ok()) return account.status();
+    const nlohmann::json& a = *account;
+    if (!a.is_object()) return std::string();
+    std::string name;
+    if (a.contains("name") && a["name"].is_object())
+      name = a["name"].value("display_name", std::string());
+    const std::string email = a.value("email", std::string());
+    return name.empty() ? email : email.empty() ? name : name + " <" + email + ">";
+  }
 
  private:
   StoreSessions sessions_;

@@ -14,6 +14,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual cloud::Cloud& cloud() = 0;
+  // Checks the credentials with one request and names the account they belong to ("" for a
+  // backend without accounts). kAuth: the service refused them (the message names the key).
+  virtual Result<std::string> Account() { return std::string(); }
 };
 
 // Throws std::runtime_error (a start-up error, exit 1) when the backend cannot be set up.

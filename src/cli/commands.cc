@@ -185,6 +185,30 @@ void PrintSummary(const pipeline::PassReport& report) {
                HumanBytes(report.bytes_hashed).c_str());
 }
 
+// A configuration problem found only at run time (a refused token, a refused cloud_root): one
+// line, exit 2, like a configuration error found at load time.
+int ConfigErrorExit(const std::string& message) {
+  std::fprintf(stderr, "filesync: %s\n", message.c_str());
+  return 2;
+}
+
+// Checks the backend's credentials once, at start-up or after a reload, and logs whose account
+// they belong to. A refused credential is a configuration error at start-up (exit 2); after a
+// reload it is logged and the passes back off. Other failures wait for the first pass.
+void CheckAccount(Backend& backend, bool starting) {
+  auto account = backend.Account();
+  if (account.ok()) {
+    if (!account->empty()) log::Get("cli")->info("linked account: {}", *account);
+    return;
+  }
+  if (account.status().kind() != Status::Kind::kAuth) {
+    log::Get("cli")->warn("cannot check the account yet: {}", account.status().message());
+    return;
+  }
+  if (starting) throw config::ConfigError(account.status().message());
+  log::Get("cli")->error("{}", account.status().message());
+}
+
 }  // namespace
 
 int RunSync(const GlobalOptions& global, const SyncOptions& options) {
@@ -202,6 +226,7 @@ int RunSync(const GlobalOptions& global, const SyncOptions& options) {
                              &progress);
   }
   WriteSnapshot(s.config, *s.store, report);
+  if (report.config_error) return ConfigErrorExit(*report.config_error);
   PrintSummary(report);
   return report.converged() ? 0 : 1;
 }
@@ -211,6 +236,7 @@ int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
   pipeline::EventMonitor monitor(s.config, s.backend->cloud(), *s.store);
   const auto report = monitor.RunPass(
       {.dry_run = true, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete});
+  if (report.config_error) return ConfigErrorExit(*report.config_error);
   if (options.json) {
     std::cout << report.ToJson() << "\n";
   } else {
@@ -248,14 +274,21 @@ int RunDaemon(const GlobalOptions& global) {
                         config.client_sync_dirs.size(),
                         config.backend == config::Backend::kLocal ? "local" : "dropbox",
                         config.poll_interval.count());
+  bool starting = true;
   while (!signals.stop()) {
     auto backend = MakeBackend(config, *store);
+    CheckAccount(*backend, starting);
+    starting = false;
     pipeline::EventMonitor monitor(config, backend->cloud(), *store);
     signals.OnStop([&monitor, &systemd] {
       systemd.Stopping();
       monitor.RequestStop();
     });
     bool reload = false;
+    // After a configuration problem (a refused token), passes back off from kConfigBackoff,
+    // doubling up to kMaxConfigBackoff, instead of asking again every poll_interval.
+    constexpr std::chrono::seconds kConfigBackoff{60}, kMaxConfigBackoff{3600};
+    std::chrono::seconds backoff{0};
     while (!signals.stop() && !reload) {
       pipeline::PassProgress progress;
       pipeline::PassReport report;
@@ -268,7 +301,16 @@ int RunDaemon(const GlobalOptions& global) {
       PrintSummary(report);
       systemd.PassFinished(report);
       if (signals.stop()) break;
-      reload = signals.WaitFor(config.poll_interval);
+      std::chrono::seconds wait = config.poll_interval;
+      if (report.config_error) {
+        backoff = backoff.count() == 0 ? kConfigBackoff : std::min(backoff * 2, kMaxConfigBackoff);
+        wait = std::max(wait, backoff);
+        log::Get("cli")->error("{}; next try in {} s, or at once on SIGHUP after the fix",
+                               *report.config_error, wait.count());
+      } else {
+        backoff = std::chrono::seconds(0);
+      }
+      reload = signals.WaitFor(wait);
     }
     signals.OnStop(nullptr);
     if (!reload) break;

@@ -24,6 +24,7 @@
 #include <system_error>
 #include <utility>
 
+#include "plan/names.h"
 #include "util/unicode.h"
 
 namespace filesync::config {
@@ -691,6 +692,33 @@ void ValidateCloudRoot(const Config& c) {
   }
 }
 
+// Names Dropbox refuses (plan/names.h) in the folders a Dropbox mirror lives in: each component
+// of cloud_root, and each sync dir's name (the last component of its cloud folder). Found here
+// instead of as a refused request at the first pass.
+void ValidateDropboxNames(const Config& c) {
+  if (c.backend != Backend::kDropbox) return;
+  const std::string& r = c.cloud_root;
+  for (std::size_t start = 1; start < r.size();) {
+    std::size_t slash = r.find('/', start);
+    if (slash == std::string::npos) slash = r.size();
+    const std::string part = r.substr(start, slash - start);
+    if (auto why = plan::CheckName("/" + part, plan::NameRules::kDropbox)) {
+      Invalid(c, "cloud_root", "Dropbox refuses the folder name " + Quote(part) + ": " + *why,
+              "choose another cloud_root, e.g. cloud_root = \"/filesync\"");
+    }
+    start = slash + 1;
+  }
+  for (const fs::path& dir : c.client_sync_dirs) {
+    const std::string name = Normal(dir).filename().string();
+    if (auto why = plan::CheckName("/" + name, plan::NameRules::kDropbox)) {
+      Invalid(c, "client_sync_dirs",
+              Quote(dir.string()) + " would be mirrored to " + c.CloudPathFor(dir) +
+                  ", a name Dropbox refuses (" + *why + ")",
+              "sync a directory with another name, or its parent");
+    }
+  }
+}
+
 void ValidatePositive(const Config& c, std::string_view key, std::chrono::seconds value) {
   if (value.count() < 1) Invalid(c, key, "must be a whole number of seconds >= 1");
 }
@@ -739,6 +767,7 @@ namespace {
 void ValidateAll(const Config& c, bool need_credentials) {
   ValidateSyncDirs(c);
   ValidateCloudRoot(c);
+  ValidateDropboxNames(c);
   ValidatePositive(c, "poll_interval", c.poll_interval);
   if (c.workers < 1 || c.workers > kMaxWorkers) {
     Invalid(c, "workers", "must be a whole number from 1 to 64");

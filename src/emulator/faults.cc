@@ -54,6 +54,17 @@ std::optional<FaultSpec> ParseFaultSpec(const std::string& spec, std::string* er
       ok = colon != std::string::npos && ParseProbability(value.substr(0, colon), &out.latency_p) &&
            !ms.empty() && end == ms.c_str() + ms.size() && v >= 0 && v <= 600000;
       out.latency_ms = static_cast<int>(v);
+    } else if (key == "routes") {
+      std::stringstream routes(value);
+      for (std::string route; std::getline(routes, route, '|');) {
+        if (!route.empty()) out.routes.insert(route);
+      }
+      ok = !out.routes.empty();
+    } else if (key == "max") {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(value.c_str(), &end, 10);
+      ok = !value.empty() && value.front() != '-' && end == value.c_str() + value.size();
+      out.max = v;
     } else if (key == "seed") {
       char* end = nullptr;
       const unsigned long long v = std::strtoull(value.c_str(), &end, 10);
@@ -74,13 +85,18 @@ std::optional<FaultSpec> ParseFaultSpec(const std::string& spec, std::string* er
 FaultInjector::FaultInjector(FaultSpec spec, std::uint64_t default_seed)
     : spec_(spec), rng_(spec.seed.value_or(default_seed)) {}
 
-FaultDecision FaultInjector::Draw() {
+FaultDecision FaultInjector::Draw(std::string_view route) {
   FaultDecision d;
   if (spec_.empty()) return d;
+  if (!spec_.routes.empty() && !spec_.routes.contains(route)) return d;
   double u[6];
   {
     std::lock_guard lock(mu_);
+    if (spec_.max && faults_ >= *spec_.max) return d;
     for (double& v : u) v = Uniform(rng_);
+    const bool any = u[0] < spec_.latency_p || u[1] < spec_.p429 || u[2] < spec_.p500 ||
+                     u[3] < spec_.p503 || u[4] < spec_.drop || u[5] < spec_.drop_after;
+    if (any) ++faults_;
   }
   if (u[0] < spec_.latency_p) d.latency_ms = spec_.latency_ms;
   if (u[1] < spec_.p429)

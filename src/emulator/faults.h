@@ -7,10 +7,15 @@
 //   drop_after=P  run the route, then close the connection without sending the response
 //   latency=P:MS  sleep MS milliseconds first, with probability P
 //   seed=N        PRNG seed (default: --seed, else 1)
-// Example: "429=0.05,500=0.05,503=0.05,drop=0.02,latency=0.1:200,seed=7".
+//   routes=R|R... only these routes (as in /2/<route>, '|'-separated) are faulted; others draw
+//                 nothing
+//   max=N         at most N faults in all (latency included), then none
+// Example: "429=0.05,500=0.05,503=0.05,drop=0.02,latency=0.1:200,seed=7";
+// "drop_after=1,routes=files/upload_session/append_batch,max=1" loses exactly one response.
 //
-// Every request draws the same number of values from one seeded PRNG (std::mt19937_64) in
-// arrival order, so a fixed seed and the same request sequence give the same faults.
+// Every request (of `routes`, when set) draws the same number of values from one seeded PRNG
+// (std::mt19937_64) in arrival order, so a fixed seed and the same request sequence give the
+// same faults.
 // Thread safety: Draw() locks an internal mutex.
 #pragma once
 
@@ -18,7 +23,9 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
+#include <string_view>
 
 namespace filesync::emulator {
 
@@ -31,6 +38,8 @@ struct FaultSpec {
   double latency_p = 0;
   int latency_ms = 0;
   std::optional<std::uint64_t> seed;
+  std::set<std::string, std::less<>> routes;  // empty: every route
+  std::optional<std::uint64_t> max;           // faults in all
   [[nodiscard]] bool empty() const {
     return p429 == 0 && p500 == 0 && p503 == 0 && drop == 0 && drop_after == 0 && latency_p == 0;
   }
@@ -50,13 +59,15 @@ struct FaultDecision {
 class FaultInjector {
  public:
   FaultInjector(FaultSpec spec, std::uint64_t default_seed);
-  FaultDecision Draw();
+  // What to do with one request to `route` ("" matches no `routes` filter).
+  FaultDecision Draw(std::string_view route = {});
   [[nodiscard]] bool enabled() const { return !spec_.empty(); }
 
  private:
   FaultSpec spec_;
   std::mutex mu_;
-  std::mt19937_64 rng_;
+  std::mt19937_64 rng_;       // guarded by mu_
+  std::uint64_t faults_ = 0;  // guarded by mu_: faults made so far
 };
 
 }  // namespace filesync::emulator

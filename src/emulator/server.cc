@@ -317,7 +317,7 @@ void Server::InstallHandlers() {
     }
     const std::string route = path.substr(3);
 
-    const FaultDecision fault = faults_->Draw();
+    const FaultDecision fault = faults_->Draw(route);
     if (fault.latency_ms > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(fault.latency_ms));
     if (fault.drop_before) {

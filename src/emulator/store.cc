@@ -3,7 +3,8 @@
 // continue replays them in order without looking at the current state. A deleted folder is
 // journalled as one deleted record (its descendants are only tombstoned), which is what
 // Dropbox reports as well. Moves journal the source's deletion plus an upsert for every item
-// at the destination, so a client can apply them with the §5.3 rules.
+// at the destination, so a client can apply them with the §5.3 rules. A cursor on a folder whose
+// ancestor is deleted or moved away reports that folder's own deletion.
 #include "emulator/store.h"
 
 #include <sqlite3.h>
@@ -39,6 +40,12 @@ bool InScope(const std::string& key, const std::string& root, bool recursive) {
   if (key == root) return true;
   if (!HasPrefixDir(key, root)) return false;
   return recursive || key.find('/', root.size() + 1) == std::string::npos;
+}
+
+// Whether a cursor on `root` reports a change of `key`: one in its scope, or the deletion of a
+// folder above `root`, which takes the listed folder with it (reported as the root's deletion).
+bool Reported(bool deleted, const std::string& key, const std::string& root, bool recursive) {
+  return InScope(key, root, recursive) || (deleted && HasPrefixDir(root, key));
 }
 
 nlohmann::json Conflict(const std::string& what) {
@@ -793,11 +800,23 @@ Outcome<ListPage> Namespace::PageLocked(Cursor c) {
     std::size_t i = c.seq;
     for (; i < journal_.size() && !full(); ++i) {
       const Change& ch = journal_[i];
-      if (!InScope(ch.entry.key, c.root, c.recursive)) continue;
+      if (!Reported(ch.deleted, ch.entry.key, c.root, c.recursive)) continue;
+      if (!InScope(ch.entry.key, c.root, c.recursive)) {
+        // The listed folder's last spelling, kept with its tombstone (unless made again since).
+        const auto tomb = tombstones_.find(c.root);
+        page.entries.push_back(
+            DeletedJson(c.root, tomb != tombstones_.end()
+                                    ? tomb->second
+                                    : ch.entry.display + c.root.substr(ch.entry.key.size())));
+        continue;
+      }
       page.entries.push_back(ch.deleted ? DeletedJson(ch.entry.key, ch.entry.display)
                                         : MetadataJson(ch.entry));
     }
-    while (i < journal_.size() && !InScope(journal_[i].entry.key, c.root, c.recursive)) ++i;
+    while (i < journal_.size() &&
+           !Reported(journal_[i].deleted, journal_[i].entry.key, c.root, c.recursive)) {
+      ++i;
+    }
     c.seq = i;
     page.has_more = i < journal_.size();
   }
@@ -876,7 +895,8 @@ Outcome<bool> Namespace::Longpoll(const std::string& cursor, std::chrono::millis
   while (true) {
     if (epoch_ != c.value->epoch) return Outcome<bool>::Fail(StoreError::Where::kReset);
     for (; i < journal_.size(); ++i) {
-      if (InScope(journal_[i].entry.key, c.value->root, c.value->recursive)) return {true, {}};
+      const Change& ch = journal_[i];
+      if (Reported(ch.deleted, ch.entry.key, c.value->root, c.value->recursive)) return {true, {}};
     }
     if (shutting_down_ || changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
       return {false, {}};

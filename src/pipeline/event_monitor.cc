@@ -423,23 +423,40 @@ struct EventMonitor::Impl final : public ActionSink {
     return root.recorded_folder;
   }
 
+  // True when `listing` deletes the root's cloud folder itself or a folder above it (deleted or
+  // moved away in the cloud): nothing of the stored view is left there.
+  bool DeletesRoot(const RootState& root, const cloud::ListResult& listing) const {
+    return std::any_of(listing.changes.begin(), listing.changes.end(), [&](const auto& change) {
+      return change.type == cloud::ListChange::Type::kDelete &&
+             RelativeTo(root.cloud_path, change.entry.path, caps.case_insensitive).has_value();
+    });
+  }
+
   Status LoadCloudState(RootState& root, const PassOptions& options) {
     if (Status s = CheckMirrorFolder(root); !s.ok()) return s;
-    const bool never_listed = root.cursor.empty();
+    // A full listing now and then, on every backend: no stored view is trusted forever (a
+    // backend's change feed could miss something; the local backend has none).
     const bool verify_due =
-        !caps.incremental_listing &&
-        (options.verify || never_listed || root.verify_next ||
-         NowMs() - root.last_verify_ms >
-             std::chrono::duration_cast<milliseconds>(config.cloud_verify_interval).count());
-    if (!caps.incremental_listing && !verify_due) return Status::Ok();
-    const std::string cursor =
-        (options.verify || verify_due) && !caps.incremental_listing ? "" : root.cursor;
-    auto listing = cloud.List(root.cloud_path, options.verify ? "" : cursor);
+        NowMs() - root.last_verify_ms >
+        std::chrono::duration_cast<milliseconds>(config.cloud_verify_interval).count();
+    const bool full = options.verify || root.cursor.empty() || verify_due ||
+                      (!caps.incremental_listing && root.verify_next);
+    if (!caps.incremental_listing && !full) return Status::Ok();
+    auto listing = cloud.List(root.cloud_path, full ? "" : root.cursor);
     if (!listing.ok()) return listing.status();
+    if (!listing->complete && DeletesRoot(root, *listing)) {
+      // Perhaps made again since (the changes would say so after the delete): a full listing
+      // tells what is there now.
+      logger->warn("{} was deleted or moved away in the cloud; listing it again to restore it",
+                   root.cloud_path);
+      listing = cloud.List(root.cloud_path, "");
+      if (!listing.ok()) return listing.status();
+    }
     if (caps.incremental_listing && listing->complete && listing->cursor.empty() &&
-        listing->changes.empty()) {
+        listing->changes.empty() && !options.dry_run) {
       // The root does not exist yet, and a missing path has no cursor: create it and list again,
-      // so the next pass can ask for changes only.
+      // so the next pass can ask for changes only. (A dry run changes nothing: it plans against
+      // the empty listing.)
       if (Status s = cloud.CreateFolder(root.cloud_path); !s.ok()) return s;
       listing = cloud.List(root.cloud_path, "");
       if (!listing.ok()) return listing.status();
@@ -550,6 +567,14 @@ struct EventMonitor::Impl final : public ActionSink {
     const plan::Action& a = event.action;
     if (current_progress) ++current_progress->files_done;
     if (!outcome.status.ok()) {
+      if (outcome.status.kind() == Status::Kind::kAuth) {
+        // Every other action would be refused too: the pass stops, and the CLI says what to fix.
+        ++rr.failed;
+        if (!current->config_error) current->config_error = outcome.status.message();
+        if (!rr.stopped) rr.stopped = outcome.status.message();
+        config_failed = true;
+        return;
+      }
       if (outcome.status.kind() == Status::Kind::kChanged ||
           outcome.status.kind() == Status::Kind::kCancelled) {
         ++rr.deferred;
@@ -770,7 +795,10 @@ struct EventMonitor::Impl final : public ActionSink {
     }
     rr.local_entries = scanned->entries.size();
     if (Status s = LoadCloudState(root, options); !s.ok()) {
-      rr.stopped = "cannot read the cloud state of " + root.cloud_path + ": " + s.ToString();
+      report.config_error = ConfigProblem(root, s);
+      rr.stopped = report.config_error
+                       ? *report.config_error
+                       : "cannot read the cloud state of " + root.cloud_path + ": " + s.ToString();
       return;
     }
     if (scanned->entries.empty() && RemoteCount(root) > 0 && !options.allow_mass_delete) {
@@ -844,6 +872,19 @@ struct EventMonitor::Impl final : public ActionSink {
 
     Execute(index, plan.actions, progress);
     FinishRoot(root, &items, root_identity);
+  }
+
+  // A failure to reach a root's cloud folder that only the configuration can fix, as one line
+  // naming the key: refused credentials (the backend names its keys), or a cloud folder the
+  // service refuses (a name it does not allow, found only by asking it).
+  std::optional<std::string> ConfigProblem(const RootState& root, const Status& s) const {
+    if (s.kind() == Status::Kind::kAuth) return s.message();
+    if (s.kind() != Status::Kind::kInvalidArgument) return std::nullopt;
+    const auto origin = config.origins.find("cloud_root");
+    return (origin != config.origins.end() ? origin->second : config.source) +
+           ": key 'cloud_root' = \"" + config.cloud_root + "\": " + std::string(cloud.name()) +
+           " refuses the folder " + root.cloud_path + " (" + s.message() +
+           "); choose another cloud_root, or rename the sync dir " + root.local_dir;
   }
 
   void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,
@@ -938,10 +979,11 @@ struct EventMonitor::Impl final : public ActionSink {
                              .case_insensitive = caps.case_insensitive};
     EventConsumer consumer(producer, processor, config.workers, limits);
     consumer.Start();
-    for (int phase = 0; phase < plan::kPhaseCount && !stop_flag.load(); ++phase) {
+    auto stopping = [&] { return stop_flag.load() || config_failed.load(); };
+    for (int phase = 0; phase < plan::kPhaseCount && !stopping(); ++phase) {
       producer.BeginFill();
       for (const plan::Action& a : actions) {
-        if (a.phase != phase || stop_flag.load()) continue;
+        if (a.phase != phase || stopping()) continue;
         Event event{static_cast<int>(index), a};
         if (phase == plan::kPhaseReplace) {
           // Strictly in order: a folder must be moved before what is moved into it.
@@ -954,7 +996,7 @@ struct EventMonitor::Impl final : public ActionSink {
       std::unique_lock lock(mu);
       CommitLocked(roots[index], lock);
     }
-    if (stop_flag.load()) producer.Cancel();
+    if (stopping()) producer.Cancel();
     producer.Close();
     consumer.Join();
   }
@@ -966,13 +1008,15 @@ struct EventMonitor::Impl final : public ActionSink {
     current = &report;
     current_progress = progress;
     commit_failures = 0;
+    config_failed = false;
     for (RootState& r : roots) r.failed_paths.clear();
     storage_problem = BeginPass(options);
-    for (std::size_t i = 0; i < roots.size() && !stop_flag.load(); ++i) {
+    for (std::size_t i = 0; i < roots.size() && !stop_flag.load() && !report.config_error; ++i) {
       RunRoot(i, options, report, progress);
       roots[i].dir_fd = cloud::Fd();
       if (report.roots[i].stopped) {
-        logger->error("{}", *report.roots[i].stopped);
+        // A configuration problem is said once, by the caller.
+        if (!report.config_error) logger->error("{}", *report.roots[i].stopped);
         if (roots[i].id != 0) (void)store.RecordError(roots[i].id, "", *report.roots[i].stopped);
       } else if (roots[i].id != 0 && !options.dry_run) {
         (void)store.ClearError(roots[i].id, "");
@@ -1007,11 +1051,12 @@ struct EventMonitor::Impl final : public ActionSink {
   std::condition_variable commit_turn;  // with commit_mu: a batch waits for its predecessors
   std::uint64_t batches_applied = 0;    // guarded by commit_mu
   std::atomic<int> commit_failures{0};  // this pass; a failed commit means the pass is incomplete
+  std::atomic<bool> config_failed{false};          // this pass: an action met a refused credential
   std::function<void(std::uint64_t)> commit_hook;  // test seam; set before a pass
 };
 
 bool PassReport::converged() const {
-  if (state_errors > 0) return false;
+  if (state_errors > 0 || config_error) return false;
   for (const RootReport& r : roots) {
     if (r.stopped || r.failed > 0 || r.deferred > 0) return false;
   }
@@ -1027,6 +1072,7 @@ std::string PassReport::ToJson() const {
   j["files_hashed"] = files_hashed;
   j["converged"] = converged();
   j["state_errors"] = state_errors;
+  if (config_error) j["config_error"] = *config_error;
   nlohmann::json actions = nlohmann::json::array();
   nlohmann::json roots_json = nlohmann::json::array();
   for (const RootReport& r : roots) {

@@ -1,8 +1,9 @@
 // EventMonitor: one sync pass, the seed's Client.EventMonitor. For each client sync dir it
 //   1. checks the dir is safe to mirror (present, same device+inode as before, not suddenly
 //      empty) — otherwise that dir is skipped with an error and nothing is deleted;
-//   2. scans it, loads the cloud state (incremental listing where the backend has one; the
-//      local backend's state store, re-verified by a full walk every cloud_verify_interval),
+//   2. scans it, loads the cloud state (incremental listing where the backend has one, listed
+//      again from scratch when it deletes the dir's cloud folder or a folder above it; else the
+//      state store), re-verified by a full listing every cloud_verify_interval,
 //   3. takes content hashes from the cache (path, or inode after a rename) and hashes only what
 //      must be compared, on all workers,
 //   4. plans (plan/planner.h) and pushes the actions, phase by phase, through the bounded
@@ -62,6 +63,10 @@ struct PassReport {
   std::int64_t started_unix_ms = 0;
   std::int64_t finished_unix_ms = 0;
   int state_errors = 0;  // commits to the state store (or cloud flushes) that failed
+  // Set when the pass stopped on something only the configuration can fix (the cloud refused
+  // the credentials, or cloud_root): one line naming the key and the fix. No further dir is
+  // tried; `filesync sync` prints it and exits 2.
+  std::optional<std::string> config_error;
   // True when every dir was synced and every action succeeded: the cloud matches the client.
   [[nodiscard]] bool converged() const;
   [[nodiscard]] std::string ToJson() const;  // for status and `plan --json`

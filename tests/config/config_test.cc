@@ -207,6 +207,16 @@ const std::vector<BadCase>& Catalogue() {
                  {"end with \"/\""}),
       InInstance("CloudRootBackslash", "cloud_root = \"/a\\\\b\"", "cloud_root", {"backslash"}),
       InInstance("CloudRootNul", "cloud_root = \"/a\\u0000b\"", "cloud_root", {"NUL"}),
+      // --- names Dropbox refuses, in the folders a Dropbox mirror lives in ---
+      InInstance("DropboxCloudRootRefusedName",
+                 "backend = \"dropbox\"\ndbx_token = \"t\"\ncloud_root = \"/backup/Desktop.ini\"",
+                 "cloud_root", {"\"Desktop.ini\"", "Dropbox refuses", "choose another cloud_root"}),
+      InInstance("DropboxCloudRootTrailingSpace",
+                 "backend = \"dropbox\"\ndbx_token = \"t\"\ncloud_root = \"/backup /x\"",
+                 "cloud_root", {"\"backup \"", "whitespace"}),
+      InInstance("DropboxSyncDirRefusedName",
+                 "backend = \"dropbox\"\ndbx_token = \"t\"\nclient_sync_dirs = [\"@/thumbs.db\"]",
+                 "client_sync_dirs", {"thumbs.db", "/filesync/thumbs.db", "another name"}),
       // --- intervals and workers ---
       InInstance("PollIntervalNegative", "poll_interval = -5", "poll_interval",
                  {"= -5", ">= 1", "e.g. poll_interval = 30"}),
@@ -450,6 +460,13 @@ TEST_F(ConfigTest, ValidateOnHandBuiltConfigNamesSource) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()).rfind("hand-built: key 'workers' = 100: ", 0), 0u) << e.what();
   }
+}
+
+// The local backend stores any name: Dropbox's rules apply only to the Dropbox backend.
+TEST_F(ConfigTest, DropboxNameRulesDoNotApplyToTheLocalBackend) {
+  WriteGoodDev();
+  Write("instance.toml", "cloud_root = \"/backup/desktop.ini\"\n");
+  EXPECT_EQ(Load(Options()).cloud_root, "/backup/desktop.ini");
 }
 
 TEST_F(ConfigTest, ValidateRejectsUnnormalisedSlashCloudRoot) {

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 
 #include "fakes.h"
@@ -490,7 +492,10 @@ struct FakeUploads {
   int next = 0;
   int write_contention_once = -1;  // entry index that fails once with too_many_write_operations
   bool corrupt_hash = false;
+  bool lose_append_response_once = false;  // append_batch runs, then its response is lost
+  std::set<std::string> closed;
   std::vector<std::string> finish_paths;
+  std::function<void()> on_append;  // called as each append_batch arrives
 
   Result<HttpResponse> operator()(const HttpRequest& r) {
     const std::string route = FakeTransport::Route(r);
@@ -508,16 +513,27 @@ struct FakeUploads {
       for (const char c : header) EXPECT_LT(static_cast<unsigned char>(c), 0x80);
       const json arg = json::parse(header);
       EXPECT_EQ(arg["content_hash"], hash::ToHex(hash::HashBytes(r.body)));
+      if (on_append) on_append();
       std::size_t off = 0;
       json entries = json::array();
       for (const auto& e : arg["entries"]) {
         const auto len = e["length"].get<std::size_t>();
-        sessions[e["cursor"]["session_id"]] = r.body.substr(off, len);
+        const std::string id = e["cursor"]["session_id"];
+        if (closed.contains(id)) {
+          entries.push_back({{".tag", "failure"}, {"failure", {{".tag", "closed"}}}});
+        } else {
+          sessions[id] = r.body.substr(off, len);
+          closed.insert(id);
+          entries.push_back({{".tag", "success"}});
+        }
         off += len;
         EXPECT_EQ(e["close"], true);
-        entries.push_back({{".tag", "success"}});
       }
       EXPECT_EQ(off, r.body.size());
+      if (lose_append_response_once) {
+        lose_append_response_once = false;
+        return Status::Transient("connection closed before the response");
+      }
       return JsonResponse(200, {{"entries", entries}});
     }
     if (route == "files/upload_session/finish_batch_v2") {
@@ -600,6 +616,59 @@ TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/b", "/c", "/b"}));
   EXPECT_TRUE(cloud->pacer().write_contention());
+}
+
+// The first append_batch committed but its response was lost; the replay finds every session
+// closed (by that first send), which means the bytes are there: commit them, fail nothing.
+TEST_F(DropboxCloudTest, LostAppendBatchResponseIsReplayedAndItsFilesCommitted) {
+  auto uploads = std::make_shared<FakeUploads>();
+  uploads->lose_append_response_once = true;
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "22", "/b")};
+  const auto results = cloud->Upload(items, {});
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(transport_->routes(),
+            (std::vector<std::string>{
+                "files/upload_session/start_batch", "files/upload_session/append_batch",
+                "files/upload_session/append_batch", "files/upload_session/finish_batch_v2"}));
+}
+
+// A stop while the bytes travel: nothing is committed, every file is kCancelled (not failed).
+TEST_F(DropboxCloudTest, StopDuringAnUploadCommitsNothing) {
+  std::atomic<bool> stop{false};
+  auto uploads = std::make_shared<FakeUploads>();
+  uploads->on_append = [&] { stop = true; };
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "22", "/b")};
+  const auto results = cloud->Upload(items, {.cancel = &stop});
+  for (const auto& r : results) EXPECT_EQ(r.status().kind(), Status::Kind::kCancelled);
+  EXPECT_TRUE(uploads->finish_paths.empty());
+  const auto again = cloud->Upload(items, {.cancel = &stop});
+  for (const auto& r : again) EXPECT_EQ(r.status().kind(), Status::Kind::kCancelled);
+  EXPECT_EQ(transport_->requests().size(), 2u) << "no request once stopped";
+}
+
+TEST_F(DropboxCloudTest, RefusedTokenNamesTheConfigurationKeyNeverTheToken) {
+  auto refuse = [](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.url.ends_with("/oauth2/token"))
+      return JsonResponse(400, {{"error", "invalid_grant"}, {"error_description", "revoked"}});
+    return JsonResponse(401, {{"error_summary", "invalid_access_token/"},
+                              {"error", {{".tag", "invalid_access_token"}}}});
+  };
+  const Status fixed =
+      Make(refuse, DropboxOptions{.access_token = "secret-static"})->CreateFolder("/a");
+  EXPECT_EQ(fixed.kind(), Status::Kind::kAuth);
+  EXPECT_NE(fixed.message().find("dbx_token"), std::string::npos) << fixed.message();
+  EXPECT_NE(fixed.message().find("filesync auth"), std::string::npos) << fixed.message();
+  EXPECT_EQ(fixed.message().find("secret-static"), std::string::npos) << fixed.message();
+  const Status refreshed =
+      Make(refuse, DropboxOptions{.refresh_token = "secret-refresh", .app_key = "K"})
+          ->CreateFolder("/a");
+  EXPECT_EQ(refreshed.kind(), Status::Kind::kAuth);
+  EXPECT_NE(refreshed.message().find("dbx_refresh_token"), std::string::npos)
+      << refreshed.message();
+  EXPECT_NE(refreshed.message().find("filesync auth"), std::string::npos) << refreshed.message();
+  EXPECT_EQ(refreshed.message().find("secret-refresh"), std::string::npos) << refreshed.message();
 }
 
 TEST_F(DropboxCloudTest, FallbackStartsOneSessionPerFile) {
@@ -768,6 +837,40 @@ TEST_F(DropboxCloudTest, InterruptedLargeUploadResumesOnlyMissingChunks) {
   EXPECT_EQ(r[0]->bytes_transferred, content.size() - 2u * 4 * 1024 * 1024);
   EXPECT_EQ(r[0]->digest, hash::HashBytes(content));
   EXPECT_EQ(server->next, 1) << "the stored session was reused";
+}
+
+// A stop in the middle of a large file: the chunk in flight is abandoned, no further chunk
+// starts, nothing is committed, and the stored session lets a later Upload resume.
+TEST_F(DropboxCloudTest, StopDuringLargeUploadKeepsTheSessionForTheNextRun) {
+  auto server = std::make_shared<FakeConcurrentSessions>();
+  testing::MemorySessionStore store;
+  std::atomic<bool> stop{false};
+  DropboxOptions o;
+  o.chunk_size = 4 * 1024 * 1024;
+  o.small_file_limit = 1024 * 1024;
+  o.max_parallel_chunks = 1;
+  o.sessions = &store;
+  int appends = 0;
+  auto handler = [&, server](const HttpRequest& r) -> Result<HttpResponse> {
+    if (FakeTransport::Route(r) == "files/upload_session/append_v2" && ++appends == 3) {
+      stop = true;  // the stop arrives while the third chunk travels: curl abandons it
+      return Status::Cancelled("aborted by the progress callback");
+    }
+    return (*server)(r);
+  };
+  const std::string content = Pattern(5 * 4 * 1024 * 1024 + 9);
+  std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
+  auto first = Make(handler, o);
+  EXPECT_EQ(first->Upload(items, {.cancel = &stop})[0].status().kind(), Status::Kind::kCancelled);
+  EXPECT_EQ(appends, 3) << "no chunk started after the stop";
+  EXPECT_EQ(server->appended_bytes, 2u * 4 * 1024 * 1024);
+  EXPECT_EQ(store.size(), 1u);
+  stop = false;
+  auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+  auto r = second->Upload(items, {.cancel = &stop});
+  ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
+  EXPECT_EQ(r[0]->bytes_transferred, content.size() - 2u * 4 * 1024 * 1024);
+  EXPECT_EQ(r[0]->digest, hash::HashBytes(content));
 }
 
 TEST_F(DropboxCloudTest, ExpiredStoredSessionStartsOver) {

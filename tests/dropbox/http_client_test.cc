@@ -1,6 +1,14 @@
 #include "cloud/dropbox/http_client.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 namespace filesync::dropbox {
 namespace {
@@ -31,6 +39,40 @@ TEST(CurlTransport, UnreachableHostIsTransient) {
   auto r = transport->Send(request);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().kind(), Status::Kind::kTransient);
+}
+
+// A server that takes the connection and never answers: only the cancel flag ends the request
+// (no timeout is set), within about a second of being raised.
+TEST(CurlTransport, CancelAbandonsARequestInFlight) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+
+  std::atomic<bool> cancel{false};
+  auto transport = MakeCurlTransport(HttpClientOptions{});
+  HttpRequest request;
+  request.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/2/files/x";
+  request.body = std::string(1 << 20, 'x');
+  request.timeout = std::chrono::seconds(0);
+  request.cancel = &cancel;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel = true;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto r = transport->Send(request);
+  const auto took = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  close(listener);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().kind(), Status::Kind::kCancelled) << r.status().ToString();
+  EXPECT_LT(took, std::chrono::seconds(3));
 }
 
 }  // namespace

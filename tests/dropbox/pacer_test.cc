@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "fakes.h"
 
 namespace filesync::dropbox {
@@ -35,6 +37,20 @@ TEST(Pacer, RetryAfterPausesEveryCallerAtLeastThatLong) {
   const auto resumed = clock.Now();
   pacer.Wait();  // "worker 2" after the pause: not paused again, only rate-spaced
   EXPECT_LE(clock.Now() - resumed, 1s);
+}
+
+// A stop ends a caller's wait for a long Retry-After at once; other callers still wait it out.
+TEST(Pacer, AStopEndsTheWaitForAPause) {
+  FakeClock clock;
+  Pacer pacer(Options(), clock);
+  const auto start = clock.Now();
+  pacer.OnRateLimited(RateReason::kTooManyRequests, 300s);
+  std::atomic<bool> stop{true};
+  pacer.Wait(&stop);
+  EXPECT_LT(clock.Now() - start, 1s);
+  stop = false;
+  pacer.Wait(&stop);
+  EXPECT_GE(clock.Now() - start, 300s);
 }
 
 TEST(Pacer, WritePauseWithRetryAfterAlsoPausesEveryone) {

@@ -71,6 +71,38 @@ TEST_F(CursorTest, ContinueReportsUpsertsAndDeletes) {
   EXPECT_FALSE(again.json()["has_more"].get<bool>());
 }
 
+// A folder above the listed one deleted or moved away takes the listed folder with it: the
+// cursor says so with a deleted entry for the listed folder (and the longpoll wakes for it).
+TEST_F(CursorTest, AncestorDeletedOrMovedAwayIsReportedAsTheListedFolderDeleted) {
+  for (const std::string how : {"delete", "move"}) {
+    PutFile("/Top/Mirror/a.txt", "a");
+    PutFile("/Top/other.txt", "o");
+    auto list = Rpc("files/list_folder", {{"path", "/Top/Mirror"}, {"recursive", true}});
+    ASSERT_EQ(list.status, 200);
+    auto [entries, cursor] = Drain(list, [&](const std::string& c) {
+      return Rpc("files/list_folder/continue", {{"cursor", c}});
+    });
+    PutFile("/Top/other.txt", "outside the listed folder: not reported");
+    if (how == "delete") {
+      ASSERT_EQ(Rpc("files/delete_v2", {{"path", "/Top"}}).status, 200);
+    } else {
+      ASSERT_EQ(Rpc("files/move_v2", {{"from_path", "/Top"}, {"to_path", "/Moved"}}).status, 200);
+    }
+    auto poll = Rpc("files/list_folder/longpoll", {{"cursor", cursor}, {"timeout", 30}});
+    EXPECT_EQ(poll.json()["changes"], true) << how;
+    auto changes = Rpc("files/list_folder/continue", {{"cursor", cursor}});
+    ASSERT_EQ(changes.status, 200) << changes.body;
+    const nlohmann::json got = changes.json()["entries"];
+    ASSERT_EQ(got.size(), 1u) << how << ": " << got.dump();
+    EXPECT_EQ(got[0][".tag"], "deleted");
+    EXPECT_EQ(got[0]["path_lower"], "/top/mirror");
+    EXPECT_EQ(got[0]["path_display"], "/Top/Mirror");
+    if (how == "move") {
+      ASSERT_EQ(Rpc("files/delete_v2", {{"path", "/Moved"}}).status, 200);
+    }
+  }
+}
+
 TEST_F(CursorTest, NonRecursiveScopeOnlySeesDirectChildren) {
   ASSERT_EQ(Rpc("files/create_folder_v2", {{"path", "/top"}}).status, 200);
   auto cursor = Rpc("files/list_folder/get_latest_cursor", {{"path", "/top"}});

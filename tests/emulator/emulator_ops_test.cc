@@ -115,6 +115,21 @@ TEST_F(FaultsTest, FixedSeedIsReproducibleAndSparesAdminAndOauth) {
   EXPECT_EQ(counters["routes"]["check/user"], 60);
 }
 
+// routes= limits faults to some routes (others draw nothing); max= caps how many happen.
+class RouteFaultsTest : public EmulatorTest {
+ protected:
+  std::vector<std::string> ExtraArgs() override {
+    return {"--faults", "500=1,routes=files/get_metadata|files/delete_v2,max=2"};
+  }
+};
+
+TEST_F(RouteFaultsTest, OnlyTheNamedRoutesAreFaultedAtMostMaxTimes) {
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Rpc("check/user", {{"query", "x"}}).status, 200);
+  EXPECT_EQ(Rpc("files/get_metadata", {{"path", "/nothing"}}).status, 500);
+  EXPECT_EQ(Rpc("files/delete_v2", {{"path", "/nothing"}}).status, 500);
+  EXPECT_EQ(Rpc("files/get_metadata", {{"path", "/nothing"}}).status, 409) << "max=2 reached";
+}
+
 class DropAfterTest : public EmulatorTest {
  protected:
   std::vector<std::string> ExtraArgs() override { return {"--faults", "drop_after=1"}; }
@@ -235,6 +250,8 @@ TEST(EmulatorCommandLine, BadFlagsExitWith2) {
   const std::string bin = test_support::EmulatorProcess::BinaryPath();
   for (const std::string args : {"--listen 127.0.0.1:0", "--listen nope --data /tmp/x",
                                  "--listen 127.0.0.1:0 --data /tmp/x --faults 429=2",
+                                 "--listen 127.0.0.1:0 --data /tmp/x --faults 500=1,max=-1",
+                                 "--listen 127.0.0.1:0 --data /tmp/x --faults 500=1,routes=",
                                  "--listen 127.0.0.1:0 --data /tmp/x --bogus",
                                  "--listen 127.0.0.1:0 --data /tmp/x --without-routes files/nope",
                                  "--listen 127.0.0.1:0 --data /tmp/x --without-routes "

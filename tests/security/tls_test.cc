@@ -101,6 +101,9 @@ TEST_F(Tls, SelfSignedCertificateIsRefusedUnlessDbxCaFileTrustsIt) {
   ASSERT_TRUE(emulator_.url().starts_with("https://")) << emulator_.url();
   const RunResult refused = box_.Run({"--config", Config("").string(), "sync"});
   ExpectRefused(refused);
+  // A configuration problem: exit 2, naming the key that fixes it.
+  EXPECT_EQ(refused.code, 2) << refused.all();
+  EXPECT_NE(refused.all().find("dbx_ca_file"), std::string::npos) << refused.all();
   const RunResult plan = box_.Run({"--config", Config("").string(), "plan", "--json"});
   EXPECT_NE(plan.code, 0) << plan.all();
 

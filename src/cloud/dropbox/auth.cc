@@ -86,8 +86,7 @@ Result<Grant> PostToken(HttpTransport& transport, const std::string& api_url,
       "token endpoint: HTTP " + std::to_string(response->status) + " " + error;
   if (response->status >= 500 || response->status == 429) return Status::Transient(message);
   if (error == "invalid_grant") {
-    return Status::Auth(
-        message + ": the refresh token or code is revoked or invalid; run `filesync auth` again");
+    return Status::Auth(message + " (the refresh token or code is revoked or invalid)");
   }
   if (response->status == 400 || response->status == 401) return Status::Auth(message);
   return Status::Permanent(message);
@@ -119,7 +118,10 @@ Status RefreshingTokenProvider::RefreshLocked() {
   if (!options_.app_secret.empty()) fields.emplace_back("client_secret", options_.app_secret);
   auto grant = PostToken(*transport_, options_.api_url, fields);
   if (!grant.ok()) {
-    Log().warn("access token refresh failed: {}", grant.status().ToString());
+    // A refused refresh token is reported by whoever asked for the token, in terms of the
+    // configuration; a transient failure is worth a line here.
+    if (grant.status().kind() != Status::Kind::kAuth)
+      Log().warn("access token refresh failed: {}", grant.status().ToString());
     return grant.status();
   }
   token_ = std::move(grant->access_token);

@@ -78,6 +78,7 @@ struct Call {
   bool retry_transient = true;          // false: a 5xx or network failure is returned at once
   bool close_connection_after = false;  // see HttpRequest
   std::chrono::seconds timeout{120};
+  const std::atomic<bool>* cancel = nullptr;  // a stop request: abandon the call (kCancelled)
 };
 
 struct Reply {
@@ -331,6 +332,7 @@ struct DropboxCloud::Impl {
     request.url = (call.host == Host::kApi ? o.api_url : o.content_url) + "/2/" + call.route;
     request.timeout = call.timeout;
     request.close_connection_after = call.close_connection_after;
+    request.cancel = call.cancel;
     if (call.host == Host::kApi) {
       request.headers.Add("Content-Type", "application/json");
       request.body = std::move(call.arg);
@@ -344,14 +346,17 @@ struct DropboxCloud::Impl {
     int write_attempts = 0;
     bool refreshed = false;
     std::string token;
+    auto stopped = [&] { return call.cancel != nullptr && call.cancel->load(); };
     for (;;) {
+      if (stopped()) return Reply{Status::Cancelled(call.route + ": stopped")};
       if (token.empty()) {
         auto t = tokens->AccessToken();
-        if (!t.ok()) return Reply{t.status()};
+        if (!t.ok()) return Reply{Untrusted(Refused(t.status(), t.status().message()))};
         token = std::move(*t);
       }
       request.headers.Set("Authorization", "Bearer " + token);
-      pacer.Wait();
+      pacer.Wait(call.cancel);
+      if (stopped()) return Reply{Status::Cancelled(call.route + ": stopped")};
       const auto sent_at = clock.Now();
       auto response = transport->Send(request);
       Log().debug(
@@ -359,12 +364,12 @@ struct DropboxCloud::Impl {
           std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now() - sent_at).count());
       if (!response.ok()) {
         const Status& s = response.status();
-        if (s.kind() != Status::Kind::kTransient) return Reply{s};
+        if (s.kind() != Status::Kind::kTransient) return Reply{Untrusted(s)};
         if (!call.idempotent) return Reply{s, {}, std::nullopt, true};
         if (!call.retry_transient) return Reply{s};
         if (++transient_attempts >= pacer.options().max_attempts) return Reply{s};
         Log().warn("{} (attempt {}), retrying", s.message(), transient_attempts);
-        pacer.Sleep(pacer.Backoff(transient_attempts));
+        Pause(pacer.Backoff(transient_attempts), call.cancel);
         continue;
       }
       if (response->status >= 200 && response->status < 300) {
@@ -378,10 +383,20 @@ struct DropboxCloud::Impl {
         return reply;
       }
       ApiError error = ClassifyResponse(*response, call.route);
-      if (error.http_status == 401 && error.expired_token && !refreshed) {
+      if (error.http_status == 401) {
+        // An expired or revoked access token: a refresh token (if any) gets a new one, once.
+        const std::string detail = call.route + ": HTTP 401 " + error.TagPath();
+        if (refreshed || !(error.expired_token || error.Has("invalid_access_token"))) {
+          return Reply{Refused(error.status, detail), {}, std::move(error)};
+        }
         refreshed = true;
         auto t = tokens->RefreshAfterExpiry(token);
-        if (!t.ok()) return Reply{t.status(), {}, std::move(error)};
+        if (!t.ok()) {
+          const bool cannot_refresh = o.tokens == nullptr && o.refresh_token.empty();
+          return Reply{Refused(t.status(), cannot_refresh ? detail : t.status().message()),
+                       {},
+                       std::move(error)};
+        }
         token = std::move(*t);
         continue;
       }
@@ -390,7 +405,7 @@ struct DropboxCloud::Impl {
         if (error.rate_reason == RateReason::kTooManyWriteOperations) {
           if (++write_attempts >= pacer.options().max_write_attempts)
             return Reply{error.status, {}, std::move(error)};
-          if (!error.retry_after) pacer.Sleep(pacer.WriteBackoff(write_attempts));
+          if (!error.retry_after) Pause(pacer.WriteBackoff(write_attempts), call.cancel);
         } else if (++rate_attempts >= pacer.options().max_rate_limited_attempts) {
           return Reply{error.status, {}, std::move(error)};
         }
@@ -407,13 +422,57 @@ struct DropboxCloud::Impl {
         Log().warn("{} (attempt {}), retrying", error.status.message(), transient_attempts);
         auto delay = pacer.Backoff(transient_attempts);
         if (error.retry_after) delay = std::max(delay, *error.retry_after);
-        pacer.Sleep(delay);
+        Pause(delay, call.cancel);
         continue;
       }
       if (error.http_status != 409) Log().warn("{}", error.status.message());
       Status status = error.status;
       return Reply{std::move(status), {}, std::move(error)};
     }
+  }
+
+  // Sleeps `d`; a stop request cuts it short (the caller's next attempt then returns).
+  void Pause(std::chrono::milliseconds d, const std::atomic<bool>* cancel) {
+    if (cancel == nullptr) return pacer.Sleep(d);
+    const auto until = clock.Now() + d;
+    for (auto now = clock.Now(); now < until && !cancel->load(); now = clock.Now()) {
+      clock.SleepFor(
+          std::min<Clock::TimePoint::duration>(until - now, std::chrono::milliseconds(100)));
+    }
+  }
+
+  // A credential Dropbox refused (kAuth), said in terms of the configuration key that holds it
+  // and what to do; other failures pass through. `detail` names what was refused, never a token.
+  Status Refused(const Status& s, const std::string& detail) const {
+    if (s.kind() != Status::Kind::kAuth) return s;
+    if (detail.find("missing_scope") != std::string::npos) {
+      return Status::Auth("Dropbox refused the request (" + detail +
+                          "): the app lacks a permission; enable it on the app's Permissions "
+                          "tab, then run `filesync auth` again and update dbx_refresh_token_file");
+    }
+    if (o.tokens == nullptr && !o.refresh_token.empty()) {
+      return Status::Auth("Dropbox refused the refresh token in dbx_refresh_token (" + detail +
+                          "); run `filesync auth` to link the account again and point "
+                          "dbx_refresh_token_file at the new token");
+    }
+    if (o.tokens == nullptr) {
+      return Status::Auth("Dropbox refused the access token in dbx_token (" + detail +
+                          "): it is invalid, revoked or expired; run `filesync auth` and set "
+                          "dbx_refresh_token_file instead (or put a new token in dbx_token)");
+    }
+    return Status::Auth("Dropbox refused the credentials (" + detail +
+                        "); check dbx_token / dbx_refresh_token, or run `filesync auth`");
+  }
+
+  // A server whose TLS certificate could not be verified, said in terms of the configuration
+  // (kAuth: the server could not be authenticated); other failures pass through.
+  static Status Untrusted(const Status& s) {
+    if (s.kind() != Status::Kind::kPermanent || !s.message().starts_with(kTlsVerificationFailed))
+      return s;
+    return Status::Auth("cannot verify the Dropbox server's TLS certificate (" + s.message() +
+                        "); if it uses a private CA (the emulator, a TLS-inspecting proxy), set "
+                        "dbx_ca_file to that CA's bundle, else check dbx_api_url and "
+                        "dbx_content_url");
   }
 
   Reply Rpc(std::string route, const ojson& arg, bool idempotent = true,
@@ -428,8 +487,10 @@ struct DropboxCloud::Impl {
 
   // `probe`: the header may be over what the server accepts; a refusal is returned at once and
   // the connection is not reused.
-  Reply Content(std::string route, const ojson& arg, std::string body, bool probe = false) {
+  Reply Content(std::string route, const ojson& arg, std::string body,
+                const cloud::Transfer& transfer, bool probe = false) {
     Call call;
+    call.cancel = transfer.cancel;
     call.retry_transient = !probe;
     call.close_connection_after = probe;
     call.route = std::move(route);
@@ -493,6 +554,11 @@ struct DropboxCloud::Impl {
         ojson{{"path", path}, {"recursive", true}, {"include_deleted", false}, {"limit", 2000}});
     if (!r.ok()) {
       if (r.Has("not_found")) return out;  // no root yet: nothing there
+      if (r.Has("not_folder")) {
+        return Status::Conflict(path +
+                                " is a file in Dropbox, where the mirror folder should be; " +
+                                "move or delete that file");
+      }
       return r.status;
     }
     auto page = ParseListFolderResult(r.result);
@@ -551,7 +617,7 @@ struct DropboxCloud::Impl {
       const std::uint64_t size = f.data.size();
       Reply r = Content("files/upload_session/start",
                         ojson{{"close", true}, {"content_hash", hash::ToHex(f.digest)}},
-                        std::move(f.data));
+                        std::move(f.data), transfer);
       std::lock_guard lock(mu);
       if (!r.ok() || !r.result.contains("session_id")) {
         results[f.index] =
@@ -567,6 +633,25 @@ struct DropboxCloud::Impl {
                             {}});
       transfer.Progress(size);
     });
+  }
+
+  // A replayed append_batch entry (the first send's response was lost) whose bytes are already
+  // in its session: closed by that send (only this call knows the fresh session, and one append
+  // carries the whole file), or incorrect_offset with correct_offset == length. The commit then
+  // checks the size and content hash Dropbox stored.
+  static bool AppendedBefore(const BatchEntry& e, std::uint64_t size) {
+    const auto tags = UnionTags(e.failure);
+    if (!tags.empty() && tags.front() == "closed") return true;
+    const auto correct = CorrectOffset(e.failure);
+    return correct && *correct == size;
+  }
+
+  // A session that lost track of this file's bytes (gone, or at another offset) is fixed by
+  // sending them again in a new session: transient, so the caller retries the file.
+  static Status SessionFailure(const Status& s) {
+    if (s.kind() == Status::Kind::kNotFound || s.kind() == Status::Kind::kConflict)
+      return Status::Transient(s.message() + " (will send again in a new session)");
+    return s;
   }
 
   // start_batch + append_batch (one request unless a limit forces a split). Returns how many of
@@ -626,7 +711,11 @@ struct DropboxCloud::Impl {
         const std::size_t arg_size = EncodeHeaderArg(arg).size();
         const bool risky = cap == 0 && arg_size > kSafeHeaderBytes;
         Reply r = Content("files/upload_session/append_batch", arg, risky ? body : std::move(body),
-                          risky);
+                          transfer, risky);
+        if (r.status.kind() == Status::Kind::kCancelled) {
+          for (std::size_t i = group; i < files.size(); ++i) results[files[i].index] = r.status;
+          return files.size();
+        }
         // Sessions started for the rest are left to expire.
         if (batch_upload_route.Unknown(r, clock, kFallback)) return group;
         const bool refused = !r.error || r.error->http_status == 400 ||
@@ -674,14 +763,11 @@ struct DropboxCloud::Impl {
           const BatchEntry& e = (*parsed)[i - group];
           const SmallFile& f = files[i];
           const std::uint64_t size = f.identity.size;
-          // An append that reached the server before its response was lost reports
-          // incorrect_offset with correct_offset == length: the bytes are there.
-          const auto correct = e.success ? std::nullopt : CorrectOffset(e.failure);
-          if (e.success || (correct && *correct == size)) {
+          if (e.success || AppendedBefore(e, size)) {
             ready.push_back(Ready{f.index, ids[i - begin], size, f.digest, f.identity, size, {}});
             transfer.Progress(size);
           } else {
-            results[f.index] = e.status;
+            results[f.index] = SessionFailure(e.status);
           }
         }
         group = stop;
@@ -757,7 +843,7 @@ struct DropboxCloud::Impl {
       } else {
         EraseRecord(key);
         Reply r = Content("files/upload_session/start", ojson{{"session_type", "concurrent"}},
-                          std::string());
+                          std::string(), transfer);
         if (!r.ok()) return r.status;
         if (!r.result.contains("session_id") || !r.result["session_id"].is_string()) {
           return Status::Permanent("upload_session/start: no session_id");
@@ -782,6 +868,7 @@ struct DropboxCloud::Impl {
           if (first_error.ok()) first_error = std::move(s);
           failed = true;
         };
+        if (transfer.cancelled()) return fail(Status::Cancelled(item.cloud_path + ": stopped"));
         if (o.test_stop_after_chunks > 0 && chunks_sent.fetch_add(1) >= o.test_stop_after_chunks) {
           return fail(Status::Cancelled("test hook: stopped after " +
                                         std::to_string(o.test_stop_after_chunks) + " chunks"));
@@ -795,11 +882,14 @@ struct DropboxCloud::Impl {
         const ojson arg = {{"cursor", {{"session_id", record->session_id}, {"offset", offset}}},
                            {"close", i + 1 == chunks},
                            {"content_hash", hash::ToHex(CombineBlocks(blocks))}};
-        Reply r = Content("files/upload_session/append_v2", arg, std::move(buffer));
+        Reply r = Content("files/upload_session/append_v2", arg, std::move(buffer), transfer);
         if (!r.ok()) {
+          // A chunk that reached the server before its response was lost: a later offset, or,
+          // for the closing chunk, a session already closed (by that chunk: the others were in).
           const auto correct = r.error ? CorrectOffset(r.error->error) : std::nullopt;
-          if (!(r.Has("incorrect_offset") && correct && *correct >= offset + len))
-            return fail(r.status);
+          const bool arrived = (r.Has("incorrect_offset") && correct && *correct >= offset + len) ||
+                               (r.Has("closed") && i + 1 == chunks);
+          if (!arrived) return fail(r.status);
         }
         std::lock_guard lock(mu);  // also keeps progress() calls of one Upload serial
         if (r.ok()) {
@@ -1211,6 +1301,9 @@ Status DropboxCloud::CreateFolder(const std::string& path) {
 std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadItem> items,
                                                        const cloud::Transfer& transfer) {
   Impl& d = *impl_;
+  if (transfer.cancelled()) {
+    return std::vector<Result<UploadedFile>>(items.size(), Status::Cancelled("stopped"));
+  }
   std::vector<std::optional<Result<UploadedFile>>> results(items.size());
   std::vector<Ready> ready;
   std::vector<SmallFile> small;
@@ -1244,7 +1337,14 @@ std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadIte
       results[i] = r.status();
     }
   }
-  d.Commit(items, std::move(ready), results);
+  if (transfer.cancelled()) {
+    // Nothing is committed after a stop: the files stay where they were in Dropbox. A large
+    // file's session stays in the SessionStore, so the next run only commits it.
+    for (const Ready& r : ready)
+      results[r.index] = Status::Cancelled(items[r.index].cloud_path + ": stopped");
+  } else {
+    d.Commit(items, std::move(ready), results);
+  }
 
   std::vector<Result<UploadedFile>> out;
   out.reserve(items.size());

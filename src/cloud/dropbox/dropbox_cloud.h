@@ -4,7 +4,9 @@
 //  - List: "" cursor -> recursive list_folder (+ continue until has_more is false), complete;
 //    a cursor -> list_folder/continue only, so a pass with no change costs ONE request. A reset
 //    or unusable cursor falls back to a full listing (complete); a missing root is an empty
-//    complete listing. Paths are path_display; compare them with unicode::CloudKey.
+//    complete listing, a file at the root kConflict. Deletes of the root itself are reported
+//    like any other (the engine then lists again). Paths are path_display; compare them with
+//    unicode::CloudKey.
 //  - Upload, small files (<= small_file_limit): start_batch + ONE append_batch carrying every
 //    file + ONE finish_batch_v2 = 3 requests per batch. append_batch is split only to keep a
 //    request under 150 MiB, or its Dropbox-API-Arg header (~110 bytes per file) under a limit:
@@ -15,7 +17,12 @@
 //    with only the missing chunks (sessions older than 6.5 days are started again). Each file is
 //    read with O_NOFOLLOW and checked against item.expected before and after; a difference, or a
 //    commit whose size/content_hash differs from what was read, is kChanged. Only the failed
-//    entries of a batch are retried.
+//    entries of a batch are retried. A replayed append whose bytes had arrived (its session
+//    closed, or at the right offset) counts as sent; a session that lost them is kTransient.
+//    Transfer::cancel abandons requests in flight within about a second and commits nothing:
+//    every file of the call is kCancelled (a large file's session stays stored, to resume).
+//  - A refused credential is kAuth, its message naming dbx_token or dbx_refresh_token and
+//    `filesync auth` (never the token).
 //  - Delete: delete_v2 for one path, else delete_batch (<= 1000) + delete_batch/check polling;
 //    not_found is success. Move: move_v2; a case-only rename goes through a temporary name.
 //  - MoveBatch: move_batch_v2 (<= 1000 entries, autorename and ownership transfer off) +

@@ -48,7 +48,15 @@ struct Transfer {
   const std::string* body = nullptr;
   std::size_t sent = 0;
   HttpResponse* response = nullptr;
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+// libcurl calls this often while data flows and about once a second while it waits; non-zero
+// aborts the transfer (CURLE_ABORTED_BY_CALLBACK).
+int CheckCancel(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* t = static_cast<const Transfer*>(userdata);
+  return t->cancel->load(std::memory_order_relaxed) ? 1 : 0;
+}
 
 std::size_t ReadBody(char* buffer, std::size_t size, std::size_t nitems, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
@@ -115,7 +123,7 @@ class CurlTransport : public HttpTransport {
     CURL* handle = Acquire();
     if (handle == nullptr) return Status::Transient("curl_easy_init failed");
     HttpResponse response;
-    Transfer transfer{&request.body, 0, &response};
+    Transfer transfer{&request.body, 0, &response, request.cancel};
     std::array<char, CURL_ERROR_SIZE> error{};
 
     curl_easy_setopt(handle, CURLOPT_SHARE, share_);
@@ -142,6 +150,11 @@ class CurlTransport : public HttpTransport {
     curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
     curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, &WriteHeader);
     curl_easy_setopt(handle, CURLOPT_HEADERDATA, &transfer);
+    if (request.cancel != nullptr) {
+      curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, &CheckCancel);
+      curl_easy_setopt(handle, CURLOPT_XFERINFODATA, &transfer);
+    }
 
     if (request.method == "POST") {
       curl_easy_setopt(handle, CURLOPT_POST, 1L);
@@ -172,10 +185,11 @@ class CurlTransport : public HttpTransport {
     if (code != CURLE_OK) {
       std::string message =
           std::string(request.method) + " " + request.url + ": " + curl_easy_strerror(code);
+      if (code == CURLE_ABORTED_BY_CALLBACK) return Status::Cancelled(message + " (stopped)");
       if (error[0] != '\0') message += std::string(" (") + error.data() + ")";
       if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
           code == CURLE_SSL_CERTPROBLEM) {
-        return Status::Permanent("TLS verification failed: " + message);
+        return Status::Permanent(std::string(kTlsVerificationFailed) + ": " + message);
       }
       return Status::Transient(message);
     }

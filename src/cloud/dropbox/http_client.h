@@ -10,9 +10,12 @@
 //    low_speed_time is aborted; HttpRequest::timeout bounds the whole request (0: no bound).
 //  - Any HTTP status is a successful Send(); network failures come back as kTransient, TLS
 //    verification failures as kPermanent. Request headers (Authorization) are never logged.
+//  - A request whose HttpRequest::cancel is set while it runs is abandoned within about a
+//    second (kCancelled).
 // Thread-safe: Send() may be called from many threads at once.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -52,6 +55,9 @@ struct HttpRequest {
   // Close the connection afterwards instead of reusing it: for a request the server may refuse
   // before reading its body, which some servers then leave unread on the connection.
   bool close_connection_after = false;
+  // Set (by a stop request) while the request runs: it is abandoned, its connection closed, and
+  // Send() returns kCancelled. May be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {
@@ -66,6 +72,9 @@ class HttpTransport {
   // Performs one request. A response with any status is ok(); no response at all is kTransient.
   virtual Result<HttpResponse> Send(const HttpRequest& request) = 0;
 };
+
+// How a failed TLS verification's message starts (kPermanent).
+inline constexpr std::string_view kTlsVerificationFailed = "TLS verification failed";
 
 struct HttpClientOptions {
   std::string ca_file;  // extra CA bundle (PEM); "" uses the system store only

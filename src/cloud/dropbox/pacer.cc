@@ -23,7 +23,7 @@ void Pacer::RecoverLocked(Clock::TimePoint now) {
   if (*rate_ >= ceiling_) rate_.reset();
 }
 
-void Pacer::Wait() {
+void Pacer::Wait(const std::atomic<bool>* cancel) {
   Clock::TimePoint target;
   {
     std::lock_guard lock(mu_);
@@ -41,7 +41,14 @@ void Pacer::Wait() {
       recent_.pop_front();
     }
   }
-  if (target > clock_.Now()) clock_.SleepUntil(target);
+  if (cancel == nullptr) {
+    if (target > clock_.Now()) clock_.SleepUntil(target);
+    return;
+  }
+  // In slices, so a stop ends a long pause (a Retry-After of minutes) within a tenth of a second.
+  for (auto now = clock_.Now(); now < target && !cancel->load(); now = clock_.Now()) {
+    clock_.SleepUntil(std::min(target, now + std::chrono::milliseconds(100)));
+  }
 }
 
 void Pacer::OnRateLimited(RateReason reason, std::optional<std::chrono::milliseconds> retry_after) {

@@ -14,6 +14,7 @@
 // Thread-safe. Time comes from a Clock so tests can use a fake one.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -48,8 +49,8 @@ class Pacer {
  public:
   Pacer(PacerOptions options, Clock& clock);
 
-  // Blocks until a request may be sent.
-  void Wait();
+  // Blocks until a request may be sent, or until `cancel` (if given) is set.
+  void Wait(const std::atomic<bool>* cancel = nullptr);
 
   // Records a rate-limit answer. `retry_after` is the server's hint, if any.
   void OnRateLimited(RateReason reason, std::optional<std::chrono::milliseconds> retry_after);
