@@ -44,6 +44,10 @@ constexpr std::size_t kCommitEvery = 10000;
 // Present in the state store while a pass may have changed the cloud without recording it.
 constexpr const char* kVerifyNextKey = "verify_next";
 constexpr std::chrono::seconds kCommitInterval{2};
+// Global keys: the last pass's report (PassReport::ToJson), and the start time (unix ms) of a
+// pass that has not recorded its report yet.
+constexpr const char* kLastPassKey = "last_pass";
+constexpr const char* kPassUnderWayKey = "pass_under_way";
 
 std::int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -135,6 +139,7 @@ struct RootState {
   // the pass reads is reached below this descriptor, whatever the path leads to meanwhile.
   cloud::Fd dir_fd;
   std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
+  std::uint64_t outcomes = 0;                    // this pass's actions with an outcome
   std::unordered_set<std::string> warned;        // scan issues already logged by this process
 };
 
@@ -378,7 +383,8 @@ struct EventMonitor::Impl final : public ActionSink {
     if (caps.incremental_listing && listing->complete && listing->cursor.empty() &&
         listing->changes.empty()) {
       // The root does not exist yet, and a missing path has no cursor: create it and list again,
-      // so the next pass can ask for changes only.
+      // so the next pass can ask for changes only. (A dry run creates nothing: it is empty.)
+      if (options.dry_run) return Status::Ok();
       if (Status s = cloud.CreateFolder(root.cloud_path); !s.ok()) return s;
       listing = cloud.List(root.cloud_path, "");
       if (!listing.ok()) return listing.status();
@@ -487,13 +493,20 @@ struct EventMonitor::Impl final : public ActionSink {
     RootState& root = roots[static_cast<std::size_t>(event.root)];
     RootReport& rr = current->roots[static_cast<std::size_t>(event.root)];
     const plan::Action& a = event.action;
-    if (current_progress) ++current_progress->files_done;
+    ++root.outcomes;
+    if (current_progress) {
+      ++current_progress->files_done;
+      current_progress->SetCurrent(a.path);
+    }
     if (!outcome.status.ok()) {
       if (outcome.status.kind() == Status::Kind::kChanged ||
           outcome.status.kind() == Status::Kind::kCancelled) {
         ++rr.deferred;
-        logger->info("{} {}: {}; it goes again next pass", plan::ActionKindName(a.kind), a.path,
-                     outcome.status.message());
+        // A stop cancels every transfer in flight at once: the pass summary counts them.
+        logger->log(outcome.status.kind() == Status::Kind::kCancelled ? spdlog::level::debug
+                                                                      : spdlog::level::info,
+                    "{} {}: {}; it goes again next pass", plan::ActionKindName(a.kind), a.path,
+                    outcome.status.message());
         return;
       }
       ++rr.failed;
@@ -511,6 +524,10 @@ struct EventMonitor::Impl final : public ActionSink {
         const cloud::UploadedFile& up = *outcome.uploaded;
         ++rr.uploaded;
         rr.bytes_uploaded += up.bytes_transferred;
+        // The upload hashed what it read, on the way.
+        current->bytes_hashed += up.identity.size;
+        ++current->files_hashed;
+        if (current_progress) current_progress->bytes_hashed += up.identity.size;
         cache::RemoteRecord r;
         r.path = a.path;
         r.kind = EntryKind::kFile;
@@ -666,8 +683,6 @@ struct EventMonitor::Impl final : public ActionSink {
                PassProgress* progress) {
     RootState& root = roots[index];
     RootReport& rr = report.roots[index];
-    rr.local_dir = root.local_dir;
-    rr.cloud_path = root.cloud_path;
     if (Status s = Load(root); !s.ok()) {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
@@ -700,8 +715,14 @@ struct EventMonitor::Impl final : public ActionSink {
           issue.kind == scan::IssueKind::kOtherFilesystem) {
         unknown_dirs.push_back(issue.path);
       }
-      if (root.warned.insert(issue.path).second)
-        logger->warn("{}/{}: {}", root.local_dir, issue.path, issue.message);
+      if (issue.kind == scan::IssueKind::kUnreadable) {
+        RecordUnreadable(root, rr, issue, options);
+      } else {
+        // A vanished entry is looked at again next pass; the others are policy (skipped).
+        if (issue.kind == scan::IssueKind::kVanished) ++rr.deferred;
+        if (root.warned.insert(issue.path).second)
+          logger->warn("{}/{}: {}", root.local_dir, issue.path, issue.message);
+      }
     }
     rr.local_entries = scanned->entries.size();
     if (Status s = LoadCloudState(root, options); !s.ok()) {
@@ -745,6 +766,10 @@ struct EventMonitor::Impl final : public ActionSink {
     }
     HashFiles(root, items, plan::FilesToHash(items, remote, caps.case_insensitive), report,
               progress);
+    if (stop_flag.load()) {
+      rr.interrupted = true;  // some digests may be missing: no plan from them
+      return;
+    }
     std::vector<plan::PreviousItem> previous;
     previous.reserve(root.files.size());
     for (const auto& [p, f] : root.files) {
@@ -775,10 +800,30 @@ struct EventMonitor::Impl final : public ActionSink {
       return;
     }
     rr.actions = plan.actions;
-    if (options.dry_run) return;
+    if (options.dry_run) {
+      rr.pending = rr.actions.size();
+      return;
+    }
 
     Execute(index, plan.actions, progress);
+    rr.pending = rr.actions.size() - std::min<std::uint64_t>(root.outcomes, rr.actions.size());
+    rr.interrupted = rr.pending > 0 && stop_flag.load();
     FinishRoot(root, &items, root_identity);
+  }
+
+  // A folder the scan could not read: what is below it is unknown, so nothing there is synced or
+  // deleted, and the pass is incomplete until it is readable again (an error in `status`,
+  // and a warning every pass, not just once).
+  void RecordUnreadable(RootState& root, RootReport& rr, const scan::Issue& issue,
+                        const PassOptions& options) {
+    ++rr.unreadable;
+    root.failed_paths.insert(issue.path);
+    const std::string message = issue.message + "; nothing below it is synced or deleted";
+    logger->warn("{}/{}: {}", root.local_dir, issue.path, message);
+    if (!options.dry_run) {
+      if (Status s = store.RecordError(root.id, issue.path, message); !s.ok())
+        logger->error("cannot record an error for status: {}", s.ToString());
+    }
   }
 
   void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,
@@ -866,6 +911,13 @@ struct EventMonitor::Impl final : public ActionSink {
       if (progress) progress->bytes_done += n;
     });
     EventProducer producer(kQueueCapacity);
+    // A stop drops what is queued at once (it counts as pending), rather than have the workers
+    // take each queued event only to cancel it.
+    {
+      std::lock_guard lock(producer_mu);
+      active_producer = &producer;
+    }
+    if (stop_flag.load()) producer.Cancel();
     const BatchLimits limits{.max_files = std::max<std::size_t>(1, caps.max_batch_files),
                              .max_bytes = caps.max_batch_bytes,
                              .small_file_limit = caps.small_file_limit,
@@ -891,31 +943,70 @@ struct EventMonitor::Impl final : public ActionSink {
     if (stop_flag.load()) producer.Cancel();
     producer.Close();
     consumer.Join();
+    std::lock_guard lock(producer_mu);
+    active_producer = nullptr;
+  }
+
+  // From RequestStop (any thread): drops the events queued in the running pass, if any.
+  void CancelQueued() {
+    std::lock_guard lock(producer_mu);
+    if (active_producer != nullptr) active_producer->Cancel();
   }
 
   PassReport Run(const PassOptions& options, PassProgress* progress) {
     PassReport report;
     report.started_unix_ms = NowMs();
     report.roots.resize(roots.size());
+    for (std::size_t i = 0; i < roots.size(); ++i) {
+      report.roots[i].local_dir = roots[i].local_dir;
+      report.roots[i].cloud_path = roots[i].cloud_path;
+    }
     current = &report;
     current_progress = progress;
     commit_failures = 0;
-    for (RootState& r : roots) r.failed_paths.clear();
-    for (std::size_t i = 0; i < roots.size() && !stop_flag.load(); ++i) {
-      RunRoot(i, options, report, progress);
+    for (RootState& r : roots) {
+      r.failed_paths.clear();
+      r.outcomes = 0;
+    }
+    // Until the pass records its outcome, the store says one is under way: a pass that cannot
+    // (killed, or the state disk full) is not mistaken by `status` for the last one recorded.
+    // A store that cannot take even that cannot record what a pass does: nothing is synced.
+    Status marker = options.dry_run
+                        ? Status::Ok()
+                        : store.Put(0, kPassUnderWayKey, std::to_string(report.started_unix_ms));
+    for (std::size_t i = 0; i < roots.size(); ++i) {
+      RootReport& rr = report.roots[i];
+      if (!marker.ok()) {
+        rr.stopped = "cannot write to the state store (" + marker.ToString() +
+                     "); nothing is synced until it can record what it does";
+      } else if (stop_flag.load()) {
+        rr.interrupted = true;  // never reached
+        continue;
+      } else {
+        RunRoot(i, options, report, progress);
+      }
       roots[i].dir_fd = cloud::Fd();
-      if (report.roots[i].stopped) {
-        logger->error("{}", *report.roots[i].stopped);
-        if (roots[i].id != 0) (void)store.RecordError(roots[i].id, "", *report.roots[i].stopped);
+      if (rr.stopped) {
+        logger->error("{}", *rr.stopped);
+        if (roots[i].id != 0 && !options.dry_run)
+          (void)store.RecordError(roots[i].id, "", *rr.stopped);
       } else if (roots[i].id != 0 && !options.dry_run) {
         (void)store.ClearError(roots[i].id, "");
       }
     }
+    report.interrupted = stop_flag.load();
     report.state_errors = commit_failures.load();
     report.finished_unix_ms = NowMs();
     current = nullptr;
     current_progress = nullptr;
-    if (!options.dry_run) (void)store.Put(0, "last_pass", report.ToJson());
+    if (!options.dry_run && marker.ok()) {
+      if (Status s = store.Put(0, kLastPassKey, report.ToJson(kStoredReportItems)); !s.ok()) {
+        logger->error("cannot record the pass in the state store: {}", s.ToString());
+        ++report.state_errors;
+      } else {
+        (void)store.Erase(0, kPassUnderWayKey);
+      }
+    }
     return report;
   }
 
@@ -940,17 +1031,22 @@ struct EventMonitor::Impl final : public ActionSink {
   std::uint64_t batches_applied = 0;    // guarded by commit_mu
   std::atomic<int> commit_failures{0};  // this pass; a failed commit means the pass is incomplete
   std::function<void(std::uint64_t)> commit_hook;  // test seam; set before a pass
+  std::mutex producer_mu;                          // guards active_producer
+  EventProducer* active_producer = nullptr;        // the queue of the pass's Execute, if any
 };
 
 bool PassReport::converged() const {
   if (state_errors > 0) return false;
   for (const RootReport& r : roots) {
-    if (r.stopped || r.failed > 0 || r.deferred > 0) return false;
+    if (r.stopped || r.interrupted || r.failed > 0 || r.deferred > 0 || r.pending > 0 ||
+        r.unreadable > 0) {
+      return false;
+    }
   }
   return true;
 }
 
-std::string PassReport::ToJson() const {
+std::string PassReport::ToJson(std::size_t max_items) const {
   nlohmann::json j;
   j["started_unix_ms"] = started_unix_ms;
   j["finished_unix_ms"] = finished_unix_ms;
@@ -958,9 +1054,11 @@ std::string PassReport::ToJson() const {
   j["bytes_hashed"] = bytes_hashed;
   j["files_hashed"] = files_hashed;
   j["converged"] = converged();
+  j["interrupted"] = interrupted;
   j["state_errors"] = state_errors;
   nlohmann::json actions = nlohmann::json::array();
   nlohmann::json roots_json = nlohmann::json::array();
+  std::size_t actions_total = 0;
   for (const RootReport& r : roots) {
     nlohmann::json rj{{"local_dir", r.local_dir},
                       {"cloud_path", r.cloud_path},
@@ -972,25 +1070,36 @@ std::string PassReport::ToJson() const {
                       {"deleted", r.deleted},
                       {"created", r.created},
                       {"failed", r.failed},
-                      {"deferred", r.deferred}};
+                      {"deferred", r.deferred},
+                      {"pending", r.pending},
+                      {"unreadable", r.unreadable},
+                      {"interrupted", r.interrupted}};
     if (r.stopped) rj["stopped"] = *r.stopped;
     nlohmann::json issues = nlohmann::json::array();
-    for (const auto& i : r.issues) issues.push_back({{"path", i.path}, {"message", i.message}});
+    for (std::size_t n = 0; n < r.issues.size() && n < max_items; ++n)
+      issues.push_back({{"path", r.issues[n].path}, {"message", r.issues[n].message}});
     rj["issues"] = std::move(issues);
+    rj["issues_omitted"] = r.issues.size() - std::min(r.issues.size(), max_items);
     roots_json.push_back(std::move(rj));
+    actions_total += r.actions.size();
     for (const plan::Action& a : r.actions) {
+      if (actions.size() >= max_items) break;
       nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
                         {"path", a.path},
                         {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
                         {"reason", a.reason},
                         {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
-      if (a.kind == plan::ActionKind::kMove) aj["from"] = a.from;
+      if (a.kind == plan::ActionKind::kMove) {
+        aj["from"] = a.from;
+        aj["from_cloud_path"] = cloud::JoinPath(r.cloud_path, a.from);
+      }
       if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
       if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;
       actions.push_back(std::move(aj));
     }
   }
   j["roots"] = std::move(roots_json);
+  j["actions_omitted"] = actions_total - actions.size();
   j["actions"] = std::move(actions);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -1005,7 +1114,10 @@ PassReport EventMonitor::RunPass(const PassOptions& options, PassProgress* progr
   return impl_->Run(options, progress);
 }
 
-void EventMonitor::RequestStop() { stop_.store(true); }
+void EventMonitor::RequestStop() {
+  stop_.store(true);
+  impl_->CancelQueued();
+}
 
 void EventMonitor::SetCommitHookForTesting(std::function<void(std::uint64_t batch)> hook) {
   impl_->commit_hook = std::move(hook);
