@@ -2,6 +2,7 @@
 // folder, file or lock created, nothing set aside), asks who holds the state dir without taking
 // it, and reads the pass under way from the holder's status.json. The JSON has one shape
 // whoever runs (see docs/configuration.md, "filesync status").
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -92,6 +93,23 @@ std::string P(const nlohmann::json& value, const char* key) {
   return log::Printable(value.value(key, ""));
 }
 
+// The first actions a stopped pass left undone in one dir.
+void PrintPending(const nlohmann::json& root) {
+  constexpr std::size_t kShown = 10;
+  if (!root.contains("pending_actions") || !root["pending_actions"].is_array()) return;
+  const auto& list = root["pending_actions"];
+  for (std::size_t i = 0; i < list.size() && i < kShown; ++i) {
+    const auto& a = list[i];
+    std::cout << "    not done: " << P(a, "action") << " "
+              << (a.contains("from_cloud_path") ? P(a, "from_cloud_path") + " -> " : "")
+              << P(a, "cloud_path") << "\n";
+  }
+  const std::uint64_t pending = root.value("pending", 0ULL);
+  if (pending > std::min<std::uint64_t>(list.size(), kShown))
+    std::cout << "    ... and " << pending - std::min<std::uint64_t>(list.size(), kShown)
+              << " more\n";
+}
+
 void PrintText(const nlohmann::json& out) {
   std::cout << "state dir: " << log::Printable(out["state_dir"].get<std::string>()) << "\n";
   if (out["running"].is_object()) {
@@ -135,6 +153,7 @@ void PrintText(const nlohmann::json& out) {
       if (r.value("pending", 0) > 0) std::cout << ", " << r.value("pending", 0) << " not done";
       if (r.contains("stopped")) std::cout << "; NOT SYNCED: " << P(r, "stopped");
       std::cout << "\n";
+      PrintPending(r);
     }
   } else if (!out["unrecorded_pass"].is_object()) {
     std::cout << "last pass: none recorded yet\n";

@@ -494,6 +494,7 @@ struct EventMonitor::Impl final : public ActionSink {
     RootReport& rr = current->roots[static_cast<std::size_t>(event.root)];
     const plan::Action& a = event.action;
     ++root.outcomes;
+    if (event.index < rr.action_done.size()) rr.action_done[event.index] = true;
     if (current_progress) {
       ++current_progress->files_done;
       current_progress->SetCurrent(a.path);
@@ -805,6 +806,7 @@ struct EventMonitor::Impl final : public ActionSink {
       return;
     }
 
+    rr.action_done.assign(rr.actions.size(), false);
     Execute(index, plan.actions, progress);
     rr.pending = rr.actions.size() - std::min<std::uint64_t>(root.outcomes, rr.actions.size());
     rr.interrupted = rr.pending > 0 && stop_flag.load();
@@ -926,9 +928,10 @@ struct EventMonitor::Impl final : public ActionSink {
     consumer.Start();
     for (int phase = 0; phase < plan::kPhaseCount && !stop_flag.load(); ++phase) {
       producer.BeginFill();
-      for (const plan::Action& a : actions) {
+      for (std::size_t i = 0; i < actions.size(); ++i) {
+        const plan::Action& a = actions[i];
         if (a.phase != phase || stop_flag.load()) continue;
-        Event event{static_cast<int>(index), a};
+        Event event{static_cast<int>(index), a, i};
         if (phase == plan::kPhaseReplace) {
           // Strictly in order: a folder must be moved before what is moved into it.
           processor.Process({event});
@@ -1056,6 +1059,20 @@ std::string PassReport::ToJson(std::size_t max_items) const {
   j["converged"] = converged();
   j["interrupted"] = interrupted;
   j["state_errors"] = state_errors;
+  auto action_json = [](const RootReport& r, const plan::Action& a) {
+    nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
+                      {"path", a.path},
+                      {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
+                      {"reason", a.reason},
+                      {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
+    if (a.kind == plan::ActionKind::kMove) {
+      aj["from"] = a.from;
+      aj["from_cloud_path"] = cloud::JoinPath(r.cloud_path, a.from);
+    }
+    if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
+    if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;
+    return aj;
+  };
   nlohmann::json actions = nlohmann::json::array();
   nlohmann::json roots_json = nlohmann::json::array();
   std::size_t actions_total = 0;
@@ -1080,22 +1097,19 @@ std::string PassReport::ToJson(std::size_t max_items) const {
       issues.push_back({{"path", r.issues[n].path}, {"message", r.issues[n].message}});
     rj["issues"] = std::move(issues);
     rj["issues_omitted"] = r.issues.size() - std::min(r.issues.size(), max_items);
+    // Executed, but not all of it (a stop): which actions did not run.
+    if (r.pending > 0 && r.action_done.size() == r.actions.size()) {
+      nlohmann::json pending = nlohmann::json::array();
+      for (std::size_t i = 0; i < r.actions.size() && pending.size() < max_items; ++i) {
+        if (!r.action_done[i]) pending.push_back(action_json(r, r.actions[i]));
+      }
+      rj["pending_actions"] = std::move(pending);
+    }
     roots_json.push_back(std::move(rj));
     actions_total += r.actions.size();
     for (const plan::Action& a : r.actions) {
       if (actions.size() >= max_items) break;
-      nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
-                        {"path", a.path},
-                        {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
-                        {"reason", a.reason},
-                        {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
-      if (a.kind == plan::ActionKind::kMove) {
-        aj["from"] = a.from;
-        aj["from_cloud_path"] = cloud::JoinPath(r.cloud_path, a.from);
-      }
-      if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
-      if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;
-      actions.push_back(std::move(aj));
+      actions.push_back(action_json(r, a));
     }
   }
   j["roots"] = std::move(roots_json);

@@ -76,8 +76,9 @@ struct RootReport {
   bool interrupted = false;
   std::uint64_t local_entries = 0;
   std::uint64_t uploaded = 0, moved = 0, deleted = 0, created = 0, failed = 0, deferred = 0;
-  std::uint64_t pending = 0;     // planned actions without an outcome (a dry run: all of them)
-  std::uint64_t unreadable = 0;  // folders the scan could not read: their content is unknown
+  std::uint64_t pending = 0;      // planned actions without an outcome (a dry run: all of them)
+  std::vector<bool> action_done;  // executed passes: which of `actions` got an outcome
+  std::uint64_t unreadable = 0;   // folders the scan could not read: their content is unknown
   std::uint64_t bytes_uploaded = 0;
 };
 
@@ -94,7 +95,9 @@ struct PassReport {
   [[nodiscard]] bool converged() const;
   // For `plan --json` (every action and issue) and, with `max_items`, for what is stored as the
   // last pass: at most that many actions in all and issues per dir, with counts of the rest
-  // ("actions_omitted", "issues_omitted"), so it stays small whatever the pass did.
+  // ("actions_omitted", "issues_omitted"), so it stays small whatever the pass did. A dir whose
+  // execution was cut short also lists (as many of) the actions that did not run
+  // ("pending_actions").
   [[nodiscard]] std::string ToJson(std::size_t max_items = SIZE_MAX) const;
 };
 

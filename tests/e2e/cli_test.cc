@@ -245,11 +245,11 @@ class Cli : public ::testing::Test {
 
 // ---- item 3: an interrupted pass is not a complete one -----------------------------------
 
-// SIGINT during a 6,000-file initial sync: what was not done makes the pass incomplete (exit 1,
+// SIGINT during a 3,000-file initial sync: what was not done makes the pass incomplete (exit 1,
 // "INTERRUPTED"), and `status` says it is not in sync and how much is pending. The next sync
 // finishes the job.
 TEST_F(Cli, InterruptedSyncExitsOneAndStatusShowsWhatIsPending) {
-  constexpr int kFiles = 6000;
+  constexpr int kFiles = 3000;
   MakeTree(kFiles, 512);
   const pid_t pid = Spawn({"sync"});
   ASSERT_TRUE(WaitFor([&] { return CountFiles(mirror()) >= 20; }, 120000)) << "nothing synced";
@@ -273,9 +273,18 @@ TEST_F(Cli, InterruptedSyncExitsOneAndStatusShowsWhatIsPending) {
   EXPECT_TRUE(s["last_pass"].value("interrupted", false));
   EXPECT_GT(s.value("pending", 0ULL), 0ULL) << s.dump(2);
   EXPECT_GE(s.value("pending", 0ULL) + synced, static_cast<std::uint64_t>(kFiles)) << s.dump(2);
+  // What is pending, by name: the stored pass lists (up to 100 of) the actions not done.
+  const auto& pending = s["last_pass"]["roots"][0]["pending_actions"];
+  ASSERT_TRUE(pending.is_array()) << s["last_pass"].dump().substr(0, 2000);
+  EXPECT_FALSE(pending.empty());
+  EXPECT_LE(pending.size(), 100u);
+  for (const auto& a : pending) {
+    EXPECT_FALSE(fs::exists(mirror() / a.value("path", ""))) << a.dump() << " was done";
+  }
   const RunResult text = Filesync("status");
   EXPECT_TRUE(Contains(text.out, "in sync: no")) << text.all();
   EXPECT_TRUE(Contains(text.out, "INTERRUPTED")) << text.all();
+  EXPECT_TRUE(Contains(text.out, "not done: upload /backup/photos/")) << text.all();
   const RunResult again = Filesync("sync");
   EXPECT_EQ(again.code, 0) << again.err.substr(0, 2000);
   EXPECT_EQ(CountFiles(mirror()), static_cast<std::size_t>(kFiles));
@@ -285,7 +294,7 @@ TEST_F(Cli, InterruptedSyncExitsOneAndStatusShowsWhatIsPending) {
 // SIGTERM to the daemon mid-pass: a requested stop exits 0 (documented), but the recorded pass
 // does not claim to have converged.
 TEST_F(Cli, DaemonStoppedMidPassExitsZeroButRecordsAnUnconvergedPass) {
-  constexpr int kFiles = 6000;
+  constexpr int kFiles = 3000;
   MakeTree(kFiles, 512);
   const pid_t pid = StartDaemon();
   ASSERT_GT(pid, 0) << ReadFile(base_ / "daemon.log");
