@@ -36,4 +36,8 @@ struct AuthOptions {
 };
 int RunAuth(const GlobalOptions& global, const AuthOptions& options);
 
+// Prints an error that ends the command: one line "filesync: <message>", or with
+// --log-format json one log record at level error (so the output stays one object per line).
+void ReportFatal(const GlobalOptions& global, const std::string& message);
+
 }  // namespace filesync::cli

@@ -64,6 +64,16 @@ void WriteSnapshot(const std::filesystem::path& state_dir, std::string_view comm
   if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) unlink(temp.c_str());
 }
 
+void ReportFatal(const GlobalOptions& global, const std::string& message) {
+  if (global.log_format != "json") {
+    std::fprintf(stderr, "filesync: %s\n", log::Printable(message).c_str());
+    return;
+  }
+  // Logging may not be set up yet (a configuration error): errors show at every level.
+  log::Setup(log::Format::kJson, spdlog::level::err);
+  log::Get("cli")->error("{}", message);
+}
+
 std::string LocalTime(std::int64_t unix_ms) {
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};

@@ -136,10 +136,10 @@ int main(int argc, char** argv) {
     if (*hash) return cli::RunHash(hash_files);
     if (*auth) return cli::RunAuth(global, auth_options);
   } catch (const config::ConfigError& e) {
-    std::fprintf(stderr, "filesync: %s\n", log::Printable(e.what()).c_str());
+    cli::ReportFatal(global, e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "filesync: %s\n", log::Printable(e.what()).c_str());
+    cli::ReportFatal(global, e.what());
     return 1;
   }
   return 2;

@@ -87,16 +87,17 @@ void ProgressDisplay::Run() {
   const auto start = Clock::now();
   auto last_log = start;
   auto last_tick = start;
-  const auto wake = live_line_ ? kRedrawEvery : std::min(tick_every_, kLogEvery);
+  std::uint64_t ticked_total = 0;  // files_total at the last tick: a new plan ticks at once
   bool drew = false;
   std::unique_lock lock(mu_);
-  while (!cv_.wait_for(lock, wake, [&] { return done_; })) {
+  while (!cv_.wait_for(lock, kRedrawEvery, [&] { return done_; })) {
     const auto now = Clock::now();
-    if (tick_ && now - last_tick >= tick_every_) {
+    const std::uint64_t files_total = progress_.files_total.load();
+    if (tick_ && (now - last_tick >= tick_every_ || files_total != ticked_total)) {
       tick_();
       last_tick = now;
+      ticked_total = files_total;
     }
-    const std::uint64_t files_total = progress_.files_total.load();
     if (files_total == 0) continue;
     const std::uint64_t files_done = progress_.files_done.load();
     const std::uint64_t bytes_total = progress_.bytes_total.load();

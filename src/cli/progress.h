@@ -1,7 +1,8 @@
 // Progress of a running pass. With a live line (text logs, stderr a terminal) one line is
 // redrawn on stderr: actions and bytes done/total, rate, ETA and the last file done, cut to the
 // terminal's width so it never wraps. Otherwise a log record (structured in JSON) every
-// 10 seconds. A `tick` callback, if given, runs every `tick_every` (the status snapshot).
+// 10 seconds. A `tick` callback, if given, runs every `tick_every` and as soon as more actions
+// are planned (the status snapshot).
 // Owns one thread, stopped and joined by the destructor.
 #pragma once
 

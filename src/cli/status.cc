@@ -180,7 +180,7 @@ int RunStatus(const GlobalOptions& global, bool json) {
     std::string message = store.status().message();
     if (store.status().kind() == Status::Kind::kNotFound)
       message += ": no pass has been recorded with this state_dir (is state_dir right?)";
-    std::fprintf(stderr, "filesync: %s\n", log::Printable(message).c_str());
+    ReportFatal(global, message);
     return 1;
   }
   const nlohmann::json out = Gather(config, **store, holder);

@@ -140,6 +140,7 @@ struct RootState {
   cloud::Fd dir_fd;
   std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
   std::uint64_t outcomes = 0;                    // this pass's actions with an outcome
+  std::string last_stopped;                      // why the last pass did not sync it, if so
   std::unordered_set<std::string> warned;        // scan issues already logged by this process
 };
 
@@ -814,14 +815,16 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   // A folder the scan could not read: what is below it is unknown, so nothing there is synced or
-  // deleted, and the pass is incomplete until it is readable again (an error in `status`,
-  // and a warning every pass, not just once).
+  // deleted, and every pass is incomplete until it is readable again (an error in `status`).
+  // Warned about once per process (then at debug), like the other scan issues: the pass
+  // summary says so each time it changes.
   void RecordUnreadable(RootState& root, RootReport& rr, const scan::Issue& issue,
                         const PassOptions& options) {
     ++rr.unreadable;
     root.failed_paths.insert(issue.path);
     const std::string message = issue.message + "; nothing below it is synced or deleted";
-    logger->warn("{}/{}: {}", root.local_dir, issue.path, message);
+    logger->log(root.warned.insert(issue.path).second ? spdlog::level::warn : spdlog::level::debug,
+                "{}/{}: {}", root.local_dir, issue.path, message);
     if (!options.dry_run) {
       if (Status s = store.RecordError(root.id, issue.path, message); !s.ok())
         logger->error("cannot record an error for status: {}", s.ToString());
@@ -956,6 +959,20 @@ struct EventMonitor::Impl final : public ActionSink {
     if (active_producer != nullptr) active_producer->Cancel();
   }
 
+  // Why a dir was not synced is its error in `status` (and logged once per change, not every
+  // poll_interval while it lasts); a dir synced again has none.
+  void RecordRootOutcome(RootState& root, const RootReport& rr, const PassOptions& options) {
+    if (rr.stopped) {
+      logger->log(*rr.stopped != root.last_stopped ? spdlog::level::err : spdlog::level::debug,
+                  "{}", *rr.stopped);
+      root.last_stopped = *rr.stopped;
+      if (root.id != 0 && !options.dry_run) (void)store.RecordError(root.id, "", *rr.stopped);
+    } else {
+      root.last_stopped.clear();
+      if (root.id != 0 && !options.dry_run) (void)store.ClearError(root.id, "");
+    }
+  }
+
   PassReport Run(const PassOptions& options, PassProgress* progress) {
     PassReport report;
     report.started_unix_ms = NowMs();
@@ -989,13 +1006,7 @@ struct EventMonitor::Impl final : public ActionSink {
         RunRoot(i, options, report, progress);
       }
       roots[i].dir_fd = cloud::Fd();
-      if (rr.stopped) {
-        logger->error("{}", *rr.stopped);
-        if (roots[i].id != 0 && !options.dry_run)
-          (void)store.RecordError(roots[i].id, "", *rr.stopped);
-      } else if (roots[i].id != 0 && !options.dry_run) {
-        (void)store.ClearError(roots[i].id, "");
-      }
+      RecordRootOutcome(roots[i], rr, options);
     }
     report.interrupted = stop_flag.load();
     report.state_errors = commit_failures.load();

@@ -570,6 +570,13 @@ TEST_F(Cli, JsonLogsAreOneObjectPerLineForSyncAndDaemon) {
   const pid_t pid = StartDaemon({"--log-format", "json", "--log-level", "debug"});
   ASSERT_GT(pid, 0) << ReadFile(base_ / "daemon.log");
   ASSERT_TRUE(WaitFor([&] { return fs::exists(mirror() / "b.txt"); }, 30000));
+  // A command that fails at start-up (the state dir is in use) reports it as a record too.
+  const RunResult refused = Filesync("--log-format json sync");
+  EXPECT_EQ(refused.code, 1) << refused.all();
+  const auto record = nlohmann::json::parse(refused.err, nullptr, false);
+  ASSERT_TRUE(record.is_object()) << refused.err;
+  EXPECT_EQ(record.value("level", ""), "error");
+  EXPECT_TRUE(Contains(record.value("msg", ""), "in use")) << refused.err;
   std::this_thread::sleep_for(milliseconds(2500));  // a few more passes
   kill(pid, SIGTERM);
   ASSERT_NE(Reap(pid, 60000), -1);
@@ -649,7 +656,7 @@ TEST_F(Cli, StatusAfterAPassThatDidNotRecordItselfSaysSo) {
 // bytes. One shape of `status --json` with or without a running daemon; a one-shot sync is not
 // a daemon.
 TEST_F(Cli, StatusShowsThePassUnderWayInOneShape) {
-  ASSERT_TRUE(emulator_.Start({"--commit-lock-ms", "0", "--faults", "latency=1:150"}));
+  ASSERT_TRUE(emulator_.Start({"--commit-lock-ms", "0", "--faults", "latency=1:250"}));
   WriteDropboxConfig("dbx_append_batch = false\n");
   for (int i = 0; i < 40; ++i) WriteFile(src_ / ("f" + std::to_string(i)), std::string(1000, 'x'));
   WriteFile(src_ / "seed.txt", "first");
