@@ -8,6 +8,8 @@
 //  - MoveUnder goes through a temp table (copy renamed rows out, delete the source and target
 //    ranges, copy back), which stays correct however the two ranges overlap.
 //  - Numbers that SQLite stores as signed 64-bit (inode, device, size) are cast bit-for-bit.
+//  - The instance lock is a flock on the state directory (see Open()); readers take it shared
+//    for a moment, so a writer retries a busy lock for a while before reporting a conflict.
 //  - Whether an existing state.db can be trusted is decided before anything is written to it:
 //    SQLITE_NOTADB / SQLITE_CORRUPT, a missing schema marker, an unknown user_version or a
 //    failed quick_check set it aside; other errors (busy, permission, I/O) are reported, never
@@ -30,7 +32,10 @@ namespace filesync::cache {
 namespace {
 
 constexpr const char* kDbName = "state.db";
-constexpr const char* kLockName = "lock";
+constexpr const char* kOwnerName = "lock";  // pid and command of the holder (not the lock)
+// A busy state dir lock is tried this often, this far apart (a reader holds it for a moment).
+constexpr int kLockAttempts = 40;
+constexpr useconds_t kLockRetryMicros = 50'000;
 constexpr const char* kMarkerKey = "application";
 constexpr const char* kMarkerValue = "filesync-state";
 
@@ -376,7 +381,8 @@ struct StateStore::Impl {
 
   Status Apply(std::int64_t root, const Batch::Op& op);
 
-  Verdict Check();
+  // With quick_check, also reads every page (slow on a big store; Open() only).
+  Verdict Check(bool quick_check);
   Status Configure();
 };
 
@@ -394,7 +400,7 @@ Status StateStore::Impl::Apply(std::int64_t root, const Batch::Op& op) {
 }
 
 // Decides whether the open database is ours (or empty) before anything is written to it.
-Verdict StateStore::Impl::Check() {
+Verdict StateStore::Impl::Check(bool quick_check) {
   sqlite3_busy_timeout(db, 5000);
   auto fail = [this](int rc, const char* what) -> Verdict {
     if (rc == SQLITE_NOTADB) return {Verdict::Kind::kSetAside, "not a SQLite database"};
@@ -442,6 +448,7 @@ Verdict StateStore::Impl::Check() {
   }
   if (rc != SQLITE_ROW) return fail(rc & 0xff, "read marker");
   marker_stmt.reset();
+  if (!quick_check) return {Verdict::Kind::kUsable, ""};
 
   rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &raw, nullptr);
   if (rc != SQLITE_OK) return fail(rc & 0xff, "quick_check");
@@ -520,34 +527,88 @@ Result<std::string> SetAside(const std::string& path) {
   return target;
 }
 
-// Takes the exclusive lock of the state dir, recording our pid in it.
-Result<int> Lock(const std::filesystem::path& dir) {
-  const std::string path = (dir / kLockName).string();
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::Io("cannot open lock file " + path + ": " + ErrnoText(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    std::string pid;
-    if (err == EWOULDBLOCK) {
-      char buf[32] = {};
-      const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-      for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pid += buf[i];
-    }
-    close(fd);
-    if (err == EWOULDBLOCK) {
-      return Status::Conflict("state dir " + dir.string() + " is in use by another filesync (pid " +
-                              (pid.empty() ? "unknown" : pid) + ")");
-    }
-    return Status::Io("cannot lock " + path + ": " + ErrnoText(err));
+// The owner file's text: "<pid>\n<command>\n" ("<pid>\n" without a command).
+std::string OwnerText(std::string_view command) {
+  return std::to_string(getpid()) + "\n" + (command.empty() ? "" : std::string(command) + "\n");
+}
+
+Owner ParseOwner(const std::string& text) {
+  Owner owner;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9' && i < 9; ++i)
+    owner.pid = owner.pid * 10 + (text[i] - '0');
+  if (i < text.size() && text[i] == '\n') {
+    const std::size_t end = text.find('\n', i + 1);
+    owner.command = text.substr(i + 1, end == std::string::npos ? end : end - i - 1);
   }
-  const std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd, 0) != 0 ||
-      pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  return owner;
+}
+
+std::string ReadOwnerFile(const std::filesystem::path& dir) {
+  const int fd = open((dir / kOwnerName).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return {};
+  char buf[128] = {};
+  const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+  close(fd);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// Takes the exclusive lock of the state dir: a flock on the directory itself, which cannot be
+// deleted from under a running filesync the way a lock file could. A reader (Holder(),
+// OpenReadOnly()) holds a shared lock for a moment, so a busy lock is tried again for a while
+// before it counts as another filesync's. Then records our pid and command in the owner file,
+// for messages and `filesync status`.
+Result<int> Lock(const std::filesystem::path& dir, std::string_view command) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::Io("cannot open state dir " + dir.string() + ": " + ErrnoText(errno));
+  int rc = 0;
+  for (int attempt = 0;
+       (rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EWOULDBLOCK && attempt < kLockAttempts;
+       ++attempt) {
+    usleep(kLockRetryMicros);
+  }
+  if (rc != 0) {
     const int err = errno;
     close(fd);
-    return Status::Io("cannot write lock file " + path + ": " + ErrnoText(err));
+    if (err == EWOULDBLOCK) {
+      const Owner owner = ParseOwner(ReadOwnerFile(dir));
+      return Status::Conflict(
+          "state dir " + dir.string() + " is in use by another filesync (" +
+          (owner.pid > 0 ? "pid " + std::to_string(owner.pid) : std::string("pid unknown")) +
+          (owner.command.empty() ? "" : ", filesync " + owner.command) + ")");
+    }
+    return Status::Io("cannot lock state dir " + dir.string() + ": " + ErrnoText(err));
+  }
+  const std::string path = (dir / kOwnerName).string();
+  const int owner_fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const std::string text = OwnerText(command);
+  const bool written =
+      owner_fd >= 0 && fchmod(owner_fd, 0600) == 0 && ftruncate(owner_fd, 0) == 0 &&
+      pwrite(owner_fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+  const int err = errno;
+  if (owner_fd >= 0) close(owner_fd);
+  if (!written) {
+    close(fd);
+    return Status::Io("cannot write " + path + ": " + ErrnoText(err));
   }
   return fd;
+}
+
+// "file:" URI of `path` for sqlite3_open_v2 with SQLITE_OPEN_URI, and the query `query`.
+std::string FileUri(const std::string& path, std::string_view query) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string uri = "file:";
+  for (const char c : path) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '?' || c == '#' || c == '%' || b < 0x20 || b >= 0x7F) {
+      uri += '%';
+      uri += kHex[b >> 4];
+      uri += kHex[b & 0xFu];
+    } else {
+      uri += c;
+    }
+  }
+  return uri + "?" + std::string(query);
 }
 
 }  // namespace
@@ -556,7 +617,8 @@ StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 StateStore::~StateStore() = default;
 
 Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path& state_dir,
-                                                     std::string* warning) {
+                                                     std::string* warning,
+                                                     std::string_view command) {
   if (warning != nullptr) warning->clear();
   std::error_code ec;
   const bool created = std::filesystem::create_directories(state_dir, ec);
@@ -568,7 +630,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
   auto impl = std::make_unique<Impl>();
   impl->dir = state_dir;
   impl->db_path = (state_dir / kDbName).string();
-  auto lock = Lock(state_dir);
+  auto lock = Lock(state_dir, command);
   if (!lock.ok()) return lock.status();
   impl->lock_fd = *lock;
 
@@ -578,7 +640,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
   Verdict verdict{Verdict::Kind::kSetAside, "not a SQLite database"};
   if (*is_sqlite) {
     if (Status s = OpenDb(impl->db_path, &impl->db); !s.ok()) return s;
-    verdict = impl->Check();
+    verdict = impl->Check(true);
   }
   if (verdict.kind == Verdict::Kind::kError) return Status::Io(verdict.reason);
   if (verdict.kind == Verdict::Kind::kSetAside) {
@@ -593,7 +655,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
     }
     if (Status s = EnsurePrivateFile(impl->db_path); !s.ok()) return s;
     if (Status s = OpenDb(impl->db_path, &impl->db); !s.ok()) return s;
-    verdict = impl->Check();
+    verdict = impl->Check(true);
     if (verdict.kind != Verdict::Kind::kFresh) {
       return Status::Io("state store " + impl->db_path +
                         ": fresh database unusable: " + verdict.reason);
@@ -611,6 +673,110 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
     }
   }
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::filesystem::path& state_dir,
+                                                             ReadOnly mode) {
+  auto impl = std::make_unique<Impl>();
+  impl->dir = state_dir;
+  impl->db_path = (state_dir / kDbName).string();
+  const std::string no_state = "no state at " + state_dir.string();
+  impl->lock_fd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (impl->lock_fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(no_state);
+    return Status::Io("cannot open state dir " + state_dir.string() + ": " + ErrnoText(errno));
+  }
+  // With the shared lock no writer can start until this store is done with the file (kDirect)
+  // or has copied it (kCopy). Without it, a writer is running: read through its WAL.
+  const bool no_writer = flock(impl->lock_fd, LOCK_SH | LOCK_NB) == 0;
+  struct stat st {};
+  if (stat(impl->db_path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::NotFound(no_state + " (no " + kDbName + ")");
+    return Status::Io("cannot stat " + impl->db_path + ": " + ErrnoText(errno));
+  }
+  const std::string unusable = "state file " + impl->db_path + " is unusable (";
+  const std::string next_run =
+      "); the next `filesync sync` or `filesync run` sets it aside and starts afresh";
+  auto is_sqlite = HasSqliteHeader(impl->db_path);
+  if (!is_sqlite.ok()) return is_sqlite.status();
+  if (!*is_sqlite) return Status::Permanent(unusable + "not a SQLite database" + next_run);
+  // Immutable (no -wal, -shm or lock taken) when nothing can change the file meanwhile and no
+  // write-ahead log holds what the file does not; read-only through the WAL otherwise.
+  struct stat wal {};
+  const bool wal_empty = stat((impl->db_path + "-wal").c_str(), &wal) != 0 || wal.st_size == 0;
+  const std::string uri =
+      FileUri(impl->db_path, no_writer && wal_empty ? "immutable=1" : "mode=ro");
+  if (sqlite3_open_v2(uri.c_str(), &impl->db,
+                      SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return Status::Io("cannot open state store " + impl->db_path + ": " +
+                      (impl->db != nullptr ? sqlite3_errmsg(impl->db) : "out of memory"));
+  }
+  const Verdict verdict = impl->Check(false);
+  if (verdict.kind == Verdict::Kind::kFresh)
+    return Status::NotFound(no_state + " (" + kDbName + " is empty)");
+  if (verdict.kind == Verdict::Kind::kSetAside)
+    return Status::Permanent(unusable + verdict.reason + next_run);
+  if (verdict.kind == Verdict::Kind::kError) return Status::Io(verdict.reason);
+  if (mode == ReadOnly::kDirect)
+    return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+
+  sqlite3* memory = nullptr;
+  if (sqlite3_open_v2(":memory:", &memory, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    sqlite3_close_v2(memory);
+    return Status::Io("cannot open an in-memory copy of " + impl->db_path);
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(memory, "main", impl->db, "main");
+  const int rc = backup != nullptr ? sqlite3_backup_step(backup, -1) : sqlite3_errcode(memory);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    const std::string message = sqlite3_errmsg(memory);
+    sqlite3_close_v2(memory);
+    return Status::Io("cannot copy state store " + impl->db_path + ": " + message);
+  }
+  impl->statements.clear();
+  sqlite3_close_v2(impl->db);
+  impl->db = memory;
+  close(impl->lock_fd);
+  impl->lock_fd = -1;
+  if (Status s = impl->Exec(kTempSchema); !s.ok()) return s;
+  return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::OpenEmpty() {
+  auto impl = std::make_unique<Impl>();
+  impl->db_path = ":memory:";
+  if (sqlite3_open_v2(":memory:", &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return Status::Io("cannot open an in-memory state store");
+  }
+  const std::string create = std::string("BEGIN;") + kSchema + kTempSchema +
+                             "PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";COMMIT;";
+  if (Status s = impl->Exec(create.c_str()); !s.ok()) return s;
+  return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+}
+
+std::optional<Owner> StateStore::Holder(const std::filesystem::path& state_dir) {
+  const int fd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  const bool free = flock(fd, LOCK_SH | LOCK_NB) == 0;
+  close(fd);  // releases the shared lock at once
+  if (free) return std::nullopt;
+  return ParseOwner(ReadOwnerFile(state_dir));
+}
+
+Status StateStore::CheckLocation() const {
+  std::lock_guard lock(mu_);
+  if (impl_->lock_fd < 0 || impl_->dir.empty()) return Status::Ok();
+  struct stat held {};
+  struct stat now {};
+  if (fstat(impl_->lock_fd, &held) != 0 || stat(impl_->dir.c_str(), &now) != 0 ||
+      held.st_dev != now.st_dev || held.st_ino != now.st_ino) {
+    return Status::NotFound("state dir " + impl_->dir.string() +
+                            " was removed or replaced while filesync was using it");
+  }
+  return Status::Ok();
 }
 
 std::string StateStore::path() const {

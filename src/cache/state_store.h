@@ -14,6 +14,8 @@
 //
 // Open() refuses a state dir another process (or another StateStore) holds, and sets aside a
 // state.db it cannot trust (not SQLite, not ours, a newer schema) rather than fail.
+// OpenReadOnly() (status, plan) changes nothing: it creates no folder or file, takes no lock a
+// writer would have to wait long for, and never sets a file aside.
 // Thread safety: every public method may be called from several threads; one internal mutex
 // serialises them. Load callbacks run under that mutex and must not call back into the store.
 #pragma once
@@ -63,6 +65,12 @@ struct ErrorRecord {
   std::int64_t last_seen_unix = 0;
   int attempts = 0;
   std::int64_t root_id = 0;
+};
+
+// Who holds a state dir: the pid and command ("run", "sync") its owner file names.
+struct Owner {
+  int pid = 0;          // 0: unknown
+  std::string command;  // "" unknown
 };
 
 struct RootInfo {
@@ -119,11 +127,34 @@ class StateStore {
   // Opens (creating state_dir with mode 0700 and state.db with 0600 if missing). A state.db that
   // is not SQLite, is SQLite without our schema, or has a newer schema version is renamed to
   // state.db.corrupt-<unix time> (with its -wal/-shm) and a fresh store is created; *warning
-  // (may be null) then says so, else it is cleared. A state dir in use by another store (an
-  // exclusive flock on <state_dir>/lock, which holds the owner's pid) is kConflict
-  // "state dir X is in use by another filesync (pid N)". Other failures are kIo.
+  // (may be null) then says so, else it is cleared. The store holds an exclusive flock on the
+  // state dir itself (a directory cannot be deleted while it holds files, unlike a lock file)
+  // and writes its pid and `command` to <state_dir>/lock, the owner file, for messages. A state
+  // dir in use by another store is kConflict "state dir X is in use by another filesync (pid N,
+  // filesync run)", after up to 2 s of retries (readers take the lock shared for a moment).
+  // Other failures are kIo.
   static Result<std::unique_ptr<StateStore>> Open(const std::filesystem::path& state_dir,
-                                                  std::string* warning);
+                                                  std::string* warning,
+                                                  std::string_view command = "");
+
+  // How OpenReadOnly() reads: kDirect reads the file (writes fail); kCopy copies it into memory
+  // first, so the store can be written to, and the writes are lost when it closes.
+  enum class ReadOnly { kDirect, kCopy };
+  // Opens the store at state_dir without changing anything there. Missing state dir, state.db,
+  // or an empty state.db: kNotFound "no state at DIR ...". A state.db Open() would set aside:
+  // kPermanent "state file X is unusable (why); the next `filesync sync` or `filesync run` sets
+  // it aside ...". While no writer holds the state dir, a kDirect store keeps a shared lock on
+  // it (a starting writer waits) and reads the file as immutable, so SQLite creates no -wal or
+  // -shm file; while a writer runs, it reads through the writer's WAL (read-only).
+  static Result<std::unique_ptr<StateStore>> OpenReadOnly(const std::filesystem::path& state_dir,
+                                                          ReadOnly mode);
+  // A fresh, empty store in memory (a dry run with no state yet).
+  static Result<std::unique_ptr<StateStore>> OpenEmpty();
+  // Who holds the state dir, or nullopt when nobody does (or it does not exist). Does not wait.
+  static std::optional<Owner> Holder(const std::filesystem::path& state_dir);
+  // kNotFound when the state dir this store locked is no longer at its path (removed or
+  // replaced: another filesync could now lock a new one there). Ok for other stores.
+  [[nodiscard]] Status CheckLocation() const;
   ~StateStore();
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;

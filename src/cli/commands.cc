@@ -1,6 +1,8 @@
+// sync, plan, run and hash (status is in status.cc). Signals are handled on one thread with
+// sigwait(); a pass runs under a ProgressDisplay that also refreshes status.json; the summary of
+// a pass is logged as records (structured in JSON), so it follows --log-format and log_level.
 #include "cli/commands.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,7 +10,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,20 +17,24 @@
 
 #include "cache/state_store.h"
 #include "cli/backend.h"
+#include "cli/common.h"
 #include "cli/progress.h"
 #include "hash/content_hash.h"
 #include "ops/systemd_notify.h"
 #include "pipeline/event_monitor.h"
-#include "scan/exclude.h"
 #include "util/log.h"
 
 namespace filesync::cli {
 namespace {
 
-constexpr const char* kSnapshotName = "status.json";
+// How often a running pass refreshes status.json.
+constexpr std::chrono::milliseconds kSnapshotEvery{2000};
 
 // Blocks SIGINT, SIGTERM and SIGHUP in every thread and handles them on one thread with
-// sigwait(), so no work happens in a signal handler.
+// sigwait(), so no work happens in a signal handler. The first SIGINT/SIGTERM asks for a stop
+// (in-flight work finishes, nothing more starts); a second one ends the process at once with
+// 128 + the signal number: uploads go through staging or upload sessions and the state store
+// commits in transactions, so nothing half-done is ever taken for done.
 class SignalWatcher {
  public:
   SignalWatcher() {
@@ -73,12 +78,17 @@ class SignalWatcher {
       if (sigwait(&set_, &sig) != 0) continue;
       std::lock_guard lock(mu_);
       if (closing_) return;
+      const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
       if (sig == SIGHUP) {
         reload_ = true;
+      } else if ((sig == SIGINT || sig == SIGTERM) && stop_.load()) {
+        log::Get("cli")->warn("second {}: exiting now", name);
+        std::fflush(stderr);
+        _exit(128 + sig);
       } else if (sig == SIGINT || sig == SIGTERM) {
         stop_.store(true);
-        log::Get("cli")->info("signal {}: finishing in-flight work, then exiting",
-                              sig == SIGINT ? "SIGINT" : "SIGTERM");
+        log::Get("cli")->info(
+            "{}: finishing in-flight work, then stopping (send it again to stop at once)", name);
         if (on_stop_) on_stop_();
       }
       cv_.notify_all();
@@ -95,101 +105,188 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-struct Session {
-  config::Config config;
-  std::unique_ptr<cache::StateStore> store;
-  std::unique_ptr<Backend> backend;
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "1 folder", "2 folders".
+std::string Count(std::uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+nlohmann::json CurrentPassJson(const pipeline::PassProgress& p, std::int64_t started_unix_ms) {
+  const std::uint64_t total = p.files_total.load();
+  const std::uint64_t done = p.files_done.load();
+  return {{"started_unix_ms", started_unix_ms},
+          {"actions_total", total},
+          {"actions_done", done},
+          {"pending", total > done ? total - done : 0},
+          {"bytes_total", p.bytes_total.load()},
+          {"bytes_done", p.bytes_done.load()},
+          {"bytes_hashed", p.bytes_hashed.load()},
+          {"current", p.Current()}};
+}
+
+// Runs one pass with the progress display, keeping status.json up to date meanwhile;
+// `last_pass` is the previous pass's stored report on the way in, this one's on the way out.
+pipeline::PassReport RunObservedPass(pipeline::EventMonitor& monitor,
+                                     const pipeline::PassOptions& options,
+                                     const config::Config& config, std::string_view command,
+                                     nlohmann::json& last_pass) {
+  pipeline::PassProgress progress;
+  const std::int64_t started = NowMs();
+  auto snapshot = [&] {
+    WriteSnapshot(config.state_dir, command, CurrentPassJson(progress, started), last_pass);
+  };
+  snapshot();
+  pipeline::PassReport report;
+  {
+    ProgressDisplay display(progress, snapshot, kSnapshotEvery);
+    report = monitor.RunPass(options, &progress);
+  }
+  last_pass = nlohmann::json::parse(report.ToJson(pipeline::kStoredReportItems));
+  WriteSnapshot(config.state_dir, command, nullptr, last_pass);
+  return report;
+}
+
+std::uint64_t NotDone(const pipeline::PassReport& report) {
+  std::uint64_t n = 0;
+  for (const auto& r : report.roots) n += r.pending;
+  return n;
+}
+
+struct SummaryRecord {
+  spdlog::level::level_enum level;
+  std::string text;
+  nlohmann::json fields;  // its structured form, for JSON logs
 };
 
-config::Config LoadConfig(const GlobalOptions& global) {
-  config::Config config = config::Load(global.load);
-  if (auto matcher = scan::ExcludeMatcher::Compile(config.exclude); !matcher.ok()) {
-    const auto origin = config.origins.find("exclude");
-    throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +
-                              ": key 'exclude': " + matcher.status().message() +
-                              "; fix or remove that pattern");
+SummaryRecord RootSummary(const pipeline::RootReport& r) {
+  nlohmann::json fields{{"local_dir", r.local_dir}, {"cloud_path", r.cloud_path}};
+  std::string line;
+  if (r.stopped) {
+    fields["stopped"] = *r.stopped;
+    line = r.local_dir + ": NOT SYNCED: " + *r.stopped;
+  } else if (r.interrupted && r.actions.empty()) {
+    line = r.local_dir + ": NOT SYNCED: stopped before it was planned";
+  } else {
+    line = r.local_dir + " -> " + r.cloud_path + ": " + Count(r.local_entries, "entry", "entries") +
+           "; " + std::to_string(r.uploaded) + " uploaded (" + HumanBytes(r.bytes_uploaded) +
+           "), " + std::to_string(r.moved) + " moved, " + std::to_string(r.deleted) + " deleted, " +
+           Count(r.created, "folder", "folders") + " created, " + std::to_string(r.failed) +
+           " failed, " + std::to_string(r.deferred) + " deferred, " +
+           std::to_string(r.issues.size()) + " skipped";
+    if (r.unreadable > 0) line += ", " + Count(r.unreadable, "folder", "folders") + " unreadable";
+    if (r.pending > 0) line += ", " + std::to_string(r.pending) + " not done (stopped)";
   }
-  log::Setup(global.log_format == "json" ? log::Format::kJson : log::Format::kText,
-             global.log_level.empty() ? config.log_level : global.log_level);
-  for (const std::string& warning : config::PermissionWarnings(config))
-    log::Get("config")->warn("{}", warning);
-  return config;
+  fields.update({{"entries", r.local_entries},
+                 {"planned", r.actions.size()},
+                 {"uploaded", r.uploaded},
+                 {"bytes_uploaded", r.bytes_uploaded},
+                 {"moved", r.moved},
+                 {"deleted", r.deleted},
+                 {"created", r.created},
+                 {"failed", r.failed},
+                 {"deferred", r.deferred},
+                 {"skipped", r.issues.size()},
+                 {"unreadable", r.unreadable},
+                 {"pending", r.pending},
+                 {"interrupted", r.interrupted}});
+  const bool bad = r.stopped || r.interrupted || r.failed > 0 || r.deferred > 0 || r.pending > 0 ||
+                   r.unreadable > 0;
+  return {bad ? spdlog::level::warn : spdlog::level::info, std::move(line), std::move(fields)};
 }
 
-std::unique_ptr<cache::StateStore> OpenStore(const config::Config& config) {
-  std::string warning;
-  auto store = cache::StateStore::Open(config.state_dir, &warning);
-  if (!store.ok()) throw std::runtime_error(store.status().message());
-  if (!warning.empty()) log::Get("cache")->warn("{}", warning);
-  return std::move(store.value());
-}
-
-Session OpenSession(const GlobalOptions& global) {
-  Session s;
-  s.config = LoadConfig(global);
-  s.store = OpenStore(s.config);
-  s.backend = MakeBackend(s.config, *s.store);
-  return s;
-}
-
-void WriteSnapshot(const config::Config& config, cache::StateStore& store,
-                   const pipeline::PassReport& report) {
-  nlohmann::json j;
-  j["last_pass"] = nlohmann::json::parse(report.ToJson());
-  j["pid"] = getpid();
-  nlohmann::json errors = nlohmann::json::array();
-  if (auto list = store.Errors(); list.ok()) {
-    for (const auto& e : *list) {
-      errors.push_back({{"root", e.root},
-                        {"path", e.path},
-                        {"message", e.message},
-                        {"attempts", e.attempts},
-                        {"last_seen_unix", e.last_seen_unix}});
-    }
-  }
-  j["errors"] = std::move(errors);
-  const auto path = config.state_dir / kSnapshotName;
-  const auto temp = config.state_dir / (std::string(kSnapshotName) + ".tmp");
-  {
-    const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-    const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    close(fd);
-    if (!ok) return;
-  }
-  std::rename(temp.c_str(), path.c_str());
-}
-
-void PrintSummary(const pipeline::PassReport& report) {
-  const double seconds =
-      static_cast<double>(report.finished_unix_ms - report.started_unix_ms) / 1000.0;
+// The summary of a pass: one record per sync dir, then one for the pass. *key is their text
+// without timings, so a daemon can tell a pass that ended as the one before from a new state.
+std::vector<SummaryRecord> Summarise(const pipeline::PassReport& report, std::string_view command,
+                                     std::string* key) {
+  std::vector<SummaryRecord> records;
+  key->clear();
   for (const auto& r : report.roots) {
-    if (r.stopped) {
-      std::fprintf(stderr, "%s: NOT SYNCED: %s\n", r.local_dir.c_str(), r.stopped->c_str());
-      continue;
-    }
-    std::fprintf(
-        stderr,
-        "%s -> %s: %zu entries; %llu uploaded (%s), %llu moved, %llu deleted, %llu folders "
-        "created, "
-        "%llu failed, %llu deferred, %zu skipped\n",
-        r.local_dir.c_str(), r.cloud_path.c_str(), static_cast<std::size_t>(r.local_entries),
-        static_cast<unsigned long long>(r.uploaded), HumanBytes(r.bytes_uploaded).c_str(),
-        static_cast<unsigned long long>(r.moved), static_cast<unsigned long long>(r.deleted),
-        static_cast<unsigned long long>(r.created), static_cast<unsigned long long>(r.failed),
-        static_cast<unsigned long long>(r.deferred), r.issues.size());
+    records.push_back(RootSummary(r));
+    *key += records.back().text + "\n";
   }
-  std::fprintf(stderr, "pass %s in %.2f s (hashed %s)\n",
-               report.converged() ? "complete" : "INCOMPLETE", seconds,
-               HumanBytes(report.bytes_hashed).c_str());
+  const bool converged = report.converged();
+  std::string outcome = converged ? "pass complete" : "pass INCOMPLETE";
+  if (report.interrupted && !converged) {
+    outcome = "pass INTERRUPTED: " + Count(NotDone(report), "action", "actions") + " not done" +
+              (command == "run" ? "" : "; run filesync sync again to finish");
+  }
+  if (report.state_errors > 0) {
+    outcome += "; " +
+               Count(static_cast<std::uint64_t>(report.state_errors), "state store write",
+                     "state store writes") +
+               " failed";
+  }
+  *key += outcome;
+  const std::int64_t duration_ms = report.finished_unix_ms - report.started_unix_ms;
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.2f s", static_cast<double>(duration_ms) / 1000.0);
+  records.push_back(
+      {converged ? spdlog::level::info : spdlog::level::warn,
+       outcome + " in " + seconds + " (hashed " + HumanBytes(report.bytes_hashed) + ")",
+       {{"converged", converged},
+        {"interrupted", report.interrupted},
+        {"pending", NotDone(report)},
+        {"state_errors", report.state_errors},
+        {"duration_ms", duration_ms},
+        {"bytes_hashed", report.bytes_hashed},
+        {"files_hashed", report.files_hashed}}});
+  return records;
 }
 
-// A configuration problem found only at run time (a refused token, a refused cloud_root): one
-// line, exit 2, like a configuration error found at load time.
-int ConfigErrorExit(const std::string& message) {
-  std::fprintf(stderr, "filesync: %s\n", message.c_str());
-  return 2;
+// Logs the records on "filesync.pass"; a routine pass's at debug.
+void LogSummary(const std::vector<SummaryRecord>& records, bool routine) {
+  auto logger = log::Get("pass");
+  for (const SummaryRecord& r : records)
+    log::Structured(*logger, routine ? spdlog::level::debug : r.level, r.text, r.fields);
+}
+
+bool AnythingPlanned(const pipeline::PassReport& report) {
+  return std::any_of(report.roots.begin(), report.roots.end(),
+                     [](const auto& r) { return !r.actions.empty(); });
+}
+
+// The state `plan` reads: a copy of the store in memory (a dry run changes nothing, and may run
+// while a daemon holds the state dir), or an empty one when there is no usable state yet.
+std::unique_ptr<cache::StateStore> OpenPlanStore(const config::Config& config) {
+  auto copy = cache::StateStore::OpenReadOnly(config.state_dir, cache::StateStore::ReadOnly::kCopy);
+  if (copy.ok()) return std::move(copy.value());
+  if (copy.status().kind() == Status::Kind::kPermanent) {
+    log::Get("cache")->warn("{}; planning from an empty state", copy.status().message());
+  } else if (copy.status().kind() != Status::Kind::kNotFound) {
+    throw std::runtime_error(copy.status().message());
+  }
+  auto empty = cache::StateStore::OpenEmpty();
+  if (!empty.ok()) throw std::runtime_error(empty.status().message());
+  return std::move(empty.value());
+}
+
+// A reload (SIGHUP): the new configuration, store and backend are all set up before the old ones
+// are let go, so any failure leaves the daemon running as it was.
+bool Reload(const GlobalOptions& global, config::Config& config,
+            std::unique_ptr<cache::StateStore>& store, std::unique_ptr<Backend>& backend) {
+  try {
+    config::Config fresh = LoadConfig(global);
+    std::unique_ptr<cache::StateStore> fresh_store;
+    std::error_code ec;
+    if (!std::filesystem::equivalent(fresh.state_dir, config.state_dir, ec))
+      fresh_store = OpenStore(fresh, "run");
+    std::unique_ptr<Backend> fresh_backend =
+        MakeBackend(fresh, fresh_store ? *fresh_store : *store);
+    backend = std::move(fresh_backend);
+    if (fresh_store) store = std::move(fresh_store);
+    config = std::move(fresh);
+    SetupLogging(global, config);
+    log::Get("cli")->info("configuration reloaded");
+    return true;
+  } catch (const std::exception& e) {
+    log::Get("cli")->error("reload failed, keeping the previous configuration: {}", e.what());
+    return false;
+  }
 }
 
 // Checks the backend's credentials once, at start-up or after a reload, and logs whose account
@@ -213,51 +310,63 @@ void CheckAccount(Backend& backend, bool starting) {
 
 int RunSync(const GlobalOptions& global, const SyncOptions& options) {
   SignalWatcher signals;
-  Session s = OpenSession(global);
-  pipeline::EventMonitor monitor(s.config, s.backend->cloud(), *s.store);
+  const config::Config config = LoadConfig(global);
+  SetupLogging(global, config);
+  auto store = OpenStore(config, "sync");
+  auto backend = MakeBackend(config, *store);
+  pipeline::EventMonitor monitor(config, backend->cloud(), *store);
   signals.OnStop([&monitor] { monitor.RequestStop(); });
-  pipeline::PassProgress progress;
-  pipeline::PassReport report;
-  {
-    ProgressDisplay display(progress, true);
-    report = monitor.RunPass({.dry_run = false,
-                              .verify = options.verify,
-                              .allow_mass_delete = options.allow_mass_delete},
-                             &progress);
-  }
-  WriteSnapshot(s.config, *s.store, report);
-  if (report.config_error) return ConfigErrorExit(*report.config_error);
-  PrintSummary(report);
+  nlohmann::json last_pass;
+  const pipeline::PassReport report = RunObservedPass(
+      monitor,
+      {.dry_run = false, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete},
+      config, "sync", last_pass);
+  signals.OnStop(nullptr);
+  if (report.config_error) throw config::ConfigError(*report.config_error);
+  std::string key;
+  LogSummary(Summarise(report, "sync", &key), false);
   return report.converged() ? 0 : 1;
 }
 
 int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
-  Session s = OpenSession(global);
-  pipeline::EventMonitor monitor(s.config, s.backend->cloud(), *s.store);
+  const config::Config config = LoadConfig(global);
+  SetupLogging(global, config);
+  auto store = OpenPlanStore(config);
+  auto backend = MakeBackend(config, *store);
+  pipeline::EventMonitor monitor(config, backend->cloud(), *store);
   const auto report = monitor.RunPass(
       {.dry_run = true, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete});
-  if (report.config_error) return ConfigErrorExit(*report.config_error);
+  if (report.config_error) throw config::ConfigError(*report.config_error);
   if (options.json) {
     std::cout << report.ToJson() << "\n";
   } else {
     std::size_t total = 0;
+    bool all_synced = true;
     for (const auto& r : report.roots) {
-      if (r.stopped) std::cout << r.local_dir << ": NOT SYNCED: " << *r.stopped << "\n";
-      for (const auto& issue : r.issues)
-        std::cout << "skip    " << r.local_dir << "/" << issue.path << ": " << issue.message
+      if (r.stopped) {
+        std::cout << log::Printable(r.local_dir) << ": NOT SYNCED: " << log::Printable(*r.stopped)
                   << "\n";
+        all_synced = false;
+      }
+      for (const auto& issue : r.issues)
+        std::cout << "skip    " << log::Printable(r.local_dir + "/" + issue.path) << ": "
+                  << log::Printable(issue.message) << "\n";
       for (const auto& a : r.actions) {
         std::cout << plan::ActionKindName(a.kind) << "  "
-                  << (a.kind == plan::ActionKind::kMove
-                          ? cloud::JoinPath(r.cloud_path, a.from) + " -> "
-                          : "")
-                  << cloud::JoinPath(r.cloud_path, a.path) << "  (" << a.reason
+                  << log::Printable((a.kind == plan::ActionKind::kMove
+                                         ? cloud::JoinPath(r.cloud_path, a.from) + " -> "
+                                         : "") +
+                                    cloud::JoinPath(r.cloud_path, a.path))
+                  << "  (" << log::Printable(a.reason)
                   << (a.kind == plan::ActionKind::kUpload ? ", " + HumanBytes(a.identity.size) : "")
                   << ")\n";
         ++total;
       }
+      all_synced = all_synced && r.unreadable == 0;
     }
-    std::cout << (total == 0 ? "in sync: nothing to do\n" : std::to_string(total) + " action(s)\n");
+    if (total > 0) std::cout << Count(total, "action", "actions") << "\n";
+    if (total == 0 && all_synced) std::cout << "in sync: nothing to do\n";
+    if (!all_synced) std::cout << "NOT in sync: see above\n";
   }
   for (const auto& r : report.roots) {
     if (r.stopped) return 1;
@@ -269,16 +378,17 @@ int RunDaemon(const GlobalOptions& global) {
   SignalWatcher signals;  // first: threads started later inherit its blocked signals
   ops::SystemdNotifier systemd;
   config::Config config = LoadConfig(global);
-  auto store = OpenStore(config);
+  SetupLogging(global, config);
+  auto store = OpenStore(config, "run");
+  auto backend = MakeBackend(config, *store);
   log::Get("cli")->info("filesync daemon started: {} dir(s), backend {}, every {} s",
                         config.client_sync_dirs.size(),
                         config.backend == config::Backend::kLocal ? "local" : "dropbox",
                         config.poll_interval.count());
-  bool starting = true;
+  std::string last_summary;
+  nlohmann::json last_pass;
+  CheckAccount(*backend, true);
   while (!signals.stop()) {
-    auto backend = MakeBackend(config, *store);
-    CheckAccount(*backend, starting);
-    starting = false;
     pipeline::EventMonitor monitor(config, backend->cloud(), *store);
     signals.OnStop([&monitor, &systemd] {
       systemd.Stopping();
@@ -290,16 +400,20 @@ int RunDaemon(const GlobalOptions& global) {
     constexpr std::chrono::seconds kConfigBackoff{60}, kMaxConfigBackoff{3600};
     std::chrono::seconds backoff{0};
     while (!signals.stop() && !reload) {
-      pipeline::PassProgress progress;
-      pipeline::PassReport report;
-      {
-        ProgressDisplay display(progress, true);
-        systemd.PassStarting();
-        report = monitor.RunPass({}, &progress);
+      if (Status s = store->CheckLocation(); !s.ok()) {
+        log::Get("cli")->error("{}; stopping (start filesync again to rebuild its state)",
+                               s.message());
+        return 1;
       }
-      WriteSnapshot(config, *store, report);
-      PrintSummary(report);
+      systemd.PassStarting();
+      const auto report = RunObservedPass(monitor, {}, config, "run", last_pass);
       systemd.PassFinished(report);
+      // A pass that planned nothing and ended as the one before is routine: logged at debug, so a
+      // short poll_interval does not fill the log; any change is logged at info (or warn).
+      std::string summary;
+      const auto records = Summarise(report, "run", &summary);
+      LogSummary(records, !AnythingPlanned(report) && summary == last_summary);
+      last_summary = std::move(summary);
       if (signals.stop()) break;
       std::chrono::seconds wait = config.poll_interval;
       if (report.config_error) {
@@ -315,103 +429,11 @@ int RunDaemon(const GlobalOptions& global) {
     signals.OnStop(nullptr);
     if (!reload) break;
     systemd.Reloading();
-    try {
-      config::Config fresh = LoadConfig(global);
-      if (fresh.state_dir != config.state_dir) {
-        store.reset();
-        store = OpenStore(fresh);
-      }
-      config = std::move(fresh);
-      log::Get("cli")->info("configuration reloaded");
-    } catch (const config::ConfigError& e) {
-      log::Get("cli")->error("reload failed, keeping the previous configuration: {}", e.what());
-    }
+    if (Reload(global, config, store, backend)) CheckAccount(*backend, false);
     systemd.Reloaded();
   }
   systemd.Stopping();
   log::Get("cli")->info("filesync daemon stopped");
-  return 0;
-}
-
-int RunStatus(const GlobalOptions& global, bool json) {
-  const config::Config config = LoadConfig(global);
-  nlohmann::json out;
-  out["state_dir"] = config.state_dir.string();
-  std::string warning;
-  auto store = cache::StateStore::Open(config.state_dir, &warning);
-  if (store.ok()) {
-    out["daemon_running"] = false;
-    auto last = (*store)->Get(0, "last_pass");
-    out["last_pass"] = last.ok() && last->has_value()
-                           ? nlohmann::json::parse(**last, nullptr, false)
-                           : nlohmann::json();
-    nlohmann::json errors = nlohmann::json::array();
-    if (auto list = (*store)->Errors(); list.ok()) {
-      for (const auto& e : *list) {
-        errors.push_back({{"root", e.root},
-                          {"path", e.path},
-                          {"message", e.message},
-                          {"attempts", e.attempts},
-                          {"last_seen_unix", e.last_seen_unix}});
-      }
-    }
-    out["errors"] = std::move(errors);
-    nlohmann::json roots = nlohmann::json::array();
-    if (auto list = (*store)->Roots(); list.ok()) {
-      for (const auto& r : *list) {
-        roots.push_back({{"local_dir", r.local_dir},
-                         {"cloud_path", r.cloud_path},
-                         {"tracked", r.file_records}});
-      }
-    }
-    out["roots"] = std::move(roots);
-  } else if (store.status().kind() == Status::Kind::kConflict) {
-    // A daemon holds the store: show the snapshot it writes after every pass.
-    std::ifstream in(config.state_dir / kSnapshotName);
-    nlohmann::json snapshot = nlohmann::json::parse(in, nullptr, false);
-    out["daemon_running"] = true;
-    out["last_pass"] = snapshot.is_object() ? snapshot["last_pass"] : nlohmann::json();
-    out["errors"] = snapshot.is_object() ? snapshot["errors"] : nlohmann::json::array();
-  } else {
-    throw std::runtime_error(store.status().message());
-  }
-  std::uint64_t pending = 0;
-  if (out["last_pass"].is_object()) {
-    for (const auto& r : out["last_pass"]["roots"]) {
-      const auto planned = r.value("planned", 0ULL);
-      const auto done = r.value("uploaded", 0ULL) + r.value("moved", 0ULL) +
-                        r.value("deleted", 0ULL) + r.value("created", 0ULL);
-      pending += planned > done ? planned - done : 0;
-    }
-  }
-  out["pending"] = pending;
-  if (json) {
-    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    return 0;
-  }
-  std::cout << "state dir: " << config.state_dir.string()
-            << (out["daemon_running"].get<bool>() ? " (daemon running)" : "") << "\n";
-  if (out["last_pass"].is_object()) {
-    const auto& p = out["last_pass"];
-    std::cout << "last pass: " << (p.value("converged", false) ? "complete" : "INCOMPLETE") << ", "
-              << p.value("duration_ms", 0LL) << " ms, hashed "
-              << HumanBytes(p.value("bytes_hashed", 0ULL)) << "\n";
-    for (const auto& r : p["roots"]) {
-      std::cout << "  " << r.value("local_dir", "") << " -> " << r.value("cloud_path", "") << ": "
-                << r.value("uploaded", 0) << " uploaded, " << r.value("moved", 0) << " moved, "
-                << r.value("deleted", 0) << " deleted, " << r.value("failed", 0) << " failed";
-      if (r.contains("stopped")) std::cout << "; NOT SYNCED: " << r["stopped"].get<std::string>();
-      std::cout << "\n";
-    }
-  } else {
-    std::cout << "last pass: none yet\n";
-  }
-  std::cout << "pending: " << pending << "\n";
-  std::cout << "errors: " << out["errors"].size() << "\n";
-  for (const auto& e : out["errors"]) {
-    std::cout << "  " << e.value("root", "") << "/" << e.value("path", "") << ": "
-              << e.value("message", "") << " (" << e.value("attempts", 0) << " attempts)\n";
-  }
   return 0;
 }
 
@@ -423,7 +445,8 @@ int RunHash(const std::vector<std::string>& files) {
     const std::string& file = files[i];
     const auto& result = results[i];
     if (!result.ok()) {
-      std::fprintf(stderr, "filesync: cannot hash %s\n", result.status().message().c_str());
+      std::fprintf(stderr, "filesync: cannot hash %s\n",
+                   log::Printable(result.status().message()).c_str());
       code = 1;
       continue;
     }
@@ -431,7 +454,7 @@ int RunHash(const std::vector<std::string>& files) {
     if (files.size() == 1) {
       std::printf("%s\n", hash::ToHex(result->digest).c_str());
     } else {
-      std::printf("%s  %s\n", hash::ToHex(result->digest).c_str(), file.c_str());
+      std::printf("%s  %s\n", hash::ToHex(result->digest).c_str(), log::Printable(file).c_str());
     }
   }
   return code;

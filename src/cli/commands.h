@@ -1,7 +1,9 @@
 // The filesync commands, each a function returning the process exit code:
-//   0  success (for sync: the cloud matches the client)
-//   1  the work did not complete (sync errors, a dir skipped for safety, state store failure)
+//   0  success (for sync: the cloud matches the client; for run: stopped on request)
+//   1  the work did not complete (sync errors, an unreadable folder, a dir skipped for safety,
+//      a pass stopped by SIGINT/SIGTERM, state store failure; status: no state to show)
 //   2  bad usage or configuration (one line on stderr naming file, key and fix)
+// A second SIGINT/SIGTERM during sync or run ends the process at once with 128 + the signal.
 #pragma once
 
 #include <filesystem>
@@ -35,5 +37,9 @@ struct AuthOptions {
   std::filesystem::path out;  // default: <state_dir>/dropbox-refresh-token
 };
 int RunAuth(const GlobalOptions& global, const AuthOptions& options);
+
+// Prints an error that ends the command: one line "filesync: <message>", or with
+// --log-format json one log record at level error (so the output stays one object per line).
+void ReportFatal(const GlobalOptions& global, const std::string& message);
 
 }  // namespace filesync::cli

@@ -1,13 +1,40 @@
-// filesync's command line: global options first, then a command.
-// One try/catch maps start-up errors to exit codes (see cli/commands.h); CLI11_PARSE is not used
-// because its error handling would bypass ours.
+// filesync's command line: a command with its options; the global options may come before or
+// after it. One try/catch maps start-up errors to exit codes (see cli/commands.h); CLI11_PARSE
+// is not used because its error handling would bypass ours, and a usage error is one line.
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 
 #include "cli/commands.h"
+#include "util/log.h"
+
+namespace {
+
+constexpr std::array<std::string_view, 6> kCommands = {"run",    "sync", "plan",
+                                                       "status", "hash", "auth"};
+constexpr std::array<std::string_view, 5> kValuedGlobals = {"--config", "--env", "--config-dir",
+                                                            "--log-level", "--log-format"};
+
+// The first word that is neither an option nor a global option's value: the command, if any.
+std::string_view CommandWord(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") return i + 1 < argc ? std::string_view(argv[i + 1]) : std::string_view();
+    if (std::find(kValuedGlobals.begin(), kValuedGlobals.end(), arg) != kValuedGlobals.end()) {
+      ++i;
+      continue;
+    }
+    if (!arg.starts_with("-")) return arg;
+  }
+  return {};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace filesync;
@@ -19,6 +46,7 @@ int main(int argc, char** argv) {
       "filesync: mirror local directories one-way into cloud storage (Dropbox, or a local folder)"};
   app.set_version_flag("--version", std::string("filesync ") + FILESYNC_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // `filesync sync --config x.toml` works too
 
   cli::GlobalOptions global;
   std::string config_file, env;
@@ -28,7 +56,15 @@ int main(int argc, char** argv) {
   app.add_option("--config-dir", config_dir, "Folder holding <env>.toml and instance.toml")
       ->capture_default_str();
   app.add_option("--log-level", global.log_level,
-                 "trace, debug, info, warn or error (overrides log_level)");
+                 "trace, debug, info, warn or error, in any case (overrides log_level)")
+      ->check(
+          [](const std::string& level) {
+            return log::ParseLevel(level) ? std::string()
+                                          : "'" + log::Printable(level) +
+                                                "' is not a level; use trace, debug, info, warn "
+                                                "or error";
+          },
+          "LEVEL");
   app.add_option("--log-format", global.log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
@@ -63,11 +99,30 @@ int main(int argc, char** argv) {
   auth->add_option("--out", auth_options.out,
                    "Where to store the refresh token (default: <state_dir>/dropbox-refresh-token)");
 
+  const std::string_view command = CommandWord(argc, argv);
+  if (!command.empty() &&
+      std::find(kCommands.begin(), kCommands.end(), command) == kCommands.end()) {
+    std::fprintf(stderr,
+                 "filesync: unknown command '%s'; the commands are run, sync, plan, status, hash "
+                 "and auth (filesync --help)\n",
+                 log::Printable(command).c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    std::string message = e.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    if (command.empty() && e.get_name() == "RequiredError")
+      message = "no command given; the commands are run, sync, plan, status, hash and auth";
+    std::fprintf(stderr, "filesync: %s (filesync --help)\n", log::Printable(message).c_str());
+    return 2;
   }
   if (!config_file.empty()) global.load.config_file = config_file;
   if (!env.empty()) global.load.env = env;
@@ -81,10 +136,10 @@ int main(int argc, char** argv) {
     if (*hash) return cli::RunHash(hash_files);
     if (*auth) return cli::RunAuth(global, auth_options);
   } catch (const config::ConfigError& e) {
-    std::fprintf(stderr, "filesync: %s\n", e.what());
+    cli::ReportFatal(global, e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "filesync: %s\n", e.what());
+    cli::ReportFatal(global, e.what());
     return 1;
   }
   return 2;

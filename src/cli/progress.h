@@ -1,11 +1,18 @@
-// Progress display for a pass: on a terminal, a live line (files and bytes done/total, rate,
-// ETA) redrawn on stderr; off a terminal, a plain log line every 10 seconds. Owns one thread,
-// stopped and joined by the destructor.
+// Progress of a running pass. With a live line (text logs, stderr a terminal) one line is
+// redrawn on stderr: actions and bytes done/total, rate, ETA and the last file done, cut to the
+// terminal's width so it never wraps. Otherwise a log record (structured in JSON) every
+// 10 seconds. A `tick` callback, if given, runs every `tick_every` and as soon as more actions
+// are planned (the status snapshot).
+// Owns one thread, stopped and joined by the destructor.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "pipeline/event_monitor.h"
@@ -14,7 +21,8 @@ namespace filesync::cli {
 
 class ProgressDisplay {
  public:
-  explicit ProgressDisplay(const pipeline::PassProgress& progress, bool enabled);
+  ProgressDisplay(const pipeline::PassProgress& progress, std::function<void()> tick,
+                  std::chrono::milliseconds tick_every);
   ~ProgressDisplay();
   ProgressDisplay(const ProgressDisplay&) = delete;
   ProgressDisplay& operator=(const ProgressDisplay&) = delete;
@@ -23,7 +31,9 @@ class ProgressDisplay {
   void Run();
 
   const pipeline::PassProgress& progress_;
-  const bool tty_;
+  const std::function<void()> tick_;
+  const std::chrono::milliseconds tick_every_;
+  const bool live_line_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
@@ -31,5 +41,11 @@ class ProgressDisplay {
 };
 
 std::string HumanBytes(std::uint64_t bytes);
+
+// The progress line's text for `columns` columns: counters first, then as much of the end of
+// `current` (the last file done) as fits; never wider than `columns`.
+std::string ProgressLine(std::uint64_t files_done, std::uint64_t files_total,
+                         std::uint64_t bytes_done, std::uint64_t bytes_total, double rate,
+                         const std::string& current, std::size_t columns);
 
 }  // namespace filesync::cli

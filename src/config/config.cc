@@ -525,7 +525,12 @@ const std::array<KeySpec, 22> kKeys = {{
      [](const KeySpec& k, Config& c, const Raw& r) { c.max_delete = AsMaxDelete(k, r); },
      [](const Config& c) { return FormatMaxDelete(c.max_delete); }},
     {"log_level", false, "log_level = \"info\" (trace, debug, info, warn or error)", "info",
-     [](const KeySpec& k, Config& c, const Raw& r) { c.log_level = AsString(k, r); },
+     [](const KeySpec& k, Config& c, const Raw& r) {
+       // Levels are names, not spellings: "TRACE" is trace, as with --log-level.
+       c.log_level = AsString(k, r);
+       for (char& ch : c.log_level)
+         ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+     },
      [](const Config& c) { return Quote(c.log_level); }},
     {"cloud_verify_interval", false, "cloud_verify_interval = 3600", "3600",
      [](const KeySpec& k, Config& c, const Raw& r) { c.cloud_verify_interval = AsDuration(k, r); },
@@ -615,6 +620,11 @@ std::string Shown(const Config& c, const KeySpec& spec) {
   Fail(where, key, Shown(c, spec), problem, fix ? *fix : Example(spec, where));
 }
 
+// The fix for a relative path that holds a '$': it was probably meant as a variable.
+constexpr std::string_view kNoVariables =
+    "environment variables such as $HOME are not expanded in paths: write the path from the "
+    "root, or start it with ~/ for your home directory";
+
 void ValidateSyncDirs(const Config& c) {
   constexpr std::string_view kKey = "client_sync_dirs";
   if (c.client_sync_dirs.empty()) {
@@ -627,8 +637,10 @@ void ValidateSyncDirs(const Config& c) {
     if (dir.empty()) Invalid(c, kKey, "contains an empty entry");
     if (!dir.is_absolute()) {
       Invalid(c, kKey, shown + " is not an absolute path",
-              "write it from the root, e.g. " +
-                  Quote((fs::path("/home/me") / dir).lexically_normal().string()));
+              dir.string().find('$') != std::string::npos
+                  ? std::string(kNoVariables)
+                  : "write it from the root, e.g. " +
+                        Quote((fs::path("/home/me") / dir).lexically_normal().string()));
     }
     if (Normal(dir) == "/") {
       Invalid(c, kKey, "\"/\" cannot be synced (it contains the state and every other dir)",
@@ -726,7 +738,11 @@ void ValidatePositive(const Config& c, std::string_view key, std::chrono::second
 // `dir` may not be inside a sync dir; with `disjoint`, no sync dir may be inside `dir` either.
 void ValidateOwnDir(const Config& c, std::string_view key, const fs::path& dir, bool disjoint) {
   if (dir.empty()) Invalid(c, key, "must be set");
-  if (!dir.is_absolute()) Invalid(c, key, "must be an absolute path");
+  if (!dir.is_absolute()) {
+    Invalid(c, key, "must be an absolute path",
+            dir.string().find('$') != std::string::npos ? std::optional<std::string>(kNoVariables)
+                                                        : std::nullopt);
+  }
   for (const fs::path& sync : c.client_sync_dirs) {
     if (IsWithinAnyway(dir, sync)) {
       Invalid(c, key,
@@ -790,7 +806,7 @@ void ValidateAll(const Config& c, bool need_credentials) {
     Invalid(c, "max_delete", "the percentage must be between 0% and 100%");
   }
   if (std::find(kLogLevels.begin(), kLogLevels.end(), c.log_level) == kLogLevels.end()) {
-    Invalid(c, "log_level", "must be one of trace, debug, info, warn, error");
+    Invalid(c, "log_level", "must be one of trace, debug, info, warn, error (in any case)");
   }
   ValidatePositive(c, "cloud_verify_interval", c.cloud_verify_interval);
   ValidateUrl(c, "dbx_api_url", c.dbx_api_url);

@@ -48,6 +48,10 @@ constexpr const char* kVerifyNextKey = "verify_next";
 constexpr const char* kStorageKey = "cloud_storage";
 constexpr const char* kMirrorFolderKey = "cloud_folder";
 constexpr std::chrono::seconds kCommitInterval{2};
+// Global keys: the last pass's report (PassReport::ToJson), and the start time (unix ms) of a
+// pass that has not recorded its report yet.
+constexpr const char* kLastPassKey = "last_pass";
+constexpr const char* kPassUnderWayKey = "pass_under_way";
 
 std::int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -143,6 +147,8 @@ struct RootState {
   // the pass reads is reached below this descriptor, whatever the path leads to meanwhile.
   cloud::Fd dir_fd;
   std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
+  std::uint64_t outcomes = 0;                    // this pass's actions with an outcome
+  std::string last_stopped;                      // why the last pass did not sync it, if so
   std::unordered_set<std::string> warned;        // scan issues already logged by this process
 };
 
@@ -565,7 +571,12 @@ struct EventMonitor::Impl final : public ActionSink {
     RootState& root = roots[static_cast<std::size_t>(event.root)];
     RootReport& rr = current->roots[static_cast<std::size_t>(event.root)];
     const plan::Action& a = event.action;
-    if (current_progress) ++current_progress->files_done;
+    ++root.outcomes;
+    if (event.index < rr.action_done.size()) rr.action_done[event.index] = true;
+    if (current_progress) {
+      ++current_progress->files_done;
+      current_progress->SetCurrent(a.path);
+    }
     if (!outcome.status.ok()) {
       if (outcome.status.kind() == Status::Kind::kAuth) {
         // Every other action would be refused too: the pass stops, and the CLI says what to fix.
@@ -578,8 +589,11 @@ struct EventMonitor::Impl final : public ActionSink {
       if (outcome.status.kind() == Status::Kind::kChanged ||
           outcome.status.kind() == Status::Kind::kCancelled) {
         ++rr.deferred;
-        logger->info("{} {}: {}; it goes again next pass", plan::ActionKindName(a.kind), a.path,
-                     outcome.status.message());
+        // A stop cancels every transfer in flight at once: the pass summary counts them.
+        logger->log(outcome.status.kind() == Status::Kind::kCancelled ? spdlog::level::debug
+                                                                      : spdlog::level::info,
+                    "{} {}: {}; it goes again next pass", plan::ActionKindName(a.kind), a.path,
+                    outcome.status.message());
         return;
       }
       ++rr.failed;
@@ -597,6 +611,10 @@ struct EventMonitor::Impl final : public ActionSink {
         const cloud::UploadedFile& up = *outcome.uploaded;
         ++rr.uploaded;
         rr.bytes_uploaded += up.bytes_transferred;
+        // The upload hashed what it read, on the way.
+        current->bytes_hashed += up.identity.size;
+        ++current->files_hashed;
+        if (current_progress) current_progress->bytes_hashed += up.identity.size;
         cache::RemoteRecord r;
         r.path = a.path;
         r.kind = EntryKind::kFile;
@@ -752,8 +770,6 @@ struct EventMonitor::Impl final : public ActionSink {
                PassProgress* progress) {
     RootState& root = roots[index];
     RootReport& rr = report.roots[index];
-    rr.local_dir = root.local_dir;
-    rr.cloud_path = root.cloud_path;
     if (Status s = Load(root); !s.ok()) {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
@@ -790,8 +806,14 @@ struct EventMonitor::Impl final : public ActionSink {
           issue.kind == scan::IssueKind::kOtherFilesystem) {
         unknown_dirs.push_back(issue.path);
       }
-      if (root.warned.insert(issue.path).second)
-        logger->warn("{}/{}: {}", root.local_dir, issue.path, issue.message);
+      if (issue.kind == scan::IssueKind::kUnreadable) {
+        RecordUnreadable(root, rr, issue, options);
+      } else {
+        // A vanished entry is looked at again next pass; the others are policy (skipped).
+        if (issue.kind == scan::IssueKind::kVanished) ++rr.deferred;
+        if (root.warned.insert(issue.path).second)
+          logger->warn("{}/{}: {}", root.local_dir, issue.path, issue.message);
+      }
     }
     rr.local_entries = scanned->entries.size();
     if (Status s = LoadCloudState(root, options); !s.ok()) {
@@ -838,6 +860,10 @@ struct EventMonitor::Impl final : public ActionSink {
     }
     HashFiles(root, items, plan::FilesToHash(items, remote, caps.case_insensitive), report,
               progress);
+    if (stop_flag.load()) {
+      rr.interrupted = true;  // some digests may be missing: no plan from them
+      return;
+    }
     std::vector<plan::PreviousItem> previous;
     previous.reserve(root.files.size());
     for (const auto& [p, f] : root.files) {
@@ -868,9 +894,15 @@ struct EventMonitor::Impl final : public ActionSink {
       return;
     }
     rr.actions = plan.actions;
-    if (options.dry_run) return;
+    if (options.dry_run) {
+      rr.pending = rr.actions.size();
+      return;
+    }
 
+    rr.action_done.assign(rr.actions.size(), false);
     Execute(index, plan.actions, progress);
+    rr.pending = rr.actions.size() - std::min<std::uint64_t>(root.outcomes, rr.actions.size());
+    rr.interrupted = rr.pending > 0 && stop_flag.load();
     FinishRoot(root, &items, root_identity);
   }
 
@@ -885,6 +917,23 @@ struct EventMonitor::Impl final : public ActionSink {
            ": key 'cloud_root' = \"" + config.cloud_root + "\": " + std::string(cloud.name()) +
            " refuses the folder " + root.cloud_path + " (" + s.message() +
            "); choose another cloud_root, or rename the sync dir " + root.local_dir;
+  }
+
+  // A folder the scan could not read: what is below it is unknown, so nothing there is synced or
+  // deleted, and every pass is incomplete until it is readable again (an error in `status`).
+  // Warned about once per process (then at debug), like the other scan issues: the pass
+  // summary says so each time it changes.
+  void RecordUnreadable(RootState& root, RootReport& rr, const scan::Issue& issue,
+                        const PassOptions& options) {
+    ++rr.unreadable;
+    root.failed_paths.insert(issue.path);
+    const std::string message = issue.message + "; nothing below it is synced or deleted";
+    logger->log(root.warned.insert(issue.path).second ? spdlog::level::warn : spdlog::level::debug,
+                "{}/{}: {}", root.local_dir, issue.path, message);
+    if (!options.dry_run) {
+      if (Status s = store.RecordError(root.id, issue.path, message); !s.ok())
+        logger->error("cannot record an error for status: {}", s.ToString());
+    }
   }
 
   void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,
@@ -973,6 +1022,13 @@ struct EventMonitor::Impl final : public ActionSink {
       if (progress) progress->bytes_done += n;
     });
     EventProducer producer(kQueueCapacity);
+    // A stop drops what is queued at once (it counts as pending), rather than have the workers
+    // take each queued event only to cancel it.
+    {
+      std::lock_guard lock(producer_mu);
+      active_producer = &producer;
+    }
+    if (stop_flag.load()) producer.Cancel();
     const BatchLimits limits{.max_files = std::max<std::size_t>(1, caps.max_batch_files),
                              .max_bytes = caps.max_batch_bytes,
                              .small_file_limit = caps.small_file_limit,
@@ -982,9 +1038,10 @@ struct EventMonitor::Impl final : public ActionSink {
     auto stopping = [&] { return stop_flag.load() || config_failed.load(); };
     for (int phase = 0; phase < plan::kPhaseCount && !stopping(); ++phase) {
       producer.BeginFill();
-      for (const plan::Action& a : actions) {
+      for (std::size_t i = 0; i < actions.size(); ++i) {
+        const plan::Action& a = actions[i];
         if (a.phase != phase || stopping()) continue;
-        Event event{static_cast<int>(index), a};
+        Event event{static_cast<int>(index), a, i};
         if (phase == plan::kPhaseReplace) {
           // Strictly in order: a folder must be moved before what is moved into it.
           processor.Process({event});
@@ -999,34 +1056,86 @@ struct EventMonitor::Impl final : public ActionSink {
     if (stopping()) producer.Cancel();
     producer.Close();
     consumer.Join();
+    std::lock_guard lock(producer_mu);
+    active_producer = nullptr;
+  }
+
+  // From RequestStop (any thread): drops the events queued in the running pass, if any.
+  void CancelQueued() {
+    std::lock_guard lock(producer_mu);
+    if (active_producer != nullptr) active_producer->Cancel();
+  }
+
+  // Why a dir was not synced is its error in `status` (and logged once per change, not every
+  // poll_interval while it lasts); a dir synced again has none.
+  void RecordRootOutcome(RootState& root, const RootReport& rr, const PassOptions& options) {
+    if (rr.stopped) {
+      // A configuration problem is said once, by the caller.
+      const bool said_by_caller =
+          current->config_error && rr.stopped->ends_with(*current->config_error);
+      logger->log(*rr.stopped != root.last_stopped && !said_by_caller ? spdlog::level::err
+                                                                       : spdlog::level::debug,
+                  "{}", *rr.stopped);
+      root.last_stopped = *rr.stopped;
+      if (root.id != 0 && !options.dry_run) (void)store.RecordError(root.id, "", *rr.stopped);
+    } else {
+      root.last_stopped.clear();
+      if (root.id != 0 && !options.dry_run) (void)store.ClearError(root.id, "");
+    }
   }
 
   PassReport Run(const PassOptions& options, PassProgress* progress) {
     PassReport report;
     report.started_unix_ms = NowMs();
     report.roots.resize(roots.size());
+    for (std::size_t i = 0; i < roots.size(); ++i) {
+      report.roots[i].local_dir = roots[i].local_dir;
+      report.roots[i].cloud_path = roots[i].cloud_path;
+    }
     current = &report;
     current_progress = progress;
     commit_failures = 0;
     config_failed = false;
-    for (RootState& r : roots) r.failed_paths.clear();
-    storage_problem = BeginPass(options);
-    for (std::size_t i = 0; i < roots.size() && !stop_flag.load() && !report.config_error; ++i) {
-      RunRoot(i, options, report, progress);
-      roots[i].dir_fd = cloud::Fd();
-      if (report.roots[i].stopped) {
-        // A configuration problem is said once, by the caller.
-        if (!report.config_error) logger->error("{}", *report.roots[i].stopped);
-        if (roots[i].id != 0) (void)store.RecordError(roots[i].id, "", *report.roots[i].stopped);
-      } else if (roots[i].id != 0 && !options.dry_run) {
-        (void)store.ClearError(roots[i].id, "");
-      }
+    for (RootState& r : roots) {
+      r.failed_paths.clear();
+      r.outcomes = 0;
     }
+    // Until the pass records its outcome, the store says one is under way: a pass that cannot
+    // (killed, or the state disk full) is not mistaken by `status` for the last one recorded.
+    // A store that cannot take even that cannot record what a pass does: nothing is synced.
+    Status marker = options.dry_run
+                        ? Status::Ok()
+                        : store.Put(0, kPassUnderWayKey, std::to_string(report.started_unix_ms));
+    storage_problem = marker.ok() ? BeginPass(options) : std::nullopt;
+    for (std::size_t i = 0; i < roots.size(); ++i) {
+      RootReport& rr = report.roots[i];
+      if (!marker.ok()) {
+        rr.stopped = "cannot write to the state store (" + marker.ToString() +
+                     "); nothing is synced until it can record what it does";
+      } else if (stop_flag.load()) {
+        rr.interrupted = true;  // never reached
+        continue;
+      } else if (report.config_error) {
+        rr.stopped = "not tried: " + *report.config_error;
+      } else {
+        RunRoot(i, options, report, progress);
+      }
+      roots[i].dir_fd = cloud::Fd();
+      RecordRootOutcome(roots[i], rr, options);
+    }
+    report.interrupted = stop_flag.load();
     report.state_errors = commit_failures.load();
     report.finished_unix_ms = NowMs();
     current = nullptr;
     current_progress = nullptr;
-    if (!options.dry_run) (void)store.Put(0, "last_pass", report.ToJson());
+    if (!options.dry_run && marker.ok()) {
+      if (Status s = store.Put(0, kLastPassKey, report.ToJson(kStoredReportItems)); !s.ok()) {
+        logger->error("cannot record the pass in the state store: {}", s.ToString());
+        ++report.state_errors;
+      } else {
+        (void)store.Erase(0, kPassUnderWayKey);
+      }
+    }
     return report;
   }
 
@@ -1053,17 +1162,22 @@ struct EventMonitor::Impl final : public ActionSink {
   std::atomic<int> commit_failures{0};  // this pass; a failed commit means the pass is incomplete
   std::atomic<bool> config_failed{false};          // this pass: an action met a refused credential
   std::function<void(std::uint64_t)> commit_hook;  // test seam; set before a pass
+  std::mutex producer_mu;                          // guards active_producer
+  EventProducer* active_producer = nullptr;        // the queue of the pass's Execute, if any
 };
 
 bool PassReport::converged() const {
   if (state_errors > 0 || config_error) return false;
   for (const RootReport& r : roots) {
-    if (r.stopped || r.failed > 0 || r.deferred > 0) return false;
+    if (r.stopped || r.interrupted || r.failed > 0 || r.deferred > 0 || r.pending > 0 ||
+        r.unreadable > 0) {
+      return false;
+    }
   }
   return true;
 }
 
-std::string PassReport::ToJson() const {
+std::string PassReport::ToJson(std::size_t max_items) const {
   nlohmann::json j;
   j["started_unix_ms"] = started_unix_ms;
   j["finished_unix_ms"] = finished_unix_ms;
@@ -1071,10 +1185,26 @@ std::string PassReport::ToJson() const {
   j["bytes_hashed"] = bytes_hashed;
   j["files_hashed"] = files_hashed;
   j["converged"] = converged();
+  j["interrupted"] = interrupted;
   j["state_errors"] = state_errors;
   if (config_error) j["config_error"] = *config_error;
+  auto action_json = [](const RootReport& r, const plan::Action& a) {
+    nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
+                      {"path", a.path},
+                      {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
+                      {"reason", a.reason},
+                      {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
+    if (a.kind == plan::ActionKind::kMove) {
+      aj["from"] = a.from;
+      aj["from_cloud_path"] = cloud::JoinPath(r.cloud_path, a.from);
+    }
+    if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
+    if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;
+    return aj;
+  };
   nlohmann::json actions = nlohmann::json::array();
   nlohmann::json roots_json = nlohmann::json::array();
+  std::size_t actions_total = 0;
   for (const RootReport& r : roots) {
     nlohmann::json rj{{"local_dir", r.local_dir},
                       {"cloud_path", r.cloud_path},
@@ -1086,25 +1216,33 @@ std::string PassReport::ToJson() const {
                       {"deleted", r.deleted},
                       {"created", r.created},
                       {"failed", r.failed},
-                      {"deferred", r.deferred}};
+                      {"deferred", r.deferred},
+                      {"pending", r.pending},
+                      {"unreadable", r.unreadable},
+                      {"interrupted", r.interrupted}};
     if (r.stopped) rj["stopped"] = *r.stopped;
     nlohmann::json issues = nlohmann::json::array();
-    for (const auto& i : r.issues) issues.push_back({{"path", i.path}, {"message", i.message}});
+    for (std::size_t n = 0; n < r.issues.size() && n < max_items; ++n)
+      issues.push_back({{"path", r.issues[n].path}, {"message", r.issues[n].message}});
     rj["issues"] = std::move(issues);
+    rj["issues_omitted"] = r.issues.size() - std::min(r.issues.size(), max_items);
+    // Executed, but not all of it (a stop): which actions did not run.
+    if (r.pending > 0 && r.action_done.size() == r.actions.size()) {
+      nlohmann::json pending = nlohmann::json::array();
+      for (std::size_t i = 0; i < r.actions.size() && pending.size() < max_items; ++i) {
+        if (!r.action_done[i]) pending.push_back(action_json(r, r.actions[i]));
+      }
+      rj["pending_actions"] = std::move(pending);
+    }
     roots_json.push_back(std::move(rj));
+    actions_total += r.actions.size();
     for (const plan::Action& a : r.actions) {
-      nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
-                        {"path", a.path},
-                        {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
-                        {"reason", a.reason},
-                        {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
-      if (a.kind == plan::ActionKind::kMove) aj["from"] = a.from;
-      if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
-      if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;
-      actions.push_back(std::move(aj));
+      if (actions.size() >= max_items) break;
+      actions.push_back(action_json(r, a));
     }
   }
   j["roots"] = std::move(roots_json);
+  j["actions_omitted"] = actions_total - actions.size();
   j["actions"] = std::move(actions);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -1119,7 +1257,10 @@ PassReport EventMonitor::RunPass(const PassOptions& options, PassProgress* progr
   return impl_->Run(options, progress);
 }
 
-void EventMonitor::RequestStop() { stop_.store(true); }
+void EventMonitor::RequestStop() {
+  stop_.store(true);
+  impl_->CancelQueued();
+}
 
 void EventMonitor::SetCommitHookForTesting(std::function<void(std::uint64_t batch)> hook) {
   impl_->commit_hook = std::move(hook);

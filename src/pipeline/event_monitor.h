@@ -9,7 +9,12 @@
 //   4. plans (plan/planner.h) and pushes the actions, phase by phase, through the bounded
 //      EventProducer to the EventConsumer's workers,
 //   5. records every outcome in the state store (after Cloud::Flush(), in batches), and errors
-//      for `filesync status`.
+//      for `filesync status` (failed actions, dirs not synced, folders the scan could not read),
+//   6. reports the pass: it has converged only if every dir was synced and every planned action
+//      succeeded. A stop (RequestStop) lets in-flight work finish and starts nothing more; what
+//      it left undone counts as pending, so an interrupted pass never reports success. The
+//      report is stored as the last pass (bounded, see ToJson); until it is, a marker in the
+//      store says a pass is under way.
 // The monitor keeps each dir's state in memory between passes (the daemon), so a pass costs a
 // scan plus the cloud's change listing. Not thread-safe: one pass at a time; RequestStop() may be
 // called from a signal-handling thread.
@@ -19,8 +24,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/state_store.h"
@@ -38,11 +45,25 @@ struct PassOptions {
 
 // Live counters for a progress line; written by workers, read by any thread.
 struct PassProgress {
-  std::atomic<std::uint64_t> files_total{0};
-  std::atomic<std::uint64_t> files_done{0};
+  std::atomic<std::uint64_t> files_total{0};  // actions planned so far (all dirs)
+  std::atomic<std::uint64_t> files_done{0};   // actions with an outcome
   std::atomic<std::uint64_t> bytes_total{0};
   std::atomic<std::uint64_t> bytes_done{0};
   std::atomic<std::uint64_t> bytes_hashed{0};
+
+  // The path (relative to its sync dir) of the action that finished last.
+  void SetCurrent(std::string_view path) {
+    std::lock_guard lock(mu_);
+    current_.assign(path);
+  }
+  [[nodiscard]] std::string Current() const {
+    std::lock_guard lock(mu_);
+    return current_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string current_;
 };
 
 struct RootReport {
@@ -51,26 +72,42 @@ struct RootReport {
   std::vector<plan::Action> actions;    // planned
   std::vector<plan::NameIssue> issues;  // names skipped at plan time, scan problems
   std::optional<std::string> stopped;   // why this dir was not synced (safety, errors)
+  // A stop (SIGINT/SIGTERM) came before this dir was fully synced: `pending` actions did not
+  // run (all of them, and none planned, if it came before the plan).
+  bool interrupted = false;
   std::uint64_t local_entries = 0;
   std::uint64_t uploaded = 0, moved = 0, deleted = 0, created = 0, failed = 0, deferred = 0;
+  std::uint64_t pending = 0;      // planned actions without an outcome (a dry run: all of them)
+  std::vector<bool> action_done;  // executed passes: which of `actions` got an outcome
+  std::uint64_t unreadable = 0;   // folders the scan could not read: their content is unknown
   std::uint64_t bytes_uploaded = 0;
 };
 
 struct PassReport {
   std::vector<RootReport> roots;
-  std::uint64_t bytes_hashed = 0;
+  std::uint64_t bytes_hashed = 0;  // read to hash, before or while uploading
   std::uint64_t files_hashed = 0;
   std::int64_t started_unix_ms = 0;
   std::int64_t finished_unix_ms = 0;
-  int state_errors = 0;  // commits to the state store (or cloud flushes) that failed
+  int state_errors = 0;      // commits to the state store (or cloud flushes) that failed
+  bool interrupted = false;  // a stop was requested during the pass
   // Set when the pass stopped on something only the configuration can fix (the cloud refused
   // the credentials, or cloud_root): one line naming the key and the fix. No further dir is
   // tried; `filesync sync` prints it and exits 2.
   std::optional<std::string> config_error;
-  // True when every dir was synced and every action succeeded: the cloud matches the client.
+  // True when every dir was synced and every planned action succeeded: the cloud matches the
+  // client. A dry run with actions to do has not converged.
   [[nodiscard]] bool converged() const;
-  [[nodiscard]] std::string ToJson() const;  // for status and `plan --json`
+  // For `plan --json` (every action and issue) and, with `max_items`, for what is stored as the
+  // last pass: at most that many actions in all and issues per dir, with counts of the rest
+  // ("actions_omitted", "issues_omitted"), so it stays small whatever the pass did. A dir whose
+  // execution was cut short also lists (as many of) the actions that did not run
+  // ("pending_actions").
+  [[nodiscard]] std::string ToJson(std::size_t max_items = SIZE_MAX) const;
 };
+
+// How many actions (in all) and issues (per dir) the stored last pass keeps.
+inline constexpr std::size_t kStoredReportItems = 100;
 
 class EventMonitor {
  public:

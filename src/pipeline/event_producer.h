@@ -39,6 +39,7 @@ namespace filesync::pipeline {
 struct Event {
   int root = 0;  // index of the sync dir in the engine
   plan::Action action;
+  std::size_t index = 0;  // the action's place in its dir's plan (for the engine's accounting)
 };
 
 // A file move of the file-moves phase: the only moves that are batched (folder moves run one at

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -367,6 +368,13 @@ class Planner {
     folder_creates_ = std::move(kept);
   }
 
+  // 12.5 as "12.5", 50 as "50": as the user wrote it in max_delete.
+  static std::string FormatPercent(double percent) {
+    std::ostringstream out;
+    out << percent;
+    return out.str();
+  }
+
   Plan Finish() {
     for (const Action& a : type_deletes_) plan_.entries_deleted += a.entries_affected;
     for (const Action& a : deletes_) plan_.entries_deleted += a.entries_affected;
@@ -376,12 +384,12 @@ class Planner {
     const bool over_percent = plan_.entries_deleted > 10 && total > 0 &&
                               deleted * 100.0 > options_.max_delete_percent * total;
     if ((over_count || over_percent) && !options_.allow_mass_delete) {
-      plan_.blocked =
-          "would delete " + std::to_string(plan_.entries_deleted) + " of " +
-          std::to_string(remote_.size()) + " cloud entries, over max_delete (" +
-          std::to_string(options_.max_delete_count) + " entries or " +
-          std::to_string(static_cast<int>(options_.max_delete_percent)) +
-          "%); nothing was changed: check the sync dir, or rerun with --allow-mass-delete";
+      plan_.blocked = "would delete " + std::to_string(plan_.entries_deleted) + " of " +
+                      std::to_string(remote_.size()) + " cloud entries, over max_delete (" +
+                      std::to_string(options_.max_delete_count) + " entries, or " +
+                      FormatPercent(options_.max_delete_percent) +
+                      "% of them when more than 10 are deleted); nothing was changed: check the "
+                      "sync dir, or rerun with --allow-mass-delete";
       return std::move(plan_);
     }
     auto append = [&](std::vector<Action>& from) {

@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <utility>
 
 namespace filesync::unicode {
 namespace {
@@ -79,6 +80,59 @@ std::size_t CodePoints(std::string_view s) {
     if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++count;
   }
   return count;
+}
+
+namespace {
+
+// Width and length of the character at s[i] (an invalid byte: width 1, length 1).
+std::pair<std::size_t, std::size_t> CharAt(std::string_view s, std::size_t i) {
+  utf8proc_int32_t cp = 0;
+  const utf8proc_ssize_t n =
+      utf8proc_iterate(Bytes(s.substr(i)), static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+  if (n <= 0 || cp < 0) return {1, 1};
+  const int width = utf8proc_charwidth(cp);
+  return {static_cast<std::size_t>(width < 0 ? 1 : width), static_cast<std::size_t>(n)};
+}
+
+}  // namespace
+
+std::size_t DisplayWidth(std::string_view s) {
+  std::size_t width = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto [w, n] = CharAt(s, i);
+    width += w;
+    i += n;
+  }
+  return width;
+}
+
+std::string_view FitColumns(std::string_view s, std::size_t columns, bool keep_end) {
+  std::size_t used = 0;
+  std::size_t i = 0;
+  if (!keep_end) {
+    while (i < s.size()) {
+      const auto [w, n] = CharAt(s, i);
+      if (used + w > columns) break;
+      used += w;
+      i += n;
+    }
+    return s.substr(0, i);
+  }
+  // From the end: find each character's start by skipping continuation bytes.
+  std::size_t start = s.size();
+  while (start > 0) {
+    std::size_t at = start - 1;
+    while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80 && start - at < 4) --at;
+    auto [width, n] = CharAt(s, at);
+    if (at + n != start) {  // no character ends here: one invalid byte
+      at = start - 1;
+      width = 1;
+    }
+    if (used + width > columns) break;
+    used += width;
+    start = at;
+  }
+  return s.substr(start);
 }
 
 }  // namespace filesync::unicode

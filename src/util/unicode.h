@@ -27,4 +27,12 @@ std::string CloudKey(std::string_view s);
 // Number of code points in valid UTF-8 `s` (Dropbox limits components to 255 of them).
 std::size_t CodePoints(std::string_view s);
 
+// The columns a terminal gives valid UTF-8 `s` (wide East Asian characters take two,
+// combining marks none); an invalid byte counts as one.
+std::size_t DisplayWidth(std::string_view s);
+
+// The longest part of valid UTF-8 `s` that fits in `columns`, from the start (keep_end false)
+// or from the end (keep_end true), never splitting a character.
+std::string_view FitColumns(std::string_view s, std::size_t columns, bool keep_end);
+
 }  // namespace filesync::unicode

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -497,6 +498,96 @@ TEST_F(StateStoreTest, SecondOpenOfSameDirIsRefused) {
 
   first.reset();
   EXPECT_NE(MustOpen(), nullptr);  // released with the store
+}
+
+// Issue 11 item 10: the lock is on the state directory, so deleting the `lock` file (which only
+// names the owner) lets no second store in.
+TEST_F(StateStoreTest, DeletingTheOwnerFileDoesNotReleaseTheLock) {
+  auto first = StateStore::Open(dir_, nullptr, "run");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(ReadAll(dir_ / "lock"), std::to_string(getpid()) + "\nrun\n");
+  ASSERT_EQ(unlink((dir_ / "lock").c_str()), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    auto other = StateStore::Open(dir_, nullptr, "sync");
+    _exit(!other.ok() && other.status().kind() == Status::Kind::kConflict ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a second store got in";
+  // Holder() names the owner without taking the lock (a writer then still gets it at once).
+  auto first_again = StateStore::Open(dir_, nullptr, "run");
+  EXPECT_FALSE(first_again.ok());
+  (*first).reset();
+  EXPECT_FALSE(StateStore::Holder(dir_).has_value());
+  auto owner = StateStore::Open(dir_, nullptr, "sync");
+  ASSERT_TRUE(owner.ok());
+  const auto holder = StateStore::Holder(dir_);
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->pid, getpid());
+  EXPECT_EQ(holder->command, "sync");
+  EXPECT_TRUE((*owner)->CheckLocation().ok());
+  // A state dir moved away under its owner is noticed (another filesync could lock a new one).
+  fs::rename(dir_, base_ / "moved");
+  EXPECT_EQ((*owner)->CheckLocation().kind(), Status::Kind::kNotFound);
+}
+
+// Issue 11 item 16: a read-only open changes nothing and refuses to invent a state.
+TEST_F(StateStoreTest, ReadOnlyOpenCreatesAndRenamesNothing) {
+  auto missing = StateStore::OpenReadOnly(dir_, StateStore::ReadOnly::kDirect);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().kind(), Status::Kind::kNotFound);
+  EXPECT_NE(missing.status().message().find("no state at " + dir_.string()), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_));
+  {
+    auto store = MustOpen();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Put(0, "last_pass", "{}").ok());
+    ASSERT_TRUE(store->RootId("/l", "/c").ok());
+  }
+  auto names = [&] {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_)) out.insert(e.path().filename().string());
+    return out;
+  };
+  const auto before = names();
+  const std::string bytes = ReadAll(dir_ / "state.db");
+  {
+    auto direct = StateStore::OpenReadOnly(dir_, StateStore::ReadOnly::kDirect);
+    ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+    EXPECT_EQ((*direct)->Get(0, "last_pass")->value_or(""), "{}");
+    EXPECT_FALSE((*direct)->Put(0, "x", "y").ok()) << "kDirect must not write";
+    EXPECT_EQ((*direct)->Roots()->size(), 1u);
+  }
+  {
+    auto copy = StateStore::OpenReadOnly(dir_, StateStore::ReadOnly::kCopy);
+    ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+    EXPECT_TRUE((*copy)->Put(0, "x", "y").ok()) << "a copy takes writes, in memory";
+    EXPECT_TRUE((*copy)->RootId("/other", "/c").ok());
+    EXPECT_EQ((*copy)->Get(0, "x")->value_or(""), "y");
+  }
+  EXPECT_EQ(names(), before);
+  EXPECT_EQ(ReadAll(dir_ / "state.db"), bytes);
+  // Readable while a writer holds the state dir (through its WAL).
+  {
+    auto writer = MustOpen();
+    ASSERT_NE(writer, nullptr);
+    ASSERT_TRUE(writer->Put(0, "last_pass", "{\"n\":2}").ok());
+    auto direct = StateStore::OpenReadOnly(dir_, StateStore::ReadOnly::kDirect);
+    ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+    EXPECT_EQ((*direct)->Get(0, "last_pass")->value_or(""), "{\"n\":2}");
+  }
+  // A corrupt file is reported as unusable, left where it is.
+  WriteAll(dir_ / "state.db", std::string(8192, 'G'));
+  fs::remove(dir_ / "state.db-wal");
+  fs::remove(dir_ / "state.db-shm");
+  const auto corrupt = names();
+  auto bad = StateStore::OpenReadOnly(dir_, StateStore::ReadOnly::kDirect);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().kind(), Status::Kind::kPermanent);
+  EXPECT_NE(bad.status().message().find("unusable"), std::string::npos);
+  EXPECT_EQ(names(), corrupt);
+  EXPECT_TRUE(SetAsideFiles().empty());
 }
 
 TEST_F(StateStoreTest, KeyValuesPerRootAndGlobal) {

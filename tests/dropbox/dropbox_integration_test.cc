@@ -30,7 +30,8 @@ constexpr std::uint64_t kMiB = 1024 * 1024;
 
 // FILESYNC_TEST_DEBUG=1 shows every request with its status and duration.
 const bool kDebugLogging = [] {
-  if (std::getenv("FILESYNC_TEST_DEBUG") != nullptr) log::Setup(log::Format::kText, "debug");
+  if (std::getenv("FILESYNC_TEST_DEBUG") != nullptr)
+    log::Setup(log::Format::kText, spdlog::level::debug);
   return true;
 }();
 

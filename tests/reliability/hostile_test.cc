@@ -104,7 +104,8 @@ TEST(ResourceFaults, CorruptStateFileIsSetAsideAndRebuilt) {
 }
 
 // Defined: while one filesync holds the state dir, a second `run` or `sync` exits 1 at once
-// with "state dir ... is in use by another filesync (pid N)"; the first is undisturbed.
+// with "state dir ... is in use by another filesync (pid N, filesync run)"; the first is
+// undisturbed.
 TEST(ResourceFaults, SecondInstanceOnTheSameStateIsRefused) {
   Sandbox box("second-instance");
   WriteFile(box.client() / "a", "a");
@@ -116,7 +117,8 @@ TEST(ResourceFaults, SecondInstanceOnTheSameStateIsRefused) {
     const auto start = std::chrono::steady_clock::now();
     const RunResult r = box.Run({command}, {}, 20);
     EXPECT_EQ(r.code, 1) << command << ": " << r.out;
-    EXPECT_TRUE(Contains(r.out, "in use by another filesync (pid " + std::to_string(daemon) + ")"))
+    EXPECT_TRUE(Contains(
+        r.out, "in use by another filesync (pid " + std::to_string(daemon) + ", filesync run)"))
         << command << ": " << r.out;
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5))
         << command << " should be refused at once";
@@ -129,8 +131,8 @@ TEST(ResourceFaults, SecondInstanceOnTheSameStateIsRefused) {
 }
 
 // Defined: when the state dir's filesystem is full the pass fails with a clear error (exit 1,
-// never a crash), the client is untouched, every cloud file is complete, and once space is back
-// the next pass converges.
+// never a crash), the client is untouched, every cloud file is complete, `status` says it is not
+// in sync, and once space is back the next pass converges.
 TEST(ResourceFaults, StateDirOnAFullFilesystem) {
   Sandbox box("full-state");
   fs::create_directories(box.state_dir());
@@ -161,6 +163,13 @@ TEST(ResourceFaults, StateDirOnAFullFilesystem) {
     auto it = source.find(path);
     EXPECT_TRUE(it != source.end() && it->second == e) << "partial or stray cloud entry: " << path;
   }
+  // `status` tells the truth about it: not in sync (issue 11: it said "none yet, errors 0").
+  const nlohmann::json status = box.StatusJson();
+  ASSERT_TRUE(status.is_object()) << "status failed";
+  EXPECT_FALSE(status.value("converged", true)) << status.dump(2);
+  EXPECT_TRUE(status["unrecorded_pass"].is_object() ||
+              (status["last_pass"].is_object() && !status["last_pass"].value("converged", true)))
+      << status.dump(2);
   ASSERT_EQ(mount("tmpfs", box.state_dir().c_str(), "tmpfs", MS_REMOUNT, "size=256M"), 0)
       << std::strerror(errno);
   ExpectConverged(box);

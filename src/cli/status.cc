@@ -1,0 +1,195 @@
+// `filesync status`: read-only. It opens the state store with StateStore::OpenReadOnly (no
+// folder, file or lock created, nothing set aside), asks who holds the state dir without taking
+// it, and reads the pass under way from the holder's status.json. The JSON has one shape
+// whoever runs (see docs/configuration.md, "filesync status").
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "cache/state_store.h"
+#include "cli/common.h"
+#include "cli/progress.h"
+#include "util/log.h"
+
+namespace filesync::cli {
+namespace {
+
+// The pass the holder reports in its status.json, or null (none under way, or not its file).
+nlohmann::json CurrentPass(const std::filesystem::path& state_dir, const cache::Owner& holder) {
+  std::ifstream in(state_dir / kSnapshotName);
+  const nlohmann::json snapshot = nlohmann::json::parse(in, nullptr, false);
+  if (!snapshot.is_object() || snapshot.value("pid", 0) != holder.pid ||
+      !snapshot.contains("current_pass") || !snapshot["current_pass"].is_object()) {
+    return nullptr;
+  }
+  return snapshot["current_pass"];
+}
+
+std::uint64_t Pending(const nlohmann::json& last_pass) {
+  std::uint64_t pending = 0;
+  if (!last_pass.is_object() || !last_pass.contains("roots")) return 0;
+  for (const auto& r : last_pass["roots"]) {
+    const auto planned = r.value("planned", 0ULL);
+    const auto done = r.value("uploaded", 0ULL) + r.value("moved", 0ULL) +
+                      r.value("deleted", 0ULL) + r.value("created", 0ULL);
+    pending += planned > done ? planned - done : 0;
+  }
+  return pending;
+}
+
+nlohmann::json Gather(const config::Config& config, cache::StateStore& store,
+                      const std::optional<cache::Owner>& holder) {
+  nlohmann::json out;
+  out["state_dir"] = config.state_dir.string();
+  out["running"] = holder ? nlohmann::json{{"pid", holder->pid}, {"command", holder->command}}
+                          : nlohmann::json();
+  out["daemon_running"] = holder && holder->command == "run";
+  auto last = store.Get(0, "last_pass");
+  out["last_pass"] = last.ok() && last->has_value() ? nlohmann::json::parse(**last, nullptr, false)
+                                                    : nlohmann::json();
+  if (out["last_pass"].is_discarded()) out["last_pass"] = nullptr;
+  // A pass that started and has not recorded its outcome: under way if someone holds the state
+  // dir, else it ended without recording it (killed, or the state store could not be written).
+  auto under_way = store.Get(0, "pass_under_way");
+  const bool marker = under_way.ok() && under_way->has_value();
+  const std::int64_t started = marker ? std::atoll((*under_way)->c_str()) : 0;
+  out["current_pass"] = nullptr;
+  if (holder) {
+    out["current_pass"] = CurrentPass(config.state_dir, *holder);
+    if (out["current_pass"].is_null() && marker)
+      out["current_pass"] = {{"started_unix_ms", started}};
+  }
+  out["unrecorded_pass"] =
+      !holder && marker ? nlohmann::json{{"started_unix_ms", started}} : nlohmann::json();
+  out["converged"] = out["last_pass"].is_object() && out["last_pass"].value("converged", false) &&
+                     out["unrecorded_pass"].is_null();
+  out["pending"] = Pending(out["last_pass"]);
+  nlohmann::json errors = nlohmann::json::array();
+  if (auto list = store.Errors(); list.ok()) {
+    for (const auto& e : *list) {
+      errors.push_back({{"root", e.root},
+                        {"path", e.path},
+                        {"message", e.message},
+                        {"attempts", e.attempts},
+                        {"last_seen_unix", e.last_seen_unix}});
+    }
+  }
+  out["errors"] = std::move(errors);
+  nlohmann::json roots = nlohmann::json::array();
+  if (auto list = store.Roots(); list.ok()) {
+    for (const auto& r : *list) {
+      roots.push_back(
+          {{"local_dir", r.local_dir}, {"cloud_path", r.cloud_path}, {"tracked", r.file_records}});
+    }
+  }
+  out["roots"] = std::move(roots);
+  return out;
+}
+
+std::string P(const nlohmann::json& value, const char* key) {
+  return log::Printable(value.value(key, ""));
+}
+
+// The first actions a stopped pass left undone in one dir.
+void PrintPending(const nlohmann::json& root) {
+  constexpr std::size_t kShown = 10;
+  if (!root.contains("pending_actions") || !root["pending_actions"].is_array()) return;
+  const auto& list = root["pending_actions"];
+  for (std::size_t i = 0; i < list.size() && i < kShown; ++i) {
+    const auto& a = list[i];
+    std::cout << "    not done: " << P(a, "action") << " "
+              << (a.contains("from_cloud_path") ? P(a, "from_cloud_path") + " -> " : "")
+              << P(a, "cloud_path") << "\n";
+  }
+  const std::uint64_t pending = root.value("pending", 0ULL);
+  if (pending > std::min<std::uint64_t>(list.size(), kShown))
+    std::cout << "    ... and " << pending - std::min<std::uint64_t>(list.size(), kShown)
+              << " more\n";
+}
+
+void PrintText(const nlohmann::json& out) {
+  std::cout << "state dir: " << log::Printable(out["state_dir"].get<std::string>()) << "\n";
+  if (out["running"].is_object()) {
+    const std::string command = out["running"].value("command", "");
+    std::cout << "running: filesync " << (command.empty() ? "(unknown command)" : command)
+              << " (pid " << out["running"].value("pid", 0) << ")\n";
+  } else {
+    std::cout << "running: no\n";
+  }
+  if (const auto& c = out["current_pass"]; c.is_object()) {
+    std::cout << "pass under way since " << LocalTime(c.value("started_unix_ms", 0LL));
+    if (c.contains("actions_total")) {
+      std::cout << ": " << c.value("actions_done", 0ULL) << " of " << c.value("actions_total", 0ULL)
+                << " actions done (" << c.value("pending", 0ULL) << " pending), "
+                << HumanBytes(c.value("bytes_done", 0ULL)) << " of "
+                << HumanBytes(c.value("bytes_total", 0ULL)) << " sent, "
+                << HumanBytes(c.value("bytes_hashed", 0ULL)) << " hashed";
+    }
+    std::cout << "\n";
+  }
+  if (const auto& u = out["unrecorded_pass"]; u.is_object()) {
+    std::cout << "last pass: started " << LocalTime(u.value("started_unix_ms", 0LL))
+              << " and never recorded its outcome (it was killed, or the state store could not "
+                 "be written: see its log)\n";
+  }
+  if (const auto& p = out["last_pass"]; p.is_object()) {
+    const bool converged = p.value("converged", false);
+    std::cout << (out["unrecorded_pass"].is_object() ? "the pass before: " : "last pass: ")
+              << (converged                       ? "complete"
+                  : p.value("interrupted", false) ? "INTERRUPTED"
+                                                  : "INCOMPLETE")
+              << ", finished " << LocalTime(p.value("finished_unix_ms", 0LL)) << ", "
+              << p.value("duration_ms", 0LL) << " ms, hashed "
+              << HumanBytes(p.value("bytes_hashed", 0ULL)) << "\n";
+    for (const auto& r : p["roots"]) {
+      std::cout << "  " << P(r, "local_dir") << " -> " << P(r, "cloud_path") << ": "
+                << r.value("uploaded", 0) << " uploaded, " << r.value("moved", 0) << " moved, "
+                << r.value("deleted", 0) << " deleted, " << r.value("failed", 0) << " failed";
+      if (r.value("unreadable", 0) > 0)
+        std::cout << ", " << r.value("unreadable", 0) << " unreadable";
+      if (r.value("pending", 0) > 0) std::cout << ", " << r.value("pending", 0) << " not done";
+      if (r.contains("stopped")) std::cout << "; NOT SYNCED: " << P(r, "stopped");
+      std::cout << "\n";
+      PrintPending(r);
+    }
+  } else if (!out["unrecorded_pass"].is_object()) {
+    std::cout << "last pass: none recorded yet\n";
+  }
+  std::cout << "in sync: " << (out["converged"].get<bool>() ? "yes" : "no (as of the last pass)")
+            << "\n";
+  std::cout << "pending: " << out["pending"].get<std::uint64_t>() << "\n";
+  std::cout << "errors: " << out["errors"].size() << "\n";
+  for (const auto& e : out["errors"]) {
+    std::cout << "  " << log::Printable(e.value("root", "") + "/" + e.value("path", "")) << ": "
+              << P(e, "message") << " (" << e.value("attempts", 0) << " attempts)\n";
+  }
+}
+
+}  // namespace
+
+int RunStatus(const GlobalOptions& global, bool json) {
+  const config::Config config = LoadConfig(global);
+  SetupLogging(global, config);
+  const std::optional<cache::Owner> holder = cache::StateStore::Holder(config.state_dir);
+  auto store =
+      cache::StateStore::OpenReadOnly(config.state_dir, cache::StateStore::ReadOnly::kDirect);
+  if (!store.ok()) {
+    std::string message = store.status().message();
+    if (store.status().kind() == Status::Kind::kNotFound)
+      message += ": no pass has been recorded with this state_dir (is state_dir right?)";
+    ReportFatal(global, message);
+    return 1;
+  }
+  const nlohmann::json out = Gather(config, **store, holder);
+  if (json) {
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    PrintText(out);
+  }
+  return 0;
+}
+
+}  // namespace filesync::cli
