@@ -75,19 +75,22 @@ build() { cmake --preset "$1" >/dev/null && cmake --build --preset "$1" -j "$job
 
 stage setup "scripts/setup.sh --test: build and test packages from Debian" scripts/setup.sh --test
 stage "configure+build ci" "preset ci (RelWithDebInfo, gcc, warnings as errors): everything" build ci
-stage "ctest ci" "preset ci: every test, unit and integration (the slow ones skip themselves unless asked)" ctest_stage ci
+stage "ctest ci" "preset ci: every test, unit and integration (the slow ones skip themselves unless asked), but the package label" \
+  ctest_stage ci -LE package
+stage "package" "preset ci, label package: builds the .deb (preset package), lintian, installs it into a clean Debian 12 root and syncs there" \
+  ctest_stage ci -L package
 
 if [ "${FILESYNC_SKIP_SANITIZERS:-0}" != 1 ]; then
   stage "configure+build asan-ubsan" "preset asan-ubsan (Debug, gcc, ASan+UBSan): everything but bench/" \
     build asan-ubsan
   stage "configure+build tsan" "preset tsan (RelWithDebInfo, gcc, TSan): everything but bench/" build tsan
   stage "ctest asan-ubsan" "preset asan-ubsan: every test under AddressSanitizer + UndefinedBehaviorSanitizer" \
-    ctest_stage asan-ubsan
+    ctest_stage asan-ubsan -LE package
   if [ "${FILESYNC_FULL_SANITIZERS:-0}" = 1 ]; then
-    stage "ctest tsan" "preset tsan: every test under ThreadSanitizer" ctest_stage tsan
+    stage "ctest tsan" "preset tsan: every test under ThreadSanitizer" ctest_stage tsan -LE package
   else
     stage "ctest tsan" "preset tsan: every test under ThreadSanitizer but -E '$tsan_heavy'" \
-      ctest_stage tsan -E "$tsan_heavy"
+      ctest_stage tsan -LE package -E "$tsan_heavy"
   fi
   stage "fuzz" "tests/fuzz/run.sh $fuzz_seconds: build/fuzz (clang, ASan+UBSan), each libFuzzer target ${fuzz_seconds} s" \
     tests/fuzz/run.sh "$fuzz_seconds"

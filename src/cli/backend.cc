@@ -19,9 +19,32 @@
 namespace filesync::cli {
 namespace {
 
+// A local_cloud_dir that can never be a folder (a file where it or a parent should be) is a
+// configuration error, said at start-up or on reload rather than on every pass. A folder merely
+// missing is the pass's business: a first pass creates it, a later one refuses (LocalCloud).
+void CheckCloudDirCanBeAFolder(const config::Config& config) {
+  std::error_code ec;
+  for (std::filesystem::path p = config.local_cloud_dir; !p.empty(); p = p.parent_path()) {
+    const auto status = std::filesystem::status(p, ec);
+    if (status.type() == std::filesystem::file_type::not_found) {
+      if (p == p.parent_path()) break;
+      continue;
+    }
+    if (status.type() == std::filesystem::file_type::directory) return;
+    const auto origin = config.origins.find("local_cloud_dir");
+    throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +
+                              ": key 'local_cloud_dir' = \"" + config.local_cloud_dir.string() +
+                              "\": " + p.string() +
+                              " is not a folder, so it cannot hold the cloud; point "
+                              "local_cloud_dir at a folder");
+  }
+}
+
 class LocalBackend : public Backend {
  public:
-  explicit LocalBackend(const config::Config& config) : cloud_(config.local_cloud_dir) {}
+  explicit LocalBackend(const config::Config& config) : cloud_(config.local_cloud_dir) {
+    CheckCloudDirCanBeAFolder(config);
+  }
   cloud::Cloud& cloud() override { return cloud_; }
 
  private:

@@ -1074,7 +1074,7 @@ struct EventMonitor::Impl final : public ActionSink {
       const bool said_by_caller =
           current->config_error && rr.stopped->ends_with(*current->config_error);
       logger->log(*rr.stopped != root.last_stopped && !said_by_caller ? spdlog::level::err
-                                                                       : spdlog::level::debug,
+                                                                      : spdlog::level::debug,
                   "{}", *rr.stopped);
       root.last_stopped = *rr.stopped;
       if (root.id != 0 && !options.dry_run) (void)store.RecordError(root.id, "", *rr.stopped);

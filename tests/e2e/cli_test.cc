@@ -858,6 +858,22 @@ TEST_F(Cli, CommandLineMistakesGetOneClearLine) {
   EXPECT_FALSE(Contains(r.err, "/home/me/$HOME")) << r.err;
 }
 
+// Item 20: a local_cloud_dir that can never be a folder (a file where a parent should be) is a
+// configuration error naming the key, for sync and plan alike, not a pass that fails each time.
+TEST_F(Cli, ALocalCloudDirUnderAFileIsAConfigErrorNamingTheKey) {
+  WriteFile(src_ / "a.txt", "a");
+  WriteFile(base_ / "not-a-dir", "x");
+  cloud_ = base_ / "not-a-dir" / "cloud";
+  WriteConfig();
+  for (const char* command : {"sync", "plan"}) {
+    const RunResult r = Filesync(command);
+    EXPECT_EQ(r.code, 2) << command << ": " << r.all();
+    EXPECT_TRUE(Contains(r.err, "key 'local_cloud_dir'")) << command << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << command << ": " << r.err;
+  }
+  EXPECT_TRUE(fs::is_regular_file(base_ / "not-a-dir"));
+}
+
 TEST_F(Cli, TheSummaryCountsWhatTheUploadHashedAndPluralises) {
   WriteFile(src_ / "photo.jpg", std::string(341 * 1024, 'p'));
   fs::create_directories(src_ / "empty");
