@@ -622,7 +622,11 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
   if (warning != nullptr) warning->clear();
   std::error_code ec;
   const bool created = std::filesystem::create_directories(state_dir, ec);
-  if (ec) return Status::Io("cannot create state dir " + state_dir.string() + ": " + ec.message());
+  // The folder cannot be made where the configuration says (a missing parent on another
+  // device, no permission, a file in the way): the caller's configuration is wrong.
+  if (ec)
+    return Status::InvalidArgument("cannot create state dir " + state_dir.string() + ": " +
+                                   ec.message());
   if (created && chmod(state_dir.c_str(), 0700) != 0) {
     return Status::Io("cannot chmod state dir " + state_dir.string() + ": " + ErrnoText(errno));
   }

@@ -132,7 +132,7 @@ class StateStore {
   // and writes its pid and `command` to <state_dir>/lock, the owner file, for messages. A state
   // dir in use by another store is kConflict "state dir X is in use by another filesync (pid N,
   // filesync run)", after up to 2 s of retries (readers take the lock shared for a moment).
-  // Other failures are kIo.
+  // A state dir that cannot be created is kInvalidArgument; other failures are kIo.
   static Result<std::unique_ptr<StateStore>> Open(const std::filesystem::path& state_dir,
                                                   std::string* warning,
                                                   std::string_view command = "");

@@ -39,6 +39,13 @@ std::unique_ptr<cache::StateStore> OpenStore(const config::Config& config,
                                              std::string_view command) {
   std::string warning;
   auto store = cache::StateStore::Open(config.state_dir, &warning, command);
+  if (!store.ok() && store.status().kind() == Status::Kind::kInvalidArgument) {
+    const auto origin = config.origins.find("state_dir");
+    throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +
+                              ": key 'state_dir' = \"" + config.state_dir.string() +
+                              "\": " + store.status().message() +
+                              "; point state_dir at a folder filesync can create and write");
+  }
   if (!store.ok()) throw std::runtime_error(store.status().message());
   if (!warning.empty()) log::Get("cache")->warn("{}", warning);
   return std::move(store.value());

@@ -679,6 +679,11 @@ void ValidateSyncDirs(const Config& c) {
   }
 }
 
+// The local backend's staging folder at the top of local_cloud_dir
+// (cloud::LocalCloud::kStagingName; config_test checks they agree: config cannot include a
+// backend).
+constexpr std::string_view kLocalStagingName = ".filesync-staging";
+
 void ValidateCloudRoot(const Config& c) {
   constexpr std::string_view kKey = "cloud_root";
   const std::string& r = c.cloud_root;
@@ -700,7 +705,24 @@ void ValidateCloudRoot(const Config& c) {
     if (part.empty()) Invalid(c, kKey, "has an empty component (\"//\")", fix);
     if (part == ".") Invalid(c, kKey, "has a \".\" component", fix);
     if (part == "..") Invalid(c, kKey, "has a \"..\" component", fix);
+    if (start == 1 && part == kLocalStagingName && c.backend == Backend::kLocal) {
+      Invalid(c, kKey, "is the local backend's staging folder", fix);
+    }
     start = slash + 1;
+  }
+}
+
+// With cloud_root "", a sync dir's name is the first component of its cloud folder: the local
+// backend keeps its staging folder there.
+void ValidateLocalNames(const Config& c) {
+  if (c.backend != Backend::kLocal || !c.cloud_root.empty()) return;
+  for (const fs::path& dir : c.client_sync_dirs) {
+    if (Normal(dir).filename() == kLocalStagingName) {
+      Invalid(c, "client_sync_dirs",
+              Quote(dir.string()) + " would be mirrored to the local backend's staging folder /" +
+                  std::string(kLocalStagingName),
+              "set a cloud_root such as \"/filesync\", or sync a directory with another name");
+    }
   }
 }
 
@@ -784,6 +806,7 @@ void ValidateAll(const Config& c, bool need_credentials) {
   ValidateSyncDirs(c);
   ValidateCloudRoot(c);
   ValidateDropboxNames(c);
+  ValidateLocalNames(c);
   ValidatePositive(c, "poll_interval", c.poll_interval);
   if (c.workers < 1 || c.workers > kMaxWorkers) {
     Invalid(c, "workers", "must be a whole number from 1 to 64");

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "cloud/local/local_cloud.h"
+
 extern char** environ;
 
 namespace filesync::config {
@@ -217,6 +219,12 @@ const std::vector<BadCase>& Catalogue() {
       InInstance("DropboxSyncDirRefusedName",
                  "backend = \"dropbox\"\ndbx_token = \"t\"\nclient_sync_dirs = [\"@/thumbs.db\"]",
                  "client_sync_dirs", {"thumbs.db", "/filesync/thumbs.db", "another name"}),
+      // --- the local backend's staging folder at the top of local_cloud_dir ---
+      InInstance("LocalCloudRootIsStaging", "cloud_root = \"/.filesync-staging/x\"", "cloud_root",
+                 {"staging folder"}),
+      InInstance("LocalSyncDirMirroredIntoStaging",
+                 "cloud_root = \"\"\nclient_sync_dirs = [\"@/.filesync-staging\"]",
+                 "client_sync_dirs", {"staging folder", "cloud_root"}),
       // --- intervals and workers ---
       InInstance("PollIntervalNegative", "poll_interval = -5", "poll_interval",
                  {"= -5", ">= 1", "e.g. poll_interval = 30"}),
@@ -467,6 +475,14 @@ TEST_F(ConfigTest, DropboxNameRulesDoNotApplyToTheLocalBackend) {
   WriteGoodDev();
   Write("instance.toml", "cloud_root = \"/backup/desktop.ini\"\n");
   EXPECT_EQ(Load(Options()).cloud_root, "/backup/desktop.ini");
+}
+
+// config.cc spells the local backend's staging folder itself (config cannot include a backend).
+TEST_F(ConfigTest, StagingNameAgreesWithTheLocalBackend) {
+  WriteGoodDev();
+  Write("instance.toml",
+        std::string("cloud_root = \"/") + cloud::LocalCloud::kStagingName + "\"\n");
+  EXPECT_THROW(Load(Options()), ConfigError);
 }
 
 TEST_F(ConfigTest, ValidateRejectsUnnormalisedSlashCloudRoot) {

@@ -874,6 +874,19 @@ TEST_F(Cli, ALocalCloudDirUnderAFileIsAConfigErrorNamingTheKey) {
   EXPECT_TRUE(fs::is_regular_file(base_ / "not-a-dir"));
 }
 
+// Item 20: a state_dir that cannot be created is a configuration error naming the key.
+TEST_F(Cli, AStateDirThatCannotBeCreatedIsAConfigErrorNamingTheKey) {
+  WriteFile(src_ / "a.txt", "a");
+  WriteFile(base_ / "not-a-dir", "x");
+  state_ = base_ / "not-a-dir" / "state";
+  WriteConfig();
+  for (const char* command : {"sync", "run"}) {
+    const RunResult r = Run("--config " + config_.string() + " " + command, "timeout 30 ");
+    EXPECT_EQ(r.code, 2) << command << ": " << r.all();
+    EXPECT_TRUE(Contains(r.err, "key 'state_dir'")) << command << ": " << r.err;
+  }
+}
+
 TEST_F(Cli, TheSummaryCountsWhatTheUploadHashedAndPluralises) {
   WriteFile(src_ / "photo.jpg", std::string(341 * 1024, 'p'));
   fs::create_directories(src_ / "empty");
