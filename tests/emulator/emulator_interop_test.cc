@@ -26,7 +26,8 @@ TEST_F(InteropTest, DoubledLeadingSlashNamesTheSamePath) {
   auto listing = Rpc("files/list_folder", {{"path", "//folder"}});
   ASSERT_EQ(listing.status, 200) << listing.body;
   EXPECT_EQ(Names(listing), (std::set<std::string>{"a.txt", "sub"}));
-  for (const auto& e : listing.json()["entries"]) {
+  const nlohmann::json listed = listing.json();  // a range-for over a temporary's member dangles
+  for (const auto& e : listed["entries"]) {
     EXPECT_EQ(e["path_display"].get<std::string>().rfind("/Folder/", 0), 0u) << e.dump();
     EXPECT_EQ(e["path_lower"].get<std::string>().rfind("/folder/", 0), 0u) << e.dump();
   }
