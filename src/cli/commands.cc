@@ -88,7 +88,9 @@ class SignalWatcher {
       } else if (sig == SIGINT || sig == SIGTERM) {
         stop_.store(true);
         log::Get("cli")->info(
-            "{}: finishing in-flight work, then stopping (send it again to stop at once)", name);
+            "{}: stopping: starting nothing more, abandoning transfers in flight (send it again to "
+            "stop at once)",
+            name);
         if (on_stop_) on_stop_();
       }
       cv_.notify_all();

@@ -91,7 +91,7 @@ void SystemdNotifier::Stopping() {
   std::lock_guard lock(mu_);
   if (stopping_) return;
   stopping_ = true;
-  Send("STOPPING=1\nSTATUS=finishing in-flight work, then exiting");
+  Send("STOPPING=1\nSTATUS=stopping: starting nothing more, abandoning transfers in flight");
 }
 
 std::string PassSummary(const pipeline::PassReport& report) {

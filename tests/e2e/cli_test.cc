@@ -322,7 +322,8 @@ TEST_F(Cli, SecondSignalStopsAtOnce) {
   std::this_thread::sleep_for(milliseconds(300));  // the pass's first request is in flight
   kill(pid, SIGINT);
   ASSERT_TRUE(WaitFor(
-      [&] { return Contains(ReadFile(base_ / "daemon.log"), "finishing in-flight"); }, 10000));
+      [&] { return Contains(ReadFile(base_ / "daemon.log"), "abandoning transfers in flight"); },
+      10000));
   ASSERT_EQ(WaitExit(pid, 200), -1) << "the first SIGINT should wait for the request in flight";
   const auto start = std::chrono::steady_clock::now();
   kill(pid, SIGINT);
