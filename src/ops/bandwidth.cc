@@ -75,6 +75,11 @@ Result<std::uint64_t> ParseRate(std::string_view text) {
   const double bytes = value * static_cast<double>(multiplier);
   if (!(bytes < static_cast<double>(kMaxRate) + 1)) return Invalid(shown + " is above 1024 GiB/s");
   const auto rate = static_cast<std::uint64_t>(std::llround(bytes));
+  if (rate == 0) {
+    return Status::InvalidArgument(shown +
+                                   " is no rate at all; write \"off\" for no limit, or a "
+                                   "rate like \"8MiB\"");
+  }
   if (rate < kMinRate) {
     return Status::InvalidArgument(
         shown + " is below 1 KiB/s (a number without a unit is bytes per second); write e.g. \"" +
