@@ -46,6 +46,7 @@ test_packages=(
   lintian             # the .deb has no lintian errors (label package)
   debootstrap         # the .deb installs into a clean Debian 12 root (label package)
   prometheus          # promtool check metrics on the /metrics output (tests/ops)
+  chromium            # the status page, loaded in headless Chromium (tests/ops)
 )
 
 usage() { echo "usage: scripts/setup.sh [--demo-dropbox] [--test]" >&2; exit 2; }
