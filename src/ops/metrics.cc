@@ -140,7 +140,7 @@ void RenderSample(std::string& out, const std::string& name, const std::string& 
 void RenderSample(std::string& out, const std::string& name, const std::string& labels,
                   const AgeGauge& series) {
   const double age = series.Age();
-  if (age >= 0) AppendSample(out, name, labels, age);
+  if (age >= 0) AppendSample(out, name, labels, std::round(age * 1000) / 1000);  // to the ms
 }
 
 void RenderSample(std::string& out, const std::string& name, const std::string& labels,
