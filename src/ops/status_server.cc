@@ -94,7 +94,7 @@ std::string Base64Decode(std::string_view in) {
   return out;
 }
 
-std::string Endpoint(const sockaddr_storage& addr, socklen_t len, int& port) {
+std::string NumericAddress(const sockaddr_storage& addr, socklen_t len, int& port) {
   char host[NI_MAXHOST];
   char serv[NI_MAXSERV];
   if (::getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host, sizeof host, serv,
@@ -171,14 +171,14 @@ class DeadlineStream : public httplib::Stream {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     ip = ::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0
-             ? Endpoint(addr, len, port)
+             ? NumericAddress(addr, len, port)
              : "";
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     ip = ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0
-             ? Endpoint(addr, len, port)
+             ? NumericAddress(addr, len, port)
              : "";
   }
   socket_t socket() const override { return fd_; }
@@ -365,7 +365,7 @@ class HttpEndpoint : public httplib::Server {
     socklen_t len = sizeof addr;
     int port = 0;
     if (::getsockname(svr_sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      Endpoint(addr, len, port);
+      NumericAddress(addr, len, port);
     }
     return static_cast<std::uint16_t>(port);
   }
@@ -662,5 +662,36 @@ void StatusServer::SetToken(std::string token) {
 }
 
 std::uint16_t StatusServer::port() const { return impl_->port.load(); }
+
+Result<std::string> FetchDaemonStatus(const ListenAddress& listen, const std::string& token,
+                                      std::chrono::milliseconds timeout) {
+  std::string host = listen.host;
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  const std::string shown = listen.ipv6 ? "[" + host + "]" : host;
+  httplib::Client client(host, listen.port);
+  client.set_connection_timeout(timeout);
+  client.set_read_timeout(timeout);
+  client.set_write_timeout(timeout);
+  httplib::Headers headers = {{"Host", shown + ":" + std::to_string(listen.port)}};
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  const httplib::Result result = client.Get("/status", headers);
+  const std::string where =
+      "the daemon's status endpoint " + shown + ":" + std::to_string(listen.port);
+  if (!result) {
+    if (result.error() == httplib::Error::Connection) {
+      return Status::NotFound("nothing listens at " + where);
+    }
+    return Status::Transient(where + " did not answer: " + httplib::to_string(result.error()));
+  }
+  if (result->status == 401 || result->status == 403) {
+    return Status::Auth(where + " refused the request (HTTP " + std::to_string(result->status) +
+                        "); check status_token_file");
+  }
+  if (result->status != 200) {
+    return Status::Transient(where + " answered HTTP " + std::to_string(result->status));
+  }
+  return result->body;
+}
 
 }  // namespace filesync::ops

@@ -100,4 +100,11 @@ class StatusServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// What `filesync status` asks a running daemon first: GET /status from the endpoint at `listen`
+// (an all-interfaces address is asked on its loopback twin), with the token when there is one.
+// The body (JSON) on 200; kNotFound when nothing listens there, kAuth on 401/403, kTransient on
+// a timeout or another answer. Thread safety: a pure function.
+Result<std::string> FetchDaemonStatus(const ListenAddress& listen, const std::string& token,
+                                      std::chrono::milliseconds timeout);
+
 }  // namespace filesync::ops

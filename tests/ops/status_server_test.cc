@@ -385,6 +385,38 @@ TEST_F(StatusServerTest, ServerThreadsRunNicer) {
   EXPECT_EQ(::getpriority(PRIO_PROCESS, 0), before) << "the caller's own priority is unchanged";
 }
 
+// --- FetchDaemonStatus (what `filesync status` asks first) ---------------------------------------
+
+TEST_F(StatusServerTest, FetchDaemonStatusGetsTheJsonWithTheToken) {
+  StatusServerOptions options = Loopback();
+  options.token = "fetch-token-0123456789";
+  Start(options);
+  const ListenAddress at{.host = "127.0.0.1", .port = port_, .loopback = true};
+  const auto good = FetchDaemonStatus(at, "fetch-token-0123456789", seconds(5));
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(*good, kStatusJson);
+  EXPECT_EQ(FetchDaemonStatus(at, "wrong-token-0123456789", seconds(5)).status().kind(),
+            Status::Kind::kAuth);
+  const ListenAddress any{.host = "0.0.0.0", .port = port_, .loopback = false};
+  EXPECT_TRUE(FetchDaemonStatus(any, "fetch-token-0123456789", seconds(5)).ok())
+      << "0.0.0.0 is asked on 127.0.0.1";
+  server_->Stop();
+  EXPECT_EQ(FetchDaemonStatus(at, "fetch-token-0123456789", seconds(5)).status().kind(),
+            Status::Kind::kNotFound);
+}
+
+TEST_F(StatusServerTest, FetchDaemonStatusOverIpv6PassesTheHostCheck) {
+  StatusServerOptions options;
+  options.listen = {.host = "::1", .port = 0, .loopback = true, .ipv6 = true};
+  server_ = std::make_unique<StatusServer>(options, registry_, [] { return std::string("{}"); });
+  if (const Status s = server_->Start(); !s.ok())
+    GTEST_SKIP() << "no IPv6 loopback: " << s.message();
+  const auto r = FetchDaemonStatus(
+      {.host = "::1", .port = server_->port(), .loopback = true, .ipv6 = true}, "", seconds(5));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "{}");
+}
+
 // --- slow and idle clients -------------------------------------------------------------------
 
 // A client that sends one byte a second never completes its request: it gets 408 and is
