@@ -397,7 +397,12 @@ class HttpEndpoint : public httplib::Server {
       }
       if (closed || last || t_close_after) break;
     }
-    ::shutdown(sock, SHUT_RDWR);
+    // Discard what the client sent and we did not read (a 405's body): closing with unread
+    // data would reset the connection, and the client could lose our answer.
+    ::shutdown(sock, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 16 && ::recv(sock, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
     ::close(sock);
     return true;
   }
