@@ -1073,14 +1073,16 @@ void ReadStatusTokenFile(Config& c) {
   const auto status = fs::status(c.status_token_file, ec);
   if (ec || !fs::exists(status)) Invalid(c, kKey, "does not exist", fix);
   if (!fs::is_regular_file(status)) Invalid(c, kKey, "is not a regular file", fix);
+  constexpr std::size_t kMaxFile = 4096;  // a token file, not e.g. a /proc file to read forever
   std::ifstream in(c.status_token_file, std::ios::binary);
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (!in || in.bad()) {
+  std::string token(kMaxFile + 1, '\0');
+  in.read(token.data(), static_cast<std::streamsize>(token.size()));
+  if (!in && !in.eof()) {
     Invalid(c, kKey, "cannot be read by this user",
             "make it readable by the user running filesync (and no one else: chmod 600)");
   }
-  std::string token = content.str();
+  token.resize(static_cast<std::size_t>(in.gcount()));
+  if (token.size() > kMaxFile) Invalid(c, kKey, "is larger than 4 KiB, so not a token file", fix);
   token.erase(0, token.find_first_not_of(" \t\r\n"));
   token.erase(token.find_last_not_of(" \t\r\n") + 1);
   if (token.empty()) Invalid(c, kKey, "is empty", fix);

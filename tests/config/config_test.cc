@@ -874,6 +874,13 @@ TEST_F(ConfigTest, BadStatusTokenFilesAreErrorsThatNeverShowTheToken) {
       EXPECT_EQ(message.find('\n'), std::string::npos) << message;
     }
   }
+  std::ofstream(token, std::ios::trunc) << std::string(5000, 'a');
+  try {
+    Load(Options());
+    FAIL() << "accepted a 5000-byte token file";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than 4 KiB"), std::string::npos) << e.what();
+  }
   fs::remove(token);
   fs::create_directory(token);
   try {
