@@ -45,6 +45,8 @@ test_packages=(
   man-db              # the man page renders without warnings (tests/packaging)
   lintian             # the .deb has no lintian errors (label package)
   debootstrap         # the .deb installs into a clean Debian 12 root (label package)
+  prometheus          # promtool check metrics on the /metrics output (tests/ops)
+  chromium            # the status page, loaded in headless Chromium (tests/ops)
 )
 
 usage() { echo "usage: scripts/setup.sh [--demo-dropbox] [--test]" >&2; exit 2; }

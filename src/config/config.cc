@@ -476,7 +476,39 @@ std::uint64_t AsChunkSize(const KeySpec& spec, const Raw& raw) {
 
 std::string FormatSeconds(std::chrono::seconds s) { return std::to_string(s.count()); }
 
-const std::array<KeySpec, 22> kKeys = {{
+// A parser's "<problem>; <fix>" message as this key's one-line error.
+[[noreturn]] void BadParse(const KeySpec& spec, const Raw& raw, const std::string& message) {
+  const std::size_t split = message.find("; ");
+  if (split == std::string::npos) Bad(spec, raw, message);
+  Fail(raw.origin, spec.name, Shown(spec, raw), message.substr(0, split),
+       message.substr(split + 2));
+}
+
+// "host:port" (ops/listen_address.h); "" means no endpoint.
+std::optional<ops::ListenAddress> AsListenAddress(const KeySpec& spec, const Raw& raw) {
+  const std::string text = AsString(spec, raw);
+  if (text.empty()) return std::nullopt;
+  auto address = ops::ListenAddress::Parse(text);
+  if (!address.ok()) BadParse(spec, raw, address.status().message());
+  return *address;
+}
+
+// A rate or timetable string (ops/bandwidth.h), or a TOML integer of bytes per second.
+ops::BandwidthSchedule AsBandwidth(const KeySpec& spec, const Raw& raw) {
+  std::string text;
+  if (raw.node != nullptr && raw.node->as_integer() != nullptr) {
+    text = std::to_string(raw.node->as_integer()->get());
+  } else if (raw.node != nullptr && !raw.node->is_string()) {
+    Bad(spec, raw, "must be a string like \"8MiB\", \"off\" or \"08:00,1MiB 19:00,off\"");
+  } else {
+    text = AsString(spec, raw);
+  }
+  auto schedule = ops::BandwidthSchedule::Parse(text);
+  if (!schedule.ok()) BadParse(spec, raw, schedule.status().message());
+  return *schedule;
+}
+
+const std::array<KeySpec, 25> kKeys = {{
     {"dbx_token", true, "dbx_token = \"sl.xxxx\" in config/instance.toml", "sl.xxxx",
      [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_token = AsString(k, r); },
      [](const Config& c) { return Quote(c.dbx_token); }},
@@ -571,6 +603,16 @@ const std::array<KeySpec, 22> kKeys = {{
     {"dbx_chunk_size", false, "dbx_chunk_size = 16777216 (16 MiB)", "16777216",
      [](const KeySpec& k, Config& c, const Raw& r) { c.dbx_chunk_size = AsChunkSize(k, r); },
      [](const Config& c) { return std::to_string(c.dbx_chunk_size); }},
+    {"status_listen", false, "status_listen = \"127.0.0.1:9184\"", "127.0.0.1:9184",
+     [](const KeySpec& k, Config& c, const Raw& r) { c.status_listen = AsListenAddress(k, r); },
+     [](const Config& c) { return Quote(c.status_listen ? c.status_listen->ToString() : ""); }},
+    {"status_token_file", false, "status_token_file = \"/etc/filesync/status-token\"",
+     "/etc/filesync/status-token",
+     [](const KeySpec& k, Config& c, const Raw& r) { c.status_token_file = AsPath(k, r); },
+     [](const Config& c) { return Quote(c.status_token_file.string()); }},
+    {"bwlimit", false, "bwlimit = \"8MiB\" (or \"off\", or \"08:00,1MiB 19:00,off\")", "8MiB",
+     [](const KeySpec& k, Config& c, const Raw& r) { c.bwlimit = AsBandwidth(k, r); },
+     [](const Config& c) { return Quote(c.bwlimit.ToString()); }},
 }};
 
 const KeySpec* FindKey(std::string_view name) {
@@ -856,6 +898,13 @@ void ValidateAll(const Config& c, bool need_credentials) {
             "must be a multiple of 4 MiB (4194304 bytes) from 4 MiB to 148 MiB (Dropbox limits a "
             "request to 150 MiB)");
   }
+  if (c.status_listen && !c.status_listen->loopback && c.status_token_file.empty()) {
+    Invalid(c, "status_listen",
+            "is reachable from other machines (not a loopback address) but status_token_file is "
+            "not set",
+            "set status_token_file to a file holding a token (e.g. openssl rand -hex 32 > "
+            "/etc/filesync/status-token; chmod 600 it), or listen on 127.0.0.1 only");
+  }
   if (need_credentials && c.backend == Backend::kDropbox && c.dbx_token.empty()) {
     if (c.dbx_refresh_token.empty()) {
       Invalid(c, "backend", "the dropbox backend needs credentials",
@@ -1012,6 +1061,40 @@ void ReadRefreshTokenFile(Config& c) {
   c.dbx_refresh_token = std::move(token);
 }
 
+// The status token file holds the token (surrounding whitespace ignored): visible ASCII, at
+// least 16 characters. Its content never appears in a message.
+void ReadStatusTokenFile(Config& c) {
+  constexpr std::string_view kKey = "status_token_file";
+  constexpr std::size_t kMinToken = 16;
+  const std::string file = c.status_token_file.string();
+  const std::string fix =
+      "put a token in it, e.g. openssl rand -hex 32 > " + file + "; chmod 600 " + file;
+  std::error_code ec;
+  const auto status = fs::status(c.status_token_file, ec);
+  if (ec || !fs::exists(status)) Invalid(c, kKey, "does not exist", fix);
+  if (!fs::is_regular_file(status)) Invalid(c, kKey, "is not a regular file", fix);
+  constexpr std::size_t kMaxFile = 4096;  // a token file, not e.g. a /proc file to read forever
+  std::ifstream in(c.status_token_file, std::ios::binary);
+  std::string token(kMaxFile + 1, '\0');
+  in.read(token.data(), static_cast<std::streamsize>(token.size()));
+  if (!in && !in.eof()) {
+    Invalid(c, kKey, "cannot be read by this user",
+            "make it readable by the user running filesync (and no one else: chmod 600)");
+  }
+  token.resize(static_cast<std::size_t>(in.gcount()));
+  if (token.size() > kMaxFile) Invalid(c, kKey, "is larger than 4 KiB, so not a token file", fix);
+  token.erase(0, token.find_first_not_of(" \t\r\n"));
+  token.erase(token.find_last_not_of(" \t\r\n") + 1);
+  if (token.empty()) Invalid(c, kKey, "is empty", fix);
+  if (!std::all_of(token.begin(), token.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; })) {
+    Invalid(c, kKey, "holds more than one word, or characters other than visible ASCII", fix);
+  }
+  if (token.size() < kMinToken) {
+    Invalid(c, kKey, "holds a token shorter than 16 characters (too easy to guess)", fix);
+  }
+  c.status_token = std::move(token);
+}
+
 }  // namespace
 
 Config Load(const LoadOptions& options) {
@@ -1069,6 +1152,7 @@ Config Load(const LoadOptions& options) {
       !config.dbx_refresh_token_file.empty()) {
     ReadRefreshTokenFile(config);
   }
+  if (config.status_listen && !config.status_token_file.empty()) ReadStatusTokenFile(config);
   ValidateAll(config, options.need_credentials);
   return config;
 }
@@ -1133,6 +1217,11 @@ std::vector<std::string> PermissionWarnings(const Config& config) {
   // token.
   if (!config.dbx_refresh_token_file.empty()) {
     if (auto warning = ReadableByOthers(config.dbx_refresh_token_file, "the Dropbox refresh token");
+        !warning.empty())
+      warnings.push_back(std::move(warning));
+  }
+  if (!config.status_token_file.empty()) {
+    if (auto warning = ReadableByOthers(config.status_token_file, "the status endpoint's token");
         !warning.empty())
       warnings.push_back(std::move(warning));
   }

@@ -12,9 +12,9 @@
 //   config/dev.toml: key 'workers' = 0: must be a whole number from 1 to 64; e.g. workers = 4
 // Problems with a whole file (missing, unreadable, malformed TOML) name the file (and for
 // malformed TOML the line and column) instead of a key. Unknown keys suggest the nearest known
-// key. Secrets (dbx_token, dbx_refresh_token, dbx_app_secret) are never echoed in an error or in
-// Describe(). The CLI maps ConfigError to exit code 2. The full key reference, with defaults and
-// precedence rules, is docs/configuration.md.
+// key. Secrets (dbx_token, dbx_refresh_token, dbx_app_secret, the status endpoint's token) are
+// never echoed in an error or in Describe(). The CLI maps ConfigError to exit code 2. The full key
+// reference, with defaults and precedence rules, is docs/configuration.md.
 //
 // Thread safety: Load() reads the process environment and the file system; call it from one
 // thread at a time (start-up, SIGHUP handling). A loaded Config is a plain value; the other
@@ -29,6 +29,9 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "ops/bandwidth.h"
+#include "ops/listen_address.h"
 
 namespace filesync::config {
 
@@ -85,6 +88,16 @@ struct Config {
   bool dbx_append_batch = true;  // false: fall back to upload_session/start(close) per file
   std::uint64_t dbx_chunk_size = 16 * 1024 * 1024;  // large-file chunk, multiple of 4 MiB
 
+  // --- operations (docs/operations.md) ---
+  // The HTTP status endpoint's address; unset (the default, or "") means no endpoint.
+  std::optional<ops::ListenAddress> status_listen;
+  // File holding the endpoint's bearer token; required when status_listen is not loopback.
+  std::filesystem::path status_token_file;
+  // Secret, not a key: the token read from status_token_file at load time (when status_listen
+  // is set). Never printed.
+  std::string status_token;
+  ops::BandwidthSchedule bwlimit;  // shared by every transfer; default off
+
   // Cloud path a client dir mirrors to: cloud_root + "/" + basename(dir) (a trailing slash on
   // `client_dir` is ignored). E.g. cloud_root "/filesync", "/home/me/Documents" ->
   // "/filesync/Documents"; cloud_root "" -> "/Documents".
@@ -118,9 +131,10 @@ bool HoldsSecret(const Config& config);
 
 // One message per file in config.files that sets a secret and is readable by group or others,
 // e.g. "config/instance.toml: holds dbx_token but is readable by group/others (mode 0644); run
-// chmod 600 config/instance.toml"; and one for dbx_refresh_token_file, when set and readable by
-// group or others ("<file>: holds the Dropbox refresh token but is readable by group/others (mode
-// 0644); run chmod 600 <file>"). Empty when all is well.
+// chmod 600 config/instance.toml"; and one each for dbx_refresh_token_file and
+// status_token_file, when set and readable by group or others ("<file>: holds the Dropbox
+// refresh token but is readable by group/others (mode 0644); run chmod 600 <file>"). Empty when
+// all is well.
 std::vector<std::string> PermissionWarnings(const Config& config);
 
 }  // namespace filesync::config

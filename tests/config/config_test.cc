@@ -336,7 +336,44 @@ const std::vector<BadCase>& Catalogue() {
        .where = "--env",
        .key = "env",
        .hints = {"not an environment name", "test, dev or prod"}},
+      // --- status endpoint (issue 15) ---
+      InInstance("StatusListenNoPort", "status_listen = \"9184\"", "status_listen",
+                 {"no port", "\"127.0.0.1:9184\""}),
+      InInstance("StatusListenBadPort", "status_listen = \"127.0.0.1:99999\"", "status_listen",
+                 {"1 to 65535"}),
+      InInstance("StatusListenPortZero", "status_listen = \"127.0.0.1:0\"", "status_listen",
+                 {"1 to 65535"}),
+      InInstance("StatusListenIpv6WithoutBrackets", "status_listen = \"::1:9184\"", "status_listen",
+                 {"brackets", "\"[::1]:9184\""}),
+      InInstance("StatusListenHostName", "status_listen = \"myhost:9184\"", "status_listen",
+                 {"IP address"}),
+      InInstance("StatusListenNotString", "status_listen = 9184", "status_listen",
+                 {"must be a string", "e.g. status_listen = \"127.0.0.1:9184\""}),
+      InInstance("StatusListenPublicWithoutToken", "status_listen = \"0.0.0.0:9184\"",
+                 "status_listen", {"not a loopback address", "status_token_file", "127.0.0.1"}),
+      InInstance("StatusTokenFileMissing",
+                 "status_listen = \"127.0.0.1:9184\"\nstatus_token_file = \"@/no-such-token\"",
+                 "status_token_file", {"does not exist", "openssl rand -hex 32 > @/no-such-token"}),
+      // --- bwlimit (issue 15) ---
+      InInstance("BwlimitSpaceInRate", "bwlimit = \"8 MiB\"", "bwlimit", {"space", "\"8MiB\""}),
+      InInstance("BwlimitWord", "bwlimit = \"fast\"", "bwlimit",
+                 {"not a rate", "\"8MiB\"", "\"08:00,1MiB 19:00,off\""}),
+      InInstance("BwlimitAmbiguousMegabytes", "bwlimit = \"10MB\"", "bwlimit",
+                 {"ambiguous", "10MiB"}),
+      InInstance("BwlimitUnknownUnit", "bwlimit = \"10Mbit\"", "bwlimit", {"unknown unit"}),
+      InInstance("BwlimitTooSmall", "bwlimit = 500", "bwlimit", {"below 1 KiB/s", "\"500k\""}),
+      InInstance("BwlimitZero", "bwlimit = 0", "bwlimit", {"\"off\""}),
+      InInstance("BwlimitBadTime", "bwlimit = \"25:00,1M 19:00,off\"", "bwlimit",
+                 {"00:00 to 23:59"}),
+      InInstance("BwlimitTimeTwice", "bwlimit = \"08:00,1M 08:00,off\"", "bwlimit", {"twice"}),
+      InInstance("BwlimitEntryWithoutRate", "bwlimit = \"08:00 19:00,off\"", "bwlimit",
+                 {"TIME,RATE"}),
+      InInstance("BwlimitNotString", "bwlimit = true", "bwlimit", {"must be a string"}),
       // --- environment variables ---
+      InEnvironment("EnvBwlimitGarbage", "FILESYNC_BWLIMIT", "lots", "bwlimit",
+                    {"\"lots\"", "\"8MiB\""}),
+      InEnvironment("EnvStatusListenNoHost", "FILESYNC_STATUS_LISTEN", ":9184", "status_listen",
+                    {"no host", "127.0.0.1:9184"}),
       InEnvironment("EnvWorkersNotNumber", "FILESYNC_WORKERS", "many", "workers",
                     {"\"many\"", "e.g. FILESYNC_WORKERS=4"}),
       InEnvironment("EnvPollIntervalNegative", "FILESYNC_POLL_INTERVAL", "-3", "poll_interval",
@@ -610,6 +647,9 @@ TEST_F(ConfigTest, DefaultsWhenOnlySyncDirsAreSet) {
   EXPECT_EQ(config.dbx_notify_url, defaults.dbx_notify_url);
   EXPECT_TRUE(config.dbx_append_batch);
   EXPECT_EQ(config.dbx_chunk_size, 16u * 1024 * 1024);
+  EXPECT_FALSE(config.status_listen.has_value());
+  EXPECT_TRUE(config.status_token.empty());
+  EXPECT_TRUE(config.bwlimit.unlimited());
   EXPECT_FALSE(HoldsSecret(config));
 }
 
@@ -762,6 +802,126 @@ TEST_F(ConfigTest, PermissionWarningsForGroupReadableOnly) {
   const std::vector<std::string> warnings = PermissionWarnings(Load(Options()));
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("dbx_app_secret"), std::string::npos) << warnings[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status endpoint and bwlimit (issue 15)
+
+TEST_F(ConfigTest, StatusListenAndTokenLoad) {
+  WriteGoodDev();
+  const fs::path token = tmp_ / "status-token";
+  std::ofstream(token) << "  0123456789abcdefTOPSECRET-TOKEN\n";
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write);
+  Write("instance.toml",
+        "status_listen = \"[::1]:9184\"\nstatus_token_file = \"@/status-token\"\n");
+  const Config config = Load(Options());
+  ASSERT_TRUE(config.status_listen.has_value());
+  EXPECT_EQ(config.status_listen->ToString(), "[::1]:9184");
+  EXPECT_TRUE(config.status_listen->loopback);
+  EXPECT_EQ(config.status_token, "0123456789abcdefTOPSECRET-TOKEN");
+  const std::string text = Describe(config);
+  EXPECT_NE(text.find("status_listen = \"[::1]:9184\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("status_token_file = \"" + token.string() + "\"\n"), std::string::npos);
+  EXPECT_EQ(text.find("TOPSECRET"), std::string::npos) << text;
+  EXPECT_TRUE(PermissionWarnings(config).empty());
+}
+
+TEST_F(ConfigTest, NonLoopbackStatusListenLoadsWithAToken) {
+  WriteGoodDev();
+  std::ofstream(tmp_ / "status-token") << "abcdefghijklmnopqrstuvwxyz012345";
+  Write("instance.toml",
+        "status_listen = \"0.0.0.0:9184\"\nstatus_token_file = \"@/status-token\"\n");
+  const Config config = Load(Options());
+  EXPECT_FALSE(config.status_listen->loopback);
+  EXPECT_EQ(config.status_token.size(), 32u);
+}
+
+TEST_F(ConfigTest, EmptyStatusListenIsOffAndTheTokenFileIsThenNotRead) {
+  WriteGoodDev();
+  Write("instance.toml", "status_listen = \"\"\nstatus_token_file = \"@/no-such-file\"\n");
+  const Config config = Load(Options());
+  EXPECT_FALSE(config.status_listen.has_value());
+  EXPECT_TRUE(config.status_token.empty());
+}
+
+TEST_F(ConfigTest, BadStatusTokenFilesAreErrorsThatNeverShowTheToken) {
+  WriteGoodDev();
+  Write("instance.toml",
+        "status_listen = \"127.0.0.1:9184\"\nstatus_token_file = \"@/status-token\"\n");
+  const fs::path token = tmp_ / "status-token";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "is empty"},
+      {" \n\t\n", "is empty"},
+      {"TOPSECRET-short", "shorter than 16"},
+      {"TOPSECRET-0123456789 TOPSECRET-0123456789", "more than one word"},
+      {"TOPSECRET-0123456789\nTOPSECRET-second-line", "more than one word"},
+      {"TOPSECRET-0123456789-\xc3\xa9", "visible ASCII"},
+  };
+  for (const auto& [content, problem] : cases) {
+    SCOPED_TRACE(problem);
+    std::ofstream(token, std::ios::trunc) << content;
+    try {
+      Load(Options());
+      FAIL() << "accepted a bad token file";
+    } catch (const ConfigError& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("key 'status_token_file' = \"" + token.string() + "\""),
+                std::string::npos)
+          << message;
+      EXPECT_NE(message.find(problem), std::string::npos) << message;
+      EXPECT_NE(message.find("openssl rand -hex 32"), std::string::npos) << message;
+      EXPECT_EQ(message.find("TOPSECRET"), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+  }
+  std::ofstream(token, std::ios::trunc) << std::string(5000, 'a');
+  try {
+    Load(Options());
+    FAIL() << "accepted a 5000-byte token file";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than 4 KiB"), std::string::npos) << e.what();
+  }
+  fs::remove(token);
+  fs::create_directory(token);
+  try {
+    Load(Options());
+    FAIL() << "accepted a directory as the token file";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ConfigTest, PermissionWarningForAReadableStatusTokenFile) {
+  WriteGoodDev();
+  const fs::path token = tmp_ / "status-token";
+  std::ofstream(token) << "TOPSECRET-0123456789abcdef";
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                             fs::perms::others_read);
+  Write("instance.toml",
+        "status_listen = \"127.0.0.1:9184\"\nstatus_token_file = \"@/status-token\"\n");
+  const std::vector<std::string> warnings = PermissionWarnings(Load(Options()));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(token.string()), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("status endpoint's token"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("chmod 600 " + token.string()), std::string::npos) << warnings[0];
+  EXPECT_EQ(warnings[0].find("TOPSECRET"), std::string::npos) << warnings[0];
+}
+
+TEST_F(ConfigTest, BwlimitForms) {
+  WriteGoodDev();
+  Write("instance.toml", "bwlimit = \"08:00,1MiB 19:00,off\"\n");
+  Config config = Load(Options());
+  EXPECT_EQ(config.bwlimit.RateAt(9 * 60), 1024u * 1024);
+  EXPECT_EQ(config.bwlimit.RateAt(20 * 60), 0u);
+  EXPECT_NE(Describe(config).find("bwlimit = \"08:00,1MiB 19:00,off\"\n"), std::string::npos);
+  Write("instance.toml", "bwlimit = 1048576\n");
+  EXPECT_EQ(Load(Options()).bwlimit.RateAt(0), 1024u * 1024);
+  Write("instance.toml", "bwlimit = \"off\"\n");
+  EXPECT_TRUE(Load(Options()).bwlimit.unlimited());
+  SetEnv("FILESYNC_BWLIMIT", "500k");
+  config = Load(Options());
+  EXPECT_EQ(config.bwlimit.RateAt(0), 500u * 1024);
+  EXPECT_EQ(config.origins["bwlimit"], "environment FILESYNC_BWLIMIT");
 }
 
 // ---------------------------------------------------------------------------------------------
