@@ -10,6 +10,7 @@
 #include <functional>
 #include <limits>
 
+#include "core/rel_path.h"
 #include "util/unicode.h"
 
 namespace filesync::cache {
@@ -20,9 +21,9 @@ bool IsAscii(std::string_view s) {
                      [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
-// unicode::CloudKey without its allocations for the common all-ASCII path.
+// core::CloudKey without its allocations for the common all-ASCII path.
 std::uint64_t CloudKeyHash(std::string_view path) {
-  if (!IsAscii(path)) return std::hash<std::string>{}(unicode::CloudKey(path));
+  if (!IsAscii(path)) return std::hash<std::string>{}(core::CloudKey(path));
   std::string lower(path);
   for (char& c : lower) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
@@ -38,7 +39,7 @@ void RootIndex::Builder::AddFile(const FileRecord& file) {
     index_.never_matches_ = true;
     return;
   }
-  if (file.kind == cloud::EntryKind::kFile) {
+  if (file.kind == core::EntryKind::kFile) {
     if (!has_device_) index_.device_ = file.identity.device;
     has_device_ = true;
     // A sync dir is scanned within one filesystem; anything else the full comparison handles.
@@ -48,7 +49,7 @@ void RootIndex::Builder::AddFile(const FileRecord& file) {
   r.path_offset = static_cast<std::uint32_t>(index_.arena_.size());
   r.path_size = static_cast<std::uint16_t>(file.path.size());
   r.kind = file.kind;
-  r.flags = file.has_digest && file.kind == cloud::EntryKind::kFile ? kHasDigest : 0;
+  r.flags = file.has_digest && file.kind == core::EntryKind::kFile ? kHasDigest : 0;
   r.size = file.identity.size;
   r.mtime_ns = file.identity.mtime_ns;
   r.ctime_ns = file.identity.ctime_ns;
@@ -91,7 +92,7 @@ void RootIndex::Builder::AddRemote(const RemoteRecord& remote) {
   if (it == index_.records_.end() || index_.PathOf(*it) != remote.path) return;
   Record& r = *it;
   if (r.kind != remote.kind) return;
-  if (r.kind == cloud::EntryKind::kFile &&
+  if (r.kind == core::EntryKind::kFile &&
       ((r.flags & kHasDigest) == 0 || !remote.has_digest || remote.digest != r.digest)) {
     return;
   }
@@ -123,8 +124,8 @@ bool RootIndex::Matches(std::span<const scan::Entry> entries) const {
     if ((r.flags & kInSync) == 0 || r.kind != e.kind || PathOf(r) != e.path) return false;
     // Files: the whole identity, so the record would not be rewritten either. Folders: the
     // inode, as the record of a folder keeps.
-    const cloud::FileIdentity& id = e.identity;
-    if (r.kind == cloud::EntryKind::kFile
+    const core::FileIdentity& id = e.identity;
+    if (r.kind == core::EntryKind::kFile
             ? r.size != id.size || r.mtime_ns != id.mtime_ns || r.ctime_ns != id.ctime_ns ||
                   r.inode != id.inode || id.device != device_
             : r.inode != id.inode) {

@@ -51,7 +51,7 @@ class RootIndex {
   struct Record {
     std::uint32_t path_offset = 0;
     std::uint16_t path_size = 0;
-    cloud::EntryKind kind = cloud::EntryKind::kFile;
+    core::EntryKind kind = core::EntryKind::kFile;
     std::uint8_t flags = 0;
     // The identity without its device, which every record shares (device_).
     std::uint64_t size = 0;
@@ -75,7 +75,7 @@ class RootIndex {
 
 class RootIndex::Builder {
  public:
-  // case_insensitive: the cloud compares paths by unicode::CloudKey (Dropbox).
+  // case_insensitive: the cloud compares paths by core::CloudKey (Dropbox).
   explicit Builder(bool case_insensitive) : case_insensitive_(case_insensitive) {}
   // Optional: the number of file records to come, to allocate once.
   void Reserve(std::size_t files);

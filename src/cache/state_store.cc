@@ -39,7 +39,7 @@ constexpr useconds_t kLockRetryMicros = 50'000;
 constexpr const char* kMarkerKey = "application";
 constexpr const char* kMarkerValue = "filesync-state";
 
-// Schema version 1. The integer columns `kind` hold cloud::EntryKind values (kFile = 1,
+// Schema version 1. The integer columns `kind` hold core::EntryKind values (kFile = 1,
 // kFolder = 2): they are persisted and must never be renumbered. Digests are 32-byte BLOBs (NULL
 // when unknown). Bump StateStore::kSchemaVersion and add a migration for any change here.
 constexpr const char* kSchema = R"sql(
@@ -214,17 +214,17 @@ bool ColumnDigest(sqlite3_stmt* stmt, int col, hash::Digest* digest) {
   return true;
 }
 
-bool ColumnKind(sqlite3_stmt* stmt, int col, cloud::EntryKind* kind) {
+bool ColumnKind(sqlite3_stmt* stmt, int col, core::EntryKind* kind) {
   const int value = sqlite3_column_int(stmt, col);
-  if (value != static_cast<int>(cloud::EntryKind::kFile) &&
-      value != static_cast<int>(cloud::EntryKind::kFolder)) {
+  if (value != static_cast<int>(core::EntryKind::kFile) &&
+      value != static_cast<int>(core::EntryKind::kFolder)) {
     return false;
   }
-  *kind = static_cast<cloud::EntryKind>(value);
+  *kind = static_cast<core::EntryKind>(value);
   return true;
 }
 
-int KindToDb(cloud::EntryKind kind) { return static_cast<int>(kind); }
+int KindToDb(core::EntryKind kind) { return static_cast<int>(kind); }
 
 // What Check() concluded about an existing database file.
 struct Verdict {

@@ -31,7 +31,7 @@
 #include <variant>
 #include <vector>
 
-#include "cloud/cloud.h"
+#include "core/entry.h"
 #include "hash/content_hash.h"
 #include "util/status.h"
 
@@ -40,8 +40,8 @@ namespace filesync::cache {
 // Local file (or dir) as last hashed/synced.
 struct FileRecord {
   std::string path;
-  cloud::EntryKind kind = cloud::EntryKind::kFile;
-  cloud::FileIdentity identity;
+  core::EntryKind kind = core::EntryKind::kFile;
+  core::FileIdentity identity;
   hash::Digest digest{};
   bool has_digest = false;
 };
@@ -50,7 +50,7 @@ struct FileRecord {
 // display case.
 struct RemoteRecord {
   std::string path;
-  cloud::EntryKind kind = cloud::EntryKind::kFile;
+  core::EntryKind kind = core::EntryKind::kFile;
   std::uint64_t size = 0;
   hash::Digest digest{};  // files, when has_digest
   std::string rev;

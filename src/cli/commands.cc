@@ -19,6 +19,7 @@
 #include "cli/backend.h"
 #include "cli/common.h"
 #include "cli/progress.h"
+#include "core/rel_path.h"
 #include "hash/content_hash.h"
 #include "ops/systemd_notify.h"
 #include "pipeline/event_monitor.h"
@@ -354,9 +355,9 @@ int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
       for (const auto& a : r.actions) {
         std::cout << plan::ActionKindName(a.kind) << "  "
                   << log::Printable((a.kind == plan::ActionKind::kMove
-                                         ? cloud::JoinPath(r.cloud_path, a.from) + " -> "
+                                         ? core::JoinPath(r.cloud_path, a.from) + " -> "
                                          : "") +
-                                    cloud::JoinPath(r.cloud_path, a.path))
+                                    core::JoinPath(r.cloud_path, a.path))
                   << "  (" << log::Printable(a.reason)
                   << (a.kind == plan::ActionKind::kUpload ? ", " + HumanBytes(a.identity.size) : "")
                   << ")\n";

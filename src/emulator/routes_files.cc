@@ -1,8 +1,8 @@
 // Namespace routes: listing, cursors, longpoll, metadata, folders, delete, move/copy, download.
 // Single commits take the CommitLock without waiting (429 too_many_write_operations when it
 // is held); delete_batch and move/copy_batch_v2 wait for it and hold it once for the batch.
+#include "core/rel_path.h"
 #include "emulator/routes.h"
-#include "util/unicode.h"
 
 namespace filesync::emulator {
 namespace {
@@ -112,8 +112,7 @@ Reply RelocationBatch(RouteContext& ctx, const std::string& route, const nlohman
   std::vector<std::vector<std::string>> keys(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
     for (const std::string* p : {&items[i].first, &items[i].second}) {
-      if (p->rfind("/", 0) == 0)
-        keys[i].push_back(unicode::CloudKey(WithoutExtraLeadingSlashes(*p)));
+      if (p->rfind("/", 0) == 0) keys[i].push_back(core::CloudKey(WithoutExtraLeadingSlashes(*p)));
     }
   }
   std::vector<bool> nested(items.size(), false);

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <functional>
 
+#include "core/rel_path.h"
 #include "emulator/wire.h"
 #include "util/unicode.h"
 
@@ -311,7 +312,7 @@ bool Namespace::ResolveLocked(const std::string& path, bool for_write, Resolved*
     start = end + 1;
   }
   out->display = display;
-  out->key = unicode::CloudKey(display);
+  out->key = core::CloudKey(display);
   return true;
 }
 
@@ -324,7 +325,7 @@ bool Namespace::EnsureParentsLocked(const Resolved& target, bool create,
     if (next == std::string::npos) break;
     const std::string prefix = target.display.substr(0, next);
     const std::string comp = target.display.substr(pos + 1, next - pos - 1);
-    const std::string key = unicode::CloudKey(prefix);
+    const std::string key = core::CloudKey(prefix);
     const Entry* e = FindLocked(key);
     if (e != nullptr) {
       if (!e->is_folder) {
@@ -369,7 +370,7 @@ std::string Namespace::AutorenameLocked(const Resolved& target, bool is_folder,
       suffix = " (" + std::to_string(n) + ")";
     }
     const std::string candidate = dir + stem + suffix + ext;
-    if (FindLocked(unicode::CloudKey(candidate)) == nullptr) return candidate;
+    if (FindLocked(core::CloudKey(candidate)) == nullptr) return candidate;
   }
 }
 
@@ -518,7 +519,7 @@ Outcome<Entry> Namespace::CreateFolder(const std::string& path, bool autorename)
                                   Conflict(existing->is_folder ? "folder" : "file"));
     }
     r.display = AutorenameLocked(r, true, false);
-    r.key = unicode::CloudKey(r.display);
+    r.key = core::CloudKey(r.display);
   }
   ExecLocked("BEGIN");
   EnsureParentsLocked(r, true, &parent, &error);
@@ -602,7 +603,7 @@ Outcome<Entry> Namespace::Relocate(const std::string& from, const std::string& t
                                   Conflict(existing->is_folder ? "folder" : "file"));
     }
     dst.display = AutorenameLocked(dst, source->is_folder, false);
-    dst.key = unicode::CloudKey(dst.display);
+    dst.key = core::CloudKey(dst.display);
   }
   ExecLocked("BEGIN");
   EnsureParentsLocked(dst, true, &parent, &error);
@@ -623,7 +624,7 @@ Outcome<Entry> Namespace::Relocate(const std::string& from, const std::string& t
   for (std::size_t i = 0; i < subtree.size(); ++i) {
     Entry e = subtree[i];
     e.display = new_top + e.display.substr(old_top.size());
-    e.key = unicode::CloudKey(e.display);
+    e.key = core::CloudKey(e.display);
     if (copy) {
       e.id = NewIdLocked();
       if (!e.is_folder) {
@@ -674,7 +675,7 @@ Outcome<Entry> Namespace::CommitOneLocked(const CommitRequest& req) {
   if (!conflict.empty()) {
     if (!req.autorename) return Outcome<Entry>::Fail(StoreError::Where::kWrite, Conflict(conflict));
     r.display = AutorenameLocked(r, false, conflicted_copy);
-    r.key = unicode::CloudKey(r.display);
+    r.key = core::CloudKey(r.display);
     existing = nullptr;
   }
   EnsureParentsLocked(r, true, &parent, &error);

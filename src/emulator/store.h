@@ -2,7 +2,7 @@
 // behind list_folder cursors.
 //
 // Paths are case-insensitive and case-preserving: every item is keyed by
-// unicode::CloudKey(path_display) (NFC, then lower-cased) and keeps the display form it was
+// core::CloudKey(path_display) (NFC, then lower-cased) and keeps the display form it was
 // created with. Items carry a stable "id:" (kept across moves), files a hex rev (new on every
 // content change), size and content hash; the bytes themselves live in the BlobStore under
 // the content hash.

@@ -14,12 +14,13 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "cache/root_index.h"
-#include "cloud/local_file.h"
+#include "core/parallel_for.h"
+#include "core/rel_path.h"
+#include "core/stable_file.h"
 #include "hash/content_hash.h"
 #include "pipeline/event_consumer.h"
 #include "pipeline/event_processor.h"
@@ -32,7 +33,9 @@
 namespace filesync::pipeline {
 namespace {
 
-using cloud::EntryKind;
+using core::EntryKind;
+using core::RelativeTo;
+using core::UnderOrEqual;
 using std::chrono::milliseconds;
 
 // A file whose mtime is this close to the moment it was hashed may still be written to within
@@ -61,67 +64,8 @@ std::int64_t NowNs() {
 
 std::int64_t NowMs() { return NowNs() / 1'000'000; }
 
-bool SameContentIdentity(const cloud::FileIdentity& a, const cloud::FileIdentity& b) {
-  return a.size == b.size && a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns &&
-         a.inode == b.inode;
-}
-
-std::string IdentityString(const cloud::FileIdentity& id) {
+std::string IdentityString(const core::FileIdentity& id) {
   return std::to_string(id.device) + ":" + std::to_string(id.inode);
-}
-
-std::size_t Components(std::string_view path) {
-  return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1;
-}
-
-// What follows the first `components` components of `path`, with its leading '/' ("" if none):
-// ("a/b/c", 1) -> "/b/c".
-std::string_view BelowComponents(std::string_view path, std::size_t components) {
-  std::size_t at = 0;
-  for (std::size_t i = 0; i < components; ++i) {
-    at = path.find('/', i == 0 ? 0 : at + 1);
-    if (at == std::string_view::npos) return {};
-  }
-  return path.substr(at);
-}
-
-bool UnderOrEqual(std::string_view path, std::string_view dir) {
-  return path == dir ||
-         (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
-}
-
-// The part of a cloud path below the root's cloud path ("/r/a/b" under "/r" -> "a/b").
-std::optional<std::string> RelativeTo(const std::string& path, const std::string& root, bool ci) {
-  const std::string p = ci ? plan::PathKey(path, true) : path;
-  const std::string r = ci ? plan::PathKey(root, true) : root;
-  if (r.empty()) return path.empty() ? std::string() : path.substr(1);
-  if (p == r) return std::string();
-  if (p.size() > r.size() && p.starts_with(r) && p[r.size()] == '/')
-    return path.substr(r.size() + 1);
-  return std::nullopt;
-}
-
-// Hashes the file `relative` below the sync dir `dir_fd` (no symlink followed) only if it still
-// has the scanned identity before and after the read; a stop (`cancel`) abandons it.
-Result<hash::FileHash> HashStable(int dir_fd, const std::string& relative, const std::string& path,
-                                  const cloud::FileIdentity& expected,
-                                  const std::atomic<bool>& cancel) {
-  const int fd = cloud::OpenBeneath(dir_fd, relative, O_RDONLY);
-  if (fd < 0) return Status::Io(path + ": " + std::strerror(errno));
-  auto identity = [fd]() {
-    struct stat st {};
-    fstat(fd, &st);
-    return cloud::IdentityOf(st);
-  };
-  const cloud::FileIdentity before = identity();
-  auto hashed = hash::HashFd(fd, 0, &cancel);
-  const cloud::FileIdentity after = identity();
-  close(fd);
-  if (!hashed.ok()) return hashed.status();
-  if (!SameContentIdentity(before, expected) || !SameContentIdentity(before, after)) {
-    return Status::Changed(path + " changed while it was hashed");
-  }
-  return hashed;
 }
 
 struct RootState {
@@ -133,7 +77,7 @@ struct RootState {
   std::optional<cache::RootIndex> index;
   bool records_loaded = false;
   std::unordered_map<std::string, cache::FileRecord> files;  // by local path
-  // By PathKey(path); std::less<> allows lookups by string_view without a copy.
+  // By Key(path); std::less<> allows lookups by string_view without a copy.
   std::map<std::string, cache::RemoteRecord, std::less<>> remote;
   std::string cursor;
   std::int64_t last_verify_ms = 0;
@@ -145,7 +89,7 @@ struct RootState {
   std::string folder_at_start;
   // The sync dir, opened (without following a symlink) and checked once per pass: everything
   // the pass reads is reached below this descriptor, whatever the path leads to meanwhile.
-  cloud::Fd dir_fd;
+  core::UniqueFd dir_fd;
   std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
   std::uint64_t outcomes = 0;                    // this pass's actions with an outcome
   std::string last_stopped;                      // why the last pass did not sync it, if so
@@ -179,7 +123,7 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   std::string Key(std::string_view path) const {
-    return plan::PathKey(path, caps.case_insensitive);
+    return core::CloudKey(path, caps.case_insensitive);
   }
 
   // The root's id and key/values, once per process.
@@ -259,9 +203,9 @@ struct EventMonitor::Impl final : public ActionSink {
   // Safety checks before anything may be deleted. Returns why the dir must not be synced.
   // On success the dir is open in root.dir_fd.
   std::optional<std::string> CheckRoot(RootState& root, const PassOptions& options,
-                                       cloud::FileIdentity* identity) {
-    root.dir_fd =
-        cloud::Fd(open(root.local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                                       core::FileIdentity* identity) {
+    root.dir_fd = core::UniqueFd(
+        open(root.local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (root.dir_fd.get() < 0) {
       const int err = errno;
       struct stat st {};
@@ -493,7 +437,7 @@ struct EventMonitor::Impl final : public ActionSink {
         auto it = root.files.find(item.path);
         if (it != root.files.end() && it->second.has_digest &&
             it->second.kind == EntryKind::kFile &&
-            SameContentIdentity(it->second.identity, item.identity)) {
+            core::SameContent(it->second.identity, item.identity)) {
           item.digest = it->second.digest;
           item.digest_known = true;
         } else if (it == root.files.end()) {
@@ -523,26 +467,22 @@ struct EventMonitor::Impl final : public ActionSink {
                  const std::vector<std::size_t>& which, PassReport& report,
                  PassProgress* progress) {
     if (which.empty()) return;
-    std::atomic<std::size_t> next{0};
     std::atomic<std::uint64_t> bytes{0}, files{0};
-    auto work = [&] {
-      for (std::size_t i = next++; i < which.size() && !stop_flag.load(); i = next++) {
-        plan::LocalItem& item = items[which[i]];
-        auto hashed = HashStable(root.dir_fd.get(), item.path, root.local_dir + "/" + item.path,
-                                 item.identity, stop_flag);
-        if (!hashed.ok()) continue;  // changed or unreadable: the upload reports it
-        bytes += hashed->bytes_read;
-        ++files;
-        if (progress) progress->bytes_hashed += hashed->bytes_read;
-        item.digest = hashed->digest;
-        item.digest_known = true;
-      }
-    };
-    const int threads = std::max(1, std::min<int>(config.workers, static_cast<int>(which.size())));
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
+    core::ParallelFor(which.size(), config.workers, [&](std::size_t i) {
+      if (stop_flag.load()) return;
+      plan::LocalItem& item = items[which[i]];
+      // Changed or unreadable: not hashed here; the upload reports it.
+      auto file = core::StableFile::Open(root.dir_fd.get(), item.path,
+                                         root.local_dir + "/" + item.path, item.identity);
+      if (!file.ok()) return;
+      auto hashed = hash::HashFd(file->fd(), 0, &stop_flag);
+      if (!hashed.ok() || !file->CheckUnchanged("hashed").ok()) return;
+      bytes += hashed->bytes_read;
+      ++files;
+      if (progress) progress->bytes_hashed += hashed->bytes_read;
+      item.digest = hashed->digest;
+      item.digest_known = true;
+    });
     report.bytes_hashed += bytes.load();
     report.files_hashed += files.load();
   }
@@ -648,9 +588,9 @@ struct EventMonitor::Impl final : public ActionSink {
         RecordAncestorsAsFolders(root, a.path);
         // The records' own spelling of the moved part may differ from a.from's (case, Unicode
         // form; not even the same length): keep what lies below it, component-wise.
-        const std::size_t components = Components(a.from);
+        const std::size_t components = core::Components(a.from);
         for (auto& r : moved) {
-          r.path = a.path + std::string(BelowComponents(r.path, components));
+          r.path = core::Rebase(r.path, components, a.path);
           if (outcome.moved && r.path == a.path && !outcome.moved->rev.empty() &&
               r.kind == EntryKind::kFile) {
             r.rev = outcome.moved->rev;  // the local backend's rev follows the file's identity
@@ -670,20 +610,19 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   void RecordAncestorsAsFolders(RootState& root, std::string_view path) {
-    for (auto slash = path.rfind('/'); slash != std::string_view::npos && slash > 0;
-         slash = path.rfind('/', slash - 1)) {
-      const std::string parent(path.substr(0, slash));
-      const std::string key = Key(parent);
-      if (root.remote.contains(key)) break;
+    core::ForEachAncestor(path, [&](std::string_view parent) {
+      std::string key = Key(parent);
+      if (root.remote.contains(key)) return false;
       cache::RemoteRecord r;
       r.path = parent;
       r.kind = EntryKind::kFolder;
       pending_batch.PutRemote(r);
-      root.remote.emplace(key, std::move(r));
-    }
+      root.remote.emplace(std::move(key), std::move(r));
+      return true;
+    });
   }
 
-  void RecordFile(RootState& root, const std::string& path, cloud::FileIdentity identity,
+  void RecordFile(RootState& root, const std::string& path, core::FileIdentity identity,
                   const hash::Digest& digest) {
     if (identity.mtime_ns > NowNs() - kRacyWindowNs)
       identity.mtime_ns = 0;  // smudge: re-hash next pass
@@ -782,7 +721,7 @@ struct EventMonitor::Impl final : public ActionSink {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
     }
-    cloud::FileIdentity root_identity;
+    core::FileIdentity root_identity;
     if (auto why = CheckRoot(root, options, &root_identity)) {
       rr.stopped = *why;
       return;
@@ -937,7 +876,7 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,
-                            const cloud::FileIdentity& root_identity, const RootReport& rr) {
+                            const core::FileIdentity& root_identity, const RootReport& rr) {
     FinishRoot(root, &items, root_identity);
     if (rr.failed == 0 && rr.deferred == 0 && commit_failures.load() == 0 && !root.verify_next &&
         !stop_flag.load()) {
@@ -968,7 +907,7 @@ struct EventMonitor::Impl final : public ActionSink {
                                                        : std::string_view(item.path));
       if (it == root.remote.end() || it->second.kind != item.kind) return false;
       if (caps.case_insensitive &&
-          cloud::BaseName(it->second.path) != unicode::ToNfc(cloud::BaseName(item.path))) {
+          core::BaseName(it->second.path) != unicode::ToNfc(core::BaseName(item.path))) {
         return false;  // a case-only rename
       }
       if (item.kind == EntryKind::kFile &&
@@ -982,7 +921,7 @@ struct EventMonitor::Impl final : public ActionSink {
   // Records what this pass learnt about the local files (none to record: items is null) and the
   // cloud cursor.
   void FinishRoot(RootState& root, const std::vector<plan::LocalItem>* items,
-                  const cloud::FileIdentity& root_identity) {
+                  const core::FileIdentity& root_identity) {
     std::unique_lock lock(mu);
     if (items) SyncFileRecords(root, *items);
     CommitLocked(root, lock);
@@ -1120,7 +1059,7 @@ struct EventMonitor::Impl final : public ActionSink {
       } else {
         RunRoot(i, options, report, progress);
       }
-      roots[i].dir_fd = cloud::Fd();
+      roots[i].dir_fd = core::UniqueFd();
       RecordRootOutcome(roots[i], rr, options);
     }
     report.interrupted = stop_flag.load();
@@ -1191,12 +1130,12 @@ std::string PassReport::ToJson(std::size_t max_items) const {
   auto action_json = [](const RootReport& r, const plan::Action& a) {
     nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
                       {"path", a.path},
-                      {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
+                      {"cloud_path", core::JoinPath(r.cloud_path, a.path)},
                       {"reason", a.reason},
                       {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
     if (a.kind == plan::ActionKind::kMove) {
       aj["from"] = a.from;
-      aj["from_cloud_path"] = cloud::JoinPath(r.cloud_path, a.from);
+      aj["from_cloud_path"] = core::JoinPath(r.cloud_path, a.from);
     }
     if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
     if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;

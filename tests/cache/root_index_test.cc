@@ -9,11 +9,11 @@
 namespace filesync::cache {
 namespace {
 
-using cloud::EntryKind;
+using core::EntryKind;
 
 hash::Digest DigestOf(std::string_view s) { return hash::HashBytes(s); }
 
-cloud::FileIdentity Id(std::uint64_t inode, std::uint64_t size = 10) {
+core::FileIdentity Id(std::uint64_t inode, std::uint64_t size = 10) {
   return {.size = size,
           .mtime_ns = 1000 + static_cast<std::int64_t>(inode),
           .ctime_ns = 2000,
@@ -87,11 +87,11 @@ TEST(RootIndex, AnEmptyRootMatchesAnEmptyScan) {
 }
 
 TEST(RootIndex, AnyChangedIdentityIsNotAMatch) {
-  for (auto change : {+[](cloud::FileIdentity& i) { i.size += 1; },
-                      +[](cloud::FileIdentity& i) { i.mtime_ns += 1; },
-                      +[](cloud::FileIdentity& i) { i.ctime_ns += 1; },
-                      +[](cloud::FileIdentity& i) { i.inode += 100; },
-                      +[](cloud::FileIdentity& i) { i.device += 1; }}) {
+  for (auto change : {+[](core::FileIdentity& i) { i.size += 1; },
+                      +[](core::FileIdentity& i) { i.mtime_ns += 1; },
+                      +[](core::FileIdentity& i) { i.ctime_ns += 1; },
+                      +[](core::FileIdentity& i) { i.inode += 100; },
+                      +[](core::FileIdentity& i) { i.device += 1; }}) {
     Synced s = Tree();
     const RootIndex index = s.Build();
     change(s.scan[1].identity);  // a/x.txt

@@ -20,7 +20,7 @@ namespace filesync::cache {
 namespace {
 
 namespace fs = std::filesystem;
-using cloud::EntryKind;
+using core::EntryKind;
 
 class StateStoreTest : public ::testing::Test {
  protected:

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "cloud/local_file.h"
+#include "core/unique_fd.h"
 #include "hash/content_hash.h"
 
 namespace filesync {
@@ -114,14 +114,14 @@ class LocalCloudTest : public ::testing::Test {
 
   // An upload of src_/<relative> to `cloud_path`, below src_'s descriptor as the engine does it.
   cloud::UploadItem Item(const std::string& relative, const std::string& cloud_path) {
-    src_fd_ = cloud::Fd(open(src_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    src_fd_ = core::UniqueFd(open(src_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     struct stat st {};
     EXPECT_EQ(stat((src_ / relative).c_str(), &st), 0) << relative;
     return {.local_path = (src_ / relative).string(),
             .local_dir_fd = src_fd_.get(),
             .relative = relative,
             .cloud_path = cloud_path,
-            .expected = cloud::IdentityOf(st),
+            .expected = core::IdentityOf(st),
             .mtime_ns = 0};
   }
   static Result<cloud::UploadedFile> Upload(LocalCloud& cloud, const cloud::UploadItem& item,
@@ -133,7 +133,7 @@ class LocalCloudTest : public ::testing::Test {
   }
 
   fs::path base_, src_, root_;
-  cloud::Fd src_fd_;
+  core::UniqueFd src_fd_;
   std::vector<fs::path> mounts_;
 };
 
@@ -303,7 +303,7 @@ TEST_F(LocalCloudTest, AnotherInstanceRemovesOnlyDeadInstancesStaging) {
   age(idle_elsewhere);
   const fs::path locked_elsewhere = make("0000-other-boot.14.dddddddd.there");
   age(locked_elsewhere);
-  const cloud::Fd held(open((locked_elsewhere / "owner").c_str(), O_RDWR | O_CLOEXEC));
+  const core::UniqueFd held(open((locked_elsewhere / "owner").c_str(), O_RDWR | O_CLOEXEC));
   ASSERT_EQ(flock(held.get(), LOCK_EX | LOCK_NB), 0);
   WriteAll(shared / "99-1.part", "stray, recent");
   WriteAll(shared / "98-1.part", "stray, old");
@@ -391,7 +391,7 @@ TEST_F(LocalCloudTest, SparseFilesKeepTheirHoles) {
   constexpr off_t kSize = 256 << 20;
   const fs::path file = src_ / "sparse.img";
   {
-    const cloud::Fd fd(open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    const core::UniqueFd fd(open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     ASSERT_GE(fd.get(), 0);
     ASSERT_EQ(ftruncate(fd.get(), kSize), 0);
     const std::string data = RandomBytes(1 << 20, 2);

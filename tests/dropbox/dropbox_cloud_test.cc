@@ -13,6 +13,7 @@
 #include <functional>
 #include <set>
 
+#include "core/rel_path.h"
 #include "fakes.h"
 
 namespace filesync::dropbox {
@@ -49,14 +50,14 @@ class DropboxCloudTest : public ::testing::Test {
     return path;
   }
 
-  static cloud::FileIdentity Identity(const std::string& path) {
+  static core::FileIdentity Identity(const std::string& path) {
     struct stat st {};
     EXPECT_EQ(stat(path.c_str(), &st), 0);
-    return cloud::FileIdentity{static_cast<std::uint64_t>(st.st_size),
-                               st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
-                               st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
-                               static_cast<std::uint64_t>(st.st_ino),
-                               static_cast<std::uint64_t>(st.st_dev)};
+    return core::FileIdentity{static_cast<std::uint64_t>(st.st_size),
+                              st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                              st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
+                              static_cast<std::uint64_t>(st.st_ino),
+                              static_cast<std::uint64_t>(st.st_dev)};
   }
 
   cloud::UploadItem Item(const std::string& name, const std::string& content,
@@ -84,7 +85,7 @@ class DropboxCloudTest : public ::testing::Test {
 json FileEntry(const std::string& path, std::uint64_t size, const std::string& content) {
   std::string lower = path;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return {{".tag", "file"},      {"name", std::string(cloud::BaseName(path))},
+  return {{".tag", "file"},      {"name", std::string(core::BaseName(path))},
           {"path_lower", lower}, {"path_display", path},
           {"id", "id:x"},        {"rev", "015f00000001"},
           {"size", size},        {"content_hash", hash::ToHex(hash::HashBytes(content))}};
@@ -124,7 +125,7 @@ TEST_F(DropboxCloudTest, FullListingFollowsHasMoreAndSkipsRoot) {
   EXPECT_EQ(listed->changes[0].entry.path, "/Backups/a.txt");
   EXPECT_EQ(listed->changes[0].entry.size, 5u);
   EXPECT_EQ(listed->changes[0].entry.content_hash, hash::HashBytes("hello"));
-  EXPECT_EQ(listed->changes[1].entry.kind, cloud::EntryKind::kFolder);
+  EXPECT_EQ(listed->changes[1].entry.kind, core::EntryKind::kFolder);
   EXPECT_EQ(transport_->routes(),
             (std::vector<std::string>{"files/list_folder", "files/list_folder/continue"}));
 }
@@ -254,8 +255,8 @@ TEST_F(DropboxCloudTest, NetworkErrorThenSuccessRetries) {
 
 TEST_F(DropboxCloudTest, RateLimitWaitsAtLeastRetryAfter) {
   int n = 0;
-  Clock::TimePoint first{};
-  Clock::TimePoint second{};
+  core::Clock::TimePoint first{};
+  core::Clock::TimePoint second{};
   auto cloud = Make([&](const HttpRequest&) -> Result<HttpResponse> {
     if (++n == 1) {
       first = clock_.Now();

@@ -13,11 +13,11 @@
 #include <thread>
 
 #include "cloud/dropbox/dropbox_cloud.h"
+#include "core/rel_path.h"
 #include "emulator_process.h"
 #include "fakes.h"
 #include "hash/content_hash.h"
 #include "util/log.h"
-#include "util/unicode.h"
 
 namespace filesync::dropbox {
 namespace {
@@ -35,14 +35,14 @@ const bool kDebugLogging = [] {
   return true;
 }();
 
-cloud::FileIdentity IdentityOf(const std::string& path) {
+core::FileIdentity IdentityOf(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
-  return cloud::FileIdentity{static_cast<std::uint64_t>(st.st_size),
-                             st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
-                             st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
-                             static_cast<std::uint64_t>(st.st_ino),
-                             static_cast<std::uint64_t>(st.st_dev)};
+  return core::FileIdentity{static_cast<std::uint64_t>(st.st_size),
+                            st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                            st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec,
+                            static_cast<std::uint64_t>(st.st_ino),
+                            static_cast<std::uint64_t>(st.st_dev)};
 }
 
 std::uint64_t Route(const json& counters, const std::string& route) {
@@ -145,8 +145,8 @@ class DropboxIntegrationTest : public ::testing::Test {
     EXPECT_TRUE(listed.ok()) << listed.status().ToString();
     if (!listed.ok()) return out;
     for (const auto& c : listed->changes) {
-      if (c.type == cloud::ListChange::Type::kUpsert && c.entry.kind == cloud::EntryKind::kFile) {
-        EXPECT_TRUE(out.emplace(unicode::CloudKey(c.entry.path), c.entry).second)
+      if (c.type == cloud::ListChange::Type::kUpsert && c.entry.kind == core::EntryKind::kFile) {
+        EXPECT_TRUE(out.emplace(core::CloudKey(c.entry.path), c.entry).second)
             << "listed twice: " << c.entry.path;
       }
     }
@@ -223,7 +223,7 @@ class SmallFilesTest : public DropboxIntegrationTest {
     const auto listed = Files(cloud, "/small");
     ASSERT_EQ(listed.size(), static_cast<std::size_t>(files));
     for (int i = 0; i < files; i += 97) {
-      const auto& e = listed.at(unicode::CloudKey(items[static_cast<std::size_t>(i)].cloud_path));
+      const auto& e = listed.at(core::CloudKey(items[static_cast<std::size_t>(i)].cloud_path));
       EXPECT_EQ(e.content_hash, hash::HashBytes(Content(i)));
     }
   }
@@ -265,7 +265,7 @@ TEST_F(DropboxIntegrationTest, ExternalEditAndDeleteSeenThroughCursor) {
       saw_edit = true;
       EXPECT_EQ(c.entry.content_hash, hash::HashBytes("alpha, edited elsewhere"));
     }
-    if (c.type == cloud::ListChange::Type::kDelete && unicode::CloudKey(c.entry.path) == "/e/b.txt")
+    if (c.type == cloud::ListChange::Type::kDelete && core::CloudKey(c.entry.path) == "/e/b.txt")
       saw_delete = true;
   }
   EXPECT_TRUE(saw_edit);
@@ -415,7 +415,7 @@ TEST_F(DropboxIntegrationTest, ConcurrentWorkersShareOneInstance) {
   EXPECT_EQ(failures.load(), 0);
   const auto listed = Files(cloud, "/C");
   EXPECT_EQ(listed.size(), static_cast<std::size_t>(kWorkers * (kPerWorker - 2)));
-  EXPECT_TRUE(listed.contains(unicode::CloudKey("/C/w3/f2.renamed")));
+  EXPECT_TRUE(listed.contains(core::CloudKey("/C/w3/f2.renamed")));
 }
 
 class TokenExpiryTest : public DropboxIntegrationTest {
@@ -531,8 +531,8 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
     auto l = cloud.List("/F", "");
     if (!l.ok()) continue;
     for (const auto& c : l->changes) {
-      if (c.entry.kind == cloud::EntryKind::kFile) {
-        ASSERT_TRUE(listed.emplace(unicode::CloudKey(c.entry.path), c.entry).second)
+      if (c.entry.kind == core::EntryKind::kFile) {
+        ASSERT_TRUE(listed.emplace(core::CloudKey(c.entry.path), c.entry).second)
             << "twice: " << c.entry.path;
       }
     }
@@ -544,7 +544,7 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
     std::string path = items[static_cast<std::size_t>(i)].cloud_path;
     if (i % 50 == 1) path += ".moved";
     ++expected_files;
-    auto it = listed.find(unicode::CloudKey(path));
+    auto it = listed.find(core::CloudKey(path));
     ASSERT_NE(it, listed.end()) << path;
     EXPECT_EQ(it->second.content_hash, hash::HashBytes(Content(i))) << path;
   }
@@ -632,9 +632,9 @@ TEST_F(MoveBatchTest, OneBatchMovesEveryEntryAndMapsFailuresLikeMove) {
 
   const auto listed = Files(cloud, "/M");
   EXPECT_EQ(listed.size(), 30u);
-  EXPECT_TRUE(listed.contains(unicode::CloudKey("/M/renamed/g0")));
-  EXPECT_FALSE(listed.contains(unicode::CloudKey("/M/f0")));
-  EXPECT_EQ(listed.at(unicode::CloudKey("/M/F25")).path, "/M/F25");
+  EXPECT_TRUE(listed.contains(core::CloudKey("/M/renamed/g0")));
+  EXPECT_FALSE(listed.contains(core::CloudKey("/M/f0")));
+  EXPECT_EQ(listed.at(core::CloudKey("/M/F25")).path, "/M/F25");
 }
 
 TEST_F(MoveBatchTest, LoneMoveIsOneMoveV2AndOverAThousandSplit) {
@@ -702,8 +702,8 @@ TEST_F(OlderServerTest, FallsBackToSingleRoutesAndAsksTheBatchRoutesOnce) {
   ASSERT_EQ(listed.size(), 40u);
   for (int i = 0; i < 40; ++i) {
     const std::string path = (i < 20 ? "/O/moved/g" : "/O/f") + std::to_string(i);
-    ASSERT_TRUE(listed.contains(unicode::CloudKey(path))) << path;
-    EXPECT_EQ(listed.at(unicode::CloudKey(path)).content_hash, hash::HashBytes(Content(i)));
+    ASSERT_TRUE(listed.contains(core::CloudKey(path))) << path;
+    EXPECT_EQ(listed.at(core::CloudKey(path)).content_hash, hash::HashBytes(Content(i)));
   }
 }
 
@@ -747,7 +747,7 @@ TEST_F(MoveBatchLockTest, ConcurrentBatchesNeverHitTheWriteLock) {
   EXPECT_LT(elapsed, 12s) << "100 moves should cost about four lock holds";
   const auto listed = Files(cloud, "/W");
   EXPECT_EQ(listed.size(), 100u);
-  EXPECT_TRUE(listed.contains(unicode::CloudKey("/W/moved-f99")));
+  EXPECT_TRUE(listed.contains(core::CloudKey("/W/moved-f99")));
 }
 
 class MoveBatchFaultsTest : public MoveBatchTest {
@@ -787,13 +787,13 @@ TEST_F(MoveBatchFaultsTest, ConvergesAndRecognisesMovesAlreadyDone) {
     auto l = cloud.List("/X", "");
     if (!l.ok()) continue;
     for (const auto& c : l->changes) {
-      if (c.entry.kind == cloud::EntryKind::kFile)
-        listed.emplace(unicode::CloudKey(c.entry.path), c.entry);
+      if (c.entry.kind == core::EntryKind::kFile)
+        listed.emplace(core::CloudKey(c.entry.path), c.entry);
     }
   }
   ASSERT_EQ(listed.size(), 60u);
   for (int i = 0; i < 60; ++i) {
-    auto it = listed.find(unicode::CloudKey("/X/y/f" + std::to_string(i)));
+    auto it = listed.find(core::CloudKey("/X/y/f" + std::to_string(i)));
     ASSERT_NE(it, listed.end()) << i;
     EXPECT_EQ(it->second.content_hash, hash::HashBytes(Content(i)));
   }

@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "cloud/dropbox/clock.h"
 #include "cloud/dropbox/http_client.h"
 #include "cloud/dropbox/session_store.h"
+#include "core/clock.h"
 
 namespace filesync::dropbox::testing {
 
-class FakeClock : public Clock {
+class FakeClock : public core::Clock {
  public:
   TimePoint Now() override {
     std::lock_guard lock(mu_);

@@ -29,7 +29,7 @@ TEST(Parsing, FileMetadataWithUnknownFields) {
   ASSERT_TRUE(m->content_hash);
   EXPECT_EQ(hash::ToHex(*m->content_hash), kHelloHash);
   const cloud::RemoteEntry e = ToRemoteEntry(*m);
-  EXPECT_EQ(e.kind, cloud::EntryKind::kFile);
+  EXPECT_EQ(e.kind, core::EntryKind::kFile);
   EXPECT_EQ(e.rev, "a1c10ce0dd78");
   EXPECT_TRUE(e.has_content_hash);
 }
@@ -51,7 +51,7 @@ TEST(Parsing, MissingTagUsesDefault) {
   auto m = ParseMetadata({{"name", "d"}, {"path_display", "/d"}}, Metadata::Tag::kFolder);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->tag, Metadata::Tag::kFolder);
-  EXPECT_EQ(ToRemoteEntry(*m).kind, cloud::EntryKind::kFolder);
+  EXPECT_EQ(ToRemoteEntry(*m).kind, core::EntryKind::kFolder);
 }
 
 TEST(Parsing, ListPageDropsUnknownTagsKeepsDeleted) {

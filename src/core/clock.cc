@@ -1,8 +1,8 @@
-#include "cloud/dropbox/clock.h"
+#include "core/clock.h"
 
 #include <thread>
 
-namespace filesync::dropbox {
+namespace filesync::core {
 
 namespace {
 
@@ -22,4 +22,4 @@ Clock& SystemClock() {
   return clock;
 }
 
-}  // namespace filesync::dropbox
+}  // namespace filesync::core
