@@ -35,10 +35,10 @@ void SetupLogging(const GlobalOptions& global, const config::Config& config) {
     log::Get("config")->warn("{}", warning);
 }
 
-std::unique_ptr<cache::StateStore> OpenStore(const config::Config& config,
+std::unique_ptr<store::StateStore> OpenStore(const config::Config& config,
                                              std::string_view command) {
   std::string warning;
-  auto store = cache::StateStore::Open(config.state_dir, &warning, command);
+  auto store = store::StateStore::Open(config.state_dir, &warning, command);
   if (!store.ok()) throw std::runtime_error(store.status().message());
   if (!warning.empty()) log::Get("cache")->warn("{}", warning);
   return std::move(store.value());

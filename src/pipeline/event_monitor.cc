@@ -17,7 +17,6 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "cache/root_index.h"
 #include "core/parallel_for.h"
 #include "core/rel_path.h"
 #include "core/stable_file.h"
@@ -27,6 +26,7 @@
 #include "pipeline/event_producer.h"
 #include "scan/exclude.h"
 #include "scan/scanner.h"
+#include "store/root_index.h"
 #include "util/log.h"
 #include "util/unicode.h"
 
@@ -74,11 +74,11 @@ struct RootState {
   std::string cloud_path;
   // Between clean passes only `index` is kept; a pass with something to do loads the full
   // records (`files` and `remote`) from the store, and drops them again once it ends clean.
-  std::optional<cache::RootIndex> index;
+  std::optional<store::RootIndex> index;
   bool records_loaded = false;
-  std::unordered_map<std::string, cache::FileRecord> files;  // by local path
+  std::unordered_map<std::string, store::FileRecord> files;  // by local path
   // By Key(path); std::less<> allows lookups by string_view without a copy.
-  std::map<std::string, cache::RemoteRecord, std::less<>> remote;
+  std::map<std::string, store::RemoteRecord, std::less<>> remote;
   std::string cursor;
   std::int64_t last_verify_ms = 0;
   // The cloud may differ from the state store (an unclean exit mid-pass, or a cloud operation
@@ -99,7 +99,7 @@ struct RootState {
 }  // namespace
 
 struct EventMonitor::Impl final : public ActionSink {
-  Impl(const config::Config& c, cloud::Cloud& cl, cache::StateStore& s, std::atomic<bool>& stop)
+  Impl(const config::Config& c, cloud::Cloud& cl, store::StateStore& s, std::atomic<bool>& stop)
       : config(c),
         cloud(cl),
         store(s),
@@ -146,15 +146,15 @@ struct EventMonitor::Impl final : public ActionSink {
   // The compact index, built from the store on a process's first pass.
   Status EnsureIndex(RootState& root) {
     if (root.records_loaded || root.index) return Status::Ok();
-    cache::RootIndex::Builder builder(caps.case_insensitive);
+    store::RootIndex::Builder builder(caps.case_insensitive);
     if (auto stored = store.Roots(); stored.ok()) {
-      for (const cache::RootInfo& info : *stored) {
+      for (const store::RootInfo& info : *stored) {
         if (info.id == root.id) builder.Reserve(info.file_records);
       }
     }
-    Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) { builder.AddFile(r); });
+    Status s = store.LoadFiles(root.id, [&](store::FileRecord&& r) { builder.AddFile(r); });
     if (!s.ok()) return s;
-    s = store.LoadRemote(root.id, [&](cache::RemoteRecord&& r) { builder.AddRemote(r); });
+    s = store.LoadRemote(root.id, [&](store::RemoteRecord&& r) { builder.AddRemote(r); });
     if (!s.ok()) return s;
     root.index = std::move(builder).Build();
     return Status::Ok();
@@ -165,12 +165,12 @@ struct EventMonitor::Impl final : public ActionSink {
   Status EnsureRecords(RootState& root) {
     if (root.records_loaded) return Status::Ok();
     root.index.reset();
-    Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) {
+    Status s = store.LoadFiles(root.id, [&](store::FileRecord&& r) {
       std::string path = r.path;
       root.files.emplace(std::move(path), std::move(r));
     });
     if (!s.ok()) return s;
-    s = store.LoadRemote(root.id, [&](cache::RemoteRecord&& r) {
+    s = store.LoadRemote(root.id, [&](store::RemoteRecord&& r) {
       std::string key = Key(r.path);
       root.remote.insert_or_assign(std::move(key), std::move(r));
     });
@@ -185,7 +185,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // After a clean pass: summarise the records in the index and give their memory back.
   void Compact(RootState& root) {
-    cache::RootIndex::Builder builder(caps.case_insensitive);
+    store::RootIndex::Builder builder(caps.case_insensitive);
     builder.Reserve(root.files.size());
     for (const auto& [path, f] : root.files) builder.AddFile(f);
     for (const auto& [key, r] : root.remote) builder.AddRemote(r);
@@ -243,12 +243,12 @@ struct EventMonitor::Impl final : public ActionSink {
 
   void ApplyListing(RootState& root, cloud::ListResult& listing) {
     if (listing.complete) {
-      std::map<std::string, cache::RemoteRecord, std::less<>> fresh;
+      std::map<std::string, store::RemoteRecord, std::less<>> fresh;
       for (auto& change : listing.changes) {
         if (change.type != cloud::ListChange::Type::kUpsert) continue;
         auto rel = RelativeTo(change.entry.path, root.cloud_path, caps.case_insensitive);
         if (!rel || rel->empty()) continue;
-        cache::RemoteRecord r;
+        store::RemoteRecord r;
         r.path = *rel;
         r.kind = change.entry.kind;
         r.size = change.entry.size;
@@ -283,7 +283,7 @@ struct EventMonitor::Impl final : public ActionSink {
         EraseRemoteUnder(root, key);  // a file replaces whatever was there, children included
         pending_batch.DeleteRemoteUnder(*rel);
       }
-      cache::RemoteRecord r;
+      store::RemoteRecord r;
       r.path = *rel;
       r.kind = change.entry.kind;
       r.size = change.entry.size;
@@ -300,8 +300,8 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // Erases the record at `key` and everything below it, in the map and in the store.
   // Returns the erased records.
-  std::vector<cache::RemoteRecord> EraseRemoteUnder(RootState& root, const std::string& key) {
-    std::vector<cache::RemoteRecord> erased;
+  std::vector<store::RemoteRecord> EraseRemoteUnder(RootState& root, const std::string& key) {
+    std::vector<store::RemoteRecord> erased;
     std::string covered;  // the last row range deleted: a folder and its children spelt alike
     for (auto it = root.remote.lower_bound(key);
          it != root.remote.end() && UnderOrEqual(it->first, key); it = root.remote.erase(it)) {
@@ -315,7 +315,7 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   // Records `r` at its key, replacing (in the store too) a record spelt differently.
-  void PutRemoteRecord(RootState& root, cache::RemoteRecord r) {
+  void PutRemoteRecord(RootState& root, store::RemoteRecord r) {
     std::string key = Key(r.path);
     if (auto it = root.remote.find(key); it != root.remote.end() && it->second.path != r.path)
       pending_batch.DeleteRemote(it->second.path);
@@ -425,7 +425,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // Digests from the cache: by path when the identity is unchanged, else by inode (a rename).
   std::vector<plan::LocalItem> ToLocalItems(RootState& root, std::vector<scan::Entry>& entries) {
-    std::unordered_map<std::uint64_t, const cache::FileRecord*> by_inode;
+    std::unordered_map<std::uint64_t, const store::FileRecord*> by_inode;
     std::vector<plan::LocalItem> items;
     items.reserve(entries.size());
     for (auto& e : entries) {
@@ -555,7 +555,7 @@ struct EventMonitor::Impl final : public ActionSink {
         current->bytes_hashed += up.identity.size;
         ++current->files_hashed;
         if (current_progress) current_progress->bytes_hashed += up.identity.size;
-        cache::RemoteRecord r;
+        store::RemoteRecord r;
         r.path = a.path;
         r.kind = EntryKind::kFile;
         r.size = up.entry.size;
@@ -569,7 +569,7 @@ struct EventMonitor::Impl final : public ActionSink {
       case plan::ActionKind::kCreateFolder: {
         ++rr.created;
         RecordAncestorsAsFolders(root, a.path);
-        cache::RemoteRecord r;
+        store::RemoteRecord r;
         r.path = a.path;
         r.kind = EntryKind::kFolder;
         PutRemoteRecord(root, std::move(r));
@@ -583,7 +583,7 @@ struct EventMonitor::Impl final : public ActionSink {
       }
       case plan::ActionKind::kMove: {
         ++rr.moved;
-        std::vector<cache::RemoteRecord> moved = EraseRemoteUnder(root, Key(a.from));
+        std::vector<store::RemoteRecord> moved = EraseRemoteUnder(root, Key(a.from));
         pending_batch.DeleteRemoteUnder(a.from);
         RecordAncestorsAsFolders(root, a.path);
         // The records' own spelling of the moved part may differ from a.from's (case, Unicode
@@ -613,7 +613,7 @@ struct EventMonitor::Impl final : public ActionSink {
     core::ForEachAncestor(path, [&](std::string_view parent) {
       std::string key = Key(parent);
       if (root.remote.contains(key)) return false;
-      cache::RemoteRecord r;
+      store::RemoteRecord r;
       r.path = parent;
       r.kind = EntryKind::kFolder;
       pending_batch.PutRemote(r);
@@ -626,7 +626,7 @@ struct EventMonitor::Impl final : public ActionSink {
                   const hash::Digest& digest) {
     if (identity.mtime_ns > NowNs() - kRacyWindowNs)
       identity.mtime_ns = 0;  // smudge: re-hash next pass
-    cache::FileRecord f;
+    store::FileRecord f;
     f.path = path;
     f.kind = EntryKind::kFile;
     f.identity = identity;
@@ -640,8 +640,8 @@ struct EventMonitor::Impl final : public ActionSink {
   // it while syncing and committing so workers keep recording outcomes meanwhile.
   void CommitLocked(RootState& root, std::unique_lock<std::mutex>& lock) {
     if (pending_batch.empty()) return;
-    cache::StateStore::Batch batch = std::move(pending_batch);
-    pending_batch = cache::StateStore::Batch();
+    store::StateStore::Batch batch = std::move(pending_batch);
+    pending_batch = store::StateStore::Batch();
     batch_ops = 0;
     last_commit = std::chrono::steady_clock::now();
     const std::uint64_t ticket = batches_taken++;
@@ -675,7 +675,7 @@ struct EventMonitor::Impl final : public ActionSink {
       if (item.kind == EntryKind::kFolder) {
         if (it == root.files.end() || it->second.identity.inode != item.identity.inode ||
             it->second.kind != item.kind) {
-          cache::FileRecord f;
+          store::FileRecord f;
           f.path = item.path;
           f.kind = EntryKind::kFolder;
           f.identity = item.identity;
@@ -889,7 +889,7 @@ struct EventMonitor::Impl final : public ActionSink {
   void ClearResolvedErrors(RootState& root) {
     auto errors = store.Errors();
     if (!errors.ok()) return;
-    for (const cache::ErrorRecord& e : *errors) {
+    for (const store::ErrorRecord& e : *errors) {
       if (e.root_id == root.id && !e.path.empty() && !root.failed_paths.contains(e.path)) {
         (void)store.ClearError(root.id, e.path);
       }
@@ -1080,7 +1080,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   const config::Config& config;
   cloud::Cloud& cloud;
-  cache::StateStore& store;
+  store::StateStore& store;
   std::atomic<bool>& stop_flag;
   const cloud::Capabilities caps;
   std::shared_ptr<spdlog::logger> logger;
@@ -1091,7 +1091,7 @@ struct EventMonitor::Impl final : public ActionSink {
   std::mutex mu;  // guards everything below and the RootStates during a pass
   PassReport* current = nullptr;
   PassProgress* current_progress = nullptr;
-  cache::StateStore::Batch pending_batch;
+  store::StateStore::Batch pending_batch;
   std::size_t batch_ops = 0;
   std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
   std::uint64_t batches_taken = 0;      // guarded by mu: the next batch's place in commit order
@@ -1187,7 +1187,7 @@ std::string PassReport::ToJson(std::size_t max_items) const {
 }
 
 EventMonitor::EventMonitor(const config::Config& config, cloud::Cloud& cloud,
-                           cache::StateStore& store)
+                           store::StateStore& store)
     : impl_(std::make_unique<Impl>(config, cloud, store, stop_)) {}
 
 EventMonitor::~EventMonitor() = default;

@@ -20,11 +20,11 @@
 #include <string>
 #include <thread>
 
-#include "cache/state_store.h"
 #include "cloud/dropbox/dropbox_cloud.h"
 #include "config/config.h"
 #include "emulator_process.h"
 #include "pipeline/event_monitor.h"
+#include "store/state_store.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -474,7 +474,7 @@ TEST_F(DropboxE2E, CloudRootRefusedAtRunTimeNamesTheKey) {
   config.source = "test.toml";
   config.origins["cloud_root"] = "test.toml";
   WriteSampleTree();
-  auto store = filesync::cache::StateStore::Open(state_, nullptr);
+  auto store = filesync::store::StateStore::Open(state_, nullptr);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   filesync::dropbox::DropboxOptions options;
   options.api_url = options.content_url = emulator_.url();

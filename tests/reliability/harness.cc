@@ -25,11 +25,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include "cache/state_store.h"
 #include "core/rel_path.h"
 #include "emulator/faults.h"
 #include "emulator_process.h"
 #include "hash/content_hash.h"
+#include "store/state_store.h"
 #include "util/unicode.h"
 
 namespace fs = std::filesystem;
@@ -582,18 +582,18 @@ std::vector<std::string> Sandbox::StateStoreProblems(const Tree& cloud) {
   auto key = [&](const std::string& path) { return folded ? core::CloudKey(path) : path; };
   {
     std::string warning;
-    auto store = cache::StateStore::Open(state_, &warning);
+    auto store = store::StateStore::Open(state_, &warning);
     if (!store.ok()) return {"state store: cannot open: " + store.status().ToString()};
     if (!warning.empty()) problems.push_back("state store: " + warning);
     auto roots = (*store)->Roots();
     if (!roots.ok()) return {"state store: roots: " + roots.status().ToString()};
-    const cache::RootInfo* root = nullptr;
+    const store::RootInfo* root = nullptr;
     for (const auto& r : *roots) {
       if (fs::path(r.local_dir) == client_) root = &r;
     }
     if (root == nullptr) return {"state store: no root for " + client_.string()};
     Tree remote;
-    Status loaded = (*store)->LoadRemote(root->id, [&](cache::RemoteRecord&& r) {
+    Status loaded = (*store)->LoadRemote(root->id, [&](store::RemoteRecord&& r) {
       Entry e{.dir = r.kind == core::EntryKind::kFolder};
       if (!e.dir) {
         e.size = r.size;
@@ -608,7 +608,7 @@ std::vector<std::string> Sandbox::StateStoreProblems(const Tree& cloud) {
     for (auto& line : Diff(cloud_keyed, remote, 20, "cloud", "state store's remote view"))
       problems.push_back(std::move(line));
     Tree files;
-    loaded = (*store)->LoadFiles(root->id, [&](cache::FileRecord&& f) {
+    loaded = (*store)->LoadFiles(root->id, [&](store::FileRecord&& f) {
       Entry e{.dir = f.kind == core::EntryKind::kFolder};
       if (!e.dir) {
         e.size = f.identity.size;

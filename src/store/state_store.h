@@ -35,7 +35,7 @@
 #include "hash/content_hash.h"
 #include "util/status.h"
 
-namespace filesync::cache {
+namespace filesync::store {
 
 // Local file (or dir) as last hashed/synced.
 struct FileRecord {
@@ -198,4 +198,4 @@ class StateStore {
   std::unique_ptr<Impl> impl_;  // guarded by mu_
 };
 
-}  // namespace filesync::cache
+}  // namespace filesync::store

@@ -14,7 +14,7 @@
 //    SQLITE_NOTADB / SQLITE_CORRUPT, a missing schema marker, an unknown user_version or a
 //    failed quick_check set it aside; other errors (busy, permission, I/O) are reported, never
 //    treated as corruption, so a transient problem cannot throw the cache away.
-#include "cache/state_store.h"
+#include "store/state_store.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -28,7 +28,7 @@
 #include <map>
 #include <system_error>
 
-namespace filesync::cache {
+namespace filesync::store {
 namespace {
 
 constexpr const char* kDbName = "state.db";
@@ -1002,4 +1002,4 @@ void StateStore::Batch::MoveUnder(std::string_view from, std::string_view to) {
   ops_.emplace_back(MoveOp{std::string(from), std::string(to)});
 }
 
-}  // namespace filesync::cache
+}  // namespace filesync::store

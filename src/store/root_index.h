@@ -21,10 +21,10 @@
 #include <string_view>
 #include <vector>
 
-#include "cache/state_store.h"
 #include "scan/scanner.h"
+#include "store/state_store.h"
 
-namespace filesync::cache {
+namespace filesync::store {
 
 class RootIndex {
  public:
@@ -93,4 +93,4 @@ class RootIndex::Builder {
   std::vector<std::uint64_t> remote_key_hashes_;  // case-insensitive clouds: duplicate keys
 };
 
-}  // namespace filesync::cache
+}  // namespace filesync::store

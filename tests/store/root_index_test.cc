@@ -1,4 +1,4 @@
-#include "cache/root_index.h"
+#include "store/root_index.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace filesync::cache {
+namespace filesync::store {
 namespace {
 
 using core::EntryKind;
@@ -199,4 +199,4 @@ TEST(RootIndex, UsesAboutSeventyTwoBytesPerRecordPlusThePath) {
 }
 
 }  // namespace
-}  // namespace filesync::cache
+}  // namespace filesync::store

@@ -1,4 +1,4 @@
-#include "cache/state_store.h"
+#include "store/state_store.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-namespace filesync::cache {
+namespace filesync::store {
 namespace {
 
 namespace fs = std::filesystem;
@@ -25,7 +25,7 @@ using core::EntryKind;
 class StateStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "cache_test_XXXXXX";
+    std::string tmpl = ::testing::TempDir() + "store_test_XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     base_ = tmpl;
     dir_ = base_ / "state";
@@ -727,4 +727,4 @@ TEST_F(StateStoreTest, PerformanceFigures) {
 }
 
 }  // namespace
-}  // namespace filesync::cache
+}  // namespace filesync::store

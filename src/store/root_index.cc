@@ -4,7 +4,7 @@
 // is kept, because Matches() needs nothing more. Duplicate cloud keys (two remote paths equal
 // under the cloud's case folding) are found by sorting 64-bit key hashes; a hash collision can
 // only make Matches() say "no", which is always safe.
-#include "cache/root_index.h"
+#include "store/root_index.h"
 
 #include <algorithm>
 #include <functional>
@@ -13,7 +13,7 @@
 #include "core/rel_path.h"
 #include "util/unicode.h"
 
-namespace filesync::cache {
+namespace filesync::store {
 namespace {
 
 bool IsAscii(std::string_view s) {
@@ -139,4 +139,4 @@ std::size_t RootIndex::memory_bytes() const {
   return records_.capacity() * sizeof(Record) + arena_.capacity();
 }
 
-}  // namespace filesync::cache
+}  // namespace filesync::store
