@@ -26,7 +26,7 @@
 #include <thread>
 
 #include "core/rel_path.h"
-#include "emulator/faults.h"
+#include "dropbox_emulator/faults.h"
 #include "emulator_process.h"
 #include "hash/content_hash.h"
 #include "store/state_store.h"

@@ -1,6 +1,6 @@
 // Temporary names come from a process-wide counter plus the pid, so concurrent uploads never
 // collide and leftovers of a killed process are recognisable.
-#include "emulator/blob_store.h"
+#include "dropbox_emulator/blob_store.h"
 
 #include <fcntl.h>
 #include <unistd.h>

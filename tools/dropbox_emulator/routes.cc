@@ -1,5 +1,5 @@
 // Route table (reference §15) and dispatch to the per-area handler files.
-#include "emulator/routes.h"
+#include "dropbox_emulator/routes.h"
 
 #include <unordered_map>
 

@@ -1,9 +1,9 @@
 // Expiry is measured on the steady clock so a wall-clock jump cannot revive or kill tokens.
-#include "emulator/auth.h"
+#include "dropbox_emulator/auth.h"
 
 #include <openssl/sha.h>
 
-#include "emulator/wire.h"
+#include "dropbox_emulator/wire.h"
 
 namespace filesync::emulator {
 namespace {

@@ -1,7 +1,7 @@
 // One catch-all POST handler with a content reader serves every route, so upload bodies are
 // streamed to disk and RPC bodies are read into memory (they are small). A body the handler did
 // not read is drained afterwards so the keep-alive connection stays in sync.
-#include "emulator/server.h"
+#include "dropbox_emulator/server.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "emulator/wire.h"
+#include "dropbox_emulator/wire.h"
 
 namespace filesync::emulator {
 namespace {

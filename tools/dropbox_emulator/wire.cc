@@ -1,6 +1,6 @@
 // Error summaries follow the tag chain: a member's value under its own tag name, or (for
 // struct members such as UploadWriteFailed) the first nested field that is itself a union.
-#include "emulator/wire.h"
+#include "dropbox_emulator/wire.h"
 
 #include <algorithm>
 #include <atomic>

@@ -1,5 +1,5 @@
 // The hold time is spent right after acquiring, so contention windows are deterministic.
-#include "emulator/commit_lock.h"
+#include "dropbox_emulator/commit_lock.h"
 
 #include <thread>
 

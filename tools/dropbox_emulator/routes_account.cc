@@ -1,6 +1,6 @@
 // Account routes: users/get_current_account, users/get_space_usage, check/user,
 // auth/token/revoke. The account is fixed (one emulated user).
-#include "emulator/routes.h"
+#include "dropbox_emulator/routes.h"
 
 namespace filesync::emulator {
 namespace {

@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "emulator/faults.h"
-#include "emulator/routes.h"
-#include "emulator/server.h"
+#include "dropbox_emulator/faults.h"
+#include "dropbox_emulator/routes.h"
+#include "dropbox_emulator/server.h"
 
 namespace {
 

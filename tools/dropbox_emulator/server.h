@@ -29,9 +29,9 @@
 #include <set>
 #include <string>
 
-#include "emulator/auth.h"
-#include "emulator/faults.h"
-#include "emulator/routes.h"
+#include "dropbox_emulator/auth.h"
+#include "dropbox_emulator/faults.h"
+#include "dropbox_emulator/routes.h"
 #include "util/status.h"
 
 namespace httplib {

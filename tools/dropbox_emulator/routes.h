@@ -15,12 +15,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "emulator/auth.h"
-#include "emulator/blob_store.h"
-#include "emulator/commit_lock.h"
-#include "emulator/sessions.h"
-#include "emulator/store.h"
-#include "emulator/wire.h"
+#include "dropbox_emulator/auth.h"
+#include "dropbox_emulator/blob_store.h"
+#include "dropbox_emulator/commit_lock.h"
+#include "dropbox_emulator/sessions.h"
+#include "dropbox_emulator/store.h"
+#include "dropbox_emulator/wire.h"
 
 namespace filesync::emulator {
 

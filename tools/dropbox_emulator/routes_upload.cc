@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "emulator/routes.h"
+#include "dropbox_emulator/routes.h"
 
 namespace filesync::emulator {
 namespace {

@@ -1,7 +1,7 @@
 // Session ids are "pid_upload_session:" plus random hex; the directory name is the hex part.
 // Bytes beyond the 150 MiB request limit are read and dropped, so the connection stays usable
 // and the request gets a proper payload_too_large.
-#include "emulator/sessions.h"
+#include "dropbox_emulator/sessions.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -15,7 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "emulator/wire.h"
+#include "dropbox_emulator/wire.h"
 #include "hash/content_hash.h"
 
 namespace filesync::emulator {

@@ -2,7 +2,7 @@
 // Single commits take the CommitLock without waiting (429 too_many_write_operations when it
 // is held); delete_batch and move/copy_batch_v2 wait for it and hold it once for the batch.
 #include "core/rel_path.h"
-#include "emulator/routes.h"
+#include "dropbox_emulator/routes.h"
 
 namespace filesync::emulator {
 namespace {

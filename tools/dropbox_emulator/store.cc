@@ -5,7 +5,7 @@
 // Dropbox reports as well. Moves journal the source's deletion plus an upsert for every item
 // at the destination, so a client can apply them with the §5.3 rules. A cursor on a folder whose
 // ancestor is deleted or moved away reports that folder's own deletion.
-#include "emulator/store.h"
+#include "dropbox_emulator/store.h"
 
 #include <sqlite3.h>
 
@@ -17,7 +17,7 @@
 #include <functional>
 
 #include "core/rel_path.h"
-#include "emulator/wire.h"
+#include "dropbox_emulator/wire.h"
 #include "util/unicode.h"
 
 namespace filesync::emulator {

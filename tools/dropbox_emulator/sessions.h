@@ -38,7 +38,7 @@
 #include <unordered_map>
 #include <variant>
 
-#include "emulator/blob_store.h"
+#include "dropbox_emulator/blob_store.h"
 
 struct sqlite3;
 

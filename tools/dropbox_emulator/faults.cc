@@ -1,6 +1,6 @@
 // Uniform draws are made from the raw 64-bit output (not std::uniform_real_distribution, whose
 // algorithm is implementation-defined), so sequences are stable across standard libraries.
-#include "emulator/faults.h"
+#include "dropbox_emulator/faults.h"
 
 #include <cstdlib>
 #include <sstream>
