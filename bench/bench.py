@@ -1071,7 +1071,7 @@ def main():
                     help="scratch dir (default $FILESYNC_BENCH_DIR or /tmp/filesync-bench); trees are kept there")
     ap.add_argument("--filesync", default="build/release/src/cli/filesync")
     ap.add_argument("--micro-bin", default="build/release/bench/filesync_micro_bench")
-    ap.add_argument("--emulator", default="build/release/src/emulator/filesync-dropbox-emulator",
+    ap.add_argument("--emulator", default="build/release/tools/dropbox_emulator/filesync-dropbox-emulator",
                     help="the Dropbox API emulator binary (Release) for the Dropbox rows")
     ap.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -29,7 +29,7 @@
 namespace filesync {
 namespace {
 
-using cloud::EntryKind;
+using core::EntryKind;
 
 // Appends instead of `"d" + std::to_string(n)`: GCC 12 at -O3 reports a false -Wrestrict on
 // operator+(const char*, std::string&&).

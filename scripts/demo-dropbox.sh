@@ -11,7 +11,7 @@ scripts/setup.sh --demo-dropbox
 cmake --preset release >/dev/null
 cmake --build --preset release --target filesync filesync-dropbox-emulator
 bin=build/release/src/cli/filesync
-emulator=build/release/src/emulator/filesync-dropbox-emulator
+emulator=build/release/tools/dropbox_emulator/filesync-dropbox-emulator
 
 work=build/demo-dropbox
 rm -rf "$work"

@@ -55,7 +55,7 @@ class LocalBackend : public Backend {
 // must survive a crash.
 class StoreSessions : public dropbox::SessionStore {
  public:
-  explicit StoreSessions(cache::StateStore& store) : store_(store) {}
+  explicit StoreSessions(store::StateStore& store) : store_(store) {}
   Result<std::optional<std::string>> Get(std::string_view key) override {
     return store_.Get(0, Key(key));
   }
@@ -66,12 +66,12 @@ class StoreSessions : public dropbox::SessionStore {
 
  private:
   static std::string Key(std::string_view key) { return "dropbox_session:" + std::string(key); }
-  cache::StateStore& store_;
+  store::StateStore& store_;
 };
 
 class DropboxBackend : public Backend {
  public:
-  DropboxBackend(const config::Config& config, cache::StateStore& store) : sessions_(store) {
+  DropboxBackend(const config::Config& config, store::StateStore& store) : sessions_(store) {
     dropbox::DropboxOptions options;
     options.api_url = config.dbx_api_url;
     options.content_url = config.dbx_content_url;
@@ -125,7 +125,7 @@ void PrepareTokenFolder(const std::filesystem::path& token_file) {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeBackend(const config::Config& config, cache::StateStore& store) {
+std::unique_ptr<Backend> MakeBackend(const config::Config& config, store::StateStore& store) {
   if (config.backend == config::Backend::kDropbox)
     return std::make_unique<DropboxBackend>(config, store);
   return std::make_unique<LocalBackend>(config);

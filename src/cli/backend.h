@@ -4,9 +4,9 @@
 
 #include <memory>
 
-#include "cache/state_store.h"
 #include "cloud/cloud.h"
 #include "config/config.h"
+#include "store/state_store.h"
 
 namespace filesync::cli {
 
@@ -20,6 +20,6 @@ class Backend {
 };
 
 // Throws std::runtime_error (a start-up error, exit 1) when the backend cannot be set up.
-std::unique_ptr<Backend> MakeBackend(const config::Config& config, cache::StateStore& store);
+std::unique_ptr<Backend> MakeBackend(const config::Config& config, store::StateStore& store);
 
 }  // namespace filesync::cli

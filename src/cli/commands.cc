@@ -15,13 +15,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "cache/state_store.h"
 #include "cli/backend.h"
 #include "cli/common.h"
 #include "cli/progress.h"
+#include "core/rel_path.h"
 #include "hash/content_hash.h"
 #include "ops/systemd_notify.h"
 #include "pipeline/event_monitor.h"
+#include "store/state_store.h"
 #include "util/log.h"
 
 namespace filesync::cli {
@@ -254,15 +255,15 @@ bool AnythingPlanned(const pipeline::PassReport& report) {
 
 // The state `plan` reads: a copy of the store in memory (a dry run changes nothing, and may run
 // while a daemon holds the state dir), or an empty one when there is no usable state yet.
-std::unique_ptr<cache::StateStore> OpenPlanStore(const config::Config& config) {
-  auto copy = cache::StateStore::OpenReadOnly(config.state_dir, cache::StateStore::ReadOnly::kCopy);
+std::unique_ptr<store::StateStore> OpenPlanStore(const config::Config& config) {
+  auto copy = store::StateStore::OpenReadOnly(config.state_dir, store::StateStore::ReadOnly::kCopy);
   if (copy.ok()) return std::move(copy.value());
   if (copy.status().kind() == Status::Kind::kPermanent) {
     log::Get("cache")->warn("{}; planning from an empty state", copy.status().message());
   } else if (copy.status().kind() != Status::Kind::kNotFound) {
     throw std::runtime_error(copy.status().message());
   }
-  auto empty = cache::StateStore::OpenEmpty();
+  auto empty = store::StateStore::OpenEmpty();
   if (!empty.ok()) throw std::runtime_error(empty.status().message());
   return std::move(empty.value());
 }
@@ -270,10 +271,10 @@ std::unique_ptr<cache::StateStore> OpenPlanStore(const config::Config& config) {
 // A reload (SIGHUP): the new configuration, store and backend are all set up before the old ones
 // are let go, so any failure leaves the daemon running as it was.
 bool Reload(const GlobalOptions& global, config::Config& config,
-            std::unique_ptr<cache::StateStore>& store, std::unique_ptr<Backend>& backend) {
+            std::unique_ptr<store::StateStore>& store, std::unique_ptr<Backend>& backend) {
   try {
     config::Config fresh = LoadConfig(global);
-    std::unique_ptr<cache::StateStore> fresh_store;
+    std::unique_ptr<store::StateStore> fresh_store;
     std::error_code ec;
     if (!std::filesystem::equivalent(fresh.state_dir, config.state_dir, ec))
       fresh_store = OpenStore(fresh, "run");
@@ -356,9 +357,9 @@ int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
       for (const auto& a : r.actions) {
         std::cout << plan::ActionKindName(a.kind) << "  "
                   << log::Printable((a.kind == plan::ActionKind::kMove
-                                         ? cloud::JoinPath(r.cloud_path, a.from) + " -> "
+                                         ? core::JoinPath(r.cloud_path, a.from) + " -> "
                                          : "") +
-                                    cloud::JoinPath(r.cloud_path, a.path))
+                                    core::JoinPath(r.cloud_path, a.path))
                   << "  (" << log::Printable(a.reason)
                   << (a.kind == plan::ActionKind::kUpload ? ", " + HumanBytes(a.identity.size) : "")
                   << ")\n";

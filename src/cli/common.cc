@@ -35,10 +35,10 @@ void SetupLogging(const GlobalOptions& global, const config::Config& config) {
     log::Get("config")->warn("{}", warning);
 }
 
-std::unique_ptr<cache::StateStore> OpenStore(const config::Config& config,
+std::unique_ptr<store::StateStore> OpenStore(const config::Config& config,
                                              std::string_view command) {
   std::string warning;
-  auto store = cache::StateStore::Open(config.state_dir, &warning, command);
+  auto store = store::StateStore::Open(config.state_dir, &warning, command);
   if (!store.ok() && store.status().kind() == Status::Kind::kInvalidArgument) {
     const auto origin = config.origins.find("state_dir");
     throw config::ConfigError((origin != config.origins.end() ? origin->second : config.source) +

@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
-#include "cache/state_store.h"
 #include "cli/commands.h"
 #include "config/config.h"
+#include "store/state_store.h"
 
 namespace filesync::cli {
 
@@ -28,7 +28,7 @@ void SetupLogging(const GlobalOptions& global, const config::Config& config);
 
 // Opens the state store for writing, as `command` ("run", "sync"). Throws std::runtime_error
 // (exit 1) when it cannot, e.g. another filesync holds it.
-std::unique_ptr<cache::StateStore> OpenStore(const config::Config& config,
+std::unique_ptr<store::StateStore> OpenStore(const config::Config& config,
                                              std::string_view command);
 
 // Replaces status.json (mode 0600, atomically) with {pid, command, updated_unix_ms,

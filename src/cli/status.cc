@@ -9,16 +9,16 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "cache/state_store.h"
 #include "cli/common.h"
 #include "cli/progress.h"
+#include "store/state_store.h"
 #include "util/log.h"
 
 namespace filesync::cli {
 namespace {
 
 // The pass the holder reports in its status.json, or null (none under way, or not its file).
-nlohmann::json CurrentPass(const std::filesystem::path& state_dir, const cache::Owner& holder) {
+nlohmann::json CurrentPass(const std::filesystem::path& state_dir, const store::Owner& holder) {
   std::ifstream in(state_dir / kSnapshotName);
   const nlohmann::json snapshot = nlohmann::json::parse(in, nullptr, false);
   if (!snapshot.is_object() || snapshot.value("pid", 0) != holder.pid ||
@@ -40,8 +40,8 @@ std::uint64_t Pending(const nlohmann::json& last_pass) {
   return pending;
 }
 
-nlohmann::json Gather(const config::Config& config, cache::StateStore& store,
-                      const std::optional<cache::Owner>& holder) {
+nlohmann::json Gather(const config::Config& config, store::StateStore& store,
+                      const std::optional<store::Owner>& holder) {
   nlohmann::json out;
   out["state_dir"] = config.state_dir.string();
   out["running"] = holder ? nlohmann::json{{"pid", holder->pid}, {"command", holder->command}}
@@ -173,9 +173,9 @@ void PrintText(const nlohmann::json& out) {
 int RunStatus(const GlobalOptions& global, bool json) {
   const config::Config config = LoadConfig(global);
   SetupLogging(global, config);
-  const std::optional<cache::Owner> holder = cache::StateStore::Holder(config.state_dir);
+  const std::optional<store::Owner> holder = store::StateStore::Holder(config.state_dir);
   auto store =
-      cache::StateStore::OpenReadOnly(config.state_dir, cache::StateStore::ReadOnly::kDirect);
+      store::StateStore::OpenReadOnly(config.state_dir, store::StateStore::ReadOnly::kDirect);
   if (!store.ok()) {
     std::string message = store.status().message();
     if (store.status().kind() == Status::Kind::kNotFound)

@@ -15,23 +15,8 @@ std::vector<Result<RemoteEntry>> Cloud::MoveBatch(std::span<const MovePair> move
   return out;
 }
 
-std::string JoinPath(std::string_view base, std::string_view relative) {
-  std::string out(base);
-  if (relative.empty()) return out;
-  out.push_back('/');
-  out.append(relative);
-  return out;
-}
-
-std::string_view ParentPath(std::string_view path) {
-  const auto slash = path.rfind('/');
-  if (slash == std::string_view::npos) return {};
-  return path.substr(0, slash);
-}
-
-std::string_view BaseName(std::string_view path) {
-  const auto slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+Result<core::StableFile> OpenForUpload(const UploadItem& item) {
+  return core::StableFile::Open(item.local_dir_fd, item.relative, item.local_path, item.expected);
 }
 
 }  // namespace filesync::cloud

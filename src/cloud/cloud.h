@@ -1,15 +1,16 @@
 // Cloud: the one interface every storage backend implements (local folder, Dropbox, ...).
 //
 // Paths. A cloud path is absolute inside the backend's namespace, '/'-separated, NFC, with no
-// trailing slash, e.g. "/Backups/photos/a.jpg"; the namespace root is "". Backends that fold
-// case (Dropbox) compare with unicode::CloudKey(); callers never rely on the case a backend
-// reports for lookups, only for display.
+// trailing slash, e.g. "/Backups/photos/a.jpg"; the namespace root is "" (core/rel_path.h has
+// the path helpers). Backends that fold case (Dropbox) compare with core::CloudKey(); callers
+// never rely on the case a backend reports for lookups, only for display.
 //
 // Promises every backend keeps:
 //  - Writes are atomic per file: a reader never sees a partial file at its destination.
-//  - Upload() reads the local file itself, hashing it on the way, and fails with kChanged if the
-//    file's identity (size, mtime, ctime, inode) differs before and after the read, so a file
-//    that changed while it was copied is never recorded as synced.
+//  - Upload() reads the local file itself (OpenForUpload: core/stable_file.h's rule), hashing it
+//    on the way, and fails with kChanged if the file's identity (core::SameContent) differs
+//    before and after the read, so a file that changed while it was copied is never recorded as
+//    synced.
 //  - Identical content is never transferred twice where the backend can tell (same hash).
 //  - Creating an existing folder and deleting a missing path are successes (idempotent), so an
 //    interrupted pass can simply be replayed.
@@ -26,27 +27,16 @@
 #include <string_view>
 #include <vector>
 
+#include "core/entry.h"
+#include "core/stable_file.h"
 #include "hash/content_hash.h"
 #include "util/status.h"
 
 namespace filesync::cloud {
 
-// Persisted in the state store: never renumber.
-enum class EntryKind : std::uint8_t { kFile = 1, kFolder = 2 };
-
-// What identifies one version of a local file without reading it.
-struct FileIdentity {
-  std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;
-  std::int64_t ctime_ns = 0;
-  std::uint64_t inode = 0;
-  std::uint64_t device = 0;
-  friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
-};
-
 struct RemoteEntry {
   std::string path;  // display path, as the backend stores it
-  EntryKind kind = EntryKind::kFile;
+  core::EntryKind kind = core::EntryKind::kFile;
   std::uint64_t size = 0;        // files only
   hash::Digest content_hash{};   // files only, valid when has_content_hash
   bool has_content_hash = true;  // false: the backend listed the file without hashing it
@@ -75,13 +65,13 @@ struct ListResult {
 struct UploadItem {
   std::string local_path;  // absolute local path, for messages (and opened when local_dir_fd < 0)
   // The sync dir, opened once by the engine for the pass: the backend opens `relative` below it
-  // with cloud::OpenForUpload (no symlink followed, never outside it). -1: open local_path with
+  // with OpenForUpload (no symlink followed, never outside it). -1: open local_path with
   // O_NOFOLLOW on its last component (callers that trust the whole path).
   int local_dir_fd = -1;
   std::string relative;
   std::string cloud_path;
-  FileIdentity expected;      // identity seen by the scan; a mismatch at open time is kChanged
-  std::int64_t mtime_ns = 0;  // becomes client_modified where the backend has one
+  core::FileIdentity expected;  // identity seen by the scan; a mismatch at open time is kChanged
+  std::int64_t mtime_ns = 0;    // becomes client_modified where the backend has one
   // The engine knows the cloud holds other bytes at cloud_path (a recorded content hash that is
   // not this file's). Otherwise (a new path, a listing without hashes, a lost state store) the
   // cloud may already hold these bytes, and a backend that can compare them cheaply does so and
@@ -106,8 +96,8 @@ struct PassStart {
 
 struct UploadedFile {
   RemoteEntry entry;
-  FileIdentity identity;  // stable identity of the bytes that were sent (before == after)
-  hash::Digest digest{};  // content hash of those bytes
+  core::FileIdentity identity;  // stable identity of the bytes that were sent (before == after)
+  hash::Digest digest{};        // content hash of those bytes
   std::uint64_t bytes_transferred = 0;  // 0 when the backend already had the content
 };
 
@@ -197,12 +187,8 @@ class Cloud {
   virtual Status Flush() = 0;
 };
 
-// Joins a cloud path and a relative '/'-separated path: JoinPath("/a", "b/c") == "/a/b/c",
-// JoinPath("", "b") == "/b".
-std::string JoinPath(std::string_view base, std::string_view relative);
-// "/a/b/c" -> "/a/b"; "/a" -> "".
-std::string_view ParentPath(std::string_view path);
-// "/a/b/c" -> "c".
-std::string_view BaseName(std::string_view path);
+// Opens the local file `item` names for reading and checks it is still the regular file the
+// scan saw (core::StableFile::Open below item.local_dir_fd, or local_path when it is -1).
+Result<core::StableFile> OpenForUpload(const UploadItem& item);
 
 }  // namespace filesync::cloud

@@ -24,6 +24,7 @@
 #include <system_error>
 #include <utility>
 
+#include "core/rel_path.h"
 #include "plan/names.h"
 #include "util/unicode.h"
 
@@ -709,8 +710,8 @@ void ValidateSyncDirs(const Config& c) {
                     " (sync dirs must not be nested)",
                 "keep only " + Quote(b.string()) + " or list sibling directories instead");
       }
-      if (i < j && unicode::CloudKey(Normal(a).filename().string()) ==
-                       unicode::CloudKey(Normal(b).filename().string())) {
+      if (i < j && core::CloudKey(Normal(a).filename().string()) ==
+                       core::CloudKey(Normal(b).filename().string())) {
         Invalid(c, kKey,
                 Quote(a.string()) + " and " + Quote(b.string()) +
                     " have the same name, so both would map to cloud path " + c.CloudPathFor(a) +

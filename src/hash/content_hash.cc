@@ -16,6 +16,8 @@
 #include <system_error>
 #include <thread>
 
+#include "core/parallel_for.h"
+
 namespace filesync::hash {
 namespace {
 
@@ -310,15 +312,8 @@ Result<FileHash> HashFile(const std::string& path) {
 std::vector<Result<FileHash>> HashFiles(std::span<const std::string> paths, unsigned threads) {
   // Result has no empty state: fill every slot with a placeholder, then overwrite each once.
   std::vector<Result<FileHash>> results(paths.size(), Status::Io("not hashed"));
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t i = next++; i < paths.size(); i = next++) results[i] = HashFile(paths[i]);
-  };
-  const std::size_t count = std::min<std::size_t>(std::max(threads, 1U), paths.size());
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < count; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+  core::ParallelFor(paths.size(), static_cast<int>(std::min(threads, 1024U)),
+                    [&](std::size_t i) { results[i] = HashFile(paths[i]); });
   return results;
 }
 

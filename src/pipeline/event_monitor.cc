@@ -14,25 +14,28 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "cache/root_index.h"
-#include "cloud/local_file.h"
+#include "core/parallel_for.h"
+#include "core/rel_path.h"
+#include "core/stable_file.h"
 #include "hash/content_hash.h"
 #include "pipeline/event_consumer.h"
 #include "pipeline/event_processor.h"
 #include "pipeline/event_producer.h"
 #include "scan/exclude.h"
 #include "scan/scanner.h"
+#include "store/root_index.h"
 #include "util/log.h"
 #include "util/unicode.h"
 
 namespace filesync::pipeline {
 namespace {
 
-using cloud::EntryKind;
+using core::EntryKind;
+using core::RelativeTo;
+using core::UnderOrEqual;
 using std::chrono::milliseconds;
 
 // A file whose mtime is this close to the moment it was hashed may still be written to within
@@ -61,67 +64,8 @@ std::int64_t NowNs() {
 
 std::int64_t NowMs() { return NowNs() / 1'000'000; }
 
-bool SameContentIdentity(const cloud::FileIdentity& a, const cloud::FileIdentity& b) {
-  return a.size == b.size && a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns &&
-         a.inode == b.inode;
-}
-
-std::string IdentityString(const cloud::FileIdentity& id) {
+std::string IdentityString(const core::FileIdentity& id) {
   return std::to_string(id.device) + ":" + std::to_string(id.inode);
-}
-
-std::size_t Components(std::string_view path) {
-  return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1;
-}
-
-// What follows the first `components` components of `path`, with its leading '/' ("" if none):
-// ("a/b/c", 1) -> "/b/c".
-std::string_view BelowComponents(std::string_view path, std::size_t components) {
-  std::size_t at = 0;
-  for (std::size_t i = 0; i < components; ++i) {
-    at = path.find('/', i == 0 ? 0 : at + 1);
-    if (at == std::string_view::npos) return {};
-  }
-  return path.substr(at);
-}
-
-bool UnderOrEqual(std::string_view path, std::string_view dir) {
-  return path == dir ||
-         (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
-}
-
-// The part of a cloud path below the root's cloud path ("/r/a/b" under "/r" -> "a/b").
-std::optional<std::string> RelativeTo(const std::string& path, const std::string& root, bool ci) {
-  const std::string p = ci ? plan::PathKey(path, true) : path;
-  const std::string r = ci ? plan::PathKey(root, true) : root;
-  if (r.empty()) return path.empty() ? std::string() : path.substr(1);
-  if (p == r) return std::string();
-  if (p.size() > r.size() && p.starts_with(r) && p[r.size()] == '/')
-    return path.substr(r.size() + 1);
-  return std::nullopt;
-}
-
-// Hashes the file `relative` below the sync dir `dir_fd` (no symlink followed) only if it still
-// has the scanned identity before and after the read; a stop (`cancel`) abandons it.
-Result<hash::FileHash> HashStable(int dir_fd, const std::string& relative, const std::string& path,
-                                  const cloud::FileIdentity& expected,
-                                  const std::atomic<bool>& cancel) {
-  const int fd = cloud::OpenBeneath(dir_fd, relative, O_RDONLY);
-  if (fd < 0) return Status::Io(path + ": " + std::strerror(errno));
-  auto identity = [fd]() {
-    struct stat st {};
-    fstat(fd, &st);
-    return cloud::IdentityOf(st);
-  };
-  const cloud::FileIdentity before = identity();
-  auto hashed = hash::HashFd(fd, 0, &cancel);
-  const cloud::FileIdentity after = identity();
-  close(fd);
-  if (!hashed.ok()) return hashed.status();
-  if (!SameContentIdentity(before, expected) || !SameContentIdentity(before, after)) {
-    return Status::Changed(path + " changed while it was hashed");
-  }
-  return hashed;
 }
 
 struct RootState {
@@ -130,11 +74,11 @@ struct RootState {
   std::string cloud_path;
   // Between clean passes only `index` is kept; a pass with something to do loads the full
   // records (`files` and `remote`) from the store, and drops them again once it ends clean.
-  std::optional<cache::RootIndex> index;
+  std::optional<store::RootIndex> index;
   bool records_loaded = false;
-  std::unordered_map<std::string, cache::FileRecord> files;  // by local path
-  // By PathKey(path); std::less<> allows lookups by string_view without a copy.
-  std::map<std::string, cache::RemoteRecord, std::less<>> remote;
+  std::unordered_map<std::string, store::FileRecord> files;  // by local path
+  // By Key(path); std::less<> allows lookups by string_view without a copy.
+  std::map<std::string, store::RemoteRecord, std::less<>> remote;
   std::string cursor;
   std::int64_t last_verify_ms = 0;
   // The cloud may differ from the state store (an unclean exit mid-pass, or a cloud operation
@@ -145,7 +89,7 @@ struct RootState {
   std::string folder_at_start;
   // The sync dir, opened (without following a symlink) and checked once per pass: everything
   // the pass reads is reached below this descriptor, whatever the path leads to meanwhile.
-  cloud::Fd dir_fd;
+  core::UniqueFd dir_fd;
   std::unordered_set<std::string> failed_paths;  // this pass's failures (for status)
   std::uint64_t outcomes = 0;                    // this pass's actions with an outcome
   std::string last_stopped;                      // why the last pass did not sync it, if so
@@ -155,7 +99,7 @@ struct RootState {
 }  // namespace
 
 struct EventMonitor::Impl final : public ActionSink {
-  Impl(const config::Config& c, cloud::Cloud& cl, cache::StateStore& s, std::atomic<bool>& stop)
+  Impl(const config::Config& c, cloud::Cloud& cl, store::StateStore& s, std::atomic<bool>& stop)
       : config(c),
         cloud(cl),
         store(s),
@@ -179,7 +123,7 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   std::string Key(std::string_view path) const {
-    return plan::PathKey(path, caps.case_insensitive);
+    return core::CloudKey(path, caps.case_insensitive);
   }
 
   // The root's id and key/values, once per process.
@@ -202,15 +146,15 @@ struct EventMonitor::Impl final : public ActionSink {
   // The compact index, built from the store on a process's first pass.
   Status EnsureIndex(RootState& root) {
     if (root.records_loaded || root.index) return Status::Ok();
-    cache::RootIndex::Builder builder(caps.case_insensitive);
+    store::RootIndex::Builder builder(caps.case_insensitive);
     if (auto stored = store.Roots(); stored.ok()) {
-      for (const cache::RootInfo& info : *stored) {
+      for (const store::RootInfo& info : *stored) {
         if (info.id == root.id) builder.Reserve(info.file_records);
       }
     }
-    Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) { builder.AddFile(r); });
+    Status s = store.LoadFiles(root.id, [&](store::FileRecord&& r) { builder.AddFile(r); });
     if (!s.ok()) return s;
-    s = store.LoadRemote(root.id, [&](cache::RemoteRecord&& r) { builder.AddRemote(r); });
+    s = store.LoadRemote(root.id, [&](store::RemoteRecord&& r) { builder.AddRemote(r); });
     if (!s.ok()) return s;
     root.index = std::move(builder).Build();
     return Status::Ok();
@@ -221,12 +165,12 @@ struct EventMonitor::Impl final : public ActionSink {
   Status EnsureRecords(RootState& root) {
     if (root.records_loaded) return Status::Ok();
     root.index.reset();
-    Status s = store.LoadFiles(root.id, [&](cache::FileRecord&& r) {
+    Status s = store.LoadFiles(root.id, [&](store::FileRecord&& r) {
       std::string path = r.path;
       root.files.emplace(std::move(path), std::move(r));
     });
     if (!s.ok()) return s;
-    s = store.LoadRemote(root.id, [&](cache::RemoteRecord&& r) {
+    s = store.LoadRemote(root.id, [&](store::RemoteRecord&& r) {
       std::string key = Key(r.path);
       root.remote.insert_or_assign(std::move(key), std::move(r));
     });
@@ -241,7 +185,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // After a clean pass: summarise the records in the index and give their memory back.
   void Compact(RootState& root) {
-    cache::RootIndex::Builder builder(caps.case_insensitive);
+    store::RootIndex::Builder builder(caps.case_insensitive);
     builder.Reserve(root.files.size());
     for (const auto& [path, f] : root.files) builder.AddFile(f);
     for (const auto& [key, r] : root.remote) builder.AddRemote(r);
@@ -259,9 +203,9 @@ struct EventMonitor::Impl final : public ActionSink {
   // Safety checks before anything may be deleted. Returns why the dir must not be synced.
   // On success the dir is open in root.dir_fd.
   std::optional<std::string> CheckRoot(RootState& root, const PassOptions& options,
-                                       cloud::FileIdentity* identity) {
-    root.dir_fd =
-        cloud::Fd(open(root.local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                                       core::FileIdentity* identity) {
+    root.dir_fd = core::UniqueFd(
+        open(root.local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (root.dir_fd.get() < 0) {
       const int err = errno;
       struct stat st {};
@@ -299,12 +243,12 @@ struct EventMonitor::Impl final : public ActionSink {
 
   void ApplyListing(RootState& root, cloud::ListResult& listing) {
     if (listing.complete) {
-      std::map<std::string, cache::RemoteRecord, std::less<>> fresh;
+      std::map<std::string, store::RemoteRecord, std::less<>> fresh;
       for (auto& change : listing.changes) {
         if (change.type != cloud::ListChange::Type::kUpsert) continue;
         auto rel = RelativeTo(change.entry.path, root.cloud_path, caps.case_insensitive);
         if (!rel || rel->empty()) continue;
-        cache::RemoteRecord r;
+        store::RemoteRecord r;
         r.path = *rel;
         r.kind = change.entry.kind;
         r.size = change.entry.size;
@@ -339,7 +283,7 @@ struct EventMonitor::Impl final : public ActionSink {
         EraseRemoteUnder(root, key);  // a file replaces whatever was there, children included
         pending_batch.DeleteRemoteUnder(*rel);
       }
-      cache::RemoteRecord r;
+      store::RemoteRecord r;
       r.path = *rel;
       r.kind = change.entry.kind;
       r.size = change.entry.size;
@@ -356,8 +300,8 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // Erases the record at `key` and everything below it, in the map and in the store.
   // Returns the erased records.
-  std::vector<cache::RemoteRecord> EraseRemoteUnder(RootState& root, const std::string& key) {
-    std::vector<cache::RemoteRecord> erased;
+  std::vector<store::RemoteRecord> EraseRemoteUnder(RootState& root, const std::string& key) {
+    std::vector<store::RemoteRecord> erased;
     std::string covered;  // the last row range deleted: a folder and its children spelt alike
     for (auto it = root.remote.lower_bound(key);
          it != root.remote.end() && UnderOrEqual(it->first, key); it = root.remote.erase(it)) {
@@ -371,7 +315,7 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   // Records `r` at its key, replacing (in the store too) a record spelt differently.
-  void PutRemoteRecord(RootState& root, cache::RemoteRecord r) {
+  void PutRemoteRecord(RootState& root, store::RemoteRecord r) {
     std::string key = Key(r.path);
     if (auto it = root.remote.find(key); it != root.remote.end() && it->second.path != r.path)
       pending_batch.DeleteRemote(it->second.path);
@@ -481,7 +425,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   // Digests from the cache: by path when the identity is unchanged, else by inode (a rename).
   std::vector<plan::LocalItem> ToLocalItems(RootState& root, std::vector<scan::Entry>& entries) {
-    std::unordered_map<std::uint64_t, const cache::FileRecord*> by_inode;
+    std::unordered_map<std::uint64_t, const store::FileRecord*> by_inode;
     std::vector<plan::LocalItem> items;
     items.reserve(entries.size());
     for (auto& e : entries) {
@@ -493,7 +437,7 @@ struct EventMonitor::Impl final : public ActionSink {
         auto it = root.files.find(item.path);
         if (it != root.files.end() && it->second.has_digest &&
             it->second.kind == EntryKind::kFile &&
-            SameContentIdentity(it->second.identity, item.identity)) {
+            core::SameContent(it->second.identity, item.identity)) {
           item.digest = it->second.digest;
           item.digest_known = true;
         } else if (it == root.files.end()) {
@@ -523,26 +467,22 @@ struct EventMonitor::Impl final : public ActionSink {
                  const std::vector<std::size_t>& which, PassReport& report,
                  PassProgress* progress) {
     if (which.empty()) return;
-    std::atomic<std::size_t> next{0};
     std::atomic<std::uint64_t> bytes{0}, files{0};
-    auto work = [&] {
-      for (std::size_t i = next++; i < which.size() && !stop_flag.load(); i = next++) {
-        plan::LocalItem& item = items[which[i]];
-        auto hashed = HashStable(root.dir_fd.get(), item.path, root.local_dir + "/" + item.path,
-                                 item.identity, stop_flag);
-        if (!hashed.ok()) continue;  // changed or unreadable: the upload reports it
-        bytes += hashed->bytes_read;
-        ++files;
-        if (progress) progress->bytes_hashed += hashed->bytes_read;
-        item.digest = hashed->digest;
-        item.digest_known = true;
-      }
-    };
-    const int threads = std::max(1, std::min<int>(config.workers, static_cast<int>(which.size())));
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
+    core::ParallelFor(which.size(), config.workers, [&](std::size_t i) {
+      if (stop_flag.load()) return;
+      plan::LocalItem& item = items[which[i]];
+      // Changed or unreadable: not hashed here; the upload reports it.
+      auto file = core::StableFile::Open(root.dir_fd.get(), item.path,
+                                         root.local_dir + "/" + item.path, item.identity);
+      if (!file.ok()) return;
+      auto hashed = hash::HashFd(file->fd(), 0, &stop_flag);
+      if (!hashed.ok() || !file->CheckUnchanged("hashed").ok()) return;
+      bytes += hashed->bytes_read;
+      ++files;
+      if (progress) progress->bytes_hashed += hashed->bytes_read;
+      item.digest = hashed->digest;
+      item.digest_known = true;
+    });
     report.bytes_hashed += bytes.load();
     report.files_hashed += files.load();
   }
@@ -615,7 +555,7 @@ struct EventMonitor::Impl final : public ActionSink {
         current->bytes_hashed += up.identity.size;
         ++current->files_hashed;
         if (current_progress) current_progress->bytes_hashed += up.identity.size;
-        cache::RemoteRecord r;
+        store::RemoteRecord r;
         r.path = a.path;
         r.kind = EntryKind::kFile;
         r.size = up.entry.size;
@@ -629,7 +569,7 @@ struct EventMonitor::Impl final : public ActionSink {
       case plan::ActionKind::kCreateFolder: {
         ++rr.created;
         RecordAncestorsAsFolders(root, a.path);
-        cache::RemoteRecord r;
+        store::RemoteRecord r;
         r.path = a.path;
         r.kind = EntryKind::kFolder;
         PutRemoteRecord(root, std::move(r));
@@ -643,14 +583,14 @@ struct EventMonitor::Impl final : public ActionSink {
       }
       case plan::ActionKind::kMove: {
         ++rr.moved;
-        std::vector<cache::RemoteRecord> moved = EraseRemoteUnder(root, Key(a.from));
+        std::vector<store::RemoteRecord> moved = EraseRemoteUnder(root, Key(a.from));
         pending_batch.DeleteRemoteUnder(a.from);
         RecordAncestorsAsFolders(root, a.path);
         // The records' own spelling of the moved part may differ from a.from's (case, Unicode
         // form; not even the same length): keep what lies below it, component-wise.
-        const std::size_t components = Components(a.from);
+        const std::size_t components = core::Components(a.from);
         for (auto& r : moved) {
-          r.path = a.path + std::string(BelowComponents(r.path, components));
+          r.path = core::Rebase(r.path, components, a.path);
           if (outcome.moved && r.path == a.path && !outcome.moved->rev.empty() &&
               r.kind == EntryKind::kFile) {
             r.rev = outcome.moved->rev;  // the local backend's rev follows the file's identity
@@ -670,24 +610,23 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   void RecordAncestorsAsFolders(RootState& root, std::string_view path) {
-    for (auto slash = path.rfind('/'); slash != std::string_view::npos && slash > 0;
-         slash = path.rfind('/', slash - 1)) {
-      const std::string parent(path.substr(0, slash));
-      const std::string key = Key(parent);
-      if (root.remote.contains(key)) break;
-      cache::RemoteRecord r;
+    core::ForEachAncestor(path, [&](std::string_view parent) {
+      std::string key = Key(parent);
+      if (root.remote.contains(key)) return false;
+      store::RemoteRecord r;
       r.path = parent;
       r.kind = EntryKind::kFolder;
       pending_batch.PutRemote(r);
-      root.remote.emplace(key, std::move(r));
-    }
+      root.remote.emplace(std::move(key), std::move(r));
+      return true;
+    });
   }
 
-  void RecordFile(RootState& root, const std::string& path, cloud::FileIdentity identity,
+  void RecordFile(RootState& root, const std::string& path, core::FileIdentity identity,
                   const hash::Digest& digest) {
     if (identity.mtime_ns > NowNs() - kRacyWindowNs)
       identity.mtime_ns = 0;  // smudge: re-hash next pass
-    cache::FileRecord f;
+    store::FileRecord f;
     f.path = path;
     f.kind = EntryKind::kFile;
     f.identity = identity;
@@ -701,8 +640,8 @@ struct EventMonitor::Impl final : public ActionSink {
   // it while syncing and committing so workers keep recording outcomes meanwhile.
   void CommitLocked(RootState& root, std::unique_lock<std::mutex>& lock) {
     if (pending_batch.empty()) return;
-    cache::StateStore::Batch batch = std::move(pending_batch);
-    pending_batch = cache::StateStore::Batch();
+    store::StateStore::Batch batch = std::move(pending_batch);
+    pending_batch = store::StateStore::Batch();
     batch_ops = 0;
     last_commit = std::chrono::steady_clock::now();
     const std::uint64_t ticket = batches_taken++;
@@ -736,7 +675,7 @@ struct EventMonitor::Impl final : public ActionSink {
       if (item.kind == EntryKind::kFolder) {
         if (it == root.files.end() || it->second.identity.inode != item.identity.inode ||
             it->second.kind != item.kind) {
-          cache::FileRecord f;
+          store::FileRecord f;
           f.path = item.path;
           f.kind = EntryKind::kFolder;
           f.identity = item.identity;
@@ -782,7 +721,7 @@ struct EventMonitor::Impl final : public ActionSink {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
     }
-    cloud::FileIdentity root_identity;
+    core::FileIdentity root_identity;
     if (auto why = CheckRoot(root, options, &root_identity)) {
       rr.stopped = *why;
       return;
@@ -937,7 +876,7 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,
-                            const cloud::FileIdentity& root_identity, const RootReport& rr) {
+                            const core::FileIdentity& root_identity, const RootReport& rr) {
     FinishRoot(root, &items, root_identity);
     if (rr.failed == 0 && rr.deferred == 0 && commit_failures.load() == 0 && !root.verify_next &&
         !stop_flag.load()) {
@@ -950,7 +889,7 @@ struct EventMonitor::Impl final : public ActionSink {
   void ClearResolvedErrors(RootState& root) {
     auto errors = store.Errors();
     if (!errors.ok()) return;
-    for (const cache::ErrorRecord& e : *errors) {
+    for (const store::ErrorRecord& e : *errors) {
       if (e.root_id == root.id && !e.path.empty() && !root.failed_paths.contains(e.path)) {
         (void)store.ClearError(root.id, e.path);
       }
@@ -968,7 +907,7 @@ struct EventMonitor::Impl final : public ActionSink {
                                                        : std::string_view(item.path));
       if (it == root.remote.end() || it->second.kind != item.kind) return false;
       if (caps.case_insensitive &&
-          cloud::BaseName(it->second.path) != unicode::ToNfc(cloud::BaseName(item.path))) {
+          core::BaseName(it->second.path) != unicode::ToNfc(core::BaseName(item.path))) {
         return false;  // a case-only rename
       }
       if (item.kind == EntryKind::kFile &&
@@ -982,7 +921,7 @@ struct EventMonitor::Impl final : public ActionSink {
   // Records what this pass learnt about the local files (none to record: items is null) and the
   // cloud cursor.
   void FinishRoot(RootState& root, const std::vector<plan::LocalItem>* items,
-                  const cloud::FileIdentity& root_identity) {
+                  const core::FileIdentity& root_identity) {
     std::unique_lock lock(mu);
     if (items) SyncFileRecords(root, *items);
     CommitLocked(root, lock);
@@ -1120,7 +1059,7 @@ struct EventMonitor::Impl final : public ActionSink {
       } else {
         RunRoot(i, options, report, progress);
       }
-      roots[i].dir_fd = cloud::Fd();
+      roots[i].dir_fd = core::UniqueFd();
       RecordRootOutcome(roots[i], rr, options);
     }
     report.interrupted = stop_flag.load();
@@ -1141,7 +1080,7 @@ struct EventMonitor::Impl final : public ActionSink {
 
   const config::Config& config;
   cloud::Cloud& cloud;
-  cache::StateStore& store;
+  store::StateStore& store;
   std::atomic<bool>& stop_flag;
   const cloud::Capabilities caps;
   std::shared_ptr<spdlog::logger> logger;
@@ -1152,7 +1091,7 @@ struct EventMonitor::Impl final : public ActionSink {
   std::mutex mu;  // guards everything below and the RootStates during a pass
   PassReport* current = nullptr;
   PassProgress* current_progress = nullptr;
-  cache::StateStore::Batch pending_batch;
+  store::StateStore::Batch pending_batch;
   std::size_t batch_ops = 0;
   std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
   std::uint64_t batches_taken = 0;      // guarded by mu: the next batch's place in commit order
@@ -1191,12 +1130,12 @@ std::string PassReport::ToJson(std::size_t max_items) const {
   auto action_json = [](const RootReport& r, const plan::Action& a) {
     nlohmann::json aj{{"action", plan::ActionKindName(a.kind)},
                       {"path", a.path},
-                      {"cloud_path", cloud::JoinPath(r.cloud_path, a.path)},
+                      {"cloud_path", core::JoinPath(r.cloud_path, a.path)},
                       {"reason", a.reason},
                       {"kind", a.entry_kind == EntryKind::kFolder ? "folder" : "file"}};
     if (a.kind == plan::ActionKind::kMove) {
       aj["from"] = a.from;
-      aj["from_cloud_path"] = cloud::JoinPath(r.cloud_path, a.from);
+      aj["from_cloud_path"] = core::JoinPath(r.cloud_path, a.from);
     }
     if (a.kind == plan::ActionKind::kUpload) aj["size"] = a.identity.size;
     if (a.kind == plan::ActionKind::kDelete) aj["entries"] = a.entries_affected;
@@ -1248,7 +1187,7 @@ std::string PassReport::ToJson(std::size_t max_items) const {
 }
 
 EventMonitor::EventMonitor(const config::Config& config, cloud::Cloud& cloud,
-                           cache::StateStore& store)
+                           store::StateStore& store)
     : impl_(std::make_unique<Impl>(config, cloud, store, stop_)) {}
 
 EventMonitor::~EventMonitor() = default;

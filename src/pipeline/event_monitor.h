@@ -30,10 +30,10 @@
 #include <string_view>
 #include <vector>
 
-#include "cache/state_store.h"
 #include "cloud/cloud.h"
 #include "config/config.h"
 #include "plan/planner.h"
+#include "store/state_store.h"
 
 namespace filesync::pipeline {
 
@@ -111,7 +111,7 @@ inline constexpr std::size_t kStoredReportItems = 100;
 
 class EventMonitor {
  public:
-  EventMonitor(const config::Config& config, cloud::Cloud& cloud, cache::StateStore& store);
+  EventMonitor(const config::Config& config, cloud::Cloud& cloud, store::StateStore& store);
   ~EventMonitor();
   EventMonitor(const EventMonitor&) = delete;
   EventMonitor& operator=(const EventMonitor&) = delete;

@@ -4,6 +4,8 @@
 #include <random>
 #include <thread>
 
+#include "core/rel_path.h"
+
 namespace filesync::pipeline {
 namespace {
 
@@ -27,7 +29,7 @@ EventProcessor::EventProcessor(cloud::Cloud& cloud, std::vector<RootContext> roo
       transfer_{.progress = std::move(progress), .cancel = &stop} {}
 
 std::string EventProcessor::CloudPath(const Event& event, const std::string& relative) const {
-  return cloud::JoinPath(roots_.at(static_cast<std::size_t>(event.root)).cloud_path, relative);
+  return core::JoinPath(roots_.at(static_cast<std::size_t>(event.root)).cloud_path, relative);
 }
 
 bool EventProcessor::Backoff(int attempt, const Status& last) {

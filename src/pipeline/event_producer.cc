@@ -3,21 +3,11 @@
 #include <algorithm>
 #include <iterator>
 
+#include "core/rel_path.h"
 #include "plan/planner.h"
 
 namespace filesync::pipeline {
 namespace {
-
-// Calls fn for each proper ancestor key of `key` ("1\0a/b/c" -> "1\0a/b", "1\0a").
-template <typename Fn>
-void ForEachAncestor(const std::string& key, Fn&& fn) {
-  const std::size_t root_end = key.find('\0') + 1;
-  for (std::size_t slash = key.rfind('/'); slash != std::string::npos && slash >= root_end;
-       slash = slash == 0 ? std::string::npos : key.rfind('/', slash - 1)) {
-    fn(key.substr(0, slash));
-    if (slash == root_end) break;
-  }
-}
 
 // The cloud paths a batch of moves touches (sources and targets), to keep the batch's moves
 // independent: a move may join only if none of its paths equals, contains or lies inside one
@@ -30,8 +20,9 @@ class MovePaths {
     for (const std::string& key : Keys(event)) {
       if (taken_.contains(key) || below_taken_.contains(key)) return false;
       bool under = false;
-      ForEachAncestor(key, [&](const std::string& ancestor) {
-        if (taken_.contains(ancestor)) under = true;
+      core::ForEachAncestor(key, [&](std::string_view ancestor) {
+        under = taken_.contains(std::string(ancestor));
+        return !under;
       });
       if (under) return false;
     }
@@ -40,7 +31,8 @@ class MovePaths {
 
   void Add(const Event& event) {
     for (std::string& key : Keys(event)) {
-      ForEachAncestor(key, [&](const std::string& ancestor) { below_taken_.insert(ancestor); });
+      core::ForEachAncestor(
+          key, [&](std::string_view ancestor) { below_taken_.insert(std::string(ancestor)); });
       taken_.insert(std::move(key));
     }
   }
@@ -51,7 +43,7 @@ class MovePaths {
     for (const std::string* path : {&event.action.from, &event.action.path}) {
       std::string key = std::to_string(event.root);
       key.push_back('\0');
-      key.append(plan::PathKey(*path, case_insensitive_));
+      key.append(core::CloudKey(*path, case_insensitive_));
       keys.push_back(std::move(key));
     }
     return keys;
@@ -65,7 +57,7 @@ class MovePaths {
 }  // namespace
 
 bool IsBatchableMove(const plan::Action& action) {
-  return action.kind == plan::ActionKind::kMove && action.entry_kind == cloud::EntryKind::kFile &&
+  return action.kind == plan::ActionKind::kMove && action.entry_kind == core::EntryKind::kFile &&
          action.phase == plan::kPhaseFileMoves;
 }
 
@@ -98,8 +90,9 @@ bool EventProducer::Push(Event event) {
 bool EventProducer::BlockedLocked(const std::string& key) const {
   if (in_flight_.contains(key)) return true;
   bool blocked = false;
-  ForEachAncestor(key, [&](const std::string& ancestor) {
-    if (in_flight_.contains(ancestor)) blocked = true;
+  core::ForEachAncestor(key, [&](std::string_view ancestor) {
+    blocked = in_flight_.contains(std::string(ancestor));
+    return !blocked;
   });
   if (blocked) return true;
   return descendants_in_flight_.contains(key);
@@ -107,15 +100,16 @@ bool EventProducer::BlockedLocked(const std::string& key) const {
 
 void EventProducer::MarkInFlightLocked(const std::string& key) {
   in_flight_.insert(key);
-  ForEachAncestor(key, [&](const std::string& ancestor) { ++descendants_in_flight_[ancestor]; });
+  core::ForEachAncestor(
+      key, [&](std::string_view ancestor) { ++descendants_in_flight_[std::string(ancestor)]; });
 }
 
 void EventProducer::ClearInFlightLocked(const std::string& key) {
   auto it = in_flight_.find(key);
   if (it == in_flight_.end()) return;
   in_flight_.erase(it);
-  ForEachAncestor(key, [&](const std::string& ancestor) {
-    auto d = descendants_in_flight_.find(ancestor);
+  core::ForEachAncestor(key, [&](std::string_view ancestor) {
+    auto d = descendants_in_flight_.find(std::string(ancestor));
     if (d != descendants_in_flight_.end() && --d->second == 0) descendants_in_flight_.erase(d);
   });
 }

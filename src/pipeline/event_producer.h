@@ -9,7 +9,7 @@
 //    is in flight (handed out and not yet Done()), so no two operations touch one path at once.
 //  - Independent move batches: file moves (kPhaseFileMoves) are batched like deletes, but a batch
 //    never holds two moves where one's `from` or `path` equals, contains or lies inside the
-//    other's `from` or `path` (compared with plan::PathKey); such a move waits for a later Pop().
+//    other's `from` or `path` (compared with core::CloudKey); such a move waits for a later Pop().
 //    Folder moves are never batched.
 //  - Full batches: while the pusher has a fill open (BeginFill() .. EndFill()), Pop() holds a
 //    batchable head back until the queue holds a whole batch, the queue is full, the fill ends,

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <string>
 
-#include "cloud/cloud.h"
+#include "core/entry.h"
 #include "hash/content_hash.h"
 
 namespace filesync::plan {
@@ -38,9 +38,9 @@ struct Action {
   Phase phase = kPhaseUploads;
   std::string path;  // target path (relative to the sync dir)
   std::string from;  // kMove: source path in the cloud (relative, as the cloud has it)
-  cloud::EntryKind entry_kind = cloud::EntryKind::kFile;
-  cloud::FileIdentity identity;  // kUpload / kMove of a file: the local file's identity
-  hash::Digest digest{};         // kUpload / kMove: content hash, when known
+  core::EntryKind entry_kind = core::EntryKind::kFile;
+  core::FileIdentity identity;  // kUpload / kMove of a file: the local file's identity
+  hash::Digest digest{};        // kUpload / kMove: content hash, when known
   bool digest_known = false;
   // kUpload: the cloud's recorded content hash at `path` is not this file's (no need to compare
   // with what the cloud holds before sending).

@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "cloud/cloud.h"
+#include "core/rel_path.h"
 #include "util/unicode.h"
 
 namespace filesync::plan {
@@ -22,7 +22,7 @@ bool IsOfficeTemp(std::string_view lower) {
 }  // namespace
 
 std::optional<std::string> CheckName(std::string_view path, NameRules rules) {
-  const std::string_view name = cloud::BaseName(path);
+  const std::string_view name = core::BaseName(path);
   if (unicode::CodePoints(name) > kMaxComponentCodePoints) {
     return "name longer than 255 characters";
   }

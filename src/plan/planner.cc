@@ -7,12 +7,15 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/rel_path.h"
 #include "util/unicode.h"
 
 namespace filesync::plan {
 namespace {
 
-using cloud::EntryKind;
+using core::EntryKind;
+using core::ForEachAncestor;
+using core::UnderOrEqual;
 
 struct InodeKey {
   std::uint64_t device;
@@ -24,34 +27,6 @@ struct InodeKeyHash {
     return std::hash<std::uint64_t>()(k.inode * 1000003u ^ k.device);
   }
 };
-
-// Calls fn(ancestor) for each proper ancestor of a '/'-separated path, nearest first.
-template <typename Fn>
-void ForEachAncestor(std::string_view path, Fn&& fn) {
-  for (auto slash = path.rfind('/'); slash != std::string_view::npos && slash > 0;
-       slash = path.rfind('/', slash - 1)) {
-    fn(path.substr(0, slash));
-  }
-}
-
-std::size_t ComponentCount(std::string_view path) {
-  return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1;
-}
-
-// Drops the first `n` components of `path`: ("a/b/c", 1) -> "b/c".
-std::string_view DropComponents(std::string_view path, std::size_t n) {
-  std::size_t pos = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    pos = path.find('/', pos);
-    if (pos == std::string_view::npos) return {};
-    ++pos;
-  }
-  return path.substr(pos);
-}
-
-bool UnderOrEqual(std::string_view key, std::string_view dir) {
-  return key == dir || (key.size() > dir.size() && key.starts_with(dir) && key[dir.size()] == '/');
-}
 
 Action MakeAction(ActionKind kind, Phase phase, std::string path, EntryKind entry_kind,
                   std::string reason) {
@@ -85,7 +60,9 @@ class Planner {
   }
 
  private:
-  std::string Key(std::string_view path) const { return PathKey(path, options_.case_insensitive); }
+  std::string Key(std::string_view path) const {
+    return core::CloudKey(path, options_.case_insensitive);
+  }
 
   // The path a case-insensitive cloud will display once an action has put `path` there (the
   // backends send NFC), so that a later rule does not see a spelling difference that is not one.
@@ -144,7 +121,7 @@ class Planner {
     return key;
   }
 
-  const PreviousItem* PreviousByInode(const cloud::FileIdentity& id, EntryKind kind) {
+  const PreviousItem* PreviousByInode(const core::FileIdentity& id, EntryKind kind) {
     if (previous_by_inode_.empty()) {
       for (const PreviousItem& p : previous_) {
         previous_by_inode_.emplace(InodeKey{p.identity.device, p.identity.inode}, &p);
@@ -163,8 +140,7 @@ class Planner {
     auto it = begin;
     while (it != remote_.end() && UnderOrEqual(it->first, from_key)) {
       RemoteItem item = std::move(it->second);
-      const std::string_view rest = DropComponents(item.path, from_components);
-      item.path = rest.empty() ? to_path : to_path + "/" + std::string(rest);
+      item.path = core::Rebase(item.path, from_components, to_path);
       moved.push_back(std::move(item));
       it = remote_.erase(it);
     }
@@ -196,7 +172,7 @@ class Planner {
         continue;
       const RemoteItem& source = remote_.at(source_key);
       replace_.push_back(MoveAction(source, item, kPhaseReplace, "folder renamed or moved"));
-      RekeyRemote(source_key, key, CloudSpelling(item.path), ComponentCount(source.path));
+      RekeyRemote(source_key, key, CloudSpelling(item.path), core::Components(source.path));
       folder_moves_.emplace_back(source_key, key);
     }
   }
@@ -248,8 +224,8 @@ class Planner {
     for (const LocalItem& item : accepted_) {
       auto it = remote_.find(Key(item.path));
       if (it == remote_.end() || it->second.kind != item.kind) continue;
-      const std::string wanted = unicode::ToNfc(cloud::BaseName(item.path));
-      if (cloud::BaseName(it->second.path) == wanted) continue;
+      const std::string wanted = unicode::ToNfc(core::BaseName(item.path));
+      if (core::BaseName(it->second.path) == wanted) continue;
       Action a = MoveAction(it->second, item,
                             item.kind == EntryKind::kFolder ? kPhaseReplace : kPhaseFileMoves,
                             "case-only rename");
@@ -422,10 +398,6 @@ class Planner {
 
 }  // namespace
 
-std::string PathKey(std::string_view path, bool case_insensitive) {
-  return case_insensitive ? unicode::CloudKey(path) : std::string(path);
-}
-
 Plan MakePlan(const std::vector<LocalItem>& local, const std::vector<RemoteItem>& remote,
               const std::vector<PreviousItem>& previous, const PlanOptions& options) {
   return Planner(local, remote, previous, options).Run();
@@ -435,23 +407,22 @@ std::vector<std::size_t> FilesToHash(const std::vector<LocalItem>& local,
                                      const std::vector<RemoteItem>& remote, bool case_insensitive) {
   std::unordered_map<std::string, const RemoteItem*> by_key;
   by_key.reserve(remote.size());
-  for (const RemoteItem& r : remote) by_key.emplace(PathKey(r.path, case_insensitive), &r);
+  for (const RemoteItem& r : remote) by_key.emplace(core::CloudKey(r.path, case_insensitive), &r);
   std::unordered_set<std::string> local_keys;
   local_keys.reserve(local.size());
-  for (const LocalItem& l : local) local_keys.insert(PathKey(l.path, case_insensitive));
+  for (const LocalItem& l : local) local_keys.insert(core::CloudKey(l.path, case_insensitive));
   std::unordered_set<std::uint64_t> vanished_sizes;
   for (const auto& [key, r] : by_key) {
-    if (r->kind == cloud::EntryKind::kFile && r->digest_known && !local_keys.contains(key)) {
+    if (r->kind == core::EntryKind::kFile && r->digest_known && !local_keys.contains(key)) {
       vanished_sizes.insert(r->size);
     }
   }
   std::vector<std::size_t> result;
   for (std::size_t i = 0; i < local.size(); ++i) {
     const LocalItem& l = local[i];
-    if (l.kind != cloud::EntryKind::kFile || l.digest_known) continue;
-    auto it = by_key.find(PathKey(l.path, case_insensitive));
-    const bool same_size_there = it != by_key.end() &&
-                                 it->second->kind == cloud::EntryKind::kFile &&
+    if (l.kind != core::EntryKind::kFile || l.digest_known) continue;
+    auto it = by_key.find(core::CloudKey(l.path, case_insensitive));
+    const bool same_size_there = it != by_key.end() && it->second->kind == core::EntryKind::kFile &&
                                  it->second->size == l.identity.size;
     if (same_size_there || vanished_sizes.contains(l.identity.size)) result.push_back(i);
   }

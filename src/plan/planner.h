@@ -29,7 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "cloud/cloud.h"
+#include "core/entry.h"
+#include "hash/content_hash.h"
 #include "plan/action.h"
 #include "plan/names.h"
 
@@ -37,15 +38,15 @@ namespace filesync::plan {
 
 struct LocalItem {
   std::string path;  // relative to the sync dir
-  cloud::EntryKind kind = cloud::EntryKind::kFile;
-  cloud::FileIdentity identity;
+  core::EntryKind kind = core::EntryKind::kFile;
+  core::FileIdentity identity;
   hash::Digest digest{};
   bool digest_known = false;
 };
 
 struct RemoteItem {
   std::string path;  // relative to the sync dir's cloud path, as the cloud displays it
-  cloud::EntryKind kind = cloud::EntryKind::kFile;
+  core::EntryKind kind = core::EntryKind::kFile;
   std::uint64_t size = 0;
   hash::Digest digest{};
   bool digest_known = false;
@@ -54,8 +55,8 @@ struct RemoteItem {
 // The local state recorded at the end of the previous pass (the hash cache), for move detection.
 struct PreviousItem {
   std::string path;
-  cloud::EntryKind kind = cloud::EntryKind::kFile;
-  cloud::FileIdentity identity;
+  core::EntryKind kind = core::EntryKind::kFile;
+  core::FileIdentity identity;
   hash::Digest digest{};
   bool digest_known = false;
 };
@@ -81,9 +82,6 @@ struct Plan {
   std::uint64_t entries_deleted = 0;   // after collapse, counting everything under deleted folders
   std::optional<std::string> blocked;  // set when max_delete stops the plan (actions is empty)
 };
-
-// The key under which the cloud identifies `path` (CloudKey when case-insensitive).
-std::string PathKey(std::string_view path, bool case_insensitive);
 
 // REQUIRES: local and remote are free of duplicate paths.
 Plan MakePlan(const std::vector<LocalItem>& local, const std::vector<RemoteItem>& remote,

@@ -34,6 +34,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/unique_fd.h"
 #include "util/unicode.h"
 
 namespace filesync::scan {
@@ -44,15 +45,6 @@ constexpr std::size_t kDentsChunk = 64 * 1024;
 constexpr std::size_t kSliceEntries = 2048;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
-
-cloud::FileIdentity IdentityOf(const struct stat& st) {
-  return {
-      .size = static_cast<std::uint64_t>(st.st_size),
-      .mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-      .ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec,
-      .inode = static_cast<std::uint64_t>(st.st_ino),
-      .device = static_cast<std::uint64_t>(st.st_dev)};
-}
 
 unsigned char TypeOfMode(mode_t mode) {
   if (S_ISREG(mode)) return DT_REG;
@@ -121,21 +113,9 @@ std::string Join(std::string_view dir, std::string_view name) {
   return path;
 }
 
-class DirFd {
- public:
-  explicit DirFd(int fd) : fd_(fd) {}
-  ~DirFd() { close(fd_); }
-  DirFd(const DirFd&) = delete;
-  DirFd& operator=(const DirFd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // The whole getdents64() listing of a directory whose names are handled in slices.
 struct Listing {
-  std::shared_ptr<DirFd> dir;
+  std::shared_ptr<core::UniqueFd> dir;
   std::string path;
   std::vector<char> records;
 };
@@ -143,7 +123,7 @@ struct Listing {
 // One unit of work: a directory waiting to be opened (its name inside `parent`), or, when
 // `listing` is set, the records [begin, end) of a large directory's listing.
 struct DirWork {
-  std::shared_ptr<DirFd> parent;
+  std::shared_ptr<core::UniqueFd> parent;
   std::string path;
   std::size_t name_offset = 0;
   std::shared_ptr<const Listing> listing;
@@ -163,8 +143,8 @@ class Walker {
       : options_(options), root_device_(root_device), threads_(threads) {}
 
   // Reads the root; false (with errno) if it cannot be listed.
-  bool ListRoot(const std::shared_ptr<DirFd>& root, WorkerOutput& out, std::vector<char>& buffer,
-                int* err) {
+  bool ListRoot(const std::shared_ptr<core::UniqueFd>& root, WorkerOutput& out,
+                std::vector<char>& buffer, int* err) {
     std::vector<DirWork> children;
     const std::size_t used = ReadAll(root->get(), buffer, err);
     if (*err != 0) return false;
@@ -256,7 +236,7 @@ class Walker {
       }
       return;
     }
-    auto dir = std::make_shared<DirFd>(fd);
+    auto dir = std::make_shared<core::UniqueFd>(fd);
     struct stat st {};
     if (fstat(fd, &st) != 0) {
       out.issues.push_back({IssueKind::kUnreadable, std::move(work.path),
@@ -276,15 +256,15 @@ class Walker {
       return;
     }
     ++out.dirs;
-    cloud::FileIdentity identity = IdentityOf(st);
+    core::FileIdentity identity = core::IdentityOf(st);
     identity.size = 0;
-    out.entries.push_back({work.path, cloud::EntryKind::kFolder, identity});
+    out.entries.push_back({work.path, core::EntryKind::kFolder, identity});
     Dispatch(dir, work.path, buffer, used, out, children);
   }
 
   // Handles a listing now, or (large directory, several threads) queues it in slices; the
   // buffer then moves into the shared listing.
-  void Dispatch(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
+  void Dispatch(const std::shared_ptr<core::UniqueFd>& dir, const std::string& dir_path,
                 std::vector<char>& buffer, std::size_t used, WorkerOutput& out,
                 std::vector<DirWork>& children) {
     std::vector<std::size_t> cuts;  // record offsets where slices start, after the first
@@ -314,7 +294,7 @@ class Walker {
     return reinterpret_cast<const struct dirent64*>(buffer.data() + offset);
   }
 
-  void HandleListing(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
+  void HandleListing(const std::shared_ptr<core::UniqueFd>& dir, const std::string& dir_path,
                      const std::vector<char>& buffer, std::size_t begin, std::size_t end,
                      WorkerOutput& out, std::vector<DirWork>& children) {
     for (std::size_t offset = begin; offset < end;) {
@@ -341,7 +321,7 @@ class Walker {
   }
 
   // `name_z` is the NUL-terminated name inside the getdents buffer.
-  void HandleEntry(const std::shared_ptr<DirFd>& dir, const std::string& dir_path,
+  void HandleEntry(const std::shared_ptr<core::UniqueFd>& dir, const std::string& dir_path,
                    const char* name_z, unsigned char type, WorkerOutput& out,
                    std::vector<DirWork>& children) {
     const std::string_view name(name_z);
@@ -371,7 +351,7 @@ class Walker {
     }
     switch (type) {
       case DT_REG:
-        out.entries.push_back({std::move(path), cloud::EntryKind::kFile, IdentityOf(st)});
+        out.entries.push_back({std::move(path), core::EntryKind::kFile, core::IdentityOf(st)});
         break;
       case DT_DIR: {
         const std::size_t name_offset = path.size() - name.size();
@@ -449,20 +429,20 @@ Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
     if (err == ENOTDIR) return Status::Io("sync dir " + root + " is not a directory");
     return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(err));
   }
-  const DirFd owned(root_fd);
+  const core::UniqueFd owned(root_fd);
   return Scan(root_fd, root, options);
 }
 
 Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& options) {
   const int root_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (root_fd < 0) return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(errno));
-  auto root_dir = std::make_shared<DirFd>(root_fd);
+  auto root_dir = std::make_shared<core::UniqueFd>(root_fd);
   struct stat st {};
   if (fstat(root_fd, &st) != 0) {
     return Status::Io("cannot stat sync dir " + root + ": " + ErrnoText(errno));
   }
   ScanResult result;
-  result.root = IdentityOf(st);
+  result.root = core::IdentityOf(st);
   result.root.size = 0;
 
   const std::size_t threads = static_cast<std::size_t>(std::clamp(options.threads, 1, 64));
@@ -514,14 +494,14 @@ Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& 
   return result;
 }
 
-Result<cloud::FileIdentity> StatIdentity(const std::string& path) {
+Result<core::FileIdentity> StatIdentity(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
     const int err = errno;
     if (err == ENOENT) return Status::NotFound("no such file: " + path);
     return Status::Io("cannot stat " + path + ": " + ErrnoText(err));
   }
-  return IdentityOf(st);
+  return core::IdentityOf(st);
 }
 
 }  // namespace filesync::scan

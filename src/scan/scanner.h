@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "cloud/cloud.h"
+#include "core/entry.h"
 #include "scan/exclude.h"
 #include "util/status.h"
 
@@ -40,9 +40,9 @@ inline constexpr std::size_t kMaxRelativePath = 4096;
 
 struct Entry {
   std::string path;  // relative to the root, '/'-separated, raw bytes (valid UTF-8 guaranteed)
-  cloud::EntryKind kind = cloud::EntryKind::kFile;
+  core::EntryKind kind = core::EntryKind::kFile;
   // Files: as fstatat() saw them. Directories: from fstat() on the opened directory; size is 0.
-  cloud::FileIdentity identity;
+  core::FileIdentity identity;
 };
 
 enum class IssueKind {
@@ -78,7 +78,7 @@ struct ScanOptions {
 struct ScanResult {
   std::vector<Entry> entries;      // sorted by path in byte order (so parents before children)
   std::vector<Issue> issues;       // sorted by path
-  cloud::FileIdentity root;        // identity of the root dir (device + inode tell it was replaced)
+  core::FileIdentity root;         // identity of the root dir (device + inode tell it was replaced)
   std::uint64_t dirs_scanned = 0;  // directories listed, the root included
 };
 
@@ -91,6 +91,6 @@ Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& 
 
 // Identity of `path` itself (lstat: a symlink is not followed). Missing is kNotFound, any other
 // failure kIo.
-Result<cloud::FileIdentity> StatIdentity(const std::string& path);
+Result<core::FileIdentity> StatIdentity(const std::string& path);
 
 }  // namespace filesync::scan

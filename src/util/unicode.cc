@@ -72,8 +72,6 @@ std::string Lower(std::string_view s) {
   return result;
 }
 
-std::string CloudKey(std::string_view s) { return Lower(ToNfc(s)); }
-
 std::size_t CodePoints(std::string_view s) {
   std::size_t count = 0;
   for (const char c : s) {

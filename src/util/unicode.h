@@ -1,9 +1,6 @@
 // UTF-8 helpers shared by the planner, the Dropbox backend and the emulator (utf8proc inside).
-//
-// Dropbox compares paths case-insensitively after normalising to NFC. CloudKey() gives the
-// comparison key both sides use: NFC, then a simple per-code-point lower-casing (the reference,
-// §13, advises exactly this fold and warns that Dropbox's own fold differs for a few scripts).
-// All functions are pure and thread-safe.
+// Dropbox's comparison key for paths, built from ToNfc and Lower, is core::CloudKey
+// (core/rel_path.h). All functions are pure and thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -20,9 +17,6 @@ std::string ToNfc(std::string_view s);
 
 // Per-code-point lower-casing of valid UTF-8 (no normalisation).
 std::string Lower(std::string_view s);
-
-// Key under which the cloud considers two paths the same: Lower(ToNfc(s)).
-std::string CloudKey(std::string_view s);
 
 // Number of code points in valid UTF-8 `s` (Dropbox limits components to 255 of them).
 std::size_t CodePoints(std::string_view s);

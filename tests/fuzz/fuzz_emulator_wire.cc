@@ -1,4 +1,4 @@
-// Fuzz target: the emulator's request parsing (src/emulator/wire.h). The input plays a
+// Fuzz target: the emulator's request parsing (tools/dropbox_emulator/wire.h). The input plays a
 // Dropbox-API-Arg header / request body: header-safety check, JSON argument reading with
 // ArgReader (the fields an upload or a files/* route asks for), the path patterns, timestamps and
 // base64, Range headers and leading slashes. Properties: nothing throws; ParseTimestamp accepts
@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "emulator/wire.h"
+#include "dropbox_emulator/wire.h"
 
 namespace {
 

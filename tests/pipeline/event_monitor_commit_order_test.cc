@@ -12,10 +12,10 @@
 #include <string>
 #include <thread>
 
-#include "cache/state_store.h"
 #include "cloud/local/local_cloud.h"
 #include "config/config.h"
 #include "pipeline/event_monitor.h"
+#include "store/state_store.h"
 
 namespace fs = std::filesystem;
 
@@ -86,7 +86,7 @@ TEST(EventMonitorCommitOrder, ABatchTakenLaterIsNotAppliedFirst) {
   config.cloud_root = "";
   config.state_dir = base / "state";
   config.workers = 2;
-  auto store = cache::StateStore::Open(config.state_dir, nullptr);
+  auto store = store::StateStore::Open(config.state_dir, nullptr);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   SlowCloud cloud(base / "cloud");
   EventMonitor monitor(config, cloud, **store);

@@ -141,7 +141,7 @@ Event FileMove(std::string from, std::string to) {
   Event e = Ev(plan::ActionKind::kMove, std::move(to));
   e.action.from = std::move(from);
   e.action.phase = plan::kPhaseFileMoves;
-  e.action.entry_kind = cloud::EntryKind::kFile;
+  e.action.entry_kind = core::EntryKind::kFile;
   return e;
 }
 
@@ -174,7 +174,7 @@ TEST(EventProcessor, FolderMovesStaySingle) {
   std::atomic<bool> stop{false};
   EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
   Event folder = FileMove("dir", "dir2");
-  folder.action.entry_kind = cloud::EntryKind::kFolder;
+  folder.action.entry_kind = core::EntryKind::kFolder;
   folder.action.phase = plan::kPhaseReplace;
   p.Process({folder});
   EXPECT_EQ(cloud.move_calls, 1);

@@ -178,7 +178,7 @@ Event FileMove(std::string from, std::string to, std::uint64_t size = 10) {
   Event e = Ev(std::move(to), plan::ActionKind::kMove, size);
   e.action.from = std::move(from);
   e.action.phase = plan::kPhaseFileMoves;
-  e.action.entry_kind = cloud::EntryKind::kFile;
+  e.action.entry_kind = core::EntryKind::kFile;
   return e;
 }
 
@@ -233,7 +233,7 @@ TEST(EventProducer, OnlyFileMovePhaseMovesAreBatchedAndBytesDoNotCount) {
   }
   q.Push(Ev("gone", plan::ActionKind::kDelete, 0));
   Event folder = FileMove("fa", "fb");
-  folder.action.entry_kind = cloud::EntryKind::kFolder;
+  folder.action.entry_kind = core::EntryKind::kFolder;
   q.Push(folder);
   q.Push(FileMove("fc", "fd"));
   Event replace_phase = FileMove("ra", "rb");

@@ -8,7 +8,7 @@
 namespace filesync::plan {
 namespace {
 
-using cloud::EntryKind;
+using core::EntryKind;
 
 hash::Digest D(const std::string& content) { return hash::HashBytes(content); }
 

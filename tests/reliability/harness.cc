@@ -25,10 +25,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include "cache/state_store.h"
-#include "emulator/faults.h"
+#include "core/rel_path.h"
+#include "dropbox_emulator/faults.h"
 #include "emulator_process.h"
 #include "hash/content_hash.h"
+#include "store/state_store.h"
 #include "util/unicode.h"
 
 namespace fs = std::filesystem;
@@ -137,7 +138,7 @@ bool ListDropbox(const std::string& url, const std::string& token, const std::st
 }
 
 // What a case-insensitive, NFC-normalising cloud should hold for a client tree, keyed by
-// unicode::CloudKey: the planner's rule (src/plan/planner.h) — of paths that fold to the same
+// core::CloudKey: the planner's rule (src/plan/planner.h) — of paths that fold to the same
 // key the byte-wise smallest is synced; below a folder that lost, nothing is.
 struct Folded {
   std::string path;  // the client's path (bytes as on disk)
@@ -150,7 +151,7 @@ std::map<std::string, Folded> FoldForDropbox(const Tree& client) {
     bool under_lost = false;
     for (const auto& d : lost_dirs) under_lost = under_lost || path.starts_with(d + "/");
     if (under_lost) continue;
-    auto [it, fresh] = out.emplace(unicode::CloudKey(path), Folded{path, e});
+    auto [it, fresh] = out.emplace(core::CloudKey(path), Folded{path, e});
     if (!fresh && e.dir) lost_dirs.push_back(path);
   }
   return out;
@@ -497,7 +498,7 @@ std::vector<std::string> Sandbox::Invariants() {
     const auto want = FoldForDropbox(expected);
     std::map<std::string, std::pair<std::string, Entry>> have;
     for (const auto& [path, e] : actual) {
-      auto [it, fresh] = have.emplace(unicode::CloudKey(path), std::pair{path, e});
+      auto [it, fresh] = have.emplace(core::CloudKey(path), std::pair{path, e});
       if (!fresh) problems.push_back("duplicate in cloud: " + path + " and " + it->second.first);
     }
     Tree want_tree, have_tree;
@@ -537,7 +538,7 @@ std::vector<std::string> Sandbox::Invariants() {
     if (!ListDropbox(emulator_->url(), emulator_->token(), "", &all, &error)) {
       problems.push_back("cannot list the namespace: " + error);
     }
-    const std::string mirror_lower = unicode::CloudKey(kMirrorPath);
+    const std::string mirror_lower = core::CloudKey(kMirrorPath);
     for (const auto& e : all) {
       const std::string lower = e.value("path_lower", "");
       const std::string display = e.value("path_display", "");
@@ -578,22 +579,22 @@ std::vector<std::string> Sandbox::Invariants() {
 std::vector<std::string> Sandbox::StateStoreProblems(const Tree& cloud) {
   std::vector<std::string> problems;
   const bool folded = backend_ == BackendKind::kDropbox;
-  auto key = [&](const std::string& path) { return folded ? unicode::CloudKey(path) : path; };
+  auto key = [&](const std::string& path) { return folded ? core::CloudKey(path) : path; };
   {
     std::string warning;
-    auto store = cache::StateStore::Open(state_, &warning);
+    auto store = store::StateStore::Open(state_, &warning);
     if (!store.ok()) return {"state store: cannot open: " + store.status().ToString()};
     if (!warning.empty()) problems.push_back("state store: " + warning);
     auto roots = (*store)->Roots();
     if (!roots.ok()) return {"state store: roots: " + roots.status().ToString()};
-    const cache::RootInfo* root = nullptr;
+    const store::RootInfo* root = nullptr;
     for (const auto& r : *roots) {
       if (fs::path(r.local_dir) == client_) root = &r;
     }
     if (root == nullptr) return {"state store: no root for " + client_.string()};
     Tree remote;
-    Status loaded = (*store)->LoadRemote(root->id, [&](cache::RemoteRecord&& r) {
-      Entry e{.dir = r.kind == cloud::EntryKind::kFolder};
+    Status loaded = (*store)->LoadRemote(root->id, [&](store::RemoteRecord&& r) {
+      Entry e{.dir = r.kind == core::EntryKind::kFolder};
       if (!e.dir) {
         e.size = r.size;
         e.hash = r.has_digest ? hash::ToHex(r.digest) : "<none>";
@@ -607,8 +608,8 @@ std::vector<std::string> Sandbox::StateStoreProblems(const Tree& cloud) {
     for (auto& line : Diff(cloud_keyed, remote, 20, "cloud", "state store's remote view"))
       problems.push_back(std::move(line));
     Tree files;
-    loaded = (*store)->LoadFiles(root->id, [&](cache::FileRecord&& f) {
-      Entry e{.dir = f.kind == cloud::EntryKind::kFolder};
+    loaded = (*store)->LoadFiles(root->id, [&](store::FileRecord&& f) {
+      Entry e{.dir = f.kind == core::EntryKind::kFolder};
       if (!e.dir) {
         e.size = f.identity.size;
         e.hash = f.has_digest ? hash::ToHex(f.digest) : "<none>";

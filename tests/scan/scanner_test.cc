@@ -130,7 +130,7 @@ TEST(ScannerTest, ReportsKindsAndIdentityFields) {
   ASSERT_EQ(lstat((t / "d/f.bin").c_str(), &st), 0);
   const Entry& file = r.entries[1];
   EXPECT_EQ(file.path, "d/f.bin");
-  EXPECT_EQ(file.kind, cloud::EntryKind::kFile);
+  EXPECT_EQ(file.kind, core::EntryKind::kFile);
   EXPECT_EQ(file.identity.size, 1234u);
   EXPECT_EQ(file.identity.inode, st.st_ino);
   EXPECT_EQ(file.identity.device, st.st_dev);
@@ -140,7 +140,7 @@ TEST(ScannerTest, ReportsKindsAndIdentityFields) {
   ASSERT_EQ(lstat((t / "d").c_str(), &st), 0);
   const Entry& dir = r.entries[0];
   EXPECT_EQ(dir.path, "d");
-  EXPECT_EQ(dir.kind, cloud::EntryKind::kFolder);
+  EXPECT_EQ(dir.kind, core::EntryKind::kFolder);
   EXPECT_EQ(dir.identity.inode, st.st_ino);
   EXPECT_EQ(dir.identity.device, st.st_dev);
 

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "cloud/local/local_cloud.h"
-#include "cloud/local_file.h"
 #include "config/config.h"
+#include "core/entry.h"
 
 namespace filesync {
 namespace {
@@ -90,7 +90,7 @@ class LocalCloudPaths : public ::testing::Test {
     EXPECT_EQ(stat((base_ / "source.txt").c_str(), &st), 0);
     return {.local_path = (base_ / "source.txt").string(),
             .cloud_path = cloud_path,
-            .expected = cloud::IdentityOf(st),
+            .expected = core::IdentityOf(st),
             .mtime_ns = 0};
   }
 

@@ -106,7 +106,7 @@ Result<std::string> StaticTokenProvider::RefreshAfterExpiry(std::string_view) {
 
 RefreshingTokenProvider::RefreshingTokenProvider(RefreshOptions options,
                                                  std::shared_ptr<HttpTransport> transport,
-                                                 Clock& clock)
+                                                 core::Clock& clock)
     : options_(std::move(options)), transport_(std::move(transport)), clock_(clock) {}
 
 Status RefreshingTokenProvider::RefreshLocked() {

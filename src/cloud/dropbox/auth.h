@@ -18,8 +18,8 @@
 #include <string>
 #include <string_view>
 
-#include "cloud/dropbox/clock.h"
 #include "cloud/dropbox/http_client.h"
+#include "core/clock.h"
 #include "util/status.h"
 
 namespace filesync::dropbox {
@@ -55,7 +55,7 @@ struct RefreshOptions {
 class RefreshingTokenProvider : public TokenProvider {
  public:
   RefreshingTokenProvider(RefreshOptions options, std::shared_ptr<HttpTransport> transport,
-                          Clock& clock = SystemClock());
+                          core::Clock& clock = core::SystemClock());
   Result<std::string> AccessToken() override;
   Result<std::string> RefreshAfterExpiry(std::string_view rejected) override;
   // Number of successful refreshes so far (tests, status output).
@@ -66,11 +66,11 @@ class RefreshingTokenProvider : public TokenProvider {
 
   const RefreshOptions options_;
   const std::shared_ptr<HttpTransport> transport_;
-  Clock& clock_;
+  core::Clock& clock_;
   mutable std::mutex mu_;
-  std::string token_;              // guarded by mu_
-  Clock::TimePoint expires_at_{};  // guarded by mu_
-  int refresh_count_ = 0;          // guarded by mu_
+  std::string token_;                    // guarded by mu_
+  core::Clock::TimePoint expires_at_{};  // guarded by mu_
+  int refresh_count_ = 0;                // guarded by mu_
 };
 
 // PKCE (RFC 7636): a 128-character verifier from [A-Za-z0-9-._~] (cryptographic randomness),

@@ -31,30 +31,28 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <functional>
 #include <iterator>
 #include <limits>
 #include <map>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 
 #include "cloud/dropbox/json_arg.h"
 #include "cloud/dropbox/logging.h"
 #include "cloud/dropbox/parsing.h"
-#include "cloud/local_file.h"
+#include "core/parallel_for.h"
+#include "core/rel_path.h"
 #include "util/unicode.h"
 
 namespace filesync::dropbox {
 
-using cloud::Fd;
-using cloud::FileIdentity;
-using cloud::IdentityOf;
 using cloud::ListChange;
 using cloud::ListResult;
 using cloud::RemoteEntry;
 using cloud::UploadedFile;
 using cloud::UploadItem;
+using core::FileIdentity;
+using core::StableFile;
 using ojson = nlohmann::ordered_json;
 
 namespace {
@@ -91,20 +89,6 @@ struct Reply {
 };
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-// Opens a file for upload and checks it is still what the scan saw.
-Result<std::pair<std::unique_ptr<Fd>, FileIdentity>> OpenChecked(const UploadItem& item) {
-  auto opened = cloud::OpenForUpload(item);
-  if (!opened.ok()) return opened.status();
-  return std::make_pair(std::make_unique<Fd>(std::move(opened->first)), opened->second);
-}
-
-Status CheckUnchanged(int fd, const FileIdentity& before, const std::string& path) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return Status::Io(Errno("cannot stat " + path));
-  if (IdentityOf(st) != before) return Status::Changed(path + " changed while it was uploaded");
-  return Status::Ok();
-}
 
 // Reads exactly `len` bytes at `offset`; a short read means the file shrank (kChanged).
 Status ReadAt(int fd, std::uint64_t offset, std::size_t len, char* out, const std::string& path) {
@@ -143,21 +127,6 @@ std::string RandomHex(std::size_t bytes) {
     out.push_back(kHex[b & 0xF]);
   }
   return out;
-}
-
-// Runs fn(0..n-1) on up to `threads` threads (the caller's included).
-void ParallelFor(std::size_t n, int threads, const std::function<void(std::size_t)>& fn) {
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
-  };
-  const std::size_t extra =
-      std::min<std::size_t>(n, static_cast<std::size_t>(std::max(threads, 1))) - (n > 0 ? 1 : 0);
-  std::vector<std::thread> pool;
-  pool.reserve(extra);
-  for (std::size_t i = 0; i < extra; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
 }
 
 using BlockDigest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
@@ -211,9 +180,11 @@ bool BlocksFromHex(std::string_view hex, std::vector<BlockDigest>* out) {
 class OptionalRoute {
  public:
   explicit OptionalRoute(const char* name) : name_(name) {}
-  [[nodiscard]] bool Available(Clock& clock) const { return Ms(clock) >= retry_at_ms_.load(); }
+  [[nodiscard]] bool Available(core::Clock& clock) const {
+    return Ms(clock) >= retry_at_ms_.load();
+  }
   // True (and a warning logged) when `r` says the server does not know the route.
-  bool Unknown(const Reply& r, Clock& clock, std::string_view fallback) {
+  bool Unknown(const Reply& r, core::Clock& clock, std::string_view fallback) {
     if (!r.error || !r.error->unknown_route) return false;
     retry_at_ms_ = Ms(clock) + std::chrono::milliseconds(std::chrono::hours(1)).count();
     Log().warn("the server does not know {}; using {} for the next hour", name_, fallback);
@@ -221,7 +192,7 @@ class OptionalRoute {
   }
 
  private:
-  static std::int64_t Ms(Clock& clock) {
+  static std::int64_t Ms(core::Clock& clock) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
         .count();
   }
@@ -298,7 +269,7 @@ struct SessionRecord {
 struct DropboxCloud::Impl {
   explicit Impl(DropboxOptions options)
       : o(std::move(options)),
-        clock(o.clock != nullptr ? *o.clock : SystemClock()),
+        clock(o.clock != nullptr ? *o.clock : core::SystemClock()),
         pacer(o.pacer, clock) {
     if (o.chunk_size == 0 || o.chunk_size % hash::kBlockSize != 0 || o.chunk_size > 148 * kMiB) {
       throw std::invalid_argument("dbx_chunk_size must be a multiple of 4 MiB, at most 148 MiB");
@@ -437,7 +408,7 @@ struct DropboxCloud::Impl {
     const auto until = clock.Now() + d;
     for (auto now = clock.Now(); now < until && !cancel->load(); now = clock.Now()) {
       clock.SleepFor(
-          std::min<Clock::TimePoint::duration>(until - now, std::chrono::milliseconds(100)));
+          std::min<core::Clock::TimePoint::duration>(until - now, std::chrono::milliseconds(100)));
     }
   }
 
@@ -524,7 +495,7 @@ struct DropboxCloud::Impl {
         change.entry.path = m.DisplayPath();
       } else {
         // The listed folder reports itself; callers want what is under it.
-        if (unicode::CloudKey(m.DisplayPath()) == root_key) continue;
+        if (core::CloudKey(m.DisplayPath()) == root_key) continue;
         change.entry = ToRemoteEntry(m);
       }
       out->changes.push_back(std::move(change));
@@ -563,7 +534,7 @@ struct DropboxCloud::Impl {
     }
     auto page = ParseListFolderResult(r.result);
     if (!page.ok()) return page.status();
-    if (Status s = Drain(unicode::CloudKey(path), std::move(*page), &out); !s.ok()) return s;
+    if (Status s = Drain(core::CloudKey(path), std::move(*page), &out); !s.ok()) return s;
     return out;
   }
 
@@ -581,7 +552,7 @@ struct DropboxCloud::Impl {
     auto page = ParseListFolderResult(r.result);
     if (!page.ok()) return page.status();
     ListResult out;
-    if (Status s = Drain(unicode::CloudKey(unicode::ToNfc(root)), std::move(*page), &out); !s.ok())
+    if (Status s = Drain(core::CloudKey(unicode::ToNfc(root)), std::move(*page), &out); !s.ok())
       return s;
     return out;
   }
@@ -589,20 +560,20 @@ struct DropboxCloud::Impl {
   // ---- small files ------------------------------------------------------------------------
 
   Result<SmallFile> ReadSmall(std::size_t index, const UploadItem& item) {
-    auto opened = OpenChecked(item);
+    auto opened = cloud::OpenForUpload(item);
     if (!opened.ok()) return opened.status();
-    auto& [fd, before] = *opened;
+    const StableFile& file = *opened;
     SmallFile f;
     f.index = index;
-    f.identity = before;
-    f.data.resize(before.size);
-    if (Status s = ReadAt(fd->get(), 0, f.data.size(), f.data.data(), item.local_path); !s.ok())
+    f.identity = file.identity();
+    f.data.resize(f.identity.size);
+    if (Status s = ReadAt(file.fd(), 0, f.data.size(), f.data.data(), item.local_path); !s.ok())
       return s;
     char extra = 0;
-    if (pread(fd->get(), &extra, 1, static_cast<off_t>(before.size)) > 0) {
+    if (pread(file.fd(), &extra, 1, static_cast<off_t>(f.identity.size)) > 0) {
       return Status::Changed(item.local_path + " grew while it was read");
     }
-    if (Status s = CheckUnchanged(fd->get(), before, item.local_path); !s.ok()) return s;
+    if (Status s = file.CheckUnchanged("uploaded"); !s.ok()) return s;
     f.digest = hash::HashBytes(f.data);
     return f;
   }
@@ -612,7 +583,7 @@ struct DropboxCloud::Impl {
                  std::vector<std::optional<Result<UploadedFile>>>& results,
                  const cloud::Transfer& transfer) {
     std::mutex mu;
-    ParallelFor(files.size(), o.max_parallel_chunks, [&](std::size_t i) {
+    core::ParallelFor(files.size(), o.max_parallel_chunks, [&](std::size_t i) {
       SmallFile& f = files[i];
       const std::uint64_t size = f.data.size();
       Reply r = Content("files/upload_session/start",
@@ -779,7 +750,7 @@ struct DropboxCloud::Impl {
   // ---- large files ------------------------------------------------------------------------
 
   std::string StoreKey(const std::string& cloud_path) {
-    return "dropbox/upload/" + unicode::CloudKey(unicode::ToNfc(cloud_path));
+    return "dropbox/upload/" + core::CloudKey(unicode::ToNfc(cloud_path));
   }
 
   std::optional<SessionRecord> LoadRecord(const std::string& key) {
@@ -818,12 +789,10 @@ struct DropboxCloud::Impl {
   // Sends the chunks of one large file into a concurrent session (resuming a stored one).
   Result<Ready> UploadLarge(std::size_t index, const UploadItem& item,
                             const cloud::Transfer& transfer) {
-    auto opened = OpenChecked(item);
+    auto opened = cloud::OpenForUpload(item);
     if (!opened.ok()) return opened.status();
-    // Named references, not a structured binding: lambdas below capture them (clang 14 cannot
-    // capture structured bindings).
-    std::unique_ptr<Fd>& fd = opened->first;
-    const FileIdentity& before = opened->second;
+    const StableFile& file = *opened;
+    const FileIdentity& before = file.identity();
     const std::string key = StoreKey(item.cloud_path);
     const std::uint64_t size = before.size;
     const std::uint64_t chunk = o.chunk_size;
@@ -833,7 +802,7 @@ struct DropboxCloud::Impl {
       std::optional<SessionRecord> record = LoadRecord(key);
       const std::int64_t max_age =
           std::chrono::duration_cast<std::chrono::seconds>(o.session_max_age).count();
-      if (record && (record->identity != before || record->chunk_size != chunk ||
+      if (record && (!core::SameContent(record->identity, before) || record->chunk_size != chunk ||
                      record->started_unix + max_age <= WallSeconds())) {
         record.reset();
       }
@@ -876,7 +845,7 @@ struct DropboxCloud::Impl {
         const std::uint64_t offset = i * chunk;
         const auto len = static_cast<std::size_t>(std::min(chunk, size - offset));
         std::string buffer(len, '\0');
-        if (Status s = ReadAt(fd->get(), offset, len, buffer.data(), item.local_path); !s.ok())
+        if (Status s = ReadAt(file.fd(), offset, len, buffer.data(), item.local_path); !s.ok())
           return fail(s);
         std::vector<BlockDigest> blocks = BlockHashes(buffer);
         const ojson arg = {{"cursor", {{"session_id", record->session_id}, {"offset", offset}}},
@@ -900,8 +869,8 @@ struct DropboxCloud::Impl {
         SaveRecord(key, *record);
       };
       // Chunks before the last go in parallel; the closing chunk goes once they are all in.
-      ParallelFor(static_cast<std::size_t>(chunks - 1), o.max_parallel_chunks,
-                  [&](std::size_t i) { send_chunk(i); });
+      core::ParallelFor(static_cast<std::size_t>(chunks - 1), o.max_parallel_chunks,
+                        [&](std::size_t i) { send_chunk(i); });
       if (!failed) send_chunk(chunks - 1);
 
       if (failed) {
@@ -914,7 +883,7 @@ struct DropboxCloud::Impl {
         if (first_error.kind() == Status::Kind::kChanged) EraseRecord(key);
         return first_error;
       }
-      if (Status s = CheckUnchanged(fd->get(), before, item.local_path); !s.ok()) {
+      if (Status s = file.CheckUnchanged("uploaded"); !s.ok()) {
         EraseRecord(key);
         return s;
       }
@@ -1256,7 +1225,7 @@ struct DropboxCloud::Impl {
   }
 
   DropboxOptions o;
-  Clock& clock;
+  core::Clock& clock;
   Pacer pacer;
   std::shared_ptr<HttpTransport> transport;
   std::shared_ptr<TokenProvider> tokens;
@@ -1382,7 +1351,7 @@ std::vector<Status> DropboxCloud::Delete(std::span<const std::string> paths) {
 Result<RemoteEntry> DropboxCloud::Move(const std::string& from, const std::string& to) {
   const std::string f = unicode::ToNfc(from);
   const std::string t = unicode::ToNfc(to);
-  if (unicode::CloudKey(f) != unicode::CloudKey(t)) return impl_->MoveOnce(f, t);
+  if (core::CloudKey(f) != core::CloudKey(t)) return impl_->MoveOnce(f, t);
   if (f == t) {
     auto m = impl_->GetMetadata(t);
     if (!m.ok()) return m.status();
@@ -1413,7 +1382,7 @@ std::vector<Result<RemoteEntry>> DropboxCloud::MoveBatch(std::span<const cloud::
     nfc.push_back({unicode::ToNfc(moves[i].from), unicode::ToNfc(moves[i].to)});
     // Case-only renames are not supported by move_batch_v2 (reference §9.1): Move() takes them
     // through a temporary name, one at a time.
-    if (unicode::CloudKey(nfc[i].from) == unicode::CloudKey(nfc[i].to)) {
+    if (core::CloudKey(nfc[i].from) == core::CloudKey(nfc[i].to)) {
       results[i] = Move(moves[i].from, moves[i].to);
     } else {
       batchable.push_back(i);

@@ -6,7 +6,7 @@
 //    or unusable cursor falls back to a full listing (complete); a missing root is an empty
 //    complete listing, a file at the root kConflict. Deletes of the root itself are reported
 //    like any other (the engine then lists again). Paths are path_display; compare them with
-//    unicode::CloudKey.
+//    core::CloudKey.
 //  - Upload, small files (<= small_file_limit): start_batch + ONE append_batch carrying every
 //    file + ONE finish_batch_v2 = 3 requests per batch. append_batch is split only to keep a
 //    request under 150 MiB, or its Dropbox-API-Arg header (~110 bytes per file) under a limit:
@@ -44,11 +44,11 @@
 
 #include "cloud/cloud.h"
 #include "cloud/dropbox/auth.h"
-#include "cloud/dropbox/clock.h"
 #include "cloud/dropbox/errors.h"
 #include "cloud/dropbox/http_client.h"
 #include "cloud/dropbox/pacer.h"
 #include "cloud/dropbox/session_store.h"
+#include "core/clock.h"
 
 namespace filesync::dropbox {
 
@@ -68,7 +68,7 @@ struct DropboxOptions {
 
   std::string ca_file;                       // extra CA bundle to trust; TLS is always verified
   std::shared_ptr<HttpTransport> transport;  // null: libcurl
-  Clock* clock = nullptr;                    // null: SystemClock()
+  core::Clock* clock = nullptr;              // null: core::SystemClock()
 
   bool append_batch = true;  // false: upload_session/start(close=true) per small file
   std::uint64_t chunk_size = 16 * 1024 * 1024;  // large-file chunk, a multiple of 4 MiB

@@ -9,12 +9,12 @@ constexpr std::size_t kMaxRecent = 100000;
 constexpr auto kWindow = std::chrono::seconds(1);
 }  // namespace
 
-Pacer::Pacer(PacerOptions options, Clock& clock)
+Pacer::Pacer(PacerOptions options, core::Clock& clock)
     : options_(options),
       clock_(clock),
       rng_(options.seed != 0 ? options.seed : std::random_device{}()) {}
 
-void Pacer::RecoverLocked(Clock::TimePoint now) {
+void Pacer::RecoverLocked(core::Clock::TimePoint now) {
   if (!rate_) return;
   const double elapsed = std::chrono::duration<double>(now - last_adjust_).count();
   if (elapsed <= 0) return;
@@ -24,15 +24,15 @@ void Pacer::RecoverLocked(Clock::TimePoint now) {
 }
 
 void Pacer::Wait(const std::atomic<bool>* cancel) {
-  Clock::TimePoint target;
+  core::Clock::TimePoint target;
   {
     std::lock_guard lock(mu_);
-    const Clock::TimePoint now = clock_.Now();
+    const core::Clock::TimePoint now = clock_.Now();
     RecoverLocked(now);
     target = std::max(now, pause_until_);
     if (rate_) {
       target = std::max(target, next_slot_);
-      next_slot_ = target + std::chrono::duration_cast<Clock::TimePoint::duration>(
+      next_slot_ = target + std::chrono::duration_cast<core::Clock::TimePoint::duration>(
                                 std::chrono::duration<double>(1.0 / *rate_));
     }
     recent_.push_back(target);
@@ -53,7 +53,7 @@ void Pacer::Wait(const std::atomic<bool>* cancel) {
 
 void Pacer::OnRateLimited(RateReason reason, std::optional<std::chrono::milliseconds> retry_after) {
   std::lock_guard lock(mu_);
-  const Clock::TimePoint now = clock_.Now();
+  const core::Clock::TimePoint now = clock_.Now();
   if (reason == RateReason::kTooManyWriteOperations) write_contention_ = true;
   std::optional<std::chrono::milliseconds> pause = retry_after;
   if (!pause && reason == RateReason::kTooManyRequests) pause = options_.default_retry_after;
@@ -108,7 +108,7 @@ std::optional<double> Pacer::rate() const {
   return rate_;
 }
 
-Clock::TimePoint Pacer::paused_until() const {
+core::Clock::TimePoint Pacer::paused_until() const {
   std::lock_guard lock(mu_);
   return pause_until_;
 }

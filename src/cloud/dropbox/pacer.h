@@ -11,7 +11,7 @@
 //    write_contention(), which tells the uploader to commit retried entries together.
 //  - Backoff(n) / WriteBackoff(n): full-jitter exponential delays, uniform in
 //    [0, min(cap, base * 2^(n-1))], for 5xx/network errors and for write contention.
-// Thread-safe. Time comes from a Clock so tests can use a fake one.
+// Thread-safe. Time comes from a core::Clock so tests can use a fake one.
 #pragma once
 
 #include <atomic>
@@ -22,8 +22,8 @@
 #include <optional>
 #include <random>
 
-#include "cloud/dropbox/clock.h"
 #include "cloud/dropbox/errors.h"
+#include "core/clock.h"
 
 namespace filesync::dropbox {
 
@@ -47,7 +47,7 @@ struct PacerOptions {
 
 class Pacer {
  public:
-  Pacer(PacerOptions options, Clock& clock);
+  Pacer(PacerOptions options, core::Clock& clock);
 
   // Blocks until a request may be sent, or until `cancel` (if given) is set.
   void Wait(const std::atomic<bool>* cancel = nullptr);
@@ -66,26 +66,26 @@ class Pacer {
   [[nodiscard]] bool write_contention() const;
   // Allowed requests per second, nullopt when unlimited.
   [[nodiscard]] std::optional<double> rate() const;
-  [[nodiscard]] Clock::TimePoint paused_until() const;
+  [[nodiscard]] core::Clock::TimePoint paused_until() const;
   [[nodiscard]] const PacerOptions& options() const { return options_; }
-  [[nodiscard]] Clock& clock() { return clock_; }
+  [[nodiscard]] core::Clock& clock() { return clock_; }
 
  private:
   std::chrono::milliseconds Jittered(std::chrono::milliseconds base, std::chrono::milliseconds cap,
                                      int attempt);
-  void RecoverLocked(Clock::TimePoint now);
+  void RecoverLocked(core::Clock::TimePoint now);
 
   const PacerOptions options_;
-  Clock& clock_;
+  core::Clock& clock_;
   mutable std::mutex mu_;
-  Clock::TimePoint pause_until_{};       // guarded by mu_
-  std::optional<double> rate_;           // guarded by mu_
-  double ceiling_ = 0;                   // guarded by mu_: rate at which we were limited
-  Clock::TimePoint last_adjust_{};       // guarded by mu_
-  Clock::TimePoint next_slot_{};         // guarded by mu_
-  std::deque<Clock::TimePoint> recent_;  // guarded by mu_: request times of the last second
-  bool write_contention_ = false;        // guarded by mu_
-  std::mt19937_64 rng_;                  // guarded by mu_
+  core::Clock::TimePoint pause_until_{};       // guarded by mu_
+  std::optional<double> rate_;                 // guarded by mu_
+  double ceiling_ = 0;                         // guarded by mu_: rate at which we were limited
+  core::Clock::TimePoint last_adjust_{};       // guarded by mu_
+  core::Clock::TimePoint next_slot_{};         // guarded by mu_
+  std::deque<core::Clock::TimePoint> recent_;  // guarded by mu_: request times of the last second
+  bool write_contention_ = false;              // guarded by mu_
+  std::mt19937_64 rng_;                        // guarded by mu_
   std::mutex commit_mu_;
 };
 

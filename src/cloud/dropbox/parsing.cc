@@ -62,11 +62,11 @@ cloud::RemoteEntry ToRemoteEntry(const Metadata& metadata) {
   cloud::RemoteEntry e;
   e.path = metadata.DisplayPath();
   if (metadata.tag == Metadata::Tag::kFolder) {
-    e.kind = cloud::EntryKind::kFolder;
+    e.kind = core::EntryKind::kFolder;
     e.has_content_hash = false;
     return e;
   }
-  e.kind = cloud::EntryKind::kFile;
+  e.kind = core::EntryKind::kFile;
   e.size = metadata.size;
   e.has_content_hash = metadata.content_hash.has_value();
   if (metadata.content_hash) e.content_hash = *metadata.content_hash;

@@ -19,15 +19,17 @@
 #include <utility>
 #include <vector>
 
+#include "core/rel_path.h"
+#include "core/stable_file.h"
 #include "scan/scanner.h"
 #include "util/log.h"
 
 // Confinement: every operation reaches its target from root_fd_ (or the staging folder's
 // descriptor) one checked name at a time and never through a symlink, so a link planted in the
 // cloud folder (a shared NAS folder anyone may write to) is refused instead of followed. Parents
-// are opened with one cloud::OpenBeneath (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
-// when that fails (missing folders to make, something in the way) a walk opens each component
-// with openat(O_NOFOLLOW | O_DIRECTORY), which says exactly what is in the way. The last
+// are opened with one core::OpenBeneath (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+// when that fails (missing folders to make, something in the way) core::WalkFolders opens each
+// component with openat(O_NOFOLLOW | O_DIRECTORY), which says exactly what is in the way. The last
 // component is then handled with the *at() calls, which never follow it either.
 //
 // Staging across instances. Each instance stages in .filesync-staging/<instance>/ and holds an
@@ -46,6 +48,12 @@
 // removed once it has been idle for kStaleAfter.
 namespace filesync::cloud {
 namespace {
+
+using core::EntryKind;
+using core::FileIdentity;
+using core::IdentityOf;
+using core::JoinPath;
+using core::UniqueFd;
 
 constexpr std::size_t kCopyBuffer = 1024 * 1024;
 constexpr int kFolderFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
@@ -169,8 +177,8 @@ struct LocalFolders {
       if (fstat(dir_fd, &st) != 0) return std::nullopt;
     } else {
       const std::string local(relative.substr(0, prefix.size() - mirror - 1));
-      const Fd folder(OpenBeneath(dir_fd, local, O_PATH | O_DIRECTORY));
-      if (folder.get() < 0 || fstat(folder.get(), &st) != 0) return std::nullopt;
+      const UniqueFd folder = core::OpenBeneath(dir_fd, local, O_PATH | O_DIRECTORY);
+      if (!folder.valid() || fstat(folder.get(), &st) != 0) return std::nullopt;
     }
     return st.st_mode & kKeptModeBits;
   }
@@ -187,42 +195,47 @@ int MakeFolder(int dir, const std::string& name, std::optional<mode_t> mode) {
 
 // Opens the folder at the checked cloud path `cloud_path` below `root_fd` without following any
 // symlink; with `create`, missing folders are made on the way (with the modes `local` tells).
-Result<Fd> OpenFolder(int root_fd, const std::string& cloud_path, bool create,
-                      const LocalFolders* local = nullptr) {
+Result<UniqueFd> OpenFolder(int root_fd, const std::string& cloud_path, bool create,
+                            const LocalFolders* local = nullptr) {
   if (root_fd < 0) return Status::Io("the local cloud dir is not open: no pass has begun");
   if (cloud_path.empty()) {
     const int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return Status::Io(Errno("cannot open the cloud root"));
-    return Fd(fd);
+    return UniqueFd(fd);
   }
-  if (const int fd = OpenBeneath(root_fd, cloud_path.substr(1), O_RDONLY | O_DIRECTORY); fd >= 0)
-    return Fd(fd);
-  Fd held;
-  int dir = root_fd;
-  std::size_t start = 1;
-  while (start <= cloud_path.size()) {
-    const std::size_t end = std::min(cloud_path.find('/', start), cloud_path.size());
-    const std::string name = cloud_path.substr(start, end - start);
-    int fd = openat(dir, name.c_str(), kFolderFlags);
-    if (fd < 0 && errno == ENOENT && create) {
-      fd = MakeFolder(dir, name, local ? local->ModeOf(cloud_path.substr(0, end)) : std::nullopt);
-      if (fd < 0 && errno != EEXIST) {
-        return Status::Io(Errno("cannot create folder " + cloud_path.substr(0, end)));
-      }
-      if (fd < 0) fd = openat(dir, name.c_str(), kFolderFlags);  // made meanwhile by another
-    }
-    if (fd < 0) return FolderError(dir, name, cloud_path.substr(0, end), errno, create);
-    held = Fd(fd);
-    dir = fd;
-    start = end + 1;
+  const std::string_view relative = std::string_view(cloud_path).substr(1);
+  if (UniqueFd fd = core::OpenBeneath(root_fd, std::string(relative), O_RDONLY | O_DIRECTORY);
+      fd.valid()) {
+    return fd;
   }
-  return held;
+  Status failed;
+  UniqueFd fd = core::WalkFolders(
+      root_fd, relative, [&](int dir, const std::string& name, std::string_view prefix) {
+        // `prefix` lies in cloud_path, one character after its leading '/'.
+        const std::string_view path(cloud_path.data(), prefix.size() + 1);
+        int next = openat(dir, name.c_str(), kFolderFlags);
+        if (next < 0 && errno == ENOENT && create) {
+          next = MakeFolder(dir, name, local ? local->ModeOf(path) : std::nullopt);
+          if (next < 0 && errno != EEXIST) {
+            failed = Status::Io(Errno("cannot create folder " + std::string(path)));
+            return -1;
+          }
+          if (next < 0) next = openat(dir, name.c_str(), kFolderFlags);  // made meanwhile
+        }
+        if (next < 0) {
+          const int err = errno;
+          failed = FolderError(dir, name, std::string(path), err, create);
+        }
+        return next;
+      });
+  if (fd.valid()) return fd;
+  return failed.ok() ? Status::Io(Errno("cannot open cloud folder " + cloud_path)) : failed;
 }
 
 // The folder holding the entry at the checked, non-root cloud path (opened as by OpenFolder), and
 // the entry's name in it.
-Result<Fd> OpenParent(int root_fd, const std::string& cloud_path, bool create, std::string& name,
-                      const LocalFolders* local = nullptr) {
+Result<UniqueFd> OpenParent(int root_fd, const std::string& cloud_path, bool create,
+                            std::string& name, const LocalFolders* local = nullptr) {
   const std::size_t slash = cloud_path.rfind('/');
   name = cloud_path.substr(slash + 1);
   return OpenFolder(root_fd, cloud_path.substr(0, slash), create, local);
@@ -252,7 +265,7 @@ std::vector<std::string> Names(int dir) {
 bool RemoveTree(int dir, const char* name) {
   if (unlinkat(dir, name, 0) == 0 || errno == ENOENT) return true;
   if (errno != EISDIR && errno != EPERM) return false;
-  const Fd fd(openat(dir, name, kFolderFlags));
+  const UniqueFd fd(openat(dir, name, kFolderFlags));
   if (fd.get() < 0) return errno == ENOENT;
   bool ok = true;
   for (const std::string& child : Names(fd.get())) ok = RemoveTree(fd.get(), child.c_str()) && ok;
@@ -280,13 +293,13 @@ bool IdleLongEnough(std::int64_t newest_ns) {
 
 // True when `name` in the shared staging folder belongs to no live instance (see the top of this
 // file); `lock` then holds its owner's lock, if it had an owner file, until the caller is done.
-bool OwnerIsGone(int shared, const std::string& name, const std::string& boot_id, Fd& lock) {
+bool OwnerIsGone(int shared, const std::string& name, const std::string& boot_id, UniqueFd& lock) {
   struct stat st {};
   if (fstatat(shared, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
   if (!S_ISDIR(st.st_mode)) return IdleLongEnough(Nanos(st.st_mtim));
-  const Fd dir(openat(shared, name.c_str(), kFolderFlags));
+  const UniqueFd dir(openat(shared, name.c_str(), kFolderFlags));
   if (dir.get() < 0) return false;
-  lock = Fd(openat(dir.get(), kOwnerName, O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  lock = UniqueFd(openat(dir.get(), kOwnerName, O_RDWR | O_NOFOLLOW | O_CLOEXEC));
   bool unlocked = false;
   if (lock.get() >= 0) {
     unlocked = flock(lock.get(), LOCK_EX | LOCK_NB) == 0;
@@ -356,8 +369,8 @@ bool IsMarker(std::string_view text) {
 
 // The marker in the cloud folder `root` ("" if none, or unreadable).
 std::string ReadMarker(int root) {
-  const Fd shared(openat(root, LocalCloud::kStagingName, kFolderFlags));
-  const Fd file(
+  const UniqueFd shared(openat(root, LocalCloud::kStagingName, kFolderFlags));
+  const UniqueFd file(
       shared.get() < 0 ? -1 : openat(shared.get(), kMarkerName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (file.get() < 0) return "";
   char text[33] = {};
@@ -492,22 +505,21 @@ Result<bool> SameBytes(int src, int dst, std::uint64_t size, hash::ContentHasher
   return true;
 }
 
-// When the file `name` in `dir` already holds exactly the bytes of `src` (whose stat is
-// `source`): brings its mtime and mode in line (metadata only; failures are harmless) and
-// describes it as uploaded with nothing transferred. nullopt when the bytes differ.
-Result<std::optional<UploadedFile>> KeepIfSame(const UploadItem& item, int src,
-                                               const struct stat& source, int dir,
-                                               const std::string& name, const Transfer& transfer) {
-  const Fd dst(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+// When the file `name` in `dir` already holds exactly the bytes of `src`: brings its mtime and
+// mode in line (metadata only; failures are harmless) and describes it as uploaded with nothing
+// transferred. nullopt when the bytes differ.
+Result<std::optional<UploadedFile>> KeepIfSame(const UploadItem& item, const core::StableFile& src,
+                                               int dir, const std::string& name,
+                                               const Transfer& transfer) {
+  const struct stat& source = src.stat_at_open();
+  const UniqueFd dst(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (dst.get() < 0) return std::optional<UploadedFile>();
   hash::ContentHasher hasher;
-  auto same = SameBytes(src, dst.get(), static_cast<std::uint64_t>(source.st_size), hasher,
+  auto same = SameBytes(src.fd(), dst.get(), static_cast<std::uint64_t>(source.st_size), hasher,
                         transfer, item.local_path);
   if (!same.ok()) return same.status();
   if (!*same) return std::optional<UploadedFile>();
-  struct stat after {};
-  if (fstat(src, &after) != 0 || IdentityOf(after) != IdentityOf(source))
-    return Status::Changed(item.local_path + " changed while it was compared");
+  if (Status s = src.CheckUnchanged("compared"); !s.ok()) return s;
   struct stat stored {};
   if (fstat(dst.get(), &stored) != 0) return std::optional<UploadedFile>();
   if ((stored.st_mode & 07777) != (source.st_mode & kKeptModeBits))
@@ -545,8 +557,8 @@ Capabilities LocalCloud::capabilities() const {
 Result<std::string> LocalCloud::BeginPass(const PassStart& start) {
   const std::string shown = "local_cloud_dir " + root_.string();
   const auto known = FolderRecord::Parse(start.recorded, root_.string());
-  root_fd_ = Fd();
-  Fd fd(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  root_fd_ = UniqueFd();
+  UniqueFd fd(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0 && errno == ENOENT && !known) {
     if (start.dry_run) return std::string();  // lists as empty; nothing is made
     std::error_code ec;
@@ -556,7 +568,7 @@ Result<std::string> LocalCloud::BeginPass(const PassStart& start) {
                         "; create it, or set local_cloud_dir to a folder filesync can write to");
     }
     log::Get("local_cloud")->info("created {} (no earlier pass recorded it)", shown);
-    fd = Fd(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    fd = UniqueFd(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   }
   if (fd.get() < 0 && errno == ENOENT) {
     return Status::NotFound(
@@ -586,13 +598,13 @@ Result<std::string> LocalCloud::BeginPass(const PassStart& start) {
   root_fd_ = std::move(fd);
   if (start.dry_run) return found.ToString(root_.string());
   if (Status s = PrepareStaging(); !s.ok()) {
-    root_fd_ = Fd();
+    root_fd_ = UniqueFd();
     return s;
   }
   if (found.marker.empty()) {
     auto marker = WriteMarker();
     if (!marker.ok()) {
-      root_fd_ = Fd();
+      root_fd_ = UniqueFd();
       return marker.status();
     }
     found.marker = *marker;
@@ -604,8 +616,8 @@ Result<std::string> LocalCloud::WriteMarker() {
   const std::string marker = NewMarker();
   const std::string temp = StagingName(".marker");
   {
-    const Fd file(openat(staging_fd_.get(), temp.c_str(),
-                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    const UniqueFd file(openat(staging_fd_.get(), temp.c_str(),
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (file.get() < 0 ||
         !PWriteAll(file.get(), reinterpret_cast<const std::uint8_t*>((marker + "\n").data()),
                    marker.size() + 1, 0)) {
@@ -624,7 +636,7 @@ Status LocalCloud::PrepareStaging() {
   const std::string shared_path = (root_ / kStagingName).string();
   if (mkdirat(root_fd_.get(), kStagingName, 0777) != 0 && errno != EEXIST)
     return Status::Io(Errno("cannot create staging folder " + shared_path));
-  Fd shared(openat(root_fd_.get(), kStagingName, kFolderFlags));
+  UniqueFd shared(openat(root_fd_.get(), kStagingName, kFolderFlags));
   if (shared.get() < 0) {
     if (errno == ELOOP || errno == ENOTDIR) {
       return Status::Conflict("cloud entry /" + std::string(kStagingName) +
@@ -639,7 +651,7 @@ Status LocalCloud::PrepareStaging() {
     if (name != kOwnerName) RemoveTree(staging_fd_.get(), name.c_str());
   }
   for (const std::string& name : Names(shared.get())) {
-    Fd lock;
+    UniqueFd lock;
     if (name == instance_ || name == kMarkerName) continue;
     if (!OwnerIsGone(shared.get(), name, boot_id_, lock)) continue;
     if (RemoveTree(shared.get(), name.c_str())) {
@@ -660,17 +672,17 @@ Status LocalCloud::OpenOwnStaging(int shared, const std::string& shared_path) {
            held.st_ino == named.st_ino && held.st_dev == named.st_dev;
   };
   if (in_place(staging_fd_.get())) return Status::Ok();
-  owner_fd_ = Fd();
-  staging_fd_ = Fd();
+  owner_fd_ = UniqueFd();
+  staging_fd_ = UniqueFd();
   const std::string own_path = shared_path + "/" + instance_;
   // Another instance starting at the same moment may take the folder for a dead one's until it
   // is locked (and remove it, holding the lock meanwhile): then make it again.
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (mkdirat(shared, instance_.c_str(), 0700) != 0 && errno != EEXIST)
       return Status::Io(Errno("cannot create staging folder " + own_path));
-    Fd own(openat(shared, instance_.c_str(), kFolderFlags));
+    UniqueFd own(openat(shared, instance_.c_str(), kFolderFlags));
     if (own.get() < 0) return Status::Io(Errno("cannot open staging folder " + own_path));
-    Fd owner(openat(own.get(), kOwnerName, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    UniqueFd owner(openat(own.get(), kOwnerName, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (owner.get() < 0) return Status::Io(Errno("cannot create " + own_path + "/" + kOwnerName));
     if (flock(owner.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno == EWOULDBLOCK) {
@@ -773,9 +785,8 @@ Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const Transfe
   if (staging_fd_.get() < 0) return Status::Io("no staging folder: no pass has begun");
   auto opened = OpenForUpload(item);
   if (!opened.ok()) return opened.status();
-  const Fd src = std::move(opened->first);
-  struct stat before {};
-  if (fstat(src.get(), &before) != 0) return Status::Io(Errno("cannot stat " + item.local_path));
+  const core::StableFile& src = *opened;
+  const struct stat& before = src.stat_at_open();
   const LocalFolders local{
       .dir_fd = item.local_dir_fd, .relative = item.relative, .cloud_path = item.cloud_path};
   std::string name;
@@ -787,23 +798,21 @@ Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const Transfe
     return Status::Conflict("a folder is in the way of file " + item.cloud_path);
   if (exists && S_ISREG(existing.st_mode) && existing.st_size == before.st_size &&
       !item.cloud_differs) {
-    auto kept = KeepIfSame(item, src.get(), before, parent->get(), name, transfer);
+    auto kept = KeepIfSame(item, src, parent->get(), name, transfer);
     if (!kept.ok()) return kept.status();
     if (kept->has_value()) return std::move(**kept);
   }
 
   const std::string temp = StagingName(".part");
-  const Fd out(openat(staging_fd_.get(), temp.c_str(),
-                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  const UniqueFd out(openat(staging_fd_.get(), temp.c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (out.get() < 0) return Status::Io(Errno("cannot create staging file " + temp));
   StagedFile staged(staging_fd_.get(), temp);
   hash::ContentHasher hasher;
-  auto written = CopyKeepingHoles(src.get(), out.get(), static_cast<std::uint64_t>(before.st_size),
+  auto written = CopyKeepingHoles(src.fd(), out.get(), static_cast<std::uint64_t>(before.st_size),
                                   hasher, transfer, item.local_path);
   if (!written.ok()) return written.status();
-  struct stat after {};
-  if (fstat(src.get(), &after) != 0 || IdentityOf(after) != IdentityOf(before))
-    return Status::Changed(item.local_path + " changed while it was copied");
+  if (Status s = src.CheckUnchanged("copied"); !s.ok()) return s;
   (void)fchmod(out.get(), before.st_mode & kKeptModeBits);
   const struct timespec times[2] = {before.st_atim, before.st_mtim};
   futimens(out.get(), times);

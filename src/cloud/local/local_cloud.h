@@ -61,7 +61,7 @@
 #include <string>
 
 #include "cloud/cloud.h"
-#include "cloud/local_file.h"
+#include "core/unique_fd.h"
 
 namespace filesync::cloud {
 
@@ -109,10 +109,10 @@ class LocalCloud : public Cloud {
   const std::string boot_id_;
   const std::string instance_;
   // Set by BeginPass, read by everything else during a pass.
-  Fd root_fd_;     // the checked cloud folder; -1 when a dry run found none yet
-  Fd shared_fd_;   // <root>/.filesync-staging; -1 until a pass that writes
-  Fd staging_fd_;  // <root>/.filesync-staging/<instance>
-  Fd owner_fd_;    // its `owner` file, flock'd while this instance lives
+  core::UniqueFd root_fd_;     // the checked cloud folder; -1 when a dry run found none yet
+  core::UniqueFd shared_fd_;   // <root>/.filesync-staging; -1 until a pass that writes
+  core::UniqueFd staging_fd_;  // <root>/.filesync-staging/<instance>
+  core::UniqueFd owner_fd_;    // its `owner` file, flock'd while this instance lives
   std::atomic<std::uint64_t> counter_{0};
 };
 
