@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/folder_identity.h"
 #include "core/parallel_for.h"
 #include "core/rel_path.h"
 #include "core/stable_file.h"
@@ -63,10 +64,6 @@ std::int64_t NowNs() {
 }
 
 std::int64_t NowMs() { return NowNs() / 1'000'000; }
-
-std::string IdentityString(const core::FileIdentity& id) {
-  return std::to_string(id.device) + ":" + std::to_string(id.inode);
-}
 
 struct RootState {
   std::int64_t id = 0;
@@ -203,7 +200,7 @@ struct EventMonitor::Impl final : public ActionSink {
   // Safety checks before anything may be deleted. Returns why the dir must not be synced.
   // On success the dir is open in root.dir_fd.
   std::optional<std::string> CheckRoot(RootState& root, const PassOptions& options,
-                                       core::FileIdentity* identity) {
+                                       std::string* identity) {
     root.dir_fd = core::UniqueFd(
         open(root.local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (root.dir_fd.get() < 0) {
@@ -223,18 +220,18 @@ struct EventMonitor::Impl final : public ActionSink {
       return "sync dir " + root.local_dir + " is missing or unreachable (" + std::strerror(err) +
              "); nothing is deleted in the cloud until it is back";
     }
-    struct stat st {};
-    if (fstat(root.dir_fd.get(), &st) != 0) {
-      return "cannot stat sync dir " + root.local_dir + " (" + std::strerror(errno) +
+    auto folder = core::FolderIdentity(root.dir_fd.get());
+    if (!folder.ok()) {
+      return "cannot stat sync dir " + root.local_dir + " (" + folder.status().message() +
              "); nothing is deleted";
     }
-    identity->device = static_cast<std::uint64_t>(st.st_dev);
-    identity->inode = static_cast<std::uint64_t>(st.st_ino);
+    *identity = *folder;
     auto stored = store.Get(root.id, "root_identity");
-    if (stored.ok() && stored->has_value() && **stored != IdentityString(*identity) &&
+    if (stored.ok() && stored->has_value() && !core::SameFolder(**stored, *identity) &&
         !options.allow_mass_delete) {
       return "sync dir " + root.local_dir +
-             " is not the directory synced before (device/inode changed: unmounted or replaced?); "
+             " is not the directory synced before (another folder at its path: unmounted, or "
+             "deleted and made again?); "
              "nothing is deleted. If it was replaced on purpose, run: filesync sync "
              "--allow-mass-delete";
     }
@@ -354,7 +351,7 @@ struct EventMonitor::Impl final : public ActionSink {
     if (!identity.ok() && !missing) return identity.status();
     root.folder_at_start = missing ? "" : *identity;
     const bool changed = missing ? !root.recorded_folder.empty() || RemoteCount(root) > 0
-                                 : *identity != root.recorded_folder;
+                                 : !core::SameFolder(*identity, root.recorded_folder);
     if (changed && (missing || !root.recorded_folder.empty())) {
       logger->warn("cloud folder {} was deleted or replaced since the last pass; reading it again",
                    root.cloud_path);
@@ -721,7 +718,7 @@ struct EventMonitor::Impl final : public ActionSink {
       rr.stopped = "cannot load state: " + s.ToString();
       return;
     }
-    core::FileIdentity root_identity;
+    std::string root_identity;
     if (auto why = CheckRoot(root, options, &root_identity)) {
       rr.stopped = *why;
       return;
@@ -876,7 +873,7 @@ struct EventMonitor::Impl final : public ActionSink {
   }
 
   void FinishRootAndCompact(RootState& root, const std::vector<plan::LocalItem>& items,
-                            const core::FileIdentity& root_identity, const RootReport& rr) {
+                            const std::string& root_identity, const RootReport& rr) {
     FinishRoot(root, &items, root_identity);
     if (rr.failed == 0 && rr.deferred == 0 && commit_failures.load() == 0 && !root.verify_next &&
         !stop_flag.load()) {
@@ -921,7 +918,7 @@ struct EventMonitor::Impl final : public ActionSink {
   // Records what this pass learnt about the local files (none to record: items is null) and the
   // cloud cursor.
   void FinishRoot(RootState& root, const std::vector<plan::LocalItem>* items,
-                  const core::FileIdentity& root_identity) {
+                  const std::string& root_identity) {
     std::unique_lock lock(mu);
     if (items) SyncFileRecords(root, *items);
     CommitLocked(root, lock);
@@ -933,7 +930,7 @@ struct EventMonitor::Impl final : public ActionSink {
     // After the commit: a cursor must never get ahead of the records it describes.
     for (const auto& [key, value] : {std::pair<const char*, std::string>{"cursor", root.cursor},
                                      {"last_verify_ms", std::to_string(root.last_verify_ms)},
-                                     {"root_identity", IdentityString(root_identity)},
+                                     {"root_identity", root_identity},
                                      {kMirrorFolderKey, MirrorFolderToRecord(root)}}) {
       if (Status s = store.Put(root.id, key, value); !s.ok())
         logger->error("cannot record {}: {}", key, s.ToString());

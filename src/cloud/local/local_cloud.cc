@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/folder_identity.h"
 #include "core/rel_path.h"
 #include "core/stable_file.h"
 #include "scan/scanner.h"
@@ -714,9 +715,10 @@ Result<std::string> LocalCloud::FolderIdentity(const std::string& path) {
   if (root_fd_.get() < 0) return Status::NotFound("local_cloud_dir does not exist yet");
   auto folder = OpenFolder(root_fd_.get(), path, false);
   if (!folder.ok()) return folder.status();
-  struct stat st {};
-  if (fstat(folder->get(), &st) != 0) return Status::Io(Errno("cannot stat cloud " + path));
-  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  auto identity = core::FolderIdentity(folder->get());
+  if (!identity.ok())
+    return Status::Io("cannot stat cloud " + path + ": " + identity.status().message());
+  return identity;
 }
 
 Result<ListResult> LocalCloud::List(const std::string& root, const std::string& cursor) {
