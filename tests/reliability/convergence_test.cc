@@ -82,7 +82,7 @@ const std::vector<std::string> kFaultSpecs = {
 class Scenario {
  public:
   Scenario(std::uint64_t seed, Sandbox& box)
-      : seed_(seed), rng_(seed), fault_rng_(seed ^ 0x6661756c7473ULL), box_(box) {
+      : rng_(seed), fault_rng_(seed ^ 0x6661756c7473ULL), box_(box) {
     Record(kAnchor);
   }
 
@@ -409,7 +409,6 @@ class Scenario {
     }
   }
 
-  std::uint64_t seed_;
   std::mt19937_64 rng_;
   std::mt19937_64 fault_rng_;  // Dropbox only, so the file operations match across backends
   Sandbox& box_;
