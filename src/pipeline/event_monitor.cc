@@ -515,6 +515,9 @@ struct EventMonitor::Impl final : public ActionSink {
       current_progress->SetCurrent(a.path);
     }
     if (!outcome.status.ok()) {
+      if (outcome.status.kind() != Status::Kind::kChanged &&
+          outcome.status.kind() != Status::Kind::kCancelled)
+        ++current->errors_by_kind[Status::KindName(outcome.status.kind())];
       if (outcome.status.kind() == Status::Kind::kAuth) {
         // Every other action would be refused too: the pass stops, and the CLI says what to fix.
         ++rr.failed;

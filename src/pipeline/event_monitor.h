@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -91,6 +92,7 @@ struct PassReport {
   std::int64_t finished_unix_ms = 0;
   int state_errors = 0;      // commits to the state store (or cloud flushes) that failed
   bool interrupted = false;  // a stop was requested during the pass
+  std::map<std::string, std::uint64_t> errors_by_kind;  // failed (not deferred), by KindName
   // Set when the pass stopped on something only the configuration can fix (the cloud refused
   // the credentials, or cloud_root): one line naming the key and the fix. No further dir is
   // tried; `filesync sync` prints it and exits 2.
