@@ -25,6 +25,7 @@ from pathlib import Path
 
 SEED = 20241124
 KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
+BWLIMIT = 2 * MIB  # the bwlimit scenario's limit (bytes/s)
 POOL_SIZE = 8 * MIB
 BASE_MTIME = 1_600_000_000  # fixed mtimes: the trees are identical from run to run
 HERE = Path(__file__).resolve().parent
@@ -770,6 +771,63 @@ class Bench:
                 self.hf(f"scale-rclone-{n}", self.rclone(self.empty[n], dst))
             self.scaling.append(n)
 
+    def bwlimit_runs(self):
+        """bwlimit's accuracy (issue 15: within +-10 % over 20 s). Local backend: a daemon with
+        bwlimit and status_listen uploads one big file; the rate is read from its live /status
+        (current_pass.bytes_done) over a 20 s window opened 2 s into the transfer. Dropbox
+        emulator: the same file by `filesync sync`; the rate is its size over the sync's wall time
+        (progress arrives per 4 MiB chunk, too coarse for a window)."""
+        import socket
+        import urllib.request
+        limit, size = BWLIMIT, BWLIMIT * 28
+        src = self.work / "bw-src"
+        src.mkdir(parents=True, exist_ok=True)
+        gen_big(src / "big.bin", size)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        cfg, _, _ = self.config("bwlimit", src)
+        cfg.write_text(cfg.read_text() + f'bwlimit = {limit}\nstatus_listen = "127.0.0.1:{port}"\n')
+
+        def sent():
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5).read()
+                current = json.loads(body).get("current_pass") or {}
+                return time.monotonic(), current.get("bytes_done")
+            except OSError:
+                return time.monotonic(), None
+
+        log(f"bwlimit-local: {fmt_bytes(size)} at bwlimit {fmt_bytes(limit)}/s, 20 s window")
+        errf = open(self.work / "bwlimit.daemon.log", "wb")
+        p = subprocess.Popen([self.fs, "--config", str(cfg), "run"], stdout=errf, stderr=errf)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and not (sent()[1] or 0) > 0:
+                time.sleep(0.1)
+            time.sleep(2)
+            t0, b0 = sent()
+            time.sleep(20)
+            t1, b1 = sent()
+        finally:
+            p.terminate()
+            p.wait(timeout=120)
+            errf.close()
+        if b0 is None or b1 is None or b1 >= size:
+            raise RuntimeError(f"bwlimit-local: no live window (bytes {b0} -> {b1} of {size})")
+        local = (b1 - b0) / (t1 - t0)
+        self.facts["bwlimit"] = {"limit": limit, "local_rate": local, "local_window_s": t1 - t0}
+        log(f"bwlimit-local: {fmt_bytes(local)}/s ({local / limit:.1%} of the limit)")
+
+        emu, url = self.emulator("bwlimit-dbx")
+        try:
+            dcfg = self.dbx_config("bwlimit-dbx", src, url)
+            dcfg.write_text(dcfg.read_text() + f'bwlimit = {limit}\ndbx_chunk_size = "4MiB"\n')
+            dt, _ = self.timed("bwlimit-dbx", [self.fs, "--config", str(dcfg), "sync"])
+        finally:
+            self.stop_emulator(emu)
+        self.facts["bwlimit"].update({"dropbox_rate": size / dt, "dropbox_s": dt})
+        log(f"bwlimit-dropbox: {fmt_bytes(size / dt)}/s over {dt:.1f} s ({size / dt / limit:.1%} of the limit)")
+
     def run_micro(self):
         js = self.work / "micro.json"
         js.parent.mkdir(parents=True, exist_ok=True)
@@ -883,6 +941,22 @@ class Bench:
                   f"{(s.rss - b_sync) / n:.0f} B | {d.median:.3f} s | {fmt_bytes(d.rss)} | {(d.rss - b_d) / n:.0f} B | "
                   + (f"{rc.median:.3f} s | {(rc.rss - b_rc) / n:.0f} B" if rc else "– | –")
                   + f" | {init.median:.1f} s, {fmt_bytes(init.rss)} |")
+            w("")
+        if "bwlimit" in F:
+            bw = F["bwlimit"]
+
+            def within(rate):
+                return f"{rate / bw['limit']:.1%} of the limit ({'within' if abs(rate / bw['limit'] - 1) <= 0.1 else 'OUTSIDE'} ±10 %)"
+            w(f"Bandwidth limit (`bwlimit = {bw['limit']}`, {fmt_bytes(bw['limit'])}/s, one file of "
+              f"{fmt_bytes(bw['limit'] * 28)}):")
+            w("")
+            w("| backend | how measured | achieved rate | vs bwlimit |")
+            w("|---|---|---:|---|")
+            w(f"| local | daemon's live `/status`, bytes sent over {bw['local_window_s']:.1f} s | "
+              f"{fmt_bytes(bw['local_rate'])}/s | {within(bw['local_rate'])} |")
+            if "dropbox_rate" in bw:
+                w(f"| Dropbox (emulator) | `filesync sync`, file size ÷ wall time ({bw['dropbox_s']:.1f} s) | "
+                  f"{fmt_bytes(bw['dropbox_rate'])}/s | {within(bw['dropbox_rate'])} |")
             w("")
         if "nochange-filesync" in R:
             w(self.targets())
@@ -1063,7 +1137,7 @@ def main():
     ap.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
     ap.add_argument("--no-profile", action="store_true", help="skip the perf/callgrind profile")
     ap.add_argument("--skip-1m", action="store_true", help="leave the 1,000,000-file tree out of the scaling table")
-    ap.add_argument("--only", default="", help="comma list of parts: nochange,mutate,initial,hash,dropbox,scaling")
+    ap.add_argument("--only", default="", help="comma list of parts: nochange,mutate,initial,hash,dropbox,scaling,bwlimit")
     ap.add_argument("--runs", type=int, default=0, help="timed runs per scenario (default 5, quick 3)")
     ap.add_argument("--workers", type=int, default=4, help="filesync workers = rclone --transfers (default 4, "
                                                            "both tools' default)")
@@ -1086,7 +1160,8 @@ def main():
     load_start = os.getloadavg()[0]
     b.work.mkdir(parents=True, exist_ok=True)
     if not args.micro:
-        parts = set(args.only.split(",")) if args.only else {"nochange", "mutate", "initial", "hash", "dropbox", "scaling"}
+        parts = set(args.only.split(",")) if args.only else {"nochange", "mutate", "initial", "hash", "dropbox", "scaling",
+                                                                  "bwlimit"}
         # Long, load-insensitive work first; the no-change passes (the most sensitive to a busy
         # machine) last.
         b.setup()
@@ -1099,6 +1174,8 @@ def main():
             b.hashing()
         if "dropbox" in parts:
             b.dropbox()
+        if "bwlimit" in parts:
+            b.bwlimit_runs()
         if "mutate" in parts:
             b.mutate()
         b.small_nochange()
