@@ -6,7 +6,8 @@ same state (a peer's no-change run follows its own complete sync), through hyper
 then N timed runs; each command is wrapped in /usr/bin/time for its peak RSS. Page caches are warm
 (dropping caches needs privileges a benchmark should not assume), so every figure is a warm-cache
 figure. Prints one markdown table, the scaling table, the targets of issue 4, the micro-benchmarks
-and a profile of the no-change pass; writes results.md and results.json to the scratch dir.
+and a profile of the no-change pass; writes results.md and results.json to the scratch dir, and
+(with gnuplot) scaling.svg and latency.svg charts beside them.
 """
 
 import argparse
@@ -1085,6 +1086,52 @@ class Bench:
         return "\n".join(t)
 
 
+def gnuplot(script, out):
+    """Runs a gnuplot script writing the SVG `out`; a missing gnuplot is said, not fatal."""
+    if not shutil.which("gnuplot"):
+        log(f"gnuplot not installed (Debian package gnuplot-nox): {out.name} not drawn")
+        return False
+    run(["gnuplot"], input=script.encode())
+    log(f"written {out}")
+    return True
+
+
+def charts(b):
+    """SVG charts of the scaling table (time of a no-change pass against the number of files, log-log)
+    and of the latency of each timed scenario (median with min-max), next to results.md."""
+    R, d = b.results, b.dir
+    head = ('set terminal svg size 760,440 dynamic font "sans,11" background "white"\n'
+            'set termoption noenhanced\nset key top left\nset grid\n')
+    if b.scaling:
+        data = d / "scaling.dat"
+        with open(data, "w") as f:
+            f.write("# files find filesync-sync daemon-pass rclone\n")
+            for n in b.scaling:
+                rc = R.get(f"scale-rclone-{n}")
+                f.write(f"{n} {R[f'scale-find-{n}'].median} {R[f'scale-sync-{n}'].median} "
+                        f"{R[f'scale-daemon-{n}'].median} {rc.median if rc else 'NaN'}\n")
+        svg = d / "scaling.svg"
+        gnuplot(head + f'set output "{svg}"\nset logscale xy\nset format x "%.0s%c"\n'
+                'set title "No-change pass over trees of empty files (median)"\n'
+                'set xlabel "files"\nset ylabel "seconds"\n'
+                f'plot "{data}" using 1:3 with linespoints lw 2 title "filesync sync (process start)", '
+                f'"{data}" using 1:4 with linespoints lw 2 title "filesync daemon pass", '
+                f'"{data}" using 1:2 with linespoints dt 2 title "find (floor)", '
+                f'"{data}" using 1:5 with linespoints title "rclone sync"\n', svg)
+    timed = [(name, m) for name, m in R.items() if len(m.times) > 1]
+    if timed:
+        data = d / "latency.dat"
+        with open(data, "w") as f:
+            for name, m in timed:
+                f.write(f'"{name}" {m.median} {m.times[0]} {m.times[-1]}\n')
+        svg = d / "latency.svg"
+        height = 200 + 18 * len(timed)
+        gnuplot(head.replace("760,440", f"760,{height}") + f'set output "{svg}"\nset logscale x\n'
+                'set title "Latency of each timed scenario: median, min-max (seconds)"\n'
+                'set ytics scale 0\nset yrange [-1:*] reverse\nset xlabel "seconds"\nunset key\n'
+                f'plot "{data}" using 2:0:3:4:ytic(1) with xerrorbars pt 7 lw 2\n', svg)
+
+
 def fmt_bytes(b):
     if b is None:
         return ""
@@ -1192,6 +1239,7 @@ def main():
     (b.dir / "results.json").write_text(json.dumps(
         {"results": {k: v.json() for k, v in b.results.items()}, "facts": b.facts, "micro": b.micro}, indent=1))
     log(f"written {b.dir / 'results.md'} and results.json")
+    charts(b)
 
 
 if __name__ == "__main__":
