@@ -347,7 +347,7 @@ class Bench:
                     lp = json.loads(snapshot.read_text())["last_pass"]
                 except (OSError, ValueError, KeyError, TypeError):
                     continue
-                if lp["started_unix_ms"] not in seen:
+                if lp and lp["started_unix_ms"] not in seen:
                     seen[lp["started_unix_ms"]] = lp
         finally:
             # SIGTERM to filesync itself (the child of /usr/bin/time): it finishes and exits 0.

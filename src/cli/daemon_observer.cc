@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 
 #include "cli/common.h"
@@ -15,6 +16,7 @@ namespace filesync::cli {
 namespace {
 
 constexpr std::size_t kRecentPasses = 20;
+constexpr std::chrono::milliseconds kSampleEvery{500};
 
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -181,12 +183,25 @@ std::string DaemonObserver::StatusJson() {
 void DaemonObserver::PassStarting(const pipeline::PassProgress& progress,
                                   std::int64_t started_unix_ms) {
   metrics_->bwlimit.With({}).Set(static_cast<double>(limiter_.CurrentRate()));
-  std::lock_guard lock(mu_);
-  progress_ = &progress;
-  started_unix_ms_ = started_unix_ms;
+  {
+    std::lock_guard lock(mu_);
+    progress_ = &progress;
+    started_unix_ms_ = started_unix_ms;
+  }
+  sampler_ = std::jthread(
+      [&progress, &depth = metrics_->queue_depth.With({})](const std::stop_token& stop) {
+        std::mutex mu;
+        std::condition_variable_any wake;
+        std::unique_lock lock(mu);
+        while (!stop.stop_requested()) {
+          depth.Set(static_cast<double>(progress.queued.load()));
+          wake.wait_for(lock, stop, kSampleEvery, [] { return false; });
+        }
+      });
 }
 
 void DaemonObserver::PassFinished(const pipeline::PassReport& report) {
+  sampler_ = std::jthread();  // stops and joins the sampler
   CountPass(report);
   {
     std::lock_guard lock(mu_);

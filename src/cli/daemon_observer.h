@@ -7,6 +7,7 @@
 //    the status page reads (version, now, recent passes, throughput);
 //  - the bandwidth limiter (bwlimit) every transfer of either backend draws from
 //    (hooks().throttle); its timetable follows the clock, Reload() replaces it.
+// While a pass runs, a thread of its own copies the pass's queue depth into the gauge.
 //
 // Usage: construct, MakeBackend(config, store, observer.hooks()), Start() (an error is a
 // start-up configuration error: exit 2), PassStarting/PassFinished around each pass, Reload()
@@ -24,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "cli/backend.h"
 #include "config/config.h"
@@ -94,6 +96,9 @@ class DaemonObserver {
   std::int64_t started_unix_ms_ = 0;
   double sent_before_ = 0;    // bytes sent by the passes that finished
   double hashed_before_ = 0;  // bytes hashed by them
+
+  // While a pass runs: copies its queue depth into the gauge twice a second.
+  std::jthread sampler_;
 };
 
 }  // namespace filesync::cli

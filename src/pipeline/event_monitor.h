@@ -51,6 +51,7 @@ struct PassProgress {
   std::atomic<std::uint64_t> bytes_total{0};
   std::atomic<std::uint64_t> bytes_done{0};
   std::atomic<std::uint64_t> bytes_hashed{0};
+  std::atomic<std::uint64_t> queued{0};  // actions waiting for a worker, as of the last change
 
   // The path (relative to its sync dir) of the action that finished last.
   void SetCurrent(std::string_view path) {

@@ -239,6 +239,34 @@ TEST_F(DaemonEndpointTest, StatusIsLiveDuringAPassAndMetricsCountIt) {
   EXPECT_NE(out2.find("in sync: yes"), std::string::npos) << out2;
 }
 
+// During a pass of many files slowed by bwlimit, /metrics shows actions waiting in the queue;
+// after it, none.
+TEST_F(DaemonEndpointTest, QueueDepthIsLiveDuringAPass) {
+  for (int i = 0; i < 100; ++i)
+    WriteRandom(root_ / "src" / ("f" + std::to_string(i)), 32 * 1024 + static_cast<std::size_t>(i));
+  const int port = FreePort();
+  WriteConfig("status_listen = \"127.0.0.1:" + std::to_string(port) +
+              "\"\nbwlimit = \"512KiB\"\nworkers = 2\n");
+  StartDaemon();
+  std::string metrics;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        metrics = Get(port, "/metrics");
+        return Sample(metrics, "filesync_queue_depth") > 0;
+      },
+      seconds(30)))
+      << metrics << Log();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        metrics = Get(port, "/metrics");
+        return Sample(metrics, "filesync_passes_total{result=\"complete\"}") >= 1;
+      },
+      seconds(60)))
+      << metrics << Log();
+  EXPECT_EQ(Sample(metrics, "filesync_queue_depth"), 0) << metrics;
+  EXPECT_EQ(Sample(metrics, "filesync_uploaded_files_total{dir=\"src\"}"), 100) << metrics;
+}
+
 // Bad status_listen, port in use, missing token file, bad bwlimit: exit 2 at start with one line
 // naming the key.
 TEST_F(DaemonEndpointTest, BadEndpointOrBwlimitStopsTheStartWithExit2) {
