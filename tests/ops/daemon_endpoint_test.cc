@@ -293,8 +293,8 @@ TEST_F(DaemonEndpointTest, BadEndpointOrBwlimitStopsTheStartWithExit2) {
   }
 }
 
-// SIGHUP: a new address moves the endpoint; an address in use or a bad bwlimit keeps the old
-// configuration serving.
+// SIGHUP: a new address moves the endpoint, a new bwlimit is in force; an address in use or a
+// bad bwlimit keeps the old configuration serving.
 TEST_F(DaemonEndpointTest, ReloadMovesTheEndpointAndKeepsItOnError) {
   WriteFile(root_ / "src" / "a.txt", "a");
   const int first = FreePort();
@@ -316,12 +316,23 @@ TEST_F(DaemonEndpointTest, ReloadMovesTheEndpointAndKeepsItOnError) {
       << Log();
   EXPECT_FALSE(Get(second, "/status").empty()) << Log();
 
+  // A new bwlimit is in force after the reload (the limiter's gauge says which).
+  WriteConfig("status_listen = \"127.0.0.1:" + std::to_string(second) + "\"\nbwlimit = \"4MiB\"\n");
+  kill(daemon_, SIGHUP);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return Sample(Get(second, "/metrics"), "filesync_bwlimit_bytes_per_second") == 4 << 20;
+      },
+      seconds(20)))
+      << Log();
+
   WriteConfig("status_listen = \"127.0.0.1:" + std::to_string(second) + "\"\nbwlimit = \"x\"\n");
   kill(daemon_, SIGHUP);
   EXPECT_TRUE(
       Eventually([&] { return Log().find("reload failed") != std::string::npos; }, seconds(20)))
       << Log();
   EXPECT_FALSE(Get(second, "/status").empty()) << Log();
+  EXPECT_EQ(Sample(Get(second, "/metrics"), "filesync_bwlimit_bytes_per_second"), 4 << 20);
   EXPECT_EQ(WaitExit(daemon_, milliseconds(200)), -1) << "the daemon died: " << Log();
 }
 
