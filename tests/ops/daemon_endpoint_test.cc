@@ -337,19 +337,21 @@ TEST_F(DaemonEndpointTest, ReloadMovesTheEndpointAndKeepsItOnError) {
 }
 
 // Against the Dropbox emulator answering some requests 429: the HTTP metrics count requests by
-// route and the rate-limited ones with their reason and Retry-After, and the scrape is valid.
+// route and the rate-limited ones with their reason and Retry-After, upload bodies wait for
+// bwlimit, and the scrape is valid.
 TEST_F(DaemonEndpointTest, DropboxRequestsAndRateLimitsAreCounted) {
   filesync::test_support::EmulatorProcess emulator;
   ASSERT_TRUE(emulator.Start({"--faults", "429=0.5,max=4,seed=3"}));
   for (int i = 0; i < 6; ++i) WriteFile(root_ / "src" / ("f" + std::to_string(i)), "x");
+  WriteRandom(root_ / "src" / "big.bin", 3 * 1024 * 1024);  // upload bodies go through bwlimit
   const int port = FreePort();
   WriteFile(root_ / "c.toml",
             "backend = \"dropbox\"\ndbx_token = \"" + emulator.token() + "\"\ndbx_api_url = \"" +
                 emulator.url() + "\"\ndbx_content_url = \"" + emulator.url() +
                 "\"\ndbx_notify_url = \"" + emulator.url() + "\"\nclient_sync_dirs = [\"" +
                 (root_ / "src").string() + "\"]\nstate_dir = \"" + (root_ / "state").string() +
-                "\"\npoll_interval = 1\nstatus_listen = \"127.0.0.1:" + std::to_string(port) +
-                "\"\n");
+                "\"\npoll_interval = 1\nbwlimit = \"1MiB\"\nstatus_listen = \"127.0.0.1:" +
+                std::to_string(port) + "\"\n");
   StartDaemon();
   std::string metrics;
   ASSERT_TRUE(Eventually(
@@ -378,6 +380,8 @@ TEST_F(DaemonEndpointTest, DropboxRequestsAndRateLimitsAreCounted) {
   const std::regex waited(
       R"re(filesync_retry_after_wait_seconds_total\{route="[^"]+"\} ([1-9][0-9.e+]*))re");
   EXPECT_TRUE(std::regex_search(metrics, m, waited)) << metrics;
+  // 3 MiB of upload body under 1 MiB/s: about 2 s waiting for the limit, at least.
+  EXPECT_GT(Sample(metrics, "filesync_bwlimit_wait_seconds_total"), 1.5) << metrics;
   if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
     WriteFile(root_ / "scrape.txt", metrics);
     const std::string check = "promtool check metrics < " + (root_ / "scrape.txt").string();
