@@ -6,7 +6,8 @@ same state (a peer's no-change run follows its own complete sync), through hyper
 then N timed runs; each command is wrapped in /usr/bin/time for its peak RSS. Page caches are warm
 (dropping caches needs privileges a benchmark should not assume), so every figure is a warm-cache
 figure. Prints one markdown table, the scaling table, the targets of issue 4, the micro-benchmarks
-and a profile of the no-change pass; writes results.md and results.json to the scratch dir.
+and a profile of the no-change pass; writes results.md and results.json to the scratch dir, and
+(with gnuplot) scaling.svg and latency.svg charts beside them.
 """
 
 import argparse
@@ -25,6 +26,7 @@ from pathlib import Path
 
 SEED = 20241124
 KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
+BWLIMIT = 2 * MIB  # the bwlimit scenario's limit (bytes/s)
 POOL_SIZE = 8 * MIB
 BASE_MTIME = 1_600_000_000  # fixed mtimes: the trees are identical from run to run
 HERE = Path(__file__).resolve().parent
@@ -345,7 +347,7 @@ class Bench:
                     lp = json.loads(snapshot.read_text())["last_pass"]
                 except (OSError, ValueError, KeyError, TypeError):
                     continue
-                if lp["started_unix_ms"] not in seen:
+                if lp and lp["started_unix_ms"] not in seen:
                     seen[lp["started_unix_ms"]] = lp
         finally:
             # SIGTERM to filesync itself (the child of /usr/bin/time): it finishes and exits 0.
@@ -770,6 +772,63 @@ class Bench:
                 self.hf(f"scale-rclone-{n}", self.rclone(self.empty[n], dst))
             self.scaling.append(n)
 
+    def bwlimit_runs(self):
+        """bwlimit's accuracy (issue 15: within +-10 % over 20 s). Local backend: a daemon with
+        bwlimit and status_listen uploads one big file; the rate is read from its live /status
+        (current_pass.bytes_done) over a 20 s window opened 2 s into the transfer. Dropbox
+        emulator: the same file by `filesync sync`; the rate is its size over the sync's wall time
+        (progress arrives per 4 MiB chunk, too coarse for a window)."""
+        import socket
+        import urllib.request
+        limit, size = BWLIMIT, BWLIMIT * 28
+        src = self.work / "bw-src"
+        src.mkdir(parents=True, exist_ok=True)
+        gen_big(src / "big.bin", size)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        cfg, _, _ = self.config("bwlimit", src)
+        cfg.write_text(cfg.read_text() + f'bwlimit = {limit}\nstatus_listen = "127.0.0.1:{port}"\n')
+
+        def sent():
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5).read()
+                current = json.loads(body).get("current_pass") or {}
+                return time.monotonic(), current.get("bytes_done")
+            except OSError:
+                return time.monotonic(), None
+
+        log(f"bwlimit-local: {fmt_bytes(size)} at bwlimit {fmt_bytes(limit)}/s, 20 s window")
+        errf = open(self.work / "bwlimit.daemon.log", "wb")
+        p = subprocess.Popen([self.fs, "--config", str(cfg), "run"], stdout=errf, stderr=errf)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and not (sent()[1] or 0) > 0:
+                time.sleep(0.1)
+            time.sleep(2)
+            t0, b0 = sent()
+            time.sleep(20)
+            t1, b1 = sent()
+        finally:
+            p.terminate()
+            p.wait(timeout=120)
+            errf.close()
+        if b0 is None or b1 is None or b1 >= size:
+            raise RuntimeError(f"bwlimit-local: no live window (bytes {b0} -> {b1} of {size})")
+        local = (b1 - b0) / (t1 - t0)
+        self.facts["bwlimit"] = {"limit": limit, "local_rate": local, "local_window_s": t1 - t0}
+        log(f"bwlimit-local: {fmt_bytes(local)}/s ({local / limit:.1%} of the limit)")
+
+        emu, url = self.emulator("bwlimit-dbx")
+        try:
+            dcfg = self.dbx_config("bwlimit-dbx", src, url)
+            dcfg.write_text(dcfg.read_text() + f'bwlimit = {limit}\ndbx_chunk_size = "4MiB"\n')
+            dt, _ = self.timed("bwlimit-dbx", [self.fs, "--config", str(dcfg), "sync"])
+        finally:
+            self.stop_emulator(emu)
+        self.facts["bwlimit"].update({"dropbox_rate": size / dt, "dropbox_s": dt})
+        log(f"bwlimit-dropbox: {fmt_bytes(size / dt)}/s over {dt:.1f} s ({size / dt / limit:.1%} of the limit)")
+
     def run_micro(self):
         js = self.work / "micro.json"
         js.parent.mkdir(parents=True, exist_ok=True)
@@ -883,6 +942,22 @@ class Bench:
                   f"{(s.rss - b_sync) / n:.0f} B | {d.median:.3f} s | {fmt_bytes(d.rss)} | {(d.rss - b_d) / n:.0f} B | "
                   + (f"{rc.median:.3f} s | {(rc.rss - b_rc) / n:.0f} B" if rc else "– | –")
                   + f" | {init.median:.1f} s, {fmt_bytes(init.rss)} |")
+            w("")
+        if "bwlimit" in F:
+            bw = F["bwlimit"]
+
+            def within(rate):
+                return f"{rate / bw['limit']:.1%} of the limit ({'within' if abs(rate / bw['limit'] - 1) <= 0.1 else 'OUTSIDE'} ±10 %)"
+            w(f"Bandwidth limit (`bwlimit = {bw['limit']}`, {fmt_bytes(bw['limit'])}/s, one file of "
+              f"{fmt_bytes(bw['limit'] * 28)}):")
+            w("")
+            w("| backend | how measured | achieved rate | vs bwlimit |")
+            w("|---|---|---:|---|")
+            w(f"| local | daemon's live `/status`, bytes sent over {bw['local_window_s']:.1f} s | "
+              f"{fmt_bytes(bw['local_rate'])}/s | {within(bw['local_rate'])} |")
+            if "dropbox_rate" in bw:
+                w(f"| Dropbox (emulator) | `filesync sync`, file size ÷ wall time ({bw['dropbox_s']:.1f} s) | "
+                  f"{fmt_bytes(bw['dropbox_rate'])}/s | {within(bw['dropbox_rate'])} |")
             w("")
         if "nochange-filesync" in R:
             w(self.targets())
@@ -1011,6 +1086,52 @@ class Bench:
         return "\n".join(t)
 
 
+def gnuplot(script, out):
+    """Runs a gnuplot script writing the SVG `out`; a missing gnuplot is said, not fatal."""
+    if not shutil.which("gnuplot"):
+        log(f"gnuplot not installed (Debian package gnuplot-nox): {out.name} not drawn")
+        return False
+    run(["gnuplot"], input=script.encode())
+    log(f"written {out}")
+    return True
+
+
+def charts(b):
+    """SVG charts of the scaling table (time of a no-change pass against the number of files, log-log)
+    and of the latency of each timed scenario (median with min-max), next to results.md."""
+    R, d = b.results, b.dir
+    head = ('set terminal svg size 760,440 dynamic font "sans,11" background "white"\n'
+            'set termoption noenhanced\nset key top left\nset grid\n')
+    if b.scaling:
+        data = d / "scaling.dat"
+        with open(data, "w") as f:
+            f.write("# files find filesync-sync daemon-pass rclone\n")
+            for n in b.scaling:
+                rc = R.get(f"scale-rclone-{n}")
+                f.write(f"{n} {R[f'scale-find-{n}'].median} {R[f'scale-sync-{n}'].median} "
+                        f"{R[f'scale-daemon-{n}'].median} {rc.median if rc else 'NaN'}\n")
+        svg = d / "scaling.svg"
+        gnuplot(head + f'set output "{svg}"\nset logscale xy\nset format x "%.0s%c"\n'
+                'set title "No-change pass over trees of empty files (median)"\n'
+                'set xlabel "files"\nset ylabel "seconds"\n'
+                f'plot "{data}" using 1:3 with linespoints lw 2 title "filesync sync (process start)", '
+                f'"{data}" using 1:4 with linespoints lw 2 title "filesync daemon pass", '
+                f'"{data}" using 1:2 with linespoints dt 2 title "find (floor)", '
+                f'"{data}" using 1:5 with linespoints title "rclone sync"\n', svg)
+    timed = [(name, m) for name, m in R.items() if len(m.times) > 1]
+    if timed:
+        data = d / "latency.dat"
+        with open(data, "w") as f:
+            for name, m in timed:
+                f.write(f'"{name}" {m.median} {m.times[0]} {m.times[-1]}\n')
+        svg = d / "latency.svg"
+        height = 200 + 18 * len(timed)
+        gnuplot(head.replace("760,440", f"760,{height}") + f'set output "{svg}"\nset logscale x\n'
+                'set title "Latency of each timed scenario: median, min-max (seconds)"\n'
+                'set ytics scale 0\nset yrange [-1:*] reverse\nset xlabel "seconds"\nunset key\n'
+                f'plot "{data}" using 2:0:3:4:ytic(1) with xerrorbars pt 7 lw 2\n', svg)
+
+
 def fmt_bytes(b):
     if b is None:
         return ""
@@ -1063,7 +1184,7 @@ def main():
     ap.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
     ap.add_argument("--no-profile", action="store_true", help="skip the perf/callgrind profile")
     ap.add_argument("--skip-1m", action="store_true", help="leave the 1,000,000-file tree out of the scaling table")
-    ap.add_argument("--only", default="", help="comma list of parts: nochange,mutate,initial,hash,dropbox,scaling")
+    ap.add_argument("--only", default="", help="comma list of parts: nochange,mutate,initial,hash,dropbox,scaling,bwlimit")
     ap.add_argument("--runs", type=int, default=0, help="timed runs per scenario (default 5, quick 3)")
     ap.add_argument("--workers", type=int, default=4, help="filesync workers = rclone --transfers (default 4, "
                                                            "both tools' default)")
@@ -1086,7 +1207,8 @@ def main():
     load_start = os.getloadavg()[0]
     b.work.mkdir(parents=True, exist_ok=True)
     if not args.micro:
-        parts = set(args.only.split(",")) if args.only else {"nochange", "mutate", "initial", "hash", "dropbox", "scaling"}
+        parts = set(args.only.split(",")) if args.only else {"nochange", "mutate", "initial", "hash", "dropbox", "scaling",
+                                                                  "bwlimit"}
         # Long, load-insensitive work first; the no-change passes (the most sensitive to a busy
         # machine) last.
         b.setup()
@@ -1099,6 +1221,8 @@ def main():
             b.hashing()
         if "dropbox" in parts:
             b.dropbox()
+        if "bwlimit" in parts:
+            b.bwlimit_runs()
         if "mutate" in parts:
             b.mutate()
         b.small_nochange()
@@ -1115,6 +1239,7 @@ def main():
     (b.dir / "results.json").write_text(json.dumps(
         {"results": {k: v.json() for k, v in b.results.items()}, "facts": b.facts, "micro": b.micro}, indent=1))
     log(f"written {b.dir / 'results.md'} and results.json")
+    charts(b)
 
 
 if __name__ == "__main__":

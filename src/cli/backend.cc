@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cloud/dropbox/auth.h"
 #include "cloud/dropbox/dropbox_cloud.h"
+#include "cloud/dropbox/http_client.h"
 #include "cloud/local/local_cloud.h"
 #include "util/log.h"
 
@@ -42,7 +43,8 @@ void CheckCloudDirCanBeAFolder(const config::Config& config) {
 
 class LocalBackend : public Backend {
  public:
-  explicit LocalBackend(const config::Config& config) : cloud_(config.local_cloud_dir) {
+  LocalBackend(const config::Config& config, cloud::Throttle* throttle)
+      : cloud_(config.local_cloud_dir, throttle) {
     CheckCloudDirCanBeAFolder(config);
   }
   cloud::Cloud& cloud() override { return cloud_; }
@@ -71,7 +73,8 @@ class StoreSessions : public dropbox::SessionStore {
 
 class DropboxBackend : public Backend {
  public:
-  DropboxBackend(const config::Config& config, store::StateStore& store) : sessions_(store) {
+  DropboxBackend(const config::Config& config, store::StateStore& store, BackendHooks hooks)
+      : sessions_(store) {
     dropbox::DropboxOptions options;
     options.api_url = config.dbx_api_url;
     options.content_url = config.dbx_content_url;
@@ -84,6 +87,9 @@ class DropboxBackend : public Backend {
     options.append_batch = config.dbx_append_batch;
     options.chunk_size = config.dbx_chunk_size;
     options.sessions = &sessions_;
+    options.transport = dropbox::MakeCurlTransport({.ca_file = config.dbx_ca_file.string(),
+                                                    .throttle = hooks.throttle,
+                                                    .observer = hooks.requests});
     try {
       cloud_ = std::make_unique<dropbox::DropboxCloud>(std::move(options));
     } catch (const std::invalid_argument& e) {
@@ -125,10 +131,11 @@ void PrepareTokenFolder(const std::filesystem::path& token_file) {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeBackend(const config::Config& config, store::StateStore& store) {
+std::unique_ptr<Backend> MakeBackend(const config::Config& config, store::StateStore& store,
+                                     BackendHooks hooks) {
   if (config.backend == config::Backend::kDropbox)
-    return std::make_unique<DropboxBackend>(config, store);
-  return std::make_unique<LocalBackend>(config);
+    return std::make_unique<DropboxBackend>(config, store, hooks);
+  return std::make_unique<LocalBackend>(config, hooks.throttle);
 }
 
 int RunAuth(const GlobalOptions& global, const AuthOptions& auth) {

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cloud/cloud.h"
+#include "cloud/cloud_ops.h"
 #include "config/config.h"
 #include "store/state_store.h"
 
@@ -19,7 +20,15 @@ class Backend {
   virtual Result<std::string> Account() { return std::string(); }
 };
 
+// What the operations layer lends the backend (each may be null; both outlive the backend):
+// the bwlimit every transfer draws from, and the sink of its request metrics.
+struct BackendHooks {
+  cloud::Throttle* throttle = nullptr;
+  cloud::RequestObserver* requests = nullptr;
+};
+
 // Throws std::runtime_error (a start-up error, exit 1) when the backend cannot be set up.
-std::unique_ptr<Backend> MakeBackend(const config::Config& config, store::StateStore& store);
+std::unique_ptr<Backend> MakeBackend(const config::Config& config, store::StateStore& store,
+                                     BackendHooks hooks = {});
 
 }  // namespace filesync::cli

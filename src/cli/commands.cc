@@ -17,6 +17,7 @@
 
 #include "cli/backend.h"
 #include "cli/common.h"
+#include "cli/daemon_observer.h"
 #include "cli/progress.h"
 #include "core/rel_path.h"
 #include "hash/content_hash.h"
@@ -119,27 +120,16 @@ std::string Count(std::uint64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-nlohmann::json CurrentPassJson(const pipeline::PassProgress& p, std::int64_t started_unix_ms) {
-  const std::uint64_t total = p.files_total.load();
-  const std::uint64_t done = p.files_done.load();
-  return {{"started_unix_ms", started_unix_ms},
-          {"actions_total", total},
-          {"actions_done", done},
-          {"pending", total > done ? total - done : 0},
-          {"bytes_total", p.bytes_total.load()},
-          {"bytes_done", p.bytes_done.load()},
-          {"bytes_hashed", p.bytes_hashed.load()},
-          {"current", p.Current()}};
-}
-
 // Runs one pass with the progress display, keeping status.json up to date meanwhile;
 // `last_pass` is the previous pass's stored report on the way in, this one's on the way out.
 pipeline::PassReport RunObservedPass(pipeline::EventMonitor& monitor,
                                      const pipeline::PassOptions& options,
                                      const config::Config& config, std::string_view command,
-                                     nlohmann::json& last_pass) {
+                                     nlohmann::json& last_pass,
+                                     DaemonObserver* observer = nullptr) {
   pipeline::PassProgress progress;
   const std::int64_t started = NowMs();
+  if (observer) observer->PassStarting(progress, started);
   auto snapshot = [&] {
     WriteSnapshot(config.state_dir, command, CurrentPassJson(progress, started), last_pass);
   };
@@ -149,6 +139,7 @@ pipeline::PassReport RunObservedPass(pipeline::EventMonitor& monitor,
     ProgressDisplay display(progress, snapshot, kSnapshotEvery);
     report = monitor.RunPass(options, &progress);
   }
+  if (observer) observer->PassFinished(report);
   last_pass = nlohmann::json::parse(report.ToJson(pipeline::kStoredReportItems));
   WriteSnapshot(config.state_dir, command, nullptr, last_pass);
   return report;
@@ -271,7 +262,8 @@ std::unique_ptr<store::StateStore> OpenPlanStore(const config::Config& config) {
 // A reload (SIGHUP): the new configuration, store and backend are all set up before the old ones
 // are let go, so any failure leaves the daemon running as it was.
 bool Reload(const GlobalOptions& global, config::Config& config,
-            std::unique_ptr<store::StateStore>& store, std::unique_ptr<Backend>& backend) {
+            std::unique_ptr<store::StateStore>& store, std::unique_ptr<Backend>& backend,
+            DaemonObserver& observer) {
   try {
     config::Config fresh = LoadConfig(global);
     std::unique_ptr<store::StateStore> fresh_store;
@@ -279,11 +271,12 @@ bool Reload(const GlobalOptions& global, config::Config& config,
     if (!std::filesystem::equivalent(fresh.state_dir, config.state_dir, ec))
       fresh_store = OpenStore(fresh, "run");
     std::unique_ptr<Backend> fresh_backend =
-        MakeBackend(fresh, fresh_store ? *fresh_store : *store);
+        MakeBackend(fresh, fresh_store ? *fresh_store : *store, observer.hooks());
     backend = std::move(fresh_backend);
     if (fresh_store) store = std::move(fresh_store);
     config = std::move(fresh);
     SetupLogging(global, config);
+    observer.Reload(config, *store);
     log::Get("cli")->info("configuration reloaded");
     return true;
   } catch (const std::exception& e) {
@@ -316,7 +309,8 @@ int RunSync(const GlobalOptions& global, const SyncOptions& options) {
   const config::Config config = LoadConfig(global);
   SetupLogging(global, config);
   auto store = OpenStore(config, "sync");
-  auto backend = MakeBackend(config, *store);
+  DaemonObserver observer(config);  // for the bwlimit
+  auto backend = MakeBackend(config, *store, observer.hooks());
   pipeline::EventMonitor monitor(config, backend->cloud(), *store);
   signals.OnStop([&monitor] { monitor.RequestStop(); });
   nlohmann::json last_pass;
@@ -383,7 +377,9 @@ int RunDaemon(const GlobalOptions& global) {
   config::Config config = LoadConfig(global);
   SetupLogging(global, config);
   auto store = OpenStore(config, "run");
-  auto backend = MakeBackend(config, *store);
+  DaemonObserver observer(config);
+  auto backend = MakeBackend(config, *store, observer.hooks());
+  if (Status s = observer.Start(config, *store); !s.ok()) throw config::ConfigError(s.message());
   log::Get("cli")->info("filesync daemon started: {} dir(s), backend {}, every {} s",
                         config.client_sync_dirs.size(),
                         config.backend == config::Backend::kLocal ? "local" : "dropbox",
@@ -409,7 +405,7 @@ int RunDaemon(const GlobalOptions& global) {
         return 1;
       }
       systemd.PassStarting();
-      const auto report = RunObservedPass(monitor, {}, config, "run", last_pass);
+      const auto report = RunObservedPass(monitor, {}, config, "run", last_pass, &observer);
       systemd.PassFinished(report);
       // A pass that planned nothing and ended as the one before is routine: logged at debug, so a
       // short poll_interval does not fill the log; any change is logged at info (or warn).
@@ -432,7 +428,7 @@ int RunDaemon(const GlobalOptions& global) {
     signals.OnStop(nullptr);
     if (!reload) break;
     systemd.Reloading();
-    if (Reload(global, config, store, backend)) CheckAccount(*backend, false);
+    if (Reload(global, config, store, backend, observer)) CheckAccount(*backend, false);
     systemd.Reloaded();
   }
   systemd.Stopping();

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,11 @@ std::unique_ptr<store::StateStore> OpenStore(const config::Config& config,
 // store for everything but the pass under way.
 void WriteSnapshot(const std::filesystem::path& state_dir, std::string_view command,
                    const nlohmann::json& current_pass, const nlohmann::json& last_pass);
+
+// The object `filesync status --json` prints, from the state store and, for the pass under way,
+// the holder's status.json (cli/status.cc). The daemon serves the same object on /status.
+nlohmann::json GatherStatus(const config::Config& config, store::StateStore& store,
+                            const std::optional<store::Owner>& holder);
 
 // "2026-11-24 09:37:05" in local time.
 std::string LocalTime(std::int64_t unix_ms);

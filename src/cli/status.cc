@@ -1,7 +1,8 @@
-// `filesync status`: read-only. It opens the state store with StateStore::OpenReadOnly (no
-// folder, file or lock created, nothing set aside), asks who holds the state dir without taking
-// it, and reads the pass under way from the holder's status.json. The JSON has one shape
-// whoever runs (see docs/configuration.md, "filesync status").
+// `filesync status`: read-only. When status_listen is set it first asks the running daemon
+// (GET /status), which answers live, the pass in progress included. Otherwise it opens the state
+// store with StateStore::OpenReadOnly (no folder, file or lock created, nothing set aside), asks
+// who holds the state dir without taking it, and reads the pass under way from the holder's
+// status.json. The JSON has one shape whoever runs (see docs/configuration.md, "filesync status").
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -11,11 +12,15 @@
 
 #include "cli/common.h"
 #include "cli/progress.h"
+#include "ops/status_server.h"
 #include "store/state_store.h"
 #include "util/log.h"
 
 namespace filesync::cli {
 namespace {
+
+// How long `status` waits for the daemon's answer before reading the state store.
+constexpr std::chrono::milliseconds kAskDaemonTimeout{3000};
 
 // The pass the holder reports in its status.json, or null (none under way, or not its file).
 nlohmann::json CurrentPass(const std::filesystem::path& state_dir, const store::Owner& holder) {
@@ -40,8 +45,10 @@ std::uint64_t Pending(const nlohmann::json& last_pass) {
   return pending;
 }
 
-nlohmann::json Gather(const config::Config& config, store::StateStore& store,
-                      const std::optional<store::Owner>& holder) {
+}  // namespace
+
+nlohmann::json GatherStatus(const config::Config& config, store::StateStore& store,
+                            const std::optional<store::Owner>& holder) {
   nlohmann::json out;
   out["state_dir"] = config.state_dir.string();
   out["running"] = holder ? nlohmann::json{{"pid", holder->pid}, {"command", holder->command}}
@@ -88,6 +95,8 @@ nlohmann::json Gather(const config::Config& config, store::StateStore& store,
   out["roots"] = std::move(roots);
   return out;
 }
+
+namespace {
 
 std::string P(const nlohmann::json& value, const char* key) {
   return log::Printable(value.value(key, ""));
@@ -168,11 +177,40 @@ void PrintText(const nlohmann::json& out) {
   }
 }
 
+// The running daemon's own answer (GET /status), when status_listen is set and it answers:
+// live, with the pass in progress. Null otherwise (then the state store is read).
+nlohmann::json AskDaemon(const config::Config& config) {
+  if (!config.status_listen) return nullptr;
+  auto body = ops::FetchDaemonStatus(*config.status_listen, config.status_token, kAskDaemonTimeout);
+  if (!body.ok()) {
+    if (body.status().kind() != Status::Kind::kNotFound)
+      log::Get("cli")->warn(
+          "the daemon at status_listen did not answer ({}); reading the state "
+          "store instead",
+          body.status().message());
+    return nullptr;
+  }
+  nlohmann::json out = nlohmann::json::parse(*body, nullptr, false);
+  return out.is_object() ? out : nlohmann::json();
+}
+
+void Print(const nlohmann::json& out, bool json) {
+  if (json) {
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    PrintText(out);
+  }
+}
+
 }  // namespace
 
 int RunStatus(const GlobalOptions& global, bool json) {
   const config::Config config = LoadConfig(global);
   SetupLogging(global, config);
+  if (const nlohmann::json live = AskDaemon(config); !live.is_null()) {
+    Print(live, json);
+    return 0;
+  }
   const std::optional<store::Owner> holder = store::StateStore::Holder(config.state_dir);
   auto store =
       store::StateStore::OpenReadOnly(config.state_dir, store::StateStore::ReadOnly::kDirect);
@@ -183,12 +221,7 @@ int RunStatus(const GlobalOptions& global, bool json) {
     ReportFatal(global, message);
     return 1;
   }
-  const nlohmann::json out = Gather(config, **store, holder);
-  if (json) {
-    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  } else {
-    PrintText(out);
-  }
+  Print(GatherStatus(config, **store, holder), json);
   return 0;
 }
 

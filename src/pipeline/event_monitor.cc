@@ -502,6 +502,12 @@ struct EventMonitor::Impl final : public ActionSink {
     };
   }
 
+  // Copies the queue's depth into the pass's progress (the queue_depth metric).
+  void SampleQueue() {
+    std::lock_guard lock(producer_mu);
+    if (active_producer != nullptr) current_progress->queued = active_producer->queued();
+  }
+
   // ---- recording outcomes (called from worker threads) ----
   void OnDone(const Event& event, const ActionOutcome& outcome) override {
     std::unique_lock lock(mu);
@@ -512,9 +518,13 @@ struct EventMonitor::Impl final : public ActionSink {
     if (event.index < rr.action_done.size()) rr.action_done[event.index] = true;
     if (current_progress) {
       ++current_progress->files_done;
+      SampleQueue();
       current_progress->SetCurrent(a.path);
     }
     if (!outcome.status.ok()) {
+      if (outcome.status.kind() != Status::Kind::kChanged &&
+          outcome.status.kind() != Status::Kind::kCancelled)
+        ++current->errors_by_kind[Status::KindName(outcome.status.kind())];
       if (outcome.status.kind() == Status::Kind::kAuth) {
         // Every other action would be refused too: the pass stops, and the CLI says what to fix.
         ++rr.failed;
@@ -983,6 +993,7 @@ struct EventMonitor::Impl final : public ActionSink {
           processor.Process({event});
         } else {
           producer.Push(std::move(event));
+          if (progress) progress->queued = producer.queued();
         }
       }
       producer.WaitIdle();

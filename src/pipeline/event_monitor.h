@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,6 +51,7 @@ struct PassProgress {
   std::atomic<std::uint64_t> bytes_total{0};
   std::atomic<std::uint64_t> bytes_done{0};
   std::atomic<std::uint64_t> bytes_hashed{0};
+  std::atomic<std::uint64_t> queued{0};  // actions waiting for a worker, as of the last change
 
   // The path (relative to its sync dir) of the action that finished last.
   void SetCurrent(std::string_view path) {
@@ -91,6 +93,7 @@ struct PassReport {
   std::int64_t finished_unix_ms = 0;
   int state_errors = 0;      // commits to the state store (or cloud flushes) that failed
   bool interrupted = false;  // a stop was requested during the pass
+  std::map<std::string, std::uint64_t> errors_by_kind;  // failed (not deferred), by KindName
   // Set when the pass stopped on something only the configuration can fix (the cloud refused
   // the credentials, or cloud_root): one line naming the key and the fix. No further dir is
   // tried; `filesync sync` prints it and exits 2.

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "cloud/dropbox/errors.h"
+
 namespace filesync::dropbox {
 
 namespace {
@@ -49,6 +51,7 @@ struct Transfer {
   std::size_t sent = 0;
   HttpResponse* response = nullptr;
   const std::atomic<bool>* cancel = nullptr;
+  cloud::Throttle* throttle = nullptr;
 };
 
 // libcurl calls this often while data flows and about once a second while it waits; non-zero
@@ -61,6 +64,8 @@ int CheckCancel(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t) 
 std::size_t ReadBody(char* buffer, std::size_t size, std::size_t nitems, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
   const std::size_t n = std::min(size * nitems, t->body->size() - t->sent);
+  if (n > 0 && t->throttle != nullptr && !t->throttle->Acquire(n, t->cancel).ok())
+    return CURL_READFUNC_ABORT;
   std::copy_n(t->body->data() + t->sent, n, buffer);
   t->sent += n;
   return n;
@@ -123,7 +128,7 @@ class CurlTransport : public HttpTransport {
     CURL* handle = Acquire();
     if (handle == nullptr) return Status::Transient("curl_easy_init failed");
     HttpResponse response;
-    Transfer transfer{&request.body, 0, &response, request.cancel};
+    Transfer transfer{&request.body, 0, &response, request.cancel, options_.throttle};
     std::array<char, CURL_ERROR_SIZE> error{};
 
     curl_easy_setopt(handle, CURLOPT_SHARE, share_);
@@ -182,6 +187,7 @@ class CurlTransport : public HttpTransport {
     curl_slist_free_all(headers);
     Release(handle);
 
+    Observe(request, code == CURLE_OK ? &response : nullptr, status);
     if (code != CURLE_OK) {
       std::string message =
           std::string(request.method) + " " + request.url + ": " + curl_easy_strerror(code);
@@ -198,6 +204,29 @@ class CurlTransport : public HttpTransport {
   }
 
  private:
+  // Reports the outcome to the observer: every answer, and a rate-limit answer's reason and
+  // Retry-After (header or JSON) the way the Dropbox backend reads them (errors.h).
+  void Observe(const HttpRequest& request, HttpResponse* response, long status) const {
+    if (options_.observer == nullptr) return;
+    const std::string_view url = request.url;
+    const auto at = url.find("/2/");
+    const std::string_view route =
+        at == std::string_view::npos ? std::string_view("other") : url.substr(at + 3);
+    options_.observer->Answered(route, response != nullptr ? status : 0);
+    if (response == nullptr || status < 400) return;
+    response->status = status;
+    const ApiError error = ClassifyResponse(*response, route);
+    const double wait =
+        error.retry_after ? static_cast<double>(error.retry_after->count()) / 1000.0 : 0.0;
+    if (error.rate_reason == RateReason::kTooManyWriteOperations) {
+      options_.observer->RateLimited(route, "too_many_write_operations", wait);
+    } else if (status == 429) {
+      options_.observer->RateLimited(route, "too_many_requests", wait);
+    } else if (status == 503 && error.retry_after) {
+      options_.observer->RateLimited(route, "http_503", wait);
+    }
+  }
+
   static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* userptr) {
     static_cast<CurlTransport*>(userptr)->locks_[Index(data)].lock();
   }

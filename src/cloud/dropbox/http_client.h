@@ -12,6 +12,9 @@
 //    verification failures as kPermanent. Request headers (Authorization) are never logged.
 //  - A request whose HttpRequest::cancel is set while it runs is abandoned within about a
 //    second (kCancelled).
+//  - With HttpClientOptions::throttle, a request body is sent only as fast as the throttle
+//    grants it (the bwlimit); with `observer`, every request's outcome and every rate-limit
+//    answer is reported under its route (the URL path after "/2/", e.g. "files/upload").
 // Thread-safe: Send() may be called from many threads at once.
 #pragma once
 
@@ -24,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "cloud/cloud_ops.h"
 #include "util/status.h"
 
 namespace filesync::dropbox {
@@ -80,8 +84,10 @@ struct HttpClientOptions {
   std::string ca_file;  // extra CA bundle (PEM); "" uses the system store only
   std::string user_agent = "filesync/0.1";
   std::chrono::seconds connect_timeout{30};
-  long low_speed_limit = 1024;              // bytes/s ...
-  std::chrono::seconds low_speed_time{60};  // ... for this long aborts the transfer
+  long low_speed_limit = 1024;                 // bytes/s ...
+  std::chrono::seconds low_speed_time{60};     // ... for this long aborts the transfer
+  cloud::Throttle* throttle = nullptr;         // outlives the transport; null: full speed
+  cloud::RequestObserver* observer = nullptr;  // outlives the transport; null: none
 };
 
 std::shared_ptr<HttpTransport> MakeCurlTransport(HttpClientOptions options);

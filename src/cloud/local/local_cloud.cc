@@ -443,7 +443,7 @@ Status HashZeros(hash::ContentHasher& hasher, std::uint64_t count, const Transfe
 // data bytes written.
 Result<std::uint64_t> CopyKeepingHoles(int src, int out, std::uint64_t size,
                                        hash::ContentHasher& hasher, const Transfer& transfer,
-                                       const std::string& shown) {
+                                       Throttle* throttle, const std::string& shown) {
   thread_local std::vector<std::uint8_t> buffer(kCopyBuffer);
   posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
   std::uint64_t offset = 0, written = 0;
@@ -469,6 +469,8 @@ Result<std::uint64_t> CopyKeepingHoles(int src, int out, std::uint64_t size,
       if (n < 0) return Status::Io(Errno("cannot read " + shown));
       if (n == 0) return Status::Changed(shown + " shrank while it was copied");
       const auto len = static_cast<std::size_t>(n);
+      if (throttle != nullptr && !throttle->Acquire(len, transfer.cancel).ok())
+        return StoppedCopying(shown);
       hasher.Update(std::span(buffer.data(), len));
       if (!PWriteAll(out, buffer.data(), len, offset))
         return Status::Io(Errno("cannot write the staging copy of " + shown));
@@ -535,8 +537,11 @@ Result<std::optional<UploadedFile>> KeepIfSame(const UploadItem& item, const cor
 
 }  // namespace
 
-LocalCloud::LocalCloud(std::filesystem::path root)
-    : root_(std::move(root)), boot_id_(ReadBootId()), instance_(InstanceName(boot_id_)) {}
+LocalCloud::LocalCloud(std::filesystem::path root, Throttle* throttle)
+    : root_(std::move(root)),
+      throttle_(throttle),
+      boot_id_(ReadBootId()),
+      instance_(InstanceName(boot_id_)) {}
 
 LocalCloud::~LocalCloud() {
   if (staging_fd_.get() < 0 || shared_fd_.get() < 0) return;
@@ -812,7 +817,7 @@ Result<UploadedFile> LocalCloud::UploadOne(const UploadItem& item, const Transfe
   StagedFile staged(staging_fd_.get(), temp);
   hash::ContentHasher hasher;
   auto written = CopyKeepingHoles(src.fd(), out.get(), static_cast<std::uint64_t>(before.st_size),
-                                  hasher, transfer, item.local_path);
+                                  hasher, transfer, throttle_, item.local_path);
   if (!written.ok()) return written.status();
   if (Status s = src.CheckUnchanged("copied"); !s.ok()) return s;
   (void)fchmod(out.get(), before.st_mode & kKeptModeBits);

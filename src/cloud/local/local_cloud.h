@@ -61,14 +61,16 @@
 #include <string>
 
 #include "cloud/cloud.h"
+#include "cloud/cloud_ops.h"
 #include "core/unique_fd.h"
 
 namespace filesync::cloud {
 
 class LocalCloud : public Cloud {
  public:
-  // Touches nothing on disk; BeginPass opens (on a first pass, creates) `root`.
-  explicit LocalCloud(std::filesystem::path root);
+  // Touches nothing on disk; BeginPass opens (on a first pass, creates) `root`. Copies draw
+  // their bytes from `throttle` (the bwlimit; null: full speed), which must outlive this.
+  explicit LocalCloud(std::filesystem::path root, Throttle* throttle = nullptr);
   // Removes this instance's staging folder.
   ~LocalCloud() override;
   LocalCloud(const LocalCloud&) = delete;
@@ -106,6 +108,7 @@ class LocalCloud : public Cloud {
   std::string StagingName(const char* suffix);
 
   const std::filesystem::path root_;
+  Throttle* const throttle_;
   const std::string boot_id_;
   const std::string instance_;
   // Set by BeginPass, read by everything else during a pass.
