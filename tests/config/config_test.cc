@@ -514,7 +514,8 @@ TEST_F(ConfigTest, DropboxNameRulesDoNotApplyToTheLocalBackend) {
   EXPECT_EQ(Load(Options()).cloud_root, "/backup/desktop.ini");
 }
 
-// config.cc spells the local backend's staging folder itself (config cannot include a backend).
+// config (validate.cc) spells the local backend's staging folder itself (config cannot include a
+// backend).
 TEST_F(ConfigTest, StagingNameAgreesWithTheLocalBackend) {
   WriteGoodDev();
   Write("instance.toml",
