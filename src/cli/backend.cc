@@ -84,11 +84,9 @@ class DropboxBackend : public Backend {
     options.append_batch = config.dbx_append_batch;
     options.chunk_size = config.dbx_chunk_size;
     options.sessions = &sessions_;
-    try {
-      cloud_ = std::make_unique<dropbox::DropboxCloud>(std::move(options));
-    } catch (const std::invalid_argument& e) {
-      throw config::ConfigError(config.source + ": " + e.what());
-    }
+    // config::Validate() owns the rules for the dbx_* keys (credentials, chunk size); what
+    // DropboxCloud still refuses here is a programming error, not a configuration one.
+    cloud_ = std::make_unique<dropbox::DropboxCloud>(std::move(options));
   }
   cloud::Cloud& cloud() override { return *cloud_; }
   Result<std::string> Account() override {

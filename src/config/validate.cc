@@ -1,6 +1,7 @@
 // How: Validate() checks ranges and the relations between keys (sync dirs against each other
 // and against state_dir and local_cloud_dir, cloud_root's components, the names Dropbox
-// refuses). Each problem is thrown as one line naming where the key was set (Invalid()).
+// refuses); it is the one owner of these rules: the backends take a validated Config. Each
+// problem is thrown as one line naming where the key was set (Invalid()).
 #include <algorithm>
 #include <array>
 #include <fstream>
@@ -247,15 +248,17 @@ void ValidateCaFile(const Config& c) {
   }
 }
 
-// The dropbox backend needs an access token, or a refresh token with the app key to use it.
+// The dropbox backend needs an access token or a refresh token, and it refreshes with a refresh
+// token whenever one is set, which takes the app key. Config owns these rules: the backend takes
+// them as checked.
 void ValidateCredentials(const Config& c) {
-  if (c.backend != Backend::kDropbox || !c.dbx_token.empty()) return;
-  if (c.dbx_refresh_token.empty()) {
+  if (c.backend != Backend::kDropbox) return;
+  if (c.dbx_token.empty() && c.dbx_refresh_token.empty()) {
     Invalid(c, "backend", "the dropbox backend needs credentials",
             "set dbx_token, or dbx_refresh_token and dbx_app_key, in config/instance.toml "
             "(or FILESYNC_DBX_TOKEN)");
   }
-  if (c.dbx_app_key.empty()) {
+  if (!c.dbx_refresh_token.empty() && c.dbx_app_key.empty()) {
     Invalid(c, "dbx_app_key", "is empty but dbx_refresh_token needs it to refresh tokens",
             "set dbx_app_key = \"<your app key>\" in config/instance.toml");
   }

@@ -178,6 +178,15 @@ const std::vector<BadCase>& Catalogue() {
        .key = "dbx_app_key",
        .hints = {"dbx_app_key ="},
        .forbidden = "TOPSECRET"},
+      // The refresh token is used whenever it is set (the backend refreshes with it), so an
+      // access token beside it does not excuse the missing app key.
+      {.name = "RefreshTokenWithoutAppKeyBesideAnAccessToken",
+       .instance = "backend = \"dropbox\"\ndbx_token = \"sl-TOPSECRET-2\"\n"
+                   "dbx_refresh_token = \"rt-TOPSECRET-3\"",
+       .where = "config/dev.toml + ",
+       .key = "dbx_app_key",
+       .hints = {"dbx_refresh_token needs it", "dbx_app_key ="},
+       .forbidden = "TOPSECRET"},
       // --- sync dirs ---
       InInstance("SyncDirRelative", "client_sync_dirs = [\"docs\"]", "client_sync_dirs",
                  {"not an absolute path", "/home/me/docs"}),
