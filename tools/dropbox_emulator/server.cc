@@ -369,6 +369,21 @@ void Server::Serve(Exchange& ex) {
   ServeApi(ex, path.substr(3));
 }
 
+Reply Server::AuthorizeReply(const httplib::Request& req) {
+  AuthorizeRequest a;
+  a.client_id = req.get_param_value("client_id");
+  a.response_type = req.get_param_value("response_type");
+  a.code_challenge = req.get_param_value("code_challenge");
+  a.code_challenge_method = req.get_param_value("code_challenge_method");
+  a.token_access_type = req.get_param_value("token_access_type");
+  if (req.has_param("redirect_uri")) a.redirect_uri = req.get_param_value("redirect_uri");
+  auto out = tokens_->Authorize(a);
+  if (auto* e = std::get_if<OAuthError>(&out)) {
+    return Reply::Text(400, e->error + ": " + e->description);
+  }
+  return Reply::Text(200, std::get<std::string>(out));
+}
+
 Reply Server::TokenReply(Exchange& ex) {
   std::string text;
   ex.ReadAll(&text);
@@ -445,20 +460,7 @@ void Server::InstallHandlers() {
   http_->Get(R"((/1)?/oauth2/authorize)",
              [this](const httplib::Request& req, httplib::Response& res) {
                Count("oauth2/authorize", 0);
-               AuthorizeRequest a;
-               a.client_id = req.get_param_value("client_id");
-               a.response_type = req.get_param_value("response_type");
-               a.code_challenge = req.get_param_value("code_challenge");
-               a.code_challenge_method = req.get_param_value("code_challenge_method");
-               a.token_access_type = req.get_param_value("token_access_type");
-               if (req.has_param("redirect_uri"))
-                 a.redirect_uri = req.get_param_value("redirect_uri");
-               auto out = tokens_->Authorize(a);
-               if (auto* e = std::get_if<OAuthError>(&out)) {
-                 Send(Reply::Text(400, e->error + ": " + e->description), res);
-                 return;
-               }
-               Send(Reply::Text(200, std::get<std::string>(out)), res);
+               Send(AuthorizeReply(req), res);
              });
 
   const auto serve = [this](const httplib::Request& req, httplib::Response& res,

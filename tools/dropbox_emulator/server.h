@@ -37,7 +37,8 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+}  // namespace httplib
 
 namespace filesync::emulator {
 
@@ -85,6 +86,7 @@ class Server {
   // Drains the body, counts the request under `counted_route` (none if ""), sends `reply`.
   void Finish(Exchange& ex, const Reply& reply, const std::string& counted_route);
   Reply TokenReply(Exchange& ex);
+  Reply AuthorizeReply(const httplib::Request& req);
   // /2/<route>: faults, then the route's auth and argument, then its handler.
   void ServeApi(Exchange& ex, const std::string& route);
   // Finds the route, checks the token and decodes the argument into `call`; the refusal if any.
