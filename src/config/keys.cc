@@ -10,6 +10,8 @@
 #include <limits>
 #include <sstream>
 #include <system_error>
+#include <utility>
+#include <variant>
 
 #include "config/internal.h"
 
@@ -171,6 +173,25 @@ std::chrono::seconds AsDuration(const KeySpec& spec, const Raw& raw) {
 }
 
 // "1000,50%", "1000", "50%", "50%,1000" or a TOML integer; an omitted part keeps its default.
+// One comma-separated part of a max_delete string: "<count>" or "<percent>%"; nullopt when it
+// is neither.
+std::optional<std::variant<std::uint64_t, double>> ParseMaxDeletePart(std::string part) {
+  part.erase(0, part.find_first_not_of(' '));
+  part.erase(part.find_last_not_of(' ') + 1);
+  if (part.empty()) return std::nullopt;
+  if (part.back() == '%') {
+    double percent = 0;
+    const char* last = part.data() + part.size() - 1;
+    const auto [end, ec] = std::from_chars(part.data(), last, percent);
+    if (ec != std::errc() || end != last || !std::isfinite(percent)) return std::nullopt;
+    return percent;
+  }
+  std::uint64_t count = 0;
+  const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), count);
+  if (ec != std::errc() || end != part.data() + part.size()) return std::nullopt;
+  return count;
+}
+
 MaxDelete AsMaxDelete(const KeySpec& spec, const Raw& raw) {
   static constexpr std::string_view kShape =
       "must be a count, a percentage or both, like \"1000,50%\", \"1000\" or \"50%\"";
@@ -186,31 +207,17 @@ MaxDelete AsMaxDelete(const KeySpec& spec, const Raw& raw) {
   const std::string text = AsString(spec, raw);
   bool have_count = false;
   bool have_percent = false;
-  std::size_t start = 0;
-  while (true) {
+  for (std::size_t start = 0;;) {
     const std::size_t comma = text.find(',', start);
-    std::string part =
-        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    part.erase(0, part.find_first_not_of(' '));
-    part.erase(part.find_last_not_of(' ') + 1);
-    if (part.empty()) Bad(spec, raw, kShape);
-    if (part.back() == '%') {
-      double percent = 0;
-      const char* first = part.data();
-      const char* last = part.data() + part.size() - 1;
-      const auto [end, ec] = std::from_chars(first, last, percent);
-      if (have_percent || ec != std::errc() || end != last || !std::isfinite(percent)) {
-        Bad(spec, raw, kShape);
-      }
-      out.percent = percent;
-      have_percent = true;
+    const auto part =
+        ParseMaxDeletePart(text.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (!part) Bad(spec, raw, kShape);
+    if (const auto* percent = std::get_if<double>(&*part)) {
+      if (std::exchange(have_percent, true)) Bad(spec, raw, kShape);
+      out.percent = *percent;
     } else {
-      std::uint64_t count = 0;
-      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), count);
-      if (have_count || ec != std::errc() || end != part.data() + part.size())
-        Bad(spec, raw, kShape);
-      out.count = count;
-      have_count = true;
+      if (std::exchange(have_count, true)) Bad(spec, raw, kShape);
+      out.count = std::get<std::uint64_t>(*part);
     }
     if (comma == std::string::npos) break;
     start = comma + 1;
