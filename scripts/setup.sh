@@ -37,6 +37,8 @@ test_packages=(
   libbenchmark-dev    # the ci preset also builds bench/
   clang               # tests/fuzz/run.sh (libFuzzer) and the tsan preset (lock annotations)
   libclang-rt-14-dev  # libFuzzer and the ASan/UBSan/TSan runtimes for clang
+  clang-format        # scripts/check-style.sh: the code is clang-format clean
+  clang-tidy          # scripts/check-style.sh: function size and cognitive complexity
   python3
   python3-dropbox     # tests/conformance: Dropbox's own SDK against the emulator
   openssl             # TLS tests make their certificates with the openssl CLI

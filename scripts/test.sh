@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies (scripts/setup.sh --test), builds with warnings as
-# errors, and runs every test (unit and integration) under ctest; then again under ASan+UBSan and
-# under TSan (what each runs is below), then the fuzz targets. FILESYNC_SKIP_SANITIZERS=1 skips
+# errors, checks the style (scripts/check-style.sh: clang-format, and function size and
+# complexity with the exceptions listed in .clang-tidy-exceptions), and runs every test (unit
+# and integration) under ctest; then again under ASan+UBSan and under TSan (what each runs is
+# below), then the fuzz targets. FILESYNC_SKIP_SANITIZERS=1 skips
 # the sanitizer builds and the fuzzing (a quicker local loop). Each stage starts with a header
 # line (stage, preset, what it runs); each ctest stage ends with its skipped tests and the reason
 # each gave (scripts/skipped-tests.py); stage times are printed at the end.
@@ -78,6 +80,8 @@ build() { cmake --preset "$1" >/dev/null && cmake --build --preset "$1" -j "$job
 
 stage setup "scripts/setup.sh --test: build and test packages from Debian" scripts/setup.sh --test
 stage "configure+build ci" "preset ci (RelWithDebInfo, gcc, warnings as errors): everything" build ci
+stage "style" "scripts/check-style.sh: clang-format on src/ tools/ tests/ bench/; clang-tidy function size (60 lines) and cognitive complexity (25) on src/ tools/, exceptions in .clang-tidy-exceptions" \
+  scripts/check-style.sh
 stage "ctest ci" "preset ci: every test, unit and integration (the slow ones skip themselves unless asked), but the package label" \
   ctest_stage ci -LE package
 stage "package" "preset ci, label package: builds the .deb (preset package), lintian, installs it into a clean Debian 12 root and syncs there" \

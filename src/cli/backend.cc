@@ -90,11 +90,9 @@ class DropboxBackend : public Backend {
     options.transport = dropbox::MakeCurlTransport({.ca_file = config.dbx_ca_file.string(),
                                                     .throttle = hooks.throttle,
                                                     .observer = hooks.requests});
-    try {
-      cloud_ = std::make_unique<dropbox::DropboxCloud>(std::move(options));
-    } catch (const std::invalid_argument& e) {
-      throw config::ConfigError(config.source + ": " + e.what());
-    }
+    // config::Validate() owns the rules for the dbx_* keys (credentials, chunk size); what
+    // DropboxCloud still refuses here is a programming error, not a configuration one.
+    cloud_ = std::make_unique<dropbox::DropboxCloud>(std::move(options));
   }
   cloud::Cloud& cloud() override { return *cloud_; }
   Result<std::string> Account() override {

@@ -178,6 +178,15 @@ const std::vector<BadCase>& Catalogue() {
        .key = "dbx_app_key",
        .hints = {"dbx_app_key ="},
        .forbidden = "TOPSECRET"},
+      // The refresh token is used whenever it is set (the backend refreshes with it), so an
+      // access token beside it does not excuse the missing app key.
+      {.name = "RefreshTokenWithoutAppKeyBesideAnAccessToken",
+       .instance = "backend = \"dropbox\"\ndbx_token = \"sl-TOPSECRET-2\"\n"
+                   "dbx_refresh_token = \"rt-TOPSECRET-3\"",
+       .where = "config/dev.toml + ",
+       .key = "dbx_app_key",
+       .hints = {"dbx_refresh_token needs it", "dbx_app_key ="},
+       .forbidden = "TOPSECRET"},
       // --- sync dirs ---
       InInstance("SyncDirRelative", "client_sync_dirs = [\"docs\"]", "client_sync_dirs",
                  {"not an absolute path", "/home/me/docs"}),
@@ -514,7 +523,8 @@ TEST_F(ConfigTest, DropboxNameRulesDoNotApplyToTheLocalBackend) {
   EXPECT_EQ(Load(Options()).cloud_root, "/backup/desktop.ini");
 }
 
-// config.cc spells the local backend's staging folder itself (config cannot include a backend).
+// config (validate.cc) spells the local backend's staging folder itself (config cannot include a
+// backend).
 TEST_F(ConfigTest, StagingNameAgreesWithTheLocalBackend) {
   WriteGoodDev();
   Write("instance.toml",

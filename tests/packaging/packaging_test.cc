@@ -227,6 +227,14 @@ TEST(ManPage, DocumentsTheExitCodes) {
   EXPECT_EQ(RunShell(std::string(FILESYNC_BINARY) + " --no-such-option").code, 2);
 }
 
+// The version has one source, project(VERSION) in CMakeLists.txt: the binary, the man page, the
+// package and its changelog all derive from it.
+TEST(Version, IsTheProjectVersion) {
+  const RunResult version = RunShell(std::string(FILESYNC_BINARY) + " --version");
+  ASSERT_EQ(version.code, 0);
+  EXPECT_EQ(version.out, std::string("filesync ") + FILESYNC_PROJECT_VERSION + "\n");
+}
+
 TEST(ManPage, CarriesTheBinarysVersion) {
   const RunResult version = RunShell(std::string(FILESYNC_BINARY) + " --version");
   ASSERT_EQ(version.code, 0);

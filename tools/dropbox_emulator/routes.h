@@ -1,7 +1,9 @@
-// The Dropbox API routes the emulator serves (reference §15), as handlers from a parsed
-// argument (and, for upload-style routes, a body stream) to a Reply. The HTTP layer
-// (server.h) does routing, auth, faults and argument decoding; handlers validate the argument
-// strictly (unknown fields -> 400) and produce the exact result and error-union shapes.
+// The Dropbox API routes the emulator serves (reference §15): one table from route name (URL
+// path after /2/) to its style, whether it needs a token, and its handler, a function from a
+// parsed argument (and, for upload-style routes, a body stream) to a Reply. The HTTP layer
+// (server.h) does auth, faults and argument decoding; handlers (route_handlers.h, one function
+// per endpoint) validate the argument strictly (unknown fields -> 400) and produce the exact
+// result and error-union shapes.
 //
 // Thread safety: handlers run concurrently; all shared state lives in the thread-safe objects
 // of RouteContext. The async-job table (delete_batch, finish_batch v1, move/copy_batch_v2) has
@@ -27,16 +29,6 @@ namespace filesync::emulator {
 // The one emulated account (users/get_current_account, /oauth2/token). users_common.stone:
 // AccountId is exactly 40 characters.
 inline constexpr const char* kAccountId = "dbid:AADfilesyncEmulatorAccount000000000";
-
-enum class RouteStyle { kRpc, kUpload, kDownload };
-
-struct RouteInfo {
-  RouteStyle style = RouteStyle::kRpc;
-  bool needs_auth = true;
-};
-
-// Route name (URL path after /2/) -> style; nullptr for unknown routes.
-const RouteInfo* FindRoute(const std::string& name);
 
 // Async jobs. The emulator does a batch's work when the batch is launched; a job can still
 // answer `in_progress` to its first `pending_polls` checks, so clients exercise their polling.
@@ -78,14 +70,21 @@ struct Call {
   std::string range;       // the Range request header ("" if none); files/download reads it
 };
 
-// Dispatches to the handler for call.route (which FindRoute knows).
-Reply HandleRoute(RouteContext& ctx, const Call& call);
+enum class RouteStyle { kRpc, kUpload, kDownload };
 
-// Per-module handlers (routes_*.cc). Each returns nullopt-like empty Reply status 0 when the
-// route is not theirs.
-Reply HandleAccountRoute(RouteContext& ctx, const Call& call);
-Reply HandleFilesRoute(RouteContext& ctx, const Call& call);
-Reply HandleUploadRoute(RouteContext& ctx, const Call& call);
+using RouteHandler = Reply (*)(RouteContext& ctx, const Call& call);
+
+struct RouteInfo {
+  RouteStyle style = RouteStyle::kRpc;
+  bool needs_auth = true;
+  RouteHandler handler = nullptr;
+};
+
+// Route name (URL path after /2/) -> its entry in the route table; nullptr for unknown routes.
+const RouteInfo* FindRoute(const std::string& name);
+
+// Runs the handler of call.route (a 400 "unknown route" if FindRoute does not know it).
+Reply HandleRoute(RouteContext& ctx, const Call& call);
 
 // 400 with the Dropbox-style text for a bad argument.
 Reply BadArgument(const std::string& route, const std::string& detail);

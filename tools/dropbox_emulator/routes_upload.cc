@@ -4,12 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "dropbox_emulator/routes.h"
+#include "dropbox_emulator/route_handlers.h"
 
 namespace filesync::emulator {
 namespace {
-
-Reply TooManyWrites() { return Reply::RateLimited("too_many_write_operations", 1, std::nullopt); }
 
 const BodyReader kEmptyBody = [](const BodySink&) { return true; };
 
@@ -114,29 +112,28 @@ struct FinishEntry {
   std::optional<std::string> hash;
 };
 
+// Reads the required CommitInfo field "commit" of `parent` into `out`; `where` names it.
+void ReadCommitField(ArgReader& parent, const std::string& where, CommitRequest* out) {
+  if (const nlohmann::json* commit = parent.Raw("commit", true)) {
+    ArgReader c(*commit, where);
+    ReadCommitInfo(c, out);
+    c.Finish();
+    parent.Merge(c);
+  }
+}
+
 // Parses finish_batch entries; returns an error text or "".
 std::string ReadFinishEntries(const nlohmann::json& arg, std::vector<FinishEntry>* out) {
   ArgReader r(arg, "request body");
-  const nlohmann::json* entries = r.Raw("entries", true);
-  if (entries != nullptr && !entries->is_array()) r.Fail("'entries': expected list");
-  if (entries != nullptr && entries->is_array()) {
-    if (entries->size() > 1000) r.Fail("'entries': more than 1000 items");
-    for (std::size_t i = 0; i < entries->size() && r.ok(); ++i) {
-      ArgReader e((*entries)[i], "entries[" + std::to_string(i) + "]");
-      FinishEntry fe;
-      ReadCursor(e, "cursor", &fe.session, &fe.offset);
-      if (const nlohmann::json* commit = e.Raw("commit", true)) {
-        ArgReader c(*commit, "entries[" + std::to_string(i) + "].commit");
-        ReadCommitInfo(c, &fe.commit);
-        c.Finish();
-        e.Merge(c);
-      }
-      fe.hash = ReadHash(e);
-      e.Finish();
-      r.Merge(e);
-      out->push_back(std::move(fe));
-    }
-  }
+  ReadEntries(r, 0, [&](ArgReader& e) {
+    FinishEntry fe;
+    ReadCursor(e, "cursor", &fe.session, &fe.offset);
+    ReadCommitField(e, "entries[" + std::to_string(out->size()) + "].commit", &fe.commit);
+    fe.hash = ReadHash(e);
+    e.Finish();
+    r.Merge(e);
+    out->push_back(std::move(fe));
+  });
   r.Finish();
   return r.error();
 }
@@ -178,195 +175,192 @@ nlohmann::json FinishBatch(RouteContext& ctx, const std::vector<FinishEntry>& en
   return results;
 }
 
+// Streams the request body into `tmp`; the refusal when it could not be stored (500) or is over
+// kMaxRequestBytes (payload_too_large).
+std::optional<Reply> ReceiveBody(const Call& call, TempFileWriter& tmp) {
+  if (!tmp.ok()) return Internal();
+  if (!(*call.body)([&](const char* d, std::size_t n) { return tmp.Write(d, n); }) || !tmp.ok()) {
+    return Internal();
+  }
+  if (tmp.overflowed()) return Reply::RouteError(Tag("payload_too_large"));
+  return std::nullopt;
+}
+
+// A session's error: 500 for the emulator's own storage failures, else the route's error.
+Reply SessionFailure(const nlohmann::json& error) {
+  if (IsInternal(error)) return Internal();
+  return Reply::RouteError(error);
+}
+
+// upload_session/start with session_type concurrent: no data, no close.
+Reply StartConcurrentSession(RouteContext& ctx, const Call& call, bool close) {
+  if (close) return Reply::RouteError(Tag("concurrent_session_close_not_allowed"));
+  std::uint64_t n = 0;
+  (*call.body)([&](const char*, std::size_t len) {
+    n += len;
+    return true;
+  });
+  if (n > 0) return Reply::RouteError(Tag("concurrent_session_data_not_allowed"));
+  return Reply::Json({{"session_id", ctx.sessions->Create(true)}});
+}
+
+struct AppendItem {
+  std::string session;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  bool close = false;
+};
+
+// Appends each item's slice of the received body (the file at `path`) to its session.
+Reply AppendSlices(RouteContext& ctx, const std::string& path,
+                   const std::vector<AppendItem>& items) {
+  nlohmann::json results = nlohmann::json::array();
+  std::uint64_t pos = 0;
+  for (const auto& it : items) {
+    const BodyReader slice = FileSlice(path, pos, it.length);
+    pos += it.length;
+    auto err = ctx.sessions->Append(it.session, it.offset, it.close, slice, std::nullopt);
+    if (err && IsInternal(err->error)) return Internal();
+    results.push_back(err ? nlohmann::json{{".tag", "failure"}, {"failure", err->error}}
+                          : Tag("success"));
+  }
+  return Reply::Json({{"entries", results}});
+}
+
 }  // namespace
 
-Reply HandleUploadRoute(RouteContext& ctx, const Call& call) {
-  const std::string& route = call.route;
-  const nlohmann::json& arg = call.arg;
-
-  if (route == "files/upload") {
-    ArgReader r(arg, "Dropbox-API-Arg");
-    CommitRequest commit;
-    ReadCommitInfo(r, &commit);
-    const auto expected = ReadHash(r);
-    if (!r.Finish()) return BadArgument(route, r.error());
-    TempFileWriter tmp(ctx.blobs->NewTempPath(), kMaxRequestBytes);
-    if (!tmp.ok()) return Internal();
-    if (!(*call.body)([&](const char* d, std::size_t n) { return tmp.Write(d, n); }) || !tmp.ok()) {
-      return Internal();
-    }
-    if (tmp.overflowed()) return Reply::RouteError(Tag("payload_too_large"));
-    commit.content_hash = tmp.Finish();
-    commit.size = tmp.size();
-    if (expected && *expected != commit.content_hash) {
-      return Reply::RouteError(Tag("content_hash_mismatch"));
-    }
-    auto guard = ctx.commit_lock->TryAcquire();
-    if (!guard) return TooManyWrites();
-    if (!ctx.blobs->AdoptByRename(tmp.path(), commit.content_hash).ok()) return Internal();
-    tmp.Release();
-    auto out = ctx.ns->Commit({commit});
-    if (!out[0].ok()) {
-      const std::string session =
-          ctx.sessions->CreateClosedFrom(ctx.blobs->PathFor(commit.content_hash), commit.size);
-      return Reply::RouteError(
-          {{".tag", "path"}, {"reason", out[0].error.error}, {"upload_session_id", session}});
-    }
-    return Reply::Json(MetadataJson(*out[0].value, false));
+Reply Upload(RouteContext& ctx, const Call& call) {
+  ArgReader r(call.arg, "Dropbox-API-Arg");
+  CommitRequest commit;
+  ReadCommitInfo(r, &commit);
+  const auto expected = ReadHash(r);
+  if (!r.Finish()) return BadArgument(call.route, r.error());
+  TempFileWriter tmp(ctx.blobs->NewTempPath(), kMaxRequestBytes);
+  if (auto refused = ReceiveBody(call, tmp)) return *refused;
+  commit.content_hash = tmp.Finish();
+  commit.size = tmp.size();
+  if (expected && *expected != commit.content_hash) {
+    return Reply::RouteError(Tag("content_hash_mismatch"));
   }
-
-  if (route == "files/upload_session/start") {
-    ArgReader r(arg, "Dropbox-API-Arg");
-    const bool close = r.Bool("close", false);
-    const auto type = r.VoidUnion("session_type", false, {"sequential", "concurrent"});
-    const auto expected = ReadHash(r);
-    if (!r.Finish()) return BadArgument(route, r.error());
-    if (type.value_or("sequential") == "concurrent") {
-      if (close) return Reply::RouteError(Tag("concurrent_session_close_not_allowed"));
-      std::uint64_t n = 0;
-      (*call.body)([&](const char*, std::size_t len) {
-        n += len;
-        return true;
-      });
-      if (n > 0) return Reply::RouteError(Tag("concurrent_session_data_not_allowed"));
-      return Reply::Json({{"session_id", ctx.sessions->Create(true)}});
-    }
-    const std::string id = ctx.sessions->Create(false);
-    if (auto err = ctx.sessions->Append(id, 0, close, *call.body, expected)) {
-      ctx.sessions->Complete(id);
-      if (IsInternal(err->error)) return Internal();
-      return Reply::RouteError(err->error);
-    }
-    return Reply::Json({{"session_id", id}});
+  auto guard = ctx.commit_lock->TryAcquire();
+  if (!guard) return TooManyWrites();
+  if (!ctx.blobs->AdoptByRename(tmp.path(), commit.content_hash).ok()) return Internal();
+  tmp.Release();
+  auto out = ctx.ns->Commit({commit});
+  if (!out[0].ok()) {
+    const std::string session =
+        ctx.sessions->CreateClosedFrom(ctx.blobs->PathFor(commit.content_hash), commit.size);
+    return Reply::RouteError(
+        {{".tag", "path"}, {"reason", out[0].error.error}, {"upload_session_id", session}});
   }
+  return Reply::Json(MetadataJson(*out[0].value, false));
+}
 
-  if (route == "files/upload_session/append_v2") {
-    ArgReader r(arg, "Dropbox-API-Arg");
-    std::string session;
-    std::uint64_t offset = 0;
-    ReadCursor(r, "cursor", &session, &offset);
-    const bool close = r.Bool("close", false);
-    const auto expected = ReadHash(r);
-    if (!r.Finish()) return BadArgument(route, r.error());
-    if (auto err = ctx.sessions->Append(session, offset, close, *call.body, expected)) {
-      if (IsInternal(err->error)) return Internal();
-      return Reply::RouteError(err->error);
-    }
-    return Reply::Json(nullptr);
+Reply UploadSessionStart(RouteContext& ctx, const Call& call) {
+  ArgReader r(call.arg, "Dropbox-API-Arg");
+  const bool close = r.Bool("close", false);
+  const auto type = r.VoidUnion("session_type", false, {"sequential", "concurrent"});
+  const auto expected = ReadHash(r);
+  if (!r.Finish()) return BadArgument(call.route, r.error());
+  if (type.value_or("sequential") == "concurrent") return StartConcurrentSession(ctx, call, close);
+  const std::string id = ctx.sessions->Create(false);
+  if (auto err = ctx.sessions->Append(id, 0, close, *call.body, expected)) {
+    ctx.sessions->Complete(id);
+    return SessionFailure(err->error);
   }
+  return Reply::Json({{"session_id", id}});
+}
 
-  if (route == "files/upload_session/append_batch") {
-    ArgReader r(arg, "Dropbox-API-Arg");
-    const nlohmann::json* entries = r.Raw("entries", true);
-    struct Item {
-      std::string session;
-      std::uint64_t offset = 0;
-      std::uint64_t length = 0;
-      bool close = false;
-    };
-    std::vector<Item> items;
-    if (entries != nullptr && !entries->is_array()) r.Fail("'entries': expected list");
-    if (entries != nullptr && entries->is_array()) {
-      if (entries->size() > 1000) r.Fail("'entries': more than 1000 items");
-      for (std::size_t i = 0; i < entries->size() && r.ok(); ++i) {
-        ArgReader e((*entries)[i], "entries[" + std::to_string(i) + "]");
-        Item it;
-        ReadCursor(e, "cursor", &it.session, &it.offset);
-        it.length = e.UInt("length", true, 0, UINT64_MAX).value_or(0);
-        it.close = e.Bool("close", false);
-        e.Finish();
-        r.Merge(e);
-        items.push_back(it);
-      }
-    }
-    const auto expected = ReadHash(r);
-    if (!r.Finish()) return BadArgument(route, r.error());
-    TempFileWriter tmp(ctx.blobs->NewTempPath(), kMaxRequestBytes);
-    if (!tmp.ok()) return Internal();
-    if (!(*call.body)([&](const char* d, std::size_t n) { return tmp.Write(d, n); }) || !tmp.ok()) {
-      return Internal();
-    }
-    if (tmp.overflowed()) return Reply::RouteError(Tag("payload_too_large"));
-    const std::string hex = tmp.Finish();
-    std::uint64_t total = 0;
-    for (const auto& it : items) total += it.length;
-    if (total != tmp.size()) return Reply::RouteError(Tag("length_mismatch"));
-    if (expected && *expected != hex) return Reply::RouteError(Tag("content_hash_mismatch"));
-    nlohmann::json results = nlohmann::json::array();
-    std::uint64_t pos = 0;
-    for (const auto& it : items) {
-      const BodyReader slice = FileSlice(tmp.path(), pos, it.length);
-      pos += it.length;
-      auto err = ctx.sessions->Append(it.session, it.offset, it.close, slice, std::nullopt);
-      if (err && IsInternal(err->error)) return Internal();
-      results.push_back(err ? nlohmann::json{{".tag", "failure"}, {"failure", err->error}}
-                            : Tag("success"));
-    }
-    return Reply::Json({{"entries", results}});
+Reply UploadSessionAppend(RouteContext& ctx, const Call& call) {
+  ArgReader r(call.arg, "Dropbox-API-Arg");
+  std::string session;
+  std::uint64_t offset = 0;
+  ReadCursor(r, "cursor", &session, &offset);
+  const bool close = r.Bool("close", false);
+  const auto expected = ReadHash(r);
+  if (!r.Finish()) return BadArgument(call.route, r.error());
+  if (auto err = ctx.sessions->Append(session, offset, close, *call.body, expected)) {
+    return SessionFailure(err->error);
   }
+  return Reply::Json(nullptr);
+}
 
-  if (route == "files/upload_session/finish") {
-    ArgReader r(arg, "Dropbox-API-Arg");
-    FinishEntry fe;
-    ReadCursor(r, "cursor", &fe.session, &fe.offset);
-    if (const nlohmann::json* commit = r.Raw("commit", true)) {
-      ArgReader c(*commit, "commit");
-      ReadCommitInfo(c, &fe.commit);
-      c.Finish();
-      r.Merge(c);
-    }
-    fe.hash = ReadHash(r);
-    if (!r.Finish()) return BadArgument(route, r.error());
-    auto ready = ctx.sessions->PrepareFinish(fe.session, fe.offset, *call.body, fe.hash, false);
-    if (auto* err = std::get_if<SessionError>(&ready)) {
-      if (IsInternal(err->error)) return Internal();
-      return Reply::RouteError(FinishError(*err));
-    }
-    fe.commit.size = std::get<ReadySession>(ready).size;
-    fe.commit.content_hash = std::get<ReadySession>(ready).content_hash;
-    auto guard = ctx.commit_lock->TryAcquire();
-    if (!guard) return TooManyWrites();
-    auto out = ctx.ns->Commit({fe.commit});
-    if (!out[0].ok()) return Reply::RouteError(Tagged("path", out[0].error.error));
-    ctx.sessions->Complete(fe.session);
-    return Reply::Json(MetadataJson(*out[0].value, false));
+Reply UploadSessionAppendBatch(RouteContext& ctx, const Call& call) {
+  ArgReader r(call.arg, "Dropbox-API-Arg");
+  std::vector<AppendItem> items;
+  ReadEntries(r, 0, [&](ArgReader& e) {
+    AppendItem it;
+    ReadCursor(e, "cursor", &it.session, &it.offset);
+    it.length = e.UInt("length", true, 0, UINT64_MAX).value_or(0);
+    it.close = e.Bool("close", false);
+    e.Finish();
+    r.Merge(e);
+    items.push_back(it);
+  });
+  const auto expected = ReadHash(r);
+  if (!r.Finish()) return BadArgument(call.route, r.error());
+  TempFileWriter tmp(ctx.blobs->NewTempPath(), kMaxRequestBytes);
+  if (auto refused = ReceiveBody(call, tmp)) return *refused;
+  const std::string hex = tmp.Finish();
+  std::uint64_t total = 0;
+  for (const auto& it : items) total += it.length;
+  if (total != tmp.size()) return Reply::RouteError(Tag("length_mismatch"));
+  if (expected && *expected != hex) return Reply::RouteError(Tag("content_hash_mismatch"));
+  return AppendSlices(ctx, tmp.path(), items);
+}
+
+Reply UploadSessionFinish(RouteContext& ctx, const Call& call) {
+  ArgReader r(call.arg, "Dropbox-API-Arg");
+  FinishEntry fe;
+  ReadCursor(r, "cursor", &fe.session, &fe.offset);
+  ReadCommitField(r, "commit", &fe.commit);
+  fe.hash = ReadHash(r);
+  if (!r.Finish()) return BadArgument(call.route, r.error());
+  auto ready = ctx.sessions->PrepareFinish(fe.session, fe.offset, *call.body, fe.hash, false);
+  if (auto* err = std::get_if<SessionError>(&ready)) {
+    if (IsInternal(err->error)) return Internal();
+    return Reply::RouteError(FinishError(*err));
   }
+  fe.commit.size = std::get<ReadySession>(ready).size;
+  fe.commit.content_hash = std::get<ReadySession>(ready).content_hash;
+  auto guard = ctx.commit_lock->TryAcquire();
+  if (!guard) return TooManyWrites();
+  auto out = ctx.ns->Commit({fe.commit});
+  if (!out[0].ok()) return Reply::RouteError(Tagged("path", out[0].error.error));
+  ctx.sessions->Complete(fe.session);
+  return Reply::Json(MetadataJson(*out[0].value, false));
+}
 
-  if (route == "files/upload_session/start_batch") {
-    ArgReader r(arg, "request body");
-    const auto type = r.VoidUnion("session_type", false, {"sequential", "concurrent"});
-    const std::uint64_t n = r.UInt("num_sessions", true, 1, 1000).value_or(0);
-    if (!r.Finish()) return BadArgument(route, r.error());
-    nlohmann::json ids = nlohmann::json::array();
-    for (std::uint64_t i = 0; i < n; ++i) {
-      ids.push_back(ctx.sessions->Create(type.value_or("sequential") == "concurrent"));
-    }
-    return Reply::Json({{"session_ids", ids}});
+Reply UploadSessionStartBatch(RouteContext& ctx, const Call& call) {
+  ArgReader r(call.arg, "request body");
+  const auto type = r.VoidUnion("session_type", false, {"sequential", "concurrent"});
+  const std::uint64_t n = r.UInt("num_sessions", true, 1, 1000).value_or(0);
+  if (!r.Finish()) return BadArgument(call.route, r.error());
+  nlohmann::json ids = nlohmann::json::array();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    ids.push_back(ctx.sessions->Create(type.value_or("sequential") == "concurrent"));
   }
+  return Reply::Json({{"session_ids", ids}});
+}
 
-  if (route == "files/upload_session/finish_batch_v2" ||
-      route == "files/upload_session/finish_batch") {
-    std::vector<FinishEntry> entries;
-    if (auto problem = ReadFinishEntries(arg, &entries); !problem.empty()) {
-      return BadArgument(route, problem);
-    }
-    nlohmann::json results = FinishBatch(ctx, entries);
-    if (route == "files/upload_session/finish_batch_v2") return Reply::Json({{"entries", results}});
-    const std::string job = ctx.jobs->Add("dbjid:", "finish_batch",
-                                          {{".tag", "complete"}, {"entries", std::move(results)}});
-    return Reply::Json({{".tag", "async_job_id"}, {"async_job_id", job}});
+Reply UploadSessionFinishBatchV2(RouteContext& ctx, const Call& call) {
+  std::vector<FinishEntry> entries;
+  if (auto problem = ReadFinishEntries(call.arg, &entries); !problem.empty()) {
+    return BadArgument(call.route, problem);
   }
+  return Reply::Json({{"entries", FinishBatch(ctx, entries)}});
+}
 
-  if (route == "files/upload_session/finish_batch/check") {
-    ArgReader r(arg, "request body");
-    const std::string id = r.String("async_job_id", true).value_or("");
-    if (!r.Finish()) return BadArgument(route, r.error());
-    auto job = ctx.jobs->Get(id, "finish_batch");
-    if (!job) return Reply::RouteError(Tag("invalid_async_job_id"));
-    return Reply::Json(*job);
+Reply UploadSessionFinishBatch(RouteContext& ctx, const Call& call) {
+  std::vector<FinishEntry> entries;
+  if (auto problem = ReadFinishEntries(call.arg, &entries); !problem.empty()) {
+    return BadArgument(call.route, problem);
   }
+  return AsyncJob(ctx, "finish_batch", FinishBatch(ctx, entries));
+}
 
-  return BadArgument(route, "unknown route");
+Reply UploadSessionFinishBatchCheck(RouteContext& ctx, const Call& call) {
+  return CheckJob(ctx, call, "finish_batch");
 }
 
 }  // namespace filesync::emulator

@@ -122,7 +122,142 @@ Reply OAuthErrorReply(const OAuthError& e) {
   return Reply::Json({{"error", e.error}, {"error_description", e.description}}, 400);
 }
 
+constexpr const char* kTokenScope =
+    "account_info.read files.content.read files.content.write files.metadata.read "
+    "files.metadata.write";
+
+// The /oauth2/token request: its form fields, with HTTP Basic credentials taking precedence
+// over client_id/client_secret; nullopt for a malformed Basic header.
+std::optional<TokenRequest> ReadTokenRequest(const httplib::Request& req, const std::string& body) {
+  auto form = ParseForm(body);
+  TokenRequest t;
+  t.grant_type = form["grant_type"];
+  t.client_id = form["client_id"];
+  if (form.count("client_secret") != 0) t.client_secret = form["client_secret"];
+  t.refresh_token = form["refresh_token"];
+  t.code = form["code"];
+  if (form.count("code_verifier") != 0) t.code_verifier = form["code_verifier"];
+  if (form.count("redirect_uri") != 0) t.redirect_uri = form["redirect_uri"];
+  const std::string auth = req.get_header_value("Authorization");
+  if (auth.rfind("Basic ", 0) == 0) {
+    auto decoded = Base64Decode(auth.substr(6));
+    const auto colon = decoded ? decoded->find(':') : std::string::npos;
+    if (colon == std::string::npos) return std::nullopt;
+    t.client_id = decoded->substr(0, colon);
+    t.client_secret = decoded->substr(colon + 1);
+  }
+  return t;
+}
+
+Reply IssuedTokenReply(const IssuedToken& issued) {
+  nlohmann::json j = {{"access_token", issued.access_token},
+                      {"token_type", "bearer"},
+                      {"expires_in", issued.expires_in},
+                      {"scope", kTokenScope},
+                      {"account_id", kAccountId},
+                      {"uid", "12345"}};
+  if (!issued.refresh_token.empty()) j["refresh_token"] = issued.refresh_token;
+  return Reply::Json(j);
+}
+
+// The reply for an injected fault that answers instead of the route (429, 500, 503).
+std::optional<Reply> FaultReply(const FaultDecision& fault) {
+  if (fault.status == 429) return Reply::RateLimited("too_many_requests", 1, 1);
+  if (fault.status != 0) {
+    return Reply::Text(fault.status, fault.status == 500 ? "Internal Server Error (injected)"
+                                                         : "Service Unavailable (injected)");
+  }
+  return std::nullopt;
+}
+
+// A JSON argument in an RPC request body (empty: none, the Void argument).
+std::optional<Reply> DecodeRpcArg(const httplib::Request& req, const std::string& route,
+                                  const std::string& text, Call* call) {
+  const std::string type = req.get_header_value("Content-Type");
+  if (!text.empty() && type.rfind("application/json", 0) != 0 &&
+      type.find("dropbox-cors-hack") == std::string::npos) {
+    return Reply::Text(400, "Error in call to API function \"" + route +
+                                "\": Bad HTTP \"Content-Type\" header: \"" + type +
+                                "\".  Expecting one of \"application/json\", "
+                                "\"application/json; charset=utf-8\", \"text/plain; "
+                                "charset=dropbox-cors-hack\".");
+  }
+  if (!text.empty()) {
+    call->arg = nlohmann::json::parse(text, nullptr, false);
+    if (call->arg.is_discarded()) {
+      return BadArgument(route, "request body: could not decode input as JSON");
+    }
+  }
+  return std::nullopt;
+}
+
+// The JSON argument of a content route, from the Dropbox-API-Arg header or the arg parameter.
+std::optional<Reply> DecodeHeaderArg(const httplib::Request& req, const std::string& route,
+                                     bool strict, Call* call) {
+  std::string header = req.get_header_value("Dropbox-API-Arg");
+  if (header.empty() && req.has_param("arg")) header = req.get_param_value("arg");
+  if (header.empty()) {
+    return BadArgument(route,
+                       "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\".");
+  }
+  if (strict ? !IsHeaderSafe(header) : !IsUtf8HeaderValue(header)) {
+    return BadArgument(route, strict ? "HTTP header \"Dropbox-API-Arg\": could not decode input "
+                                       "as JSON (non-ASCII characters must be escaped as "
+                                       "\\uXXXX; the emulator runs with --strict-arg-header)"
+                                     : "HTTP header \"Dropbox-API-Arg\": could not decode input "
+                                       "as JSON (it must be UTF-8, with control characters "
+                                       "and DEL escaped as \\uXXXX)");
+  }
+  call->arg = nlohmann::json::parse(header, nullptr, false);
+  if (call->arg.is_discarded()) {
+    return BadArgument(route, "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+// One POST request being answered. Its body is read at most once; what the handler did not read
+// is drained before the reply, so the keep-alive connection stays in sync.
+class Exchange {
+ public:
+  Exchange(const httplib::Request& request, httplib::Response& response,
+           const httplib::ContentReader& reader)
+      : req(request), res(response), reader_(reader) {}
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  // Reads the whole body into *out; false when it is over kMaxRpcBody.
+  bool ReadAll(std::string* out) {
+    return body([&](const char* d, std::size_t n) {
+      if (out->size() + n > kMaxRpcBody) return false;
+      out->append(d, n);
+      return true;
+    });
+  }
+  void Drain() {
+    if (!consumed_) body([](const char*, std::size_t) { return true; });
+  }
+  [[nodiscard]] std::uint64_t bytes() const { return bytes_; }
+
+  const httplib::Request& req;
+  httplib::Response& res;
+  std::string range;  // the Range header, which the download route answers
+  // The body, for a route handler (Call::body).
+  const BodyReader body = [this](const BodySink& sink) {
+    if (consumed_) return true;
+    consumed_ = true;
+    return reader_([&](const char* d, std::size_t n) {
+      bytes_ += n;
+      return sink(d, n);
+    });
+  };
+
+ private:
+  const httplib::ContentReader& reader_;
+  bool consumed_ = false;
+  std::uint64_t bytes_ = 0;
+};
 
 Server::Server(const ServerOptions& options) : options_(options) {}
 
@@ -197,6 +332,122 @@ std::string Server::CountersJson() {
       .dump();
 }
 
+void Server::Finish(Exchange& ex, const Reply& reply, const std::string& counted_route) {
+  ex.Drain();
+  if (!counted_route.empty()) Count(counted_route, ex.bytes());
+  Send(reply, ex.res);
+}
+
+void Server::Serve(Exchange& ex) {
+  // httplib would apply a Range header to whatever we answer (a 409 body included), keeping
+  // a 200 status; the download route answers Range itself. The Request
+  // is httplib's own non-const object, handed to handlers by const reference.
+  ex.range = ex.req.get_header_value("Range");
+  const_cast<httplib::Request&>(ex.req).ranges.clear();
+  const std::string& path = ex.req.path;
+  if (path == "/admin/counters/reset") {
+    std::lock_guard lock(counters_mu_);
+    routes_count_.clear();
+    total_ = 0;
+    bytes_received_ = 0;
+    ex.res.set_content("null", "application/json");
+    return;
+  }
+  if (path == "/admin/reset_cursors") {
+    ns_->ResetCursors();
+    ex.res.set_content("null", "application/json");
+    return;
+  }
+  if (path == "/oauth2/token" || path == "/1/oauth2/token") {
+    Finish(ex, TokenReply(ex), "oauth2/token");
+    return;
+  }
+  if (path.rfind("/2/", 0) != 0) {
+    Finish(ex, Reply::Text(400, "Unknown API endpoint: " + path), "");
+    return;
+  }
+  ServeApi(ex, path.substr(3));
+}
+
+Reply Server::AuthorizeReply(const httplib::Request& req) {
+  AuthorizeRequest a;
+  a.client_id = req.get_param_value("client_id");
+  a.response_type = req.get_param_value("response_type");
+  a.code_challenge = req.get_param_value("code_challenge");
+  a.code_challenge_method = req.get_param_value("code_challenge_method");
+  a.token_access_type = req.get_param_value("token_access_type");
+  if (req.has_param("redirect_uri")) a.redirect_uri = req.get_param_value("redirect_uri");
+  auto out = tokens_->Authorize(a);
+  if (auto* e = std::get_if<OAuthError>(&out)) {
+    return Reply::Text(400, e->error + ": " + e->description);
+  }
+  return Reply::Text(200, std::get<std::string>(out));
+}
+
+Reply Server::TokenReply(Exchange& ex) {
+  std::string text;
+  ex.ReadAll(&text);
+  const auto request = ReadTokenRequest(ex.req, text);
+  if (!request) return OAuthErrorReply({"invalid_client", "malformed Basic authorization"});
+  auto out = tokens_->Token(*request);
+  if (auto* e = std::get_if<OAuthError>(&out)) return OAuthErrorReply(*e);
+  return IssuedTokenReply(std::get<IssuedToken>(out));
+}
+
+void Server::ServeApi(Exchange& ex, const std::string& route) {
+  const FaultDecision fault = faults_->Draw(route);
+  if (fault.latency_ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(fault.latency_ms));
+  if (fault.drop_before) {
+    Count(route, ex.bytes());
+    DropConnection(ex.req);
+    return;
+  }
+  if (auto refusal = FaultReply(fault)) {
+    Finish(ex, *refusal, route);
+    return;
+  }
+  Call call{route, nullptr, &ex.body, "", ex.range};
+  if (auto refusal = PrepareCall(ex, call)) {
+    Finish(ex, *refusal, route);
+    return;
+  }
+  Reply reply = HandleRoute(ctx_, call);
+  if (fault.drop_after) {
+    ex.Drain();
+    Count(route, ex.bytes());
+    DropConnection(ex.req);
+    return;
+  }
+  Finish(ex, reply, route);
+}
+
+std::optional<Reply> Server::PrepareCall(Exchange& ex, Call& call) {
+  const std::string& route = call.route;
+  const RouteInfo* info = FindRoute(route);
+  if (info == nullptr || options_.without_routes.contains(route)) {
+    return Reply::Text(400, "Unknown API function: \"" + route + "\"");
+  }
+  if (info->needs_auth) {
+    const std::string auth = ex.req.get_header_value("Authorization");
+    const std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+    const auto check = tokens_->Validate(token);
+    if (check != TokenStore::Check::kValid) {
+      return Reply::Auth(check == TokenStore::Check::kExpired ? "expired_access_token"
+                                                              : "invalid_access_token");
+    }
+    call.token = token;
+  }
+  if (info->style != RouteStyle::kRpc) {
+    return DecodeHeaderArg(ex.req, route, options_.strict_arg_header, &call);
+  }
+  static const BodyReader kEmpty = [](const BodySink&) { return true; };
+  std::string text;
+  if (!ex.ReadAll(&text)) return BadArgument(route, "request body too large");
+  call.body = &kEmpty;
+  return DecodeRpcArg(ex.req, route, text, &call);
+}
+
 void Server::InstallHandlers() {
   http_->Get("/admin/counters", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(CountersJson(), "application/json");
@@ -209,214 +460,13 @@ void Server::InstallHandlers() {
   http_->Get(R"((/1)?/oauth2/authorize)",
              [this](const httplib::Request& req, httplib::Response& res) {
                Count("oauth2/authorize", 0);
-               AuthorizeRequest a;
-               a.client_id = req.get_param_value("client_id");
-               a.response_type = req.get_param_value("response_type");
-               a.code_challenge = req.get_param_value("code_challenge");
-               a.code_challenge_method = req.get_param_value("code_challenge_method");
-               a.token_access_type = req.get_param_value("token_access_type");
-               if (req.has_param("redirect_uri"))
-                 a.redirect_uri = req.get_param_value("redirect_uri");
-               auto out = tokens_->Authorize(a);
-               if (auto* e = std::get_if<OAuthError>(&out)) {
-                 Send(Reply::Text(400, e->error + ": " + e->description), res);
-                 return;
-               }
-               Send(Reply::Text(200, std::get<std::string>(out)), res);
+               Send(AuthorizeReply(req), res);
              });
 
   const auto serve = [this](const httplib::Request& req, httplib::Response& res,
                             const httplib::ContentReader& content_reader) {
-    // httplib would apply a Range header to whatever we answer (a 409 body included), keeping
-    // a 200 status; the download route answers Range itself. The Request
-    // is httplib's own non-const object, handed to handlers by const reference.
-    const std::string range = req.get_header_value("Range");
-    const_cast<httplib::Request&>(req).ranges.clear();
-    bool consumed = false;
-    std::uint64_t bytes = 0;
-    const BodyReader body = [&](const BodySink& sink) {
-      if (consumed) return true;
-      consumed = true;
-      return content_reader([&](const char* d, std::size_t n) {
-        bytes += n;
-        return sink(d, n);
-      });
-    };
-    auto read_all = [&](std::string* out) {
-      return body([&](const char* d, std::size_t n) {
-        if (out->size() + n > kMaxRpcBody) return false;
-        out->append(d, n);
-        return true;
-      });
-    };
-    auto finish = [&](const Reply& reply, const std::string& counted_route) {
-      if (!consumed) body([](const char*, std::size_t) { return true; });
-      if (!counted_route.empty()) Count(counted_route, bytes);
-      Send(reply, res);
-    };
-
-    const std::string& path = req.path;
-    if (path == "/admin/counters/reset") {
-      std::lock_guard lock(counters_mu_);
-      routes_count_.clear();
-      total_ = 0;
-      bytes_received_ = 0;
-      res.set_content("null", "application/json");
-      return;
-    }
-    if (path == "/admin/reset_cursors") {
-      ns_->ResetCursors();
-      res.set_content("null", "application/json");
-      return;
-    }
-    if (path == "/oauth2/token" || path == "/1/oauth2/token") {
-      std::string text;
-      read_all(&text);
-      auto form = ParseForm(text);
-      TokenRequest t;
-      t.grant_type = form["grant_type"];
-      t.client_id = form["client_id"];
-      if (form.count("client_secret") != 0) t.client_secret = form["client_secret"];
-      t.refresh_token = form["refresh_token"];
-      t.code = form["code"];
-      if (form.count("code_verifier") != 0) t.code_verifier = form["code_verifier"];
-      if (form.count("redirect_uri") != 0) t.redirect_uri = form["redirect_uri"];
-      const std::string auth = req.get_header_value("Authorization");
-      if (auth.rfind("Basic ", 0) == 0) {
-        auto decoded = Base64Decode(auth.substr(6));
-        const auto colon = decoded ? decoded->find(':') : std::string::npos;
-        if (colon == std::string::npos) {
-          finish(OAuthErrorReply({"invalid_client", "malformed Basic authorization"}),
-                 "oauth2/token");
-          return;
-        }
-        t.client_id = decoded->substr(0, colon);
-        t.client_secret = decoded->substr(colon + 1);
-      }
-      auto out = tokens_->Token(t);
-      if (auto* e = std::get_if<OAuthError>(&out)) {
-        finish(OAuthErrorReply(*e), "oauth2/token");
-        return;
-      }
-      const auto& issued = std::get<IssuedToken>(out);
-      nlohmann::json j = {{"access_token", issued.access_token},
-                          {"token_type", "bearer"},
-                          {"expires_in", issued.expires_in},
-                          {"scope",
-                           "account_info.read files.content.read files.content.write "
-                           "files.metadata.read files.metadata.write"},
-                          {"account_id", kAccountId},
-                          {"uid", "12345"}};
-      if (!issued.refresh_token.empty()) j["refresh_token"] = issued.refresh_token;
-      finish(Reply::Json(j), "oauth2/token");
-      return;
-    }
-    if (path.rfind("/2/", 0) != 0) {
-      finish(Reply::Text(400, "Unknown API endpoint: " + path), "");
-      return;
-    }
-    const std::string route = path.substr(3);
-
-    const FaultDecision fault = faults_->Draw(route);
-    if (fault.latency_ms > 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(fault.latency_ms));
-    if (fault.drop_before) {
-      Count(route, bytes);
-      DropConnection(req);
-      return;
-    }
-    if (fault.status == 429) {
-      finish(Reply::RateLimited("too_many_requests", 1, 1), route);
-      return;
-    }
-    if (fault.status != 0) {
-      finish(Reply::Text(fault.status, fault.status == 500 ? "Internal Server Error (injected)"
-                                                           : "Service Unavailable (injected)"),
-             route);
-      return;
-    }
-
-    const RouteInfo* info = FindRoute(route);
-    if (info == nullptr || options_.without_routes.contains(route)) {
-      finish(Reply::Text(400, "Unknown API function: \"" + route + "\""), route);
-      return;
-    }
-    Call call{route, nullptr, &body, "", range};
-    if (info->needs_auth) {
-      const std::string auth = req.get_header_value("Authorization");
-      const std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
-      const auto check = tokens_->Validate(token);
-      if (check != TokenStore::Check::kValid) {
-        finish(Reply::Auth(check == TokenStore::Check::kExpired ? "expired_access_token"
-                                                                : "invalid_access_token"),
-               route);
-        return;
-      }
-      call.token = token;
-    }
-    static const BodyReader kEmpty = [](const BodySink&) { return true; };
-    if (info->style == RouteStyle::kRpc) {
-      std::string text;
-      if (!read_all(&text)) {
-        finish(BadArgument(route, "request body too large"), route);
-        return;
-      }
-      const std::string type = req.get_header_value("Content-Type");
-      if (!text.empty() && type.rfind("application/json", 0) != 0 &&
-          type.find("dropbox-cors-hack") == std::string::npos) {
-        finish(Reply::Text(400, "Error in call to API function \"" + route +
-                                    "\": Bad HTTP \"Content-Type\" header: \"" + type +
-                                    "\".  Expecting one of \"application/json\", "
-                                    "\"application/json; charset=utf-8\", \"text/plain; "
-                                    "charset=dropbox-cors-hack\"."),
-               route);
-        return;
-      }
-      if (!text.empty()) {
-        call.arg = nlohmann::json::parse(text, nullptr, false);
-        if (call.arg.is_discarded()) {
-          finish(BadArgument(route, "request body: could not decode input as JSON"), route);
-          return;
-        }
-      }
-      call.body = &kEmpty;
-    } else {
-      std::string header = req.get_header_value("Dropbox-API-Arg");
-      if (header.empty() && req.has_param("arg")) header = req.get_param_value("arg");
-      if (header.empty()) {
-        finish(BadArgument(
-                   route, "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\"."),
-               route);
-        return;
-      }
-      if (options_.strict_arg_header ? !IsHeaderSafe(header) : !IsUtf8HeaderValue(header)) {
-        finish(BadArgument(route, options_.strict_arg_header
-                                      ? "HTTP header \"Dropbox-API-Arg\": could not decode input "
-                                        "as JSON (non-ASCII characters must be escaped as "
-                                        "\\uXXXX; the emulator runs with --strict-arg-header)"
-                                      : "HTTP header \"Dropbox-API-Arg\": could not decode input "
-                                        "as JSON (it must be UTF-8, with control characters "
-                                        "and DEL escaped as \\uXXXX)"),
-               route);
-        return;
-      }
-      call.arg = nlohmann::json::parse(header, nullptr, false);
-      if (call.arg.is_discarded()) {
-        finish(
-            BadArgument(route, "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON"),
-            route);
-        return;
-      }
-    }
-
-    Reply reply = HandleRoute(ctx_, call);
-    if (fault.drop_after) {
-      if (!consumed) body([](const char*, std::size_t) { return true; });
-      Count(route, bytes);
-      DropConnection(req);
-      return;
-    }
-    finish(reply, route);
+    Exchange ex(req, res, content_reader);
+    Serve(ex);
   };
   http_->Post(R"(/.*)", serve);
 

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -36,9 +37,12 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+}  // namespace httplib
 
 namespace filesync::emulator {
+
+class Exchange;  // one request being answered (server.cc)
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -77,6 +81,16 @@ class Server {
  private:
   explicit Server(const ServerOptions& options);
   void InstallHandlers();
+  // Answers one POST request: the admin endpoints, /oauth2/token, or an API route.
+  void Serve(Exchange& ex);
+  // Drains the body, counts the request under `counted_route` (none if ""), sends `reply`.
+  void Finish(Exchange& ex, const Reply& reply, const std::string& counted_route);
+  Reply TokenReply(Exchange& ex);
+  Reply AuthorizeReply(const httplib::Request& req);
+  // /2/<route>: faults, then the route's auth and argument, then its handler.
+  void ServeApi(Exchange& ex, const std::string& route);
+  // Finds the route, checks the token and decodes the argument into `call`; the refusal if any.
+  std::optional<Reply> PrepareCall(Exchange& ex, Call& call);
   void Count(const std::string& route, std::uint64_t bytes);
   std::string CountersJson();
 
