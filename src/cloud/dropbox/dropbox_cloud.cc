@@ -218,6 +218,20 @@ struct SmallFile {
   FileIdentity identity;
 };
 
+// The per-item results of one upload round. `resend` marks failures that a new upload session
+// fixes (a session that lost the file's bytes, a commit whose answer was lost while the file is
+// not in place): Upload() sends those files once more itself, so callers need not retry.
+struct UploadResults {
+  explicit UploadResults(std::size_t n) : result(n), resend(n, false) {}
+  std::optional<Result<UploadedFile>>& operator[](std::size_t i) { return result[i]; }
+  void Resend(std::size_t i, Status s) {
+    resend[i] = s.IsRetryable();
+    result[i] = std::move(s);
+  }
+  std::vector<std::optional<Result<UploadedFile>>> result;
+  std::vector<bool> resend;
+};
+
 // Persisted progress of a large upload (JSON in the SessionStore).
 struct SessionRecord {
   std::string session_id;
@@ -579,8 +593,7 @@ struct DropboxCloud::Impl {
   }
 
   // upload_session/start(close=true) per file: the fallback without append_batch.
-  void StartEach(std::vector<SmallFile>& files, std::vector<Ready>& ready,
-                 std::vector<std::optional<Result<UploadedFile>>>& results,
+  void StartEach(std::vector<SmallFile>& files, std::vector<Ready>& ready, UploadResults& results,
                  const cloud::Transfer& transfer) {
     std::mutex mu;
     core::ParallelFor(files.size(), o.max_parallel_chunks, [&](std::size_t i) {
@@ -629,8 +642,7 @@ struct DropboxCloud::Impl {
   // `files` (a prefix) it handled: it stops when the server does not know these routes, and the
   // rest keep their bytes for StartEach.
   std::size_t AppendBatch(std::vector<SmallFile>& files, std::vector<Ready>& ready,
-                          std::vector<std::optional<Result<UploadedFile>>>& results,
-                          const cloud::Transfer& transfer) {
+                          UploadResults& results, const cloud::Transfer& transfer) {
     constexpr std::string_view kFallback = "one upload_session/start per small file";
     for (std::size_t begin = 0; begin < files.size(); begin += kMaxBatchEntries) {
       const std::size_t end = std::min(files.size(), begin + kMaxBatchEntries);
@@ -738,7 +750,7 @@ struct DropboxCloud::Impl {
             ready.push_back(Ready{f.index, ids[i - begin], size, f.digest, f.identity, size, {}});
             transfer.Progress(size);
           } else {
-            results[f.index] = SessionFailure(e.status);
+            results.Resend(f.index, SessionFailure(e.status));
           }
         }
         group = stop;
@@ -912,7 +924,7 @@ struct DropboxCloud::Impl {
   }
 
   void Commit(std::span<const UploadItem> items, std::vector<Ready> pending,
-              std::vector<std::optional<Result<UploadedFile>>>& results) {
+              UploadResults& results) {
     int attempt = 0;
     while (!pending.empty()) {
       std::vector<Ready> retry;
@@ -973,10 +985,11 @@ struct DropboxCloud::Impl {
                 (*m)->size == r.size && (*m)->content_hash == r.digest) {
               results[r.index] = Committed(r, **m, item);
             } else {
-              results[r.index] = Status::Transient(e.status.message() + " (will upload again)");
+              results.Resend(r.index,
+                             Status::Transient(e.status.message() + " (will upload again)"));
             }
           } else {
-            results[r.index] = e.status;
+            results.Resend(r.index, e.status);
           }
         }
       }
@@ -1224,6 +1237,12 @@ struct DropboxCloud::Impl {
     }
   }
 
+  // One Upload() round: read, send and commit `items`; `resend` (if not null) gets, per item,
+  // whether its failure is one a new session fixes.
+  std::vector<Result<UploadedFile>> UploadRound(std::span<const UploadItem> items,
+                                                const cloud::Transfer& transfer,
+                                                std::vector<bool>* resend);
+
   DropboxOptions o;
   core::Clock& clock;
   Pacer pacer;
@@ -1247,6 +1266,8 @@ cloud::Capabilities DropboxCloud::capabilities() const {
   return cloud::Capabilities{
       .incremental_listing = true,
       .case_insensitive = true,
+      .name_rules = cloud::NameRules::kDropbox,
+      .retries_transient = true,
       .max_batch_files = impl_->o.max_batch_files,
       .max_batch_bytes = impl_->o.max_batch_bytes,
       .small_file_limit = impl_->o.small_file_limit,
@@ -1267,13 +1288,14 @@ Status DropboxCloud::CreateFolder(const std::string& path) {
   return r.status;
 }
 
-std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadItem> items,
-                                                       const cloud::Transfer& transfer) {
-  Impl& d = *impl_;
+std::vector<Result<UploadedFile>> DropboxCloud::Impl::UploadRound(std::span<const UploadItem> items,
+                                                                  const cloud::Transfer& transfer,
+                                                                  std::vector<bool>* resend) {
+  Impl& d = *this;
   if (transfer.cancelled()) {
     return std::vector<Result<UploadedFile>>(items.size(), Status::Cancelled("stopped"));
   }
-  std::vector<std::optional<Result<UploadedFile>>> results(items.size());
+  UploadResults results(items.size());
   std::vector<Ready> ready;
   std::vector<SmallFile> small;
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -1315,10 +1337,31 @@ std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadIte
     d.Commit(items, std::move(ready), results);
   }
 
+  if (resend != nullptr) *resend = std::move(results.resend);
   std::vector<Result<UploadedFile>> out;
   out.reserve(items.size());
-  for (auto& r : results)
+  for (auto& r : results.result)
     out.push_back(r ? std::move(*r) : Result<UploadedFile>(Status::Permanent("not uploaded")));
+  return out;
+}
+
+std::vector<Result<UploadedFile>> DropboxCloud::Upload(std::span<const UploadItem> items,
+                                                       const cloud::Transfer& transfer) {
+  std::vector<bool> resend;
+  std::vector<Result<UploadedFile>> out = impl_->UploadRound(items, transfer, &resend);
+  std::vector<UploadItem> again;
+  std::vector<std::size_t> where;
+  for (std::size_t i = 0; i < resend.size(); ++i) {
+    if (resend[i] && !out[i].ok()) {
+      again.push_back(items[i]);
+      where.push_back(i);
+    }
+  }
+  if (again.empty() || transfer.cancelled()) return out;
+  Log().info("{} file(s) lost their upload session; sending them again in new sessions",
+             again.size());
+  std::vector<Result<UploadedFile>> second = impl_->UploadRound(again, transfer, nullptr);
+  for (std::size_t k = 0; k < where.size(); ++k) out[where[k]] = std::move(second[k]);
   return out;
 }
 

@@ -494,6 +494,7 @@ struct FakeUploads {
   int write_contention_once = -1;  // entry index that fails once with too_many_write_operations
   bool corrupt_hash = false;
   bool lose_append_response_once = false;  // append_batch runs, then its response is lost
+  int lose_session_once = -1;              // entry index whose session answers not_found, once
   std::set<std::string> closed;
   std::vector<std::string> finish_paths;
   std::function<void()> on_append;  // called as each append_batch arrives
@@ -520,7 +521,10 @@ struct FakeUploads {
       for (const auto& e : arg["entries"]) {
         const auto len = e["length"].get<std::size_t>();
         const std::string id = e["cursor"]["session_id"];
-        if (closed.contains(id)) {
+        if (lose_session_once == static_cast<int>(entries.size())) {
+          lose_session_once = -1;
+          entries.push_back({{".tag", "failure"}, {"failure", {{".tag", "not_found"}}}});
+        } else if (closed.contains(id)) {
           entries.push_back({{".tag", "failure"}, {"failure", {{".tag", "closed"}}}});
         } else {
           sessions[id] = r.body.substr(off, len);
@@ -617,6 +621,25 @@ TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/b", "/c", "/b"}));
   EXPECT_TRUE(cloud->pacer().write_contention());
+}
+
+// A session that lost a file's bytes is fixed by sending the file again in a new session: the
+// backend does that itself (it owns its retries: Capabilities::retries_transient), once.
+TEST_F(DropboxCloudTest, AFileWhoseSessionWasLostIsSentAgainInANewSession) {
+  auto uploads = std::make_shared<FakeUploads>();
+  uploads->lose_session_once = 1;
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  ASSERT_TRUE(cloud->capabilities().retries_transient);
+  std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "22", "/b"),
+                                          Item("c", "333", "/c")};
+  const auto results = cloud->Upload(items, {});
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/c", "/b"}));
+  EXPECT_EQ(transport_->routes(),
+            (std::vector<std::string>{
+                "files/upload_session/start_batch", "files/upload_session/append_batch",
+                "files/upload_session/finish_batch_v2", "files/upload_session/start_batch",
+                "files/upload_session/append_batch", "files/upload_session/finish_batch_v2"}));
 }
 
 // The first append_batch committed but its response was lost; the replay finds every session
