@@ -13,6 +13,7 @@
 #include <functional>
 #include <set>
 
+#include "cloud/dropbox/pacer.h"
 #include "core/rel_path.h"
 #include "fakes.h"
 
@@ -270,7 +271,7 @@ TEST_F(DropboxCloudTest, RateLimitWaitsAtLeastRetryAfter) {
   });
   EXPECT_TRUE(cloud->CreateFolder("/a").ok());
   EXPECT_GE(second - first, 2s);
-  EXPECT_TRUE(cloud->pacer().rate().has_value());
+  EXPECT_TRUE(cloud->TEST_pacer().rate().has_value());
 }
 
 TEST_F(DropboxCloudTest, AmbiguousMoveChecksStateInsteadOfRetryingBlindly) {
@@ -620,7 +621,7 @@ TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
   const auto results = cloud->Upload(items, {});
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/b", "/c", "/b"}));
-  EXPECT_TRUE(cloud->pacer().write_contention());
+  EXPECT_TRUE(cloud->TEST_pacer().write_contention());
 }
 
 // A session that lost a file's bytes is fixed by sending the file again in a new session: the
@@ -846,15 +847,14 @@ TEST_F(DropboxCloudTest, InterruptedLargeUploadResumesOnlyMissingChunks) {
   o.small_file_limit = 1024 * 1024;
   o.max_parallel_chunks = 1;
   o.sessions = &store;
-  o.test_stop_after_chunks = 2;
   const std::string content = Pattern(5 * 4 * 1024 * 1024 + 77);
   std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
   {
     auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+    first->TEST_StopAfterChunks(2);
     EXPECT_EQ(first->Upload(items, {})[0].status().kind(), Status::Kind::kCancelled);
   }
   EXPECT_EQ(server->appended_bytes, 2u * 4 * 1024 * 1024);
-  o.test_stop_after_chunks = 0;
   auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
   auto r = second->Upload(items, {});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
@@ -905,15 +905,14 @@ TEST_F(DropboxCloudTest, ExpiredStoredSessionStartsOver) {
   o.small_file_limit = 1024 * 1024;
   o.max_parallel_chunks = 1;
   o.sessions = &store;
-  o.test_stop_after_chunks = 1;
   const std::string content = Pattern(3 * 4 * 1024 * 1024);
   std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
   {
     auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+    first->TEST_StopAfterChunks(1);
     EXPECT_EQ(first->Upload(items, {})[0].status().kind(), Status::Kind::kCancelled);
   }
   server->forgotten.insert("c0");  // Dropbox dropped the session meanwhile
-  o.test_stop_after_chunks = 0;
   auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
   auto r = second->Upload(items, {});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
