@@ -98,12 +98,8 @@ class DropboxBackend : public Backend {
   Result<std::string> Account() override {
     auto account = cloud_->CurrentAccount();
     if (!account.ok()) return account.status();
-    const nlohmann::json& a = *account;
-    if (!a.is_object()) return std::string();
-    std::string name;
-    if (a.contains("name") && a["name"].is_object())
-      name = a["name"].value("display_name", std::string());
-    const std::string email = a.value("email", std::string());
+    const std::string& name = account->display_name;
+    const std::string& email = account->email;
     return name.empty() ? email : email.empty() ? name : name + " <" + email + ">";
   }
 

@@ -101,9 +101,22 @@ struct UploadedFile {
   std::uint64_t bytes_transferred = 0;  // 0 when the backend already had the content
 };
 
+// Which names a backend refuses or silently drops; the planner checks them (plan/names.h) so
+// such a name is reported once instead of failing on every pass.
+enum class NameRules : std::uint8_t {
+  kPlain,    // only the 255-code-point component limit every backend has
+  kDropbox,  // also the names Dropbox ignores or refuses (desktop.ini, "~$*", a trailing space)
+};
+
 struct Capabilities {
-  bool incremental_listing = false;    // List() with a cursor returns only changes
-  bool case_insensitive = false;       // "/A" and "/a" are the same path
+  bool incremental_listing = false;  // List() with a cursor returns only changes
+  bool case_insensitive = false;     // "/A" and "/a" are the same path
+  NameRules name_rules = NameRules::kPlain;
+  // Who retries a transient failure (kTransient, kRateLimited). true: the backend already did,
+  // to its own limit (Dropbox: its pacer), so one it returns is final for this pass and the
+  // caller does not retry it. false: the backend tries once and the caller (EventProcessor)
+  // retries with backoff.
+  bool retries_transient = false;
   std::size_t max_batch_files = 1;     // how many UploadItems one Upload() call should carry
   std::uint64_t max_batch_bytes = 0;   // ... and how many bytes (0: no limit)
   std::uint64_t small_file_limit = 0;  // files above this go alone in an Upload() call

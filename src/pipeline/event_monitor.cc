@@ -821,8 +821,9 @@ struct EventMonitor::Impl final : public ActionSink {
     }
     plan::PlanOptions plan_options;
     plan_options.case_insensitive = caps.case_insensitive;
-    plan_options.name_rules =
-        cloud.name() == "dropbox" ? plan::NameRules::kDropbox : plan::NameRules::kPlain;
+    plan_options.name_rules = caps.name_rules == cloud::NameRules::kDropbox
+                                  ? plan::NameRules::kDropbox
+                                  : plan::NameRules::kPlain;
     plan_options.max_delete_count = config.max_delete.count;
     plan_options.max_delete_percent = config.max_delete.percent;
     plan_options.allow_mass_delete = options.allow_mass_delete;

@@ -26,6 +26,7 @@ EventProcessor::EventProcessor(cloud::Cloud& cloud, std::vector<RootContext> roo
       retry_(retry),
       sink_(sink),
       stop_(stop),
+      backend_retries_(cloud.capabilities().retries_transient),
       transfer_{.progress = std::move(progress), .cancel = &stop} {}
 
 std::string EventProcessor::CloudPath(const Event& event, const std::string& relative) const {
@@ -73,6 +74,10 @@ void EventProcessor::Process(const std::vector<Event>& events) {
   for (const Event& event : events) ProcessSingle(event);
 }
 
+bool EventProcessor::ShouldRetry(const Status& status, int attempt) const {
+  return !status.ok() && status.IsRetryable() && !backend_retries_ && attempt < retry_.max_attempts;
+}
+
 void EventProcessor::RunBatch(const std::vector<Event>& events, const BatchAttempt& attempt_fn) {
   std::vector<std::size_t> pending(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) pending[i] = i;
@@ -85,7 +90,7 @@ void EventProcessor::RunBatch(const std::vector<Event>& events, const BatchAttem
           k < results.size()
               ? std::move(results[k])
               : Outcome(Status::Permanent("backend returned too few results"), attempt);
-      if (!outcome.status.ok() && outcome.status.IsRetryable() && attempt < retry_.max_attempts) {
+      if (ShouldRetry(outcome.status, attempt)) {
         retry.push_back(pending[k]);
         last = outcome.status;
         continue;
@@ -164,30 +169,23 @@ void EventProcessor::ProcessMoves(const std::vector<Event>& events) {
 
 void EventProcessor::ProcessSingle(const Event& event) {
   const plan::Action& a = event.action;
-  for (int attempt = 1;; ++attempt) {
-    ActionOutcome outcome = Outcome(Status::Ok(), attempt);
+  RunBatch({event}, [&](std::span<const std::size_t>) {
+    ActionOutcome outcome;
     if (a.kind == plan::ActionKind::kCreateFolder) {
       outcome.status = cloud_.CreateFolderFrom(
           {.local_dir_fd = roots_.at(static_cast<std::size_t>(event.root)).local_dir_fd,
            .relative = a.path,
            .cloud_path = CloudPath(event, a.path)});
-    } else if (a.kind == plan::ActionKind::kMove) {
+    } else {
       auto moved = cloud_.Move(CloudPath(event, a.from), CloudPath(event, a.path));
       if (moved.ok()) {
         outcome.moved = std::move(moved.value());
       } else {
         outcome.status = moved.status();
       }
-    } else {
-      ProcessDeletes({event});
-      return;
     }
-    if (outcome.status.ok() || !outcome.status.IsRetryable() || attempt >= retry_.max_attempts ||
-        !Backoff(attempt, outcome.status)) {
-      sink_.OnDone(event, outcome);
-      return;
-    }
-  }
+    return std::vector<ActionOutcome>{std::move(outcome)};
+  });
 }
 
 }  // namespace filesync::pipeline

@@ -2,9 +2,14 @@
 // file moves) against the Cloud, as the seed's Client.EventProcessor does with Filesync.Cloud's
 // functions.
 //
-// Transient failures (network, 5xx, rate limits) are retried here with exponential backoff and
-// full jitter, honouring a Retry-After hint; other failures are final for this pass. A batch
-// retries only its failed events, together. Every event
+// Retries: one owner per failure. A backend whose Capabilities::retries_transient is set
+// (Dropbox: its pacer retries 5xx, network errors and 429s, and resends a file whose upload
+// session was lost) has already retried what it returns: its failures are final for this pass
+// (the next pass plans the action again). For other backends the transient failures (kTransient,
+// kRateLimited) are retried here, in ONE loop (RunBatch) for batches and single actions alike,
+// with exponential backoff and full jitter, honouring a Retry-After hint; a batch retries only
+// its failed events, together. Nothing else is retried: kChanged waits for the next scan. A stop
+// during a backoff ends the waiting events as kCancelled (deferred, not failed). Every event
 // ends in exactly one ActionSink::OnDone() call with its outcome, so the engine can record it.
 // Thread safety: Process() may run on many threads at once; the sink must be thread-safe.
 #pragma once
@@ -61,13 +66,15 @@ class EventProcessor {
   // order (status and payload; attempts are filled in by RunBatch).
   using BatchAttempt =
       std::function<std::vector<ActionOutcome>(std::span<const std::size_t> pending)>;
-  // Runs `attempt` until no event is left to retry, reporting each event once.
+  // The retry loop: runs `attempt` until no event is left to retry, reporting each event once.
   void RunBatch(const std::vector<Event>& events, const BatchAttempt& attempt);
+  // Whether a failed attempt number `attempt` is tried again (see the header comment).
+  [[nodiscard]] bool ShouldRetry(const Status& status, int attempt) const;
   void ProcessUploads(const std::vector<Event>& events);
   void ProcessDeletes(const std::vector<Event>& events);
   void ProcessMoves(const std::vector<Event>& events);
   void ProcessSingle(const Event& event);
-  // Sleeps before attempt `attempt` (1-based retry count); false if stop was requested.
+  // Sleeps before retry number `attempt`; false if stop was requested.
   bool Backoff(int attempt, const Status& last);
 
   cloud::Cloud& cloud_;
@@ -75,6 +82,7 @@ class EventProcessor {
   const RetryPolicy retry_;
   ActionSink& sink_;
   const std::atomic<bool>& stop_;
+  const bool backend_retries_;      // cloud_.capabilities().retries_transient
   const cloud::Transfer transfer_;  // progress, and stop_ as the cancel flag
 };
 

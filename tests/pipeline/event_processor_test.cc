@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 namespace filesync::pipeline {
@@ -16,17 +17,21 @@ class ScriptedCloud : public cloud::Cloud {
  public:
   std::vector<Status> delete_script;  // consumed one per Delete() call (applied to every path)
   std::vector<Status> upload_script;  // consumed one per Upload() call
+  std::vector<Status> folder_script;  // consumed one per CreateFolder() call
+  bool retries_transient = false;     // what capabilities() says
   // MoveBatch: a move whose source is listed here fails once with a rate limit.
   std::set<std::string> moves_limited_once;
   std::vector<std::vector<std::string>> move_batches;  // sources of each MoveBatch() call
-  int delete_calls = 0, upload_calls = 0, move_calls = 0;
+  int delete_calls = 0, upload_calls = 0, move_calls = 0, folder_calls = 0;
 
   std::string_view name() const override { return "scripted"; }
-  cloud::Capabilities capabilities() const override { return {}; }
+  cloud::Capabilities capabilities() const override {
+    return {.retries_transient = retries_transient};
+  }
   Result<cloud::ListResult> List(const std::string&, const std::string&) override {
     return cloud::ListResult{};
   }
-  Status CreateFolder(const std::string&) override { return Status::Ok(); }
+  Status CreateFolder(const std::string&) override { return Next(folder_script, folder_calls++); }
   std::vector<Result<cloud::UploadedFile>> Upload(std::span<const cloud::UploadItem> items,
                                                   const cloud::Transfer&) override {
     const Status s = Next(upload_script, upload_calls++);
@@ -182,9 +187,9 @@ TEST(EventProcessor, FolderMovesStaySingle) {
   ASSERT_EQ(sink.done.size(), 1u);
 }
 
-TEST(EventProcessor, StopDuringBackoffCancelsInsteadOfRetrying) {
-  ScriptedCloud cloud;
-  cloud.delete_script = {Status::RateLimited("429", std::chrono::seconds(30))};
+// A stop while waiting to retry ends the action as kCancelled (deferred to the next run), never
+// as the failure that caused the wait, whichever path the action takes.
+void ExpectStopDuringBackoffCancels(ScriptedCloud& cloud, const Event& event) {
   RecordingSink sink;
   std::atomic<bool> stop{false};
   EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
@@ -193,11 +198,61 @@ TEST(EventProcessor, StopDuringBackoffCancelsInsteadOfRetrying) {
     stop = true;
   });
   const auto start = std::chrono::steady_clock::now();
-  p.Process({Ev(plan::ActionKind::kDelete, "x")});
+  p.Process({event});
   stopper.join();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   ASSERT_EQ(sink.done.size(), 1u);
-  EXPECT_EQ(sink.done[0].second.status.kind(), Status::Kind::kCancelled);
+  EXPECT_EQ(sink.done[0].second.status.kind(), Status::Kind::kCancelled)
+      << sink.done[0].second.status.ToString();
+  EXPECT_EQ(sink.done[0].second.attempts, 1);
+}
+
+TEST(EventProcessor, StopDuringBackoffCancelsABatchedAction) {
+  ScriptedCloud cloud;
+  cloud.delete_script = {Status::RateLimited("429", std::chrono::seconds(30))};
+  ExpectStopDuringBackoffCancels(cloud, Ev(plan::ActionKind::kDelete, "x"));
+  EXPECT_EQ(cloud.delete_calls, 1);
+}
+
+TEST(EventProcessor, StopDuringBackoffCancelsASingleAction) {
+  ScriptedCloud cloud;
+  cloud.folder_script = {Status::RateLimited("429", std::chrono::seconds(30))};
+  ExpectStopDuringBackoffCancels(cloud, Ev(plan::ActionKind::kCreateFolder, "dir"));
+  EXPECT_EQ(cloud.folder_calls, 1);
+}
+
+TEST(EventProcessor, SingleActionsAreRetriedLikeBatches) {
+  ScriptedCloud cloud;
+  cloud.folder_script = {Status::Transient("503"), Status::Transient("503")};
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
+  p.Process({Ev(plan::ActionKind::kCreateFolder, "dir")});
+  EXPECT_EQ(cloud.folder_calls, 3);
+  ASSERT_EQ(sink.done.size(), 1u);
+  EXPECT_TRUE(sink.done[0].second.status.ok());
+  EXPECT_EQ(sink.done[0].second.attempts, 3);
+}
+
+// A backend that retries transient failures itself (Dropbox's pacer) has already spent its
+// attempts: the processor reports its failure at once instead of multiplying the attempts.
+TEST(EventProcessor, ABackendThatRetriesItselfIsNotRetriedAgain) {
+  for (const auto kind :
+       {plan::ActionKind::kUpload, plan::ActionKind::kDelete, plan::ActionKind::kCreateFolder}) {
+    ScriptedCloud cloud;
+    cloud.retries_transient = true;
+    cloud.upload_script = {Status::Transient("503 after 5 tries")};
+    cloud.delete_script = {Status::RateLimited("429 after 20 tries", std::chrono::seconds(1))};
+    cloud.folder_script = {Status::Transient("503 after 5 tries")};
+    RecordingSink sink;
+    std::atomic<bool> stop{false};
+    EventProcessor p(cloud, {{"/local", -1, "/cloud"}}, kFast, sink, stop, nullptr);
+    p.Process({Ev(kind, "x")});
+    EXPECT_EQ(cloud.upload_calls + cloud.delete_calls + cloud.folder_calls, 1);
+    ASSERT_EQ(sink.done.size(), 1u);
+    EXPECT_TRUE(sink.done[0].second.status.IsRetryable());
+    EXPECT_EQ(sink.done[0].second.attempts, 1);
+  }
 }
 
 }  // namespace

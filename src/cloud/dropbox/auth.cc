@@ -132,7 +132,7 @@ Status RefreshingTokenProvider::RefreshLocked() {
 }
 
 Result<std::string> RefreshingTokenProvider::AccessToken() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (token_.empty() || clock_.Now() + options_.margin >= expires_at_) {
     if (Status s = RefreshLocked(); !s.ok()) return s;
   }
@@ -140,7 +140,7 @@ Result<std::string> RefreshingTokenProvider::AccessToken() {
 }
 
 Result<std::string> RefreshingTokenProvider::RefreshAfterExpiry(std::string_view rejected) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (token_ == rejected || token_.empty()) {
     if (Status s = RefreshLocked(); !s.ok()) return s;
   }
@@ -148,7 +148,7 @@ Result<std::string> RefreshingTokenProvider::RefreshAfterExpiry(std::string_view
 }
 
 int RefreshingTokenProvider::refresh_count() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return refresh_count_;
 }
 

@@ -20,6 +20,7 @@
 
 #include "cloud/dropbox/http_client.h"
 #include "core/clock.h"
+#include "core/thread_annotations.h"
 #include "util/status.h"
 
 namespace filesync::dropbox {
@@ -62,15 +63,15 @@ class RefreshingTokenProvider : public TokenProvider {
   [[nodiscard]] int refresh_count() const;
 
  private:
-  Status RefreshLocked();
+  Status RefreshLocked() REQUIRES(mu_);
 
   const RefreshOptions options_;
   const std::shared_ptr<HttpTransport> transport_;
   core::Clock& clock_;
-  mutable std::mutex mu_;
-  std::string token_;                    // guarded by mu_
-  core::Clock::TimePoint expires_at_{};  // guarded by mu_
-  int refresh_count_ = 0;                // guarded by mu_
+  mutable core::Mutex mu_;
+  std::string token_ GUARDED_BY(mu_);
+  core::Clock::TimePoint expires_at_ GUARDED_BY(mu_){};
+  int refresh_count_ GUARDED_BY(mu_) = 0;
 };
 
 // PKCE (RFC 7636): a 128-character verifier from [A-Za-z0-9-._~] (cryptographic randomness),

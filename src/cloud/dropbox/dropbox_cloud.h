@@ -31,22 +31,23 @@
 //    Move() would have given; from_lookup/not_found with the target in place counts as done.
 //    Case-only renames inside a batch go through Move() one at a time; a lone move is a move_v2.
 //  - Pacing, retries and token refresh are shared by all calls of one instance (one Pacer).
+//    It owns its retries (Capabilities::retries_transient): 5xx and network errors, 429s and
+//    write contention are retried to the PacerOptions limits, a file whose upload session lost
+//    its bytes is sent again once in a new session; what it then returns is final for the call.
+//  - Capabilities: incremental listing, case-insensitive paths, NameRules::kDropbox.
 // Thread-safe: Upload/Delete/Move/MoveBatch/List may run concurrently.
+// The implementation is split by concern in this directory (dropbox_impl.h has the map).
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cloud/cloud.h"
 #include "cloud/dropbox/auth.h"
-#include "cloud/dropbox/errors.h"
 #include "cloud/dropbox/http_client.h"
-#include "cloud/dropbox/pacer.h"
+#include "cloud/dropbox/pacer_options.h"
 #include "cloud/dropbox/session_store.h"
 #include "core/clock.h"
 
@@ -86,11 +87,16 @@ struct DropboxOptions {
   std::chrono::milliseconds poll_initial{50};  // batch job checks: first wait, x1.5 each time
   std::chrono::milliseconds poll_max{2000};
   std::chrono::seconds poll_limit{600};
-
-  // Test hook: after this many large-file chunks were appended by this instance, further chunk
-  // work stops and Upload returns kCancelled for the file (simulates an interrupted process).
-  int test_stop_after_chunks = 0;
 };
+
+// The linked account (users/get_current_account).
+struct DropboxAccount {
+  std::string account_id;
+  std::string display_name;
+  std::string email;
+};
+
+class Pacer;
 
 class DropboxCloud : public cloud::Cloud {
  public:
@@ -114,13 +120,17 @@ class DropboxCloud : public cloud::Cloud {
   Status Flush() override { return Status::Ok(); }
 
   // users/get_current_account: checks the token and names the linked account.
-  Result<nlohmann::json> CurrentAccount();
+  Result<DropboxAccount> CurrentAccount();
 
-  // The account-wide pacer (tests and status output read its state).
-  [[nodiscard]] Pacer& pacer();
+  // Test hooks. After `chunks` large-file chunks were appended by this instance, further chunk
+  // work stops and Upload returns kCancelled for the file (an interrupted process); 0: never.
+  void TEST_StopAfterChunks(int chunks);
+  // The account-wide pacer (pacer.h), whose state tests check.
+  [[nodiscard]] const Pacer& TEST_pacer() const;
+
+  struct Impl;  // dropbox_impl.h, internal to this directory
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -71,6 +71,63 @@ Status MakeStatus(Status::Kind kind, std::string message) {
   }
 }
 
+// A 429: too_many_requests, unless a JSON body says too_many_write_operations (a non-JSON body
+// means too_many_requests, reference §2.3); a JSON retry_after longer than the header wins.
+void ReadRateLimit(const HttpResponse& response, ApiError& out) {
+  out.rate_reason = RateReason::kTooManyRequests;
+  if (IsJson(response) && out.error.is_object()) {
+    if (auto reason = out.error.find("reason"); reason != out.error.end()) {
+      out.tags = UnionTags(*reason);
+      if (!out.tags.empty() && out.tags.front() == "too_many_write_operations") {
+        out.rate_reason = RateReason::kTooManyWriteOperations;
+      }
+    }
+    if (auto ra = out.error.find("retry_after");
+        ra != out.error.end() && ra->is_number_integer() && ra->get<std::int64_t>() >= 0) {
+      const auto json_ms = std::chrono::milliseconds(ra->get<std::int64_t>() * 1000);
+      if (!out.retry_after || json_ms > *out.retry_after) out.retry_after = json_ms;
+    }
+  }
+  if (out.tags.empty()) out.tags = {"too_many_requests"};
+}
+
+// The Status of a non-2xx answer (the table in docs/dropbox.md), with the tags it carries.
+// `message` words a failure with the route, status, summary and request id.
+template <typename Message>
+Status StatusOf(const HttpResponse& response, ApiError& out, const Message& message) {
+  const long code = response.status;
+  if (code == 400) {
+    out.unknown_route = response.body.find("Unknown API function") != std::string::npos ||
+                        response.body.find("Unknown API endpoint") != std::string::npos;
+    return Status::InvalidArgument(message("bad request: " + Shorten(response.body)));
+  }
+  if (code == 401 || code == 403 || code == 422 || code == 409) out.tags = UnionTags(out.error);
+  if (code == 401) {
+    out.expired_token = out.Has("expired_access_token");
+    return Status::Auth(message(out.tags.empty() ? "unauthorized" : out.TagPath()));
+  }
+  if (code == 403 || code == 422)
+    return Status::Permanent(message(out.tags.empty() ? "forbidden" : out.TagPath()));
+  if (code == 409) {
+    Status s = StatusFromErrorUnion(out.error, message("endpoint error"));
+    if (s.kind() == Status::Kind::kRateLimited)
+      out.rate_reason = RateReason::kTooManyWriteOperations;
+    return s;
+  }
+  if (code == 429) {
+    ReadRateLimit(response, out);
+    return Status::RateLimited(message(out.TagPath()),
+                               out.retry_after.value_or(std::chrono::milliseconds(0)));
+  }
+  if (code >= 500 && code <= 599) {
+    Status s = Status::Transient(message("server error: " + Shorten(response.body)));
+    if (out.retry_after) s.set_retry_after(*out.retry_after);
+    return s;
+  }
+  out.unknown_route = code == 404;
+  return Status::Permanent(message("unexpected response: " + Shorten(response.body)));
+}
+
 }  // namespace
 
 bool ApiError::Has(std::string_view tag) const {
@@ -168,51 +225,7 @@ ApiError ClassifyResponse(const HttpResponse& response, std::string_view route) 
     return m;
   };
   if (auto header = response.headers.Get("Retry-After")) out.retry_after = ParseRetryAfter(*header);
-
-  const long code = response.status;
-  if (code == 400) {
-    out.unknown_route = response.body.find("Unknown API function") != std::string::npos ||
-                        response.body.find("Unknown API endpoint") != std::string::npos;
-    out.status = Status::InvalidArgument(message("bad request: " + Shorten(response.body)));
-  } else if (code == 401) {
-    out.tags = UnionTags(out.error);
-    out.expired_token = out.Has("expired_access_token");
-    out.status = Status::Auth(message(out.tags.empty() ? "unauthorized" : out.TagPath()));
-  } else if (code == 403 || code == 422) {
-    out.tags = UnionTags(out.error);
-    out.status = Status::Permanent(message(out.tags.empty() ? "forbidden" : out.TagPath()));
-  } else if (code == 409) {
-    out.tags = UnionTags(out.error);
-    Status s = StatusFromErrorUnion(out.error, message("endpoint error"));
-    if (s.kind() == Status::Kind::kRateLimited)
-      out.rate_reason = RateReason::kTooManyWriteOperations;
-    out.status = std::move(s);
-  } else if (code == 429) {
-    // A non-JSON body means too_many_requests (reference §2.3).
-    out.rate_reason = RateReason::kTooManyRequests;
-    if (IsJson(response) && out.error.is_object()) {
-      if (auto reason = out.error.find("reason"); reason != out.error.end()) {
-        out.tags = UnionTags(*reason);
-        if (!out.tags.empty() && out.tags.front() == "too_many_write_operations") {
-          out.rate_reason = RateReason::kTooManyWriteOperations;
-        }
-      }
-      if (auto ra = out.error.find("retry_after");
-          ra != out.error.end() && ra->is_number_integer() && ra->get<std::int64_t>() >= 0) {
-        const auto json_ms = std::chrono::milliseconds(ra->get<std::int64_t>() * 1000);
-        if (!out.retry_after || json_ms > *out.retry_after) out.retry_after = json_ms;
-      }
-    }
-    if (out.tags.empty()) out.tags = {"too_many_requests"};
-    out.status = Status::RateLimited(message(out.TagPath()),
-                                     out.retry_after.value_or(std::chrono::milliseconds(0)));
-  } else if (code >= 500 && code <= 599) {
-    out.status = Status::Transient(message("server error: " + Shorten(response.body)));
-    if (out.retry_after) out.status.set_retry_after(*out.retry_after);
-  } else {
-    out.unknown_route = code == 404;
-    out.status = Status::Permanent(message("unexpected response: " + Shorten(response.body)));
-  }
+  out.status = StatusOf(response, out, message);
   return out;
 }
 

@@ -26,7 +26,7 @@ void Pacer::RecoverLocked(core::Clock::TimePoint now) {
 void Pacer::Wait(const std::atomic<bool>* cancel) {
   core::Clock::TimePoint target;
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     const core::Clock::TimePoint now = clock_.Now();
     RecoverLocked(now);
     target = std::max(now, pause_until_);
@@ -52,7 +52,7 @@ void Pacer::Wait(const std::atomic<bool>* cancel) {
 }
 
 void Pacer::OnRateLimited(RateReason reason, std::optional<std::chrono::milliseconds> retry_after) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   const core::Clock::TimePoint now = clock_.Now();
   if (reason == RateReason::kTooManyWriteOperations) write_contention_ = true;
   std::optional<std::chrono::milliseconds> pause = retry_after;
@@ -80,7 +80,7 @@ std::chrono::milliseconds Pacer::Jittered(std::chrono::milliseconds base,
                                           std::chrono::milliseconds cap, int attempt) {
   const int shift = std::clamp(attempt - 1, 0, 30);
   const std::int64_t ceiling = std::min<std::int64_t>(cap.count(), base.count() << shift);
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   std::uniform_int_distribution<std::int64_t> dist(0, std::max<std::int64_t>(0, ceiling));
   return std::chrono::milliseconds(dist(rng_));
 }
@@ -99,17 +99,17 @@ std::unique_lock<std::mutex> Pacer::CommitLock() {
 }
 
 bool Pacer::write_contention() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return write_contention_;
 }
 
 std::optional<double> Pacer::rate() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return rate_;
 }
 
 core::Clock::TimePoint Pacer::paused_until() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return pause_until_;
 }
 

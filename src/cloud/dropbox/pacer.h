@@ -23,27 +23,11 @@
 #include <random>
 
 #include "cloud/dropbox/errors.h"
+#include "cloud/dropbox/pacer_options.h"
 #include "core/clock.h"
+#include "core/thread_annotations.h"
 
 namespace filesync::dropbox {
-
-struct PacerOptions {
-  // 5xx, timeouts, connection resets: 1, 2, 4, 8, 16 s (before jitter), then give up.
-  std::chrono::milliseconds backoff_base{1000};
-  std::chrono::milliseconds backoff_cap{16000};
-  int max_attempts = 5;
-  // too_many_write_operations without Retry-After: 1 s doubling to 60 s, about 8 tries.
-  std::chrono::milliseconds write_backoff_base{1000};
-  std::chrono::milliseconds write_backoff_cap{60000};
-  int max_write_attempts = 8;
-  // 429 tries before a request gives up (each one waits the server's Retry-After).
-  int max_rate_limited_attempts = 20;
-  // A 429 with no hint at all waits this long (what the official SDK does).
-  std::chrono::milliseconds default_retry_after{5000};
-  double min_rate = 1.0;             // requests/s floor after repeated decreases
-  double recovery_per_second = 1.0;  // additive increase, requests/s per second
-  std::uint64_t seed = 0;            // jitter seed; 0 = random
-};
 
 class Pacer {
  public:
@@ -72,20 +56,21 @@ class Pacer {
 
  private:
   std::chrono::milliseconds Jittered(std::chrono::milliseconds base, std::chrono::milliseconds cap,
-                                     int attempt);
-  void RecoverLocked(core::Clock::TimePoint now);
+                                     int attempt) EXCLUDES(mu_);
+  void RecoverLocked(core::Clock::TimePoint now) REQUIRES(mu_);
 
   const PacerOptions options_;
   core::Clock& clock_;
-  mutable std::mutex mu_;
-  core::Clock::TimePoint pause_until_{};       // guarded by mu_
-  std::optional<double> rate_;                 // guarded by mu_
-  double ceiling_ = 0;                         // guarded by mu_: rate at which we were limited
-  core::Clock::TimePoint last_adjust_{};       // guarded by mu_
-  core::Clock::TimePoint next_slot_{};         // guarded by mu_
-  std::deque<core::Clock::TimePoint> recent_;  // guarded by mu_: request times of the last second
-  bool write_contention_ = false;              // guarded by mu_
-  std::mt19937_64 rng_;                        // guarded by mu_
+  mutable core::Mutex mu_;
+  core::Clock::TimePoint pause_until_ GUARDED_BY(mu_){};
+  std::optional<double> rate_ GUARDED_BY(mu_);
+  double ceiling_ GUARDED_BY(mu_) = 0;  // the rate at which we were limited
+  core::Clock::TimePoint last_adjust_ GUARDED_BY(mu_){};
+  core::Clock::TimePoint next_slot_ GUARDED_BY(mu_){};
+  std::deque<core::Clock::TimePoint> recent_ GUARDED_BY(mu_);  // request times, last second
+  bool write_contention_ GUARDED_BY(mu_) = false;
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
+  // Guards no member: CommitLock's callers hold it around a commit.
   std::mutex commit_mu_;
 };
 

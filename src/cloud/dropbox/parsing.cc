@@ -16,6 +16,42 @@ Status Malformed(std::string_view context, std::string_view what) {
                            std::string(what));
 }
 
+// Where a success entry of `shape` keeps its metadata (null: nowhere, or missing).
+const nlohmann::json* SuccessMetadata(const nlohmann::json& e, SuccessShape shape) {
+  const char* key = nullptr;
+  switch (shape) {
+    case SuccessShape::kNone:
+      return nullptr;
+    case SuccessShape::kInline:
+      return &e;
+    case SuccessShape::kUnderMetadata:
+      key = "metadata";
+      break;
+    case SuccessShape::kUnderSuccess:
+      key = "success";
+      break;
+  }
+  auto it = e.find(key);
+  return it != e.end() ? &*it : nullptr;
+}
+
+Status ParseSuccess(const nlohmann::json& e, SuccessShape shape, std::string_view context,
+                    BatchEntry& entry) {
+  entry.success = true;
+  const nlohmann::json* meta = SuccessMetadata(e, shape);
+  if (meta == nullptr) {
+    return shape == SuccessShape::kNone ? Status::Ok()
+                                        : Malformed(context, "success entry without metadata");
+  }
+  nlohmann::json copy = *meta;
+  if (shape == SuccessShape::kInline) copy.erase(".tag");
+  auto m = ParseMetadata(
+      copy, shape == SuccessShape::kInline ? Metadata::Tag::kFile : Metadata::Tag::kUnknown);
+  if (!m.ok()) return m.status();
+  entry.metadata = std::move(*m);
+  return Status::Ok();
+}
+
 }  // namespace
 
 const std::string& Metadata::DisplayPath() const {
@@ -106,34 +142,8 @@ Result<std::vector<BatchEntry>> ParseBatchEntries(const nlohmann::json& value, S
   for (const auto& e : *entries) {
     BatchEntry entry;
     const std::vector<std::string> tags = UnionTags(e);
-    const std::string tag = tags.empty() ? std::string() : tags.front();
-    if (tag == "success") {
-      entry.success = true;
-      const nlohmann::json* meta = nullptr;
-      Metadata::Tag default_tag = Metadata::Tag::kUnknown;
-      switch (shape) {
-        case SuccessShape::kNone:
-          break;
-        case SuccessShape::kInline:
-          meta = &e;
-          default_tag = Metadata::Tag::kFile;
-          break;
-        case SuccessShape::kUnderMetadata:
-          if (auto it = e.find("metadata"); it != e.end()) meta = &*it;
-          break;
-        case SuccessShape::kUnderSuccess:
-          if (auto it = e.find("success"); it != e.end()) meta = &*it;
-          break;
-      }
-      if (meta != nullptr) {
-        nlohmann::json copy = *meta;
-        if (shape == SuccessShape::kInline) copy.erase(".tag");
-        auto m = ParseMetadata(copy, default_tag);
-        if (!m.ok()) return m.status();
-        entry.metadata = std::move(*m);
-      } else if (shape != SuccessShape::kNone) {
-        return Malformed(context, "success entry without metadata");
-      }
+    if (!tags.empty() && tags.front() == "success") {
+      if (Status s = ParseSuccess(e, shape, context, entry); !s.ok()) return s;
     } else {
       // "failure" and any tag a newer server invents: not a success.
       auto it = e.find("failure");

@@ -13,6 +13,7 @@
 #include <functional>
 #include <set>
 
+#include "cloud/dropbox/pacer.h"
 #include "core/rel_path.h"
 #include "fakes.h"
 
@@ -270,7 +271,7 @@ TEST_F(DropboxCloudTest, RateLimitWaitsAtLeastRetryAfter) {
   });
   EXPECT_TRUE(cloud->CreateFolder("/a").ok());
   EXPECT_GE(second - first, 2s);
-  EXPECT_TRUE(cloud->pacer().rate().has_value());
+  EXPECT_TRUE(cloud->TEST_pacer().rate().has_value());
 }
 
 TEST_F(DropboxCloudTest, AmbiguousMoveChecksStateInsteadOfRetryingBlindly) {
@@ -494,6 +495,7 @@ struct FakeUploads {
   int write_contention_once = -1;  // entry index that fails once with too_many_write_operations
   bool corrupt_hash = false;
   bool lose_append_response_once = false;  // append_batch runs, then its response is lost
+  int lose_session_once = -1;              // entry index whose session answers not_found, once
   std::set<std::string> closed;
   std::vector<std::string> finish_paths;
   std::function<void()> on_append;  // called as each append_batch arrives
@@ -520,7 +522,10 @@ struct FakeUploads {
       for (const auto& e : arg["entries"]) {
         const auto len = e["length"].get<std::size_t>();
         const std::string id = e["cursor"]["session_id"];
-        if (closed.contains(id)) {
+        if (lose_session_once == static_cast<int>(entries.size())) {
+          lose_session_once = -1;
+          entries.push_back({{".tag", "failure"}, {"failure", {{".tag", "not_found"}}}});
+        } else if (closed.contains(id)) {
           entries.push_back({{".tag", "failure"}, {"failure", {{".tag", "closed"}}}});
         } else {
           sessions[id] = r.body.substr(off, len);
@@ -616,7 +621,26 @@ TEST_F(DropboxCloudTest, OnlyContendedCommitEntriesAreRetried) {
   const auto results = cloud->Upload(items, {});
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/b", "/c", "/b"}));
-  EXPECT_TRUE(cloud->pacer().write_contention());
+  EXPECT_TRUE(cloud->TEST_pacer().write_contention());
+}
+
+// A session that lost a file's bytes is fixed by sending the file again in a new session: the
+// backend does that itself (it owns its retries: Capabilities::retries_transient), once.
+TEST_F(DropboxCloudTest, AFileWhoseSessionWasLostIsSentAgainInANewSession) {
+  auto uploads = std::make_shared<FakeUploads>();
+  uploads->lose_session_once = 1;
+  auto cloud = Make([uploads](const HttpRequest& r) { return (*uploads)(r); });
+  ASSERT_TRUE(cloud->capabilities().retries_transient);
+  std::vector<cloud::UploadItem> items = {Item("a", "1", "/a"), Item("b", "22", "/b"),
+                                          Item("c", "333", "/c")};
+  const auto results = cloud->Upload(items, {});
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(uploads->finish_paths, (std::vector<std::string>{"/a", "/c", "/b"}));
+  EXPECT_EQ(transport_->routes(),
+            (std::vector<std::string>{
+                "files/upload_session/start_batch", "files/upload_session/append_batch",
+                "files/upload_session/finish_batch_v2", "files/upload_session/start_batch",
+                "files/upload_session/append_batch", "files/upload_session/finish_batch_v2"}));
 }
 
 // The first append_batch committed but its response was lost; the replay finds every session
@@ -823,15 +847,14 @@ TEST_F(DropboxCloudTest, InterruptedLargeUploadResumesOnlyMissingChunks) {
   o.small_file_limit = 1024 * 1024;
   o.max_parallel_chunks = 1;
   o.sessions = &store;
-  o.test_stop_after_chunks = 2;
   const std::string content = Pattern(5 * 4 * 1024 * 1024 + 77);
   std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
   {
     auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+    first->TEST_StopAfterChunks(2);
     EXPECT_EQ(first->Upload(items, {})[0].status().kind(), Status::Kind::kCancelled);
   }
   EXPECT_EQ(server->appended_bytes, 2u * 4 * 1024 * 1024);
-  o.test_stop_after_chunks = 0;
   auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
   auto r = second->Upload(items, {});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();
@@ -882,15 +905,14 @@ TEST_F(DropboxCloudTest, ExpiredStoredSessionStartsOver) {
   o.small_file_limit = 1024 * 1024;
   o.max_parallel_chunks = 1;
   o.sessions = &store;
-  o.test_stop_after_chunks = 1;
   const std::string content = Pattern(3 * 4 * 1024 * 1024);
   std::vector<cloud::UploadItem> items = {Item("big", content, "/big.bin")};
   {
     auto first = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
+    first->TEST_StopAfterChunks(1);
     EXPECT_EQ(first->Upload(items, {})[0].status().kind(), Status::Kind::kCancelled);
   }
   server->forgotten.insert("c0");  // Dropbox dropped the session meanwhile
-  o.test_stop_after_chunks = 0;
   auto second = Make([server](const HttpRequest& r) { return (*server)(r); }, o);
   auto r = second->Upload(items, {});
   ASSERT_TRUE(r[0].ok()) << r[0].status().ToString();

@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -17,6 +19,7 @@
 #include "emulator_process.h"
 #include "fakes.h"
 #include "hash/content_hash.h"
+#include "pipeline/event_processor.h"
 #include "util/log.h"
 
 namespace filesync::dropbox {
@@ -296,10 +299,10 @@ TEST_F(DropboxIntegrationTest, LargeSparseFileResumesWithANewInstance) {
 
   DropboxOptions first_options = Options();
   first_options.sessions = &store;
-  first_options.test_stop_after_chunks = 24;
   std::uint64_t first_bytes = 0;
   {
     DropboxCloud first(first_options);
+    first.TEST_StopAfterChunks(24);
     auto r = first.Upload(items, {.progress = [&](std::uint64_t n) { first_bytes += n; }});
     ASSERT_EQ(r[0].status().kind(), Status::Kind::kCancelled) << r[0].status().ToString();
   }
@@ -378,7 +381,7 @@ TEST_F(DropboxIntegrationTest, UnicodeNfdPathBecomesNfcAndCaseOnlyRenameWorks) {
   EXPECT_EQ(cloud.CreateFolder("/U/README.txt").kind(), Status::Kind::kConflict);
   auto account = cloud.CurrentAccount();
   ASSERT_TRUE(account.ok()) << account.status().ToString();
-  EXPECT_TRUE(account->contains("account_id"));
+  EXPECT_FALSE(account->account_id.empty());
 }
 
 TEST_F(DropboxIntegrationTest, ConcurrentWorkersShareOneInstance) {
@@ -561,6 +564,83 @@ TEST_F(FaultsTest, ConvergesUnderFaultsAndWaitsOutRetryAfter) {
   EXPECT_GT(rate_limited, 0) << "the fault mix should have produced 429s";
   std::printf("[ metrics ] faults run: %zu requests, %d answered 429\n", events.size(),
               rate_limited);
+}
+
+// ---- one retry owner ----------------------------------------------------------------------
+
+// Counts the requests of each route ("files/create_folder_v2").
+class CountingTransport : public HttpTransport {
+ public:
+  explicit CountingTransport(std::shared_ptr<HttpTransport> inner) : inner_(std::move(inner)) {}
+  Result<HttpResponse> Send(const HttpRequest& request) override {
+    const std::string route = request.url.substr(request.url.find("/2/") + 3);
+    {
+      std::lock_guard lock(mu_);
+      ++counts_[route];
+    }
+    return inner_->Send(request);
+  }
+  int count(const std::string& route) {
+    std::lock_guard lock(mu_);
+    return counts_[route];
+  }
+
+ private:
+  std::shared_ptr<HttpTransport> inner_;
+  std::mutex mu_;
+  std::map<std::string, int> counts_;
+};
+
+class PersistentOutageTest : public DropboxIntegrationTest {
+ protected:
+  std::vector<std::string> EmulatorArgs() override {
+    return {"--faults", "503=1,routes=files/create_folder_v2|files/upload_session/finish_batch_v2"};
+  }
+};
+
+// A transient failure that never clears is tried by exactly one layer: the backend's pacer, its
+// max_attempts times per request, not again by the processor on top (that made 5 x 5 = 25).
+TEST_F(PersistentOutageTest, OneTransientFailureCostsAtMostThePacersAttempts) {
+  auto counter = std::make_shared<CountingTransport>(MakeCurlTransport({}));
+  DropboxOptions o = Options();
+  o.transport = counter;
+  o.pacer.max_attempts = 5;
+  DropboxCloud cloud(o);
+
+  struct Sink : pipeline::ActionSink {
+    void OnDone(const pipeline::Event& event, const pipeline::ActionOutcome& outcome) override {
+      std::lock_guard lock(mu);
+      done.emplace(event.action.path, outcome);
+    }
+    std::mutex mu;
+    std::map<std::string, pipeline::ActionOutcome> done;
+  } sink;
+  std::atomic<bool> stop{false};
+  const int dir_fd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir_fd, 0);
+  const pipeline::RetryPolicy policy{
+      .max_attempts = 5, .base_delay = 1ms, .max_delay = std::chrono::milliseconds(5)};
+  pipeline::EventProcessor processor(cloud, {{dir_, dir_fd, "/Out"}}, policy, sink, stop, nullptr);
+
+  pipeline::Event folder;
+  folder.action.kind = plan::ActionKind::kCreateFolder;
+  folder.action.path = "dir";
+  processor.Process({folder});
+  pipeline::Event upload;
+  upload.action.kind = plan::ActionKind::kUpload;
+  upload.action.path = "f.txt";
+  Write("f.txt", "hello");
+  upload.action.identity = IdentityOf(dir_ + "/f.txt");
+  processor.Process({upload});
+  close(dir_fd);
+
+  EXPECT_EQ(counter->count("files/create_folder_v2"), 5);
+  EXPECT_EQ(counter->count("files/upload_session/finish_batch_v2"), 5);
+  ASSERT_EQ(sink.done.size(), 2u);
+  for (const auto& [path, outcome] : sink.done) {
+    EXPECT_EQ(outcome.status.kind(), Status::Kind::kTransient) << path;
+    EXPECT_EQ(outcome.attempts, 1) << path;
+  }
 }
 
 // ---- MoveBatch (move_batch_v2 + move_batch/check_v2, reference §9.2) ----------------------
