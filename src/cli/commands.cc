@@ -17,11 +17,12 @@
 
 #include "cli/backend.h"
 #include "cli/common.h"
+#include "cli/engine_options.h"
 #include "cli/progress.h"
 #include "core/rel_path.h"
+#include "engine/sync_engine.h"
 #include "hash/content_hash.h"
 #include "ops/systemd_notify.h"
-#include "pipeline/event_monitor.h"
 #include "store/state_store.h"
 #include "util/log.h"
 
@@ -119,7 +120,7 @@ std::string Count(std::uint64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-nlohmann::json CurrentPassJson(const pipeline::PassProgress& p, std::int64_t started_unix_ms) {
+nlohmann::json CurrentPassJson(const engine::PassProgress& p, std::int64_t started_unix_ms) {
   const std::uint64_t total = p.files_total.load();
   const std::uint64_t done = p.files_done.load();
   return {{"started_unix_ms", started_unix_ms},
@@ -134,27 +135,26 @@ nlohmann::json CurrentPassJson(const pipeline::PassProgress& p, std::int64_t sta
 
 // Runs one pass with the progress display, keeping status.json up to date meanwhile;
 // `last_pass` is the previous pass's stored report on the way in, this one's on the way out.
-pipeline::PassReport RunObservedPass(pipeline::EventMonitor& monitor,
-                                     const pipeline::PassOptions& options,
-                                     const config::Config& config, std::string_view command,
-                                     nlohmann::json& last_pass) {
-  pipeline::PassProgress progress;
+engine::PassReport RunObservedPass(engine::SyncEngine& sync_engine,
+                                   const engine::PassOptions& options, const config::Config& config,
+                                   std::string_view command, nlohmann::json& last_pass) {
+  engine::PassProgress progress;
   const std::int64_t started = NowMs();
   auto snapshot = [&] {
     WriteSnapshot(config.state_dir, command, CurrentPassJson(progress, started), last_pass);
   };
   snapshot();
-  pipeline::PassReport report;
+  engine::PassReport report;
   {
     ProgressDisplay display(progress, snapshot, kSnapshotEvery);
-    report = monitor.RunPass(options, &progress);
+    report = sync_engine.RunPass(options, &progress);
   }
-  last_pass = nlohmann::json::parse(report.ToJson(pipeline::kStoredReportItems));
+  last_pass = nlohmann::json::parse(report.ToJson(engine::kStoredReportItems));
   WriteSnapshot(config.state_dir, command, nullptr, last_pass);
   return report;
 }
 
-std::uint64_t NotDone(const pipeline::PassReport& report) {
+std::uint64_t NotDone(const engine::PassReport& report) {
   std::uint64_t n = 0;
   for (const auto& r : report.roots) n += r.pending;
   return n;
@@ -166,7 +166,7 @@ struct SummaryRecord {
   nlohmann::json fields;  // its structured form, for JSON logs
 };
 
-SummaryRecord RootSummary(const pipeline::RootReport& r) {
+SummaryRecord RootSummary(const engine::RootReport& r) {
   nlohmann::json fields{{"local_dir", r.local_dir}, {"cloud_path", r.cloud_path}};
   std::string line;
   if (r.stopped) {
@@ -204,7 +204,7 @@ SummaryRecord RootSummary(const pipeline::RootReport& r) {
 
 // The summary of a pass: one record per sync dir, then one for the pass. *key is their text
 // without timings, so a daemon can tell a pass that ended as the one before from a new state.
-std::vector<SummaryRecord> Summarise(const pipeline::PassReport& report, std::string_view command,
+std::vector<SummaryRecord> Summarise(const engine::PassReport& report, std::string_view command,
                                      std::string* key) {
   std::vector<SummaryRecord> records;
   key->clear();
@@ -248,7 +248,7 @@ void LogSummary(const std::vector<SummaryRecord>& records, bool routine) {
     log::Structured(*logger, routine ? spdlog::level::debug : r.level, r.text, r.fields);
 }
 
-bool AnythingPlanned(const pipeline::PassReport& report) {
+bool AnythingPlanned(const engine::PassReport& report) {
   return std::any_of(report.roots.begin(), report.roots.end(),
                      [](const auto& r) { return !r.actions.empty(); });
 }
@@ -317,11 +317,11 @@ int RunSync(const GlobalOptions& global, const SyncOptions& options) {
   SetupLogging(global, config);
   auto store = OpenStore(config, "sync");
   auto backend = MakeBackend(config, *store);
-  pipeline::EventMonitor monitor(config, backend->cloud(), *store);
-  signals.OnStop([&monitor] { monitor.RequestStop(); });
+  engine::SyncEngine sync_engine(EngineOptionsFor(config), backend->cloud(), *store);
+  signals.OnStop([&sync_engine] { sync_engine.RequestStop(); });
   nlohmann::json last_pass;
-  const pipeline::PassReport report = RunObservedPass(
-      monitor,
+  const engine::PassReport report = RunObservedPass(
+      sync_engine,
       {.dry_run = false, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete},
       config, "sync", last_pass);
   signals.OnStop(nullptr);
@@ -336,8 +336,8 @@ int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
   SetupLogging(global, config);
   auto store = OpenPlanStore(config);
   auto backend = MakeBackend(config, *store);
-  pipeline::EventMonitor monitor(config, backend->cloud(), *store);
-  const auto report = monitor.RunPass(
+  engine::SyncEngine sync_engine(EngineOptionsFor(config), backend->cloud(), *store);
+  const auto report = sync_engine.RunPass(
       {.dry_run = true, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete});
   if (report.config_error) throw config::ConfigError(*report.config_error);
   if (options.json) {
@@ -392,7 +392,7 @@ int RunDaemon(const GlobalOptions& global) {
   nlohmann::json last_pass;
   CheckAccount(*backend, true);
   while (!signals.stop()) {
-    pipeline::EventMonitor monitor(config, backend->cloud(), *store);
+    engine::SyncEngine monitor(EngineOptionsFor(config), backend->cloud(), *store);
     signals.OnStop([&monitor, &systemd] {
       systemd.Stopping();
       monitor.RequestStop();
