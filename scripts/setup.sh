@@ -35,8 +35,8 @@ test_packages=(
   libgtest-dev
   libgmock-dev
   libbenchmark-dev    # the ci preset also builds bench/
-  clang               # tests/fuzz/run.sh: the libFuzzer targets
-  libclang-rt-14-dev  # libFuzzer and the ASan/UBSan runtimes for clang
+  clang               # tests/fuzz/run.sh (libFuzzer) and the tsan preset (lock annotations)
+  libclang-rt-14-dev  # libFuzzer and the ASan/UBSan/TSan runtimes for clang
   python3
   python3-dropbox     # tests/conformance: Dropbox's own SDK against the emulator
   openssl             # TLS tests make their certificates with the openssl CLI

@@ -86,7 +86,7 @@ stage "package" "preset ci, label package: builds the .deb (preset package), lin
 if [ "${FILESYNC_SKIP_SANITIZERS:-0}" != 1 ]; then
   stage "configure+build asan-ubsan" "preset asan-ubsan (Debug, gcc, ASan+UBSan): everything but bench/" \
     build asan-ubsan
-  stage "configure+build tsan" "preset tsan (RelWithDebInfo, gcc, TSan): everything but bench/" build tsan
+  stage "configure+build tsan" "preset tsan (RelWithDebInfo, clang, TSan, -Werror=thread-safety: the lock annotations): everything but bench/" build tsan
   if [ "${FILESYNC_FULL_SANITIZERS:-0}" = 1 ]; then
     asan_skip='^$' tsan_skip='^$'
   fi

@@ -75,10 +75,10 @@ ProgressDisplay::ProgressDisplay(const engine::PassProgress& progress, std::func
 
 ProgressDisplay::~ProgressDisplay() {
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     done_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -89,8 +89,11 @@ void ProgressDisplay::Run() {
   auto last_tick = start;
   std::uint64_t ticked_total = 0;  // files_total at the last tick: a new plan ticks at once
   bool drew = false;
-  std::unique_lock lock(mu_);
-  while (!cv_.wait_for(lock, kRedrawEvery, [&] { return done_; })) {
+  core::MutexLock lock(&mu_);
+  for (;;) {
+    const auto redraw_at = Clock::now() + kRedrawEvery;
+    while (!done_ && Clock::now() < redraw_at) cv_.WaitFor(&mu_, redraw_at - Clock::now());
+    if (done_) break;
     const auto now = Clock::now();
     const std::uint64_t files_total = progress_.files_total.load();
     if (tick_ && (now - last_tick >= tick_every_ || files_total != ticked_total)) {

@@ -8,13 +8,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "engine/pass_report.h"
 
 namespace filesync::cli {
@@ -28,15 +27,15 @@ class ProgressDisplay {
   ProgressDisplay& operator=(const ProgressDisplay&) = delete;
 
  private:
-  void Run();
+  void Run() EXCLUDES(mu_);
 
   const engine::PassProgress& progress_;
   const std::function<void()> tick_;
   const std::chrono::milliseconds tick_every_;
   const bool live_line_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
+  core::Mutex mu_;
+  core::CondVar cv_;
+  bool done_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -11,12 +11,12 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 
 #include "core/parallel_for.h"
+#include "core/thread_annotations.h"
 
 namespace filesync::hash {
 namespace {
@@ -212,6 +212,7 @@ class ParallelBlocks {
     }
     Work();
     for (std::thread& t : threads) t.join();
+    core::MutexLock lock(&mu_);  // uncontended now: every helper has been joined
     if (error_ == ECANCELED) return CancelledHash();
     if (error_ != 0) return ReadError(error_);
     EvpCtx overall;
@@ -250,7 +251,7 @@ class ParallelBlocks {
       }
       const Digest digest = ctx.FinishAndReset();
       {
-        std::lock_guard lock(mu_);
+        core::MutexLock lock(&mu_);
         if (blocks_.size() <= index) blocks_.resize(index + 1);
         blocks_[index] = {digest, size};
       }
@@ -263,8 +264,8 @@ class ParallelBlocks {
     }
   }
 
-  void Fail(int error) {
-    std::lock_guard lock(mu_);
+  void Fail(int error) EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
     if (error_ == 0) error_ = error;
     end_ = 0;  // the others stop after their current block
   }
@@ -274,9 +275,9 @@ class ParallelBlocks {
   std::atomic<std::uint64_t> next_{0};  // the next block to claim
   // The first block known to be short (end of file); no block after it is claimed.
   std::atomic<std::uint64_t> end_{std::numeric_limits<std::uint64_t>::max()};
-  std::mutex mu_;
-  std::vector<Block> blocks_;  // guarded by mu_ until the threads are joined; by block index
-  int error_ = 0;              // guarded by mu_ likewise; errno of the first failed read
+  core::Mutex mu_;
+  std::vector<Block> blocks_ GUARDED_BY(mu_);  // by block index
+  int error_ GUARDED_BY(mu_) = 0;              // errno of the first failed read
 };
 
 }  // namespace

@@ -72,26 +72,28 @@ std::string EventProducer::Key(const Event& event) {
 }
 
 bool EventProducer::Push(Event event) {
-  std::unique_lock lock(mu_);
+  core::MutexLock lock(&mu_);
   std::string key = Key(event);
   if (auto it = index_.find(key); it != index_.end() && !closed_ && !cancelled_) {
     *it->second = std::move(event);
-    changed_.notify_all();
+    changed_.SignalAll();
     return true;
   }
-  not_full_.wait(lock, [&] { return queue_.size() < capacity_ || closed_ || cancelled_; });
+  while (queue_.size() >= capacity_ && !closed_ && !cancelled_) not_full_.Wait(&mu_);
   if (closed_ || cancelled_) return false;
   queue_.push_back(std::move(event));
   index_.emplace(std::move(key), std::prev(queue_.end()));
-  changed_.notify_all();
+  changed_.SignalAll();
   return true;
 }
 
 bool EventProducer::BlockedLocked(const std::string& key) const {
   if (in_flight_.contains(key)) return true;
   bool blocked = false;
+  // The callback runs within this call, mu_ held; the analysis cannot see into it.
+  const auto* in_flight = &in_flight_;
   core::ForEachAncestor(key, [&](std::string_view ancestor) {
-    blocked = in_flight_.contains(std::string(ancestor));
+    blocked = in_flight->contains(std::string(ancestor));
     return !blocked;
   });
   if (blocked) return true;
@@ -100,17 +102,18 @@ bool EventProducer::BlockedLocked(const std::string& key) const {
 
 void EventProducer::MarkInFlightLocked(const std::string& key) {
   in_flight_.insert(key);
-  core::ForEachAncestor(
-      key, [&](std::string_view ancestor) { ++descendants_in_flight_[std::string(ancestor)]; });
+  auto* below = &descendants_in_flight_;  // mu_ held (see BlockedLocked)
+  core::ForEachAncestor(key, [&](std::string_view ancestor) { ++(*below)[std::string(ancestor)]; });
 }
 
 void EventProducer::ClearInFlightLocked(const std::string& key) {
   auto it = in_flight_.find(key);
   if (it == in_flight_.end()) return;
   in_flight_.erase(it);
+  auto* below = &descendants_in_flight_;  // mu_ held (see BlockedLocked)
   core::ForEachAncestor(key, [&](std::string_view ancestor) {
-    auto d = descendants_in_flight_.find(std::string(ancestor));
-    if (d != descendants_in_flight_.end() && --d->second == 0) descendants_in_flight_.erase(d);
+    auto d = below->find(std::string(ancestor));
+    if (d != below->end() && --d->second == 0) below->erase(d);
   });
 }
 
@@ -128,7 +131,7 @@ bool EventProducer::BatchableLocked(const Event& event, const BatchLimits& limit
 }
 
 std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
-  std::unique_lock lock(mu_);
+  core::MutexLock lock(&mu_);
   std::vector<Event> batch;
   std::optional<std::chrono::steady_clock::time_point> linger_until;
   for (;;) {
@@ -152,7 +155,7 @@ std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
       std::uint64_t bytes = it->action.identity.size;
       std::optional<MovePaths> moves;
       if (IsBatchableMove(it->action)) moves.emplace(limits.case_insensitive);
-      auto take = [&](std::list<Event>::iterator pos, const std::string& k) {
+      auto take = [&](std::list<Event>::iterator pos, const std::string& k) REQUIRES(mu_) {
         index_.erase(k);
         MarkInFlightLocked(k);
         if (moves) moves->Add(*pos);
@@ -172,55 +175,55 @@ std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
           ++next;
         }
       }
-      not_full_.notify_all();
+      not_full_.SignalAll();
       return batch;
     }
     if (closed_ && queue_.empty()) return batch;
     if (lingering) {
-      changed_.wait_until(lock, *linger_until);
+      changed_.WaitUntil(&mu_, *linger_until);
     } else {
-      changed_.wait(lock);
+      changed_.Wait(&mu_);
     }
   }
 }
 
 void EventProducer::BeginFill() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   filling_ = true;
 }
 
 void EventProducer::EndFill() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   filling_ = false;
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void EventProducer::Done(const std::vector<Event>& events) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   for (const Event& event : events) ClearInFlightLocked(Key(event));
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void EventProducer::Close() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   closed_ = true;
   filling_ = false;
-  changed_.notify_all();
-  not_full_.notify_all();
+  changed_.SignalAll();
+  not_full_.SignalAll();
 }
 
 void EventProducer::Cancel() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   cancelled_ = true;
   filling_ = false;
   queue_.clear();
   index_.clear();
-  changed_.notify_all();
-  not_full_.notify_all();
+  changed_.SignalAll();
+  not_full_.SignalAll();
 }
 
 void EventProducer::Reset() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   closed_ = false;
   cancelled_ = false;
   queue_.clear();
@@ -228,19 +231,19 @@ void EventProducer::Reset() {
 }
 
 void EventProducer::WaitIdle() {
-  std::unique_lock lock(mu_);
+  core::MutexLock lock(&mu_);
   filling_ = false;
-  changed_.notify_all();
-  changed_.wait(lock, [&] { return (queue_.empty() || cancelled_) && in_flight_.empty(); });
+  changed_.SignalAll();
+  while (!((queue_.empty() || cancelled_) && in_flight_.empty())) changed_.Wait(&mu_);
 }
 
 std::size_t EventProducer::queued() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return queue_.size();
 }
 
 std::size_t EventProducer::in_flight() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return in_flight_.size();
 }
 

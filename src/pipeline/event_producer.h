@@ -20,17 +20,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <list>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "plan/action.h"
 
 namespace filesync::pipeline {
@@ -96,23 +95,23 @@ class EventProducer {
 
  private:
   static std::string Key(const Event& event);
-  bool BlockedLocked(const std::string& key) const;
-  void MarkInFlightLocked(const std::string& key);
-  void ClearInFlightLocked(const std::string& key);
+  bool BlockedLocked(const std::string& key) const REQUIRES(mu_);
+  void MarkInFlightLocked(const std::string& key) REQUIRES(mu_);
+  void ClearInFlightLocked(const std::string& key) REQUIRES(mu_);
   static bool BatchableLocked(const Event& event, const BatchLimits& limits);
 
   const std::size_t capacity_;
-  mutable std::mutex mu_;
-  std::condition_variable not_full_;
-  std::condition_variable changed_;
-  std::list<Event> queue_;                                             // guarded by mu_
-  std::unordered_map<std::string, std::list<Event>::iterator> index_;  // guarded by mu_
-  std::unordered_multiset<std::string> in_flight_;                     // guarded by mu_
+  mutable core::Mutex mu_;
+  core::CondVar not_full_;
+  core::CondVar changed_;
+  std::list<Event> queue_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::list<Event>::iterator> index_ GUARDED_BY(mu_);
+  std::unordered_multiset<std::string> in_flight_ GUARDED_BY(mu_);
   // For each ancestor key of an in-flight key: how many in-flight keys lie below it.
-  std::unordered_map<std::string, int> descendants_in_flight_;  // guarded by mu_
-  bool closed_ = false;                                         // guarded by mu_
-  bool cancelled_ = false;                                      // guarded by mu_
-  bool filling_ = false;                                        // guarded by mu_
+  std::unordered_map<std::string, int> descendants_in_flight_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
+  bool cancelled_ GUARDED_BY(mu_) = false;
+  bool filling_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace filesync::pipeline

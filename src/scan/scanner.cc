@@ -26,14 +26,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstddef>
 #include <cstring>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "core/unique_fd.h"
 #include "util/unicode.h"
 
@@ -150,18 +149,19 @@ class Walker {
     if (*err != 0) return false;
     ++out.dirs;
     Dispatch(root, "", buffer, used, out, children);
+    core::MutexLock lock(&mu_);
     stack_ = std::move(children);
     return true;
   }
 
-  void Run(WorkerOutput& out) {
+  void Run(WorkerOutput& out) EXCLUDES(mu_) {
     std::vector<char> buffer;
     std::vector<DirWork> children;
     for (;;) {
       DirWork work;
       {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return !stack_.empty() || active_ == 0; });
+        core::MutexLock lock(&mu_);
+        while (stack_.empty() && active_ != 0) cv_.Wait(&mu_);
         if (stack_.empty()) return;
         work = std::move(stack_.back());
         stack_.pop_back();
@@ -175,17 +175,17 @@ class Walker {
         ProcessDir(std::move(work), out, buffer, children);
       }
       {
-        std::lock_guard lock(mu_);
+        core::MutexLock lock(&mu_);
         const std::size_t pushed = children.size();
         for (DirWork& child : children) stack_.push_back(std::move(child));
         children.clear();
         --active_;
         if (active_ == 0 && stack_.empty()) {
-          cv_.notify_all();
+          cv_.SignalAll();
         } else if (pushed > 1) {
-          cv_.notify_all();
+          cv_.SignalAll();
         } else if (pushed == 1) {
-          cv_.notify_one();
+          cv_.Signal();
         }
       }
     }
@@ -370,10 +370,10 @@ class Walker {
   const ScanOptions& options_;
   const std::uint64_t root_device_;
   const std::size_t threads_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<DirWork> stack_;  // guarded by mu_
-  int active_ = 0;              // guarded by mu_: directories being processed
+  core::Mutex mu_;
+  core::CondVar cv_;
+  std::vector<DirWork> stack_ GUARDED_BY(mu_);
+  int active_ GUARDED_BY(mu_) = 0;  // directories being processed
 };
 
 // Appends `from` to `to` (whose capacity must already suffice), back to front, and drops the

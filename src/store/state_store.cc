@@ -771,7 +771,7 @@ std::optional<Owner> StateStore::Holder(const std::filesystem::path& state_dir) 
 }
 
 Status StateStore::CheckLocation() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (impl_->lock_fd < 0 || impl_->dir.empty()) return Status::Ok();
   struct stat held {};
   struct stat now {};
@@ -784,13 +784,13 @@ Status StateStore::CheckLocation() const {
 }
 
 std::string StateStore::path() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return impl_->db_path;
 }
 
 Result<std::int64_t> StateStore::RootId(const std::string& local_dir,
                                         const std::string& cloud_path) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* find = impl_->Get(kFindRoot);
   if (find == nullptr) return impl_->Error("find root");
   BindText(find, 1, local_dir);
@@ -812,7 +812,7 @@ Result<std::int64_t> StateStore::RootId(const std::string& local_dir,
 }
 
 Result<std::vector<RootInfo>> StateStore::Roots() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* stmt = impl_->Get(kListRoots);
   if (stmt == nullptr) return impl_->Error("list roots");
   std::vector<RootInfo> roots;
@@ -829,7 +829,7 @@ Result<std::vector<RootInfo>> StateStore::Roots() {
 }
 
 Status StateStore::ForgetRoot(std::int64_t root) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (Status s = impl_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   for (const char* sql : kForgetRoot) {
     if (Status s = impl_->RunForRoot(sql, root, "forget root"); !s.ok()) {
@@ -841,7 +841,7 @@ Status StateStore::ForgetRoot(std::int64_t root) {
 }
 
 Status StateStore::LoadFiles(std::int64_t root, const std::function<void(FileRecord&&)>& fn) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* stmt = impl_->Get(kLoadFiles);
   if (stmt == nullptr) return impl_->Error("load files");
   sqlite3_bind_int64(stmt, 1, root);
@@ -867,7 +867,7 @@ Status StateStore::LoadFiles(std::int64_t root, const std::function<void(FileRec
 }
 
 Status StateStore::LoadRemote(std::int64_t root, const std::function<void(RemoteRecord&&)>& fn) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* stmt = impl_->Get(kLoadRemote);
   if (stmt == nullptr) return impl_->Error("load remote");
   sqlite3_bind_int64(stmt, 1, root);
@@ -891,7 +891,7 @@ Status StateStore::LoadRemote(std::int64_t root, const std::function<void(Remote
 
 Status StateStore::Commit(std::int64_t root, const Batch& batch) {
   if (batch.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (Status s = impl_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   for (const Batch::Op& op : batch.ops_) {
     if (Status s = impl_->Apply(root, op); !s.ok()) {
@@ -907,7 +907,7 @@ Status StateStore::Commit(std::int64_t root, const Batch& batch) {
 }
 
 Result<std::optional<std::string>> StateStore::Get(std::int64_t root, std::string_view key) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* stmt = impl_->Get(kGet);
   if (stmt == nullptr) return impl_->Error("get");
   sqlite3_bind_int64(stmt, 1, root);
@@ -921,7 +921,7 @@ Result<std::optional<std::string>> StateStore::Get(std::int64_t root, std::strin
 }
 
 Status StateStore::Put(std::int64_t root, std::string_view key, std::string_view value) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* stmt = impl_->Get(kPut);
   if (stmt == nullptr) return impl_->Error("put");
   sqlite3_bind_int64(stmt, 1, root);
@@ -932,12 +932,12 @@ Status StateStore::Put(std::int64_t root, std::string_view key, std::string_view
 }
 
 Status StateStore::Erase(std::int64_t root, std::string_view key) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return impl_->RunForPath(kErase, root, key, "erase");
 }
 
 Status StateStore::RecordError(std::int64_t root, std::string_view path, std::string_view message) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* stmt = impl_->Get(kRecordError);
   if (stmt == nullptr) return impl_->Error("record error");
   sqlite3_bind_int64(stmt, 1, root);
@@ -948,18 +948,18 @@ Status StateStore::RecordError(std::int64_t root, std::string_view path, std::st
 }
 
 Status StateStore::ClearError(std::int64_t root, std::string_view path) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return impl_->RunForPath(kClearError, root, path, "clear error");
 }
 
 Status StateStore::ClearErrorsUnder(std::int64_t root, std::string_view dir_path) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (dir_path.empty()) return impl_->RunForRoot(kClearErrorsAll, root, "clear errors");
   return impl_->RunUnder(kClearError, kClearErrorsRange, root, dir_path, "clear errors");
 }
 
 Result<std::vector<ErrorRecord>> StateStore::Errors() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   sqlite3_stmt* stmt = impl_->Get(kListErrors);
   if (stmt == nullptr) return impl_->Error("list errors");
   std::vector<ErrorRecord> errors;

@@ -24,7 +24,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +31,7 @@
 #include <vector>
 
 #include "core/entry.h"
+#include "core/thread_annotations.h"
 #include "hash/content_hash.h"
 #include "util/status.h"
 
@@ -194,8 +194,8 @@ class StateStore {
   struct Impl;
   explicit StateStore(std::unique_ptr<Impl> impl);
 
-  mutable std::mutex mu_;
-  std::unique_ptr<Impl> impl_;  // guarded by mu_
+  mutable core::Mutex mu_;
+  std::unique_ptr<Impl> impl_ PT_GUARDED_BY(mu_);
 };
 
 }  // namespace filesync::store

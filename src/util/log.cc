@@ -17,6 +17,8 @@
 namespace filesync::log {
 namespace {
 
+// Guards g_format, g_level and the create-once of each logger. A plain std::mutex: util sits
+// below core and its lock annotations; it is taken only in Setup, CurrentFormat and Get.
 std::mutex g_mu;
 Format g_format = Format::kText;
 spdlog::level::level_enum g_level = spdlog::level::info;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -61,6 +62,32 @@ TEST(ThreadAnnotations, CondVarWakesAWaiter) {
   counter.Publish();
   waiter.join();  // hangs (and the test times out) if the signal is lost
   SUCCEED();
+}
+
+TEST(ThreadAnnotations, CondVarWaitForTimesOutWithoutASignalAndWakesWithOne) {
+  Mutex mu;
+  CondVar cv;
+  bool ready = false;  // under mu
+  {
+    MutexLock lock(&mu);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(cv.WaitFor(&mu, std::chrono::milliseconds(50)));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
+  }
+  std::thread signaller([&] {
+    MutexLock lock(&mu);
+    ready = true;
+    cv.SignalAll();
+  });
+  {
+    MutexLock lock(&mu);
+    // Woken by the signal long before a minute runs out (a spurious wake just loops).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!ready && std::chrono::steady_clock::now() < deadline)
+      cv.WaitFor(&mu, deadline - std::chrono::steady_clock::now());
+    EXPECT_TRUE(ready);
+  }
+  signaller.join();
 }
 
 // Clang's mode: what the analysis accepts and rejects, checked by compiling small files with
