@@ -1,4 +1,5 @@
-// sync, plan, run and hash (status is in status.cc). Signals are handled on one thread with
+// sync, plan, run and hash (status is in status.cc). `run` is the daemon: pipeline::EventMonitor's
+// poll loop around the engine's passes. Signals are handled on one thread with
 // sigwait(); a pass runs under a ProgressDisplay that also refreshes status.json; the summary of
 // a pass is logged as records (structured in JSON), so it follows --log-format and log_level.
 #include "cli/commands.h"
@@ -23,6 +24,7 @@
 #include "engine/sync_engine.h"
 #include "hash/content_hash.h"
 #include "ops/systemd_notify.h"
+#include "pipeline/event_monitor.h"
 #include "store/state_store.h"
 #include "util/log.h"
 
@@ -309,6 +311,17 @@ void CheckAccount(Backend& backend, bool starting) {
   log::Get("cli")->error("{}", account.status().message());
 }
 
+// Between the daemon's passes: says when a pass that met a configuration problem is tried again,
+// then waits; true if a reload (SIGHUP) came meanwhile.
+bool WaitForNextPass(SignalWatcher& signals, std::chrono::seconds wait,
+                     const pipeline::PassVerdict& last) {
+  if (last.config_error) {
+    log::Get("cli")->error("{}; next try in {} s, or at once on SIGHUP after the fix",
+                           *last.config_error, wait.count());
+  }
+  return signals.WaitFor(wait);
+}
+
 }  // namespace
 
 int RunSync(const GlobalOptions& global, const SyncOptions& options) {
@@ -392,43 +405,41 @@ int RunDaemon(const GlobalOptions& global) {
   nlohmann::json last_pass;
   CheckAccount(*backend, true);
   while (!signals.stop()) {
-    engine::SyncEngine monitor(EngineOptionsFor(config), backend->cloud(), *store);
-    signals.OnStop([&monitor, &systemd] {
+    engine::SyncEngine sync_engine(EngineOptionsFor(config), backend->cloud(), *store);
+    signals.OnStop([&sync_engine, &systemd] {
       systemd.Stopping();
-      monitor.RequestStop();
+      sync_engine.RequestStop();
     });
-    bool reload = false;
-    // After a configuration problem (a refused token), passes back off from kConfigBackoff,
-    // doubling up to kMaxConfigBackoff, instead of asking again every poll_interval.
-    constexpr std::chrono::seconds kConfigBackoff{60}, kMaxConfigBackoff{3600};
-    std::chrono::seconds backoff{0};
-    while (!signals.stop() && !reload) {
-      if (Status s = store->CheckLocation(); !s.ok()) {
-        log::Get("cli")->error("{}; stopping (start filesync again to rebuild its state)",
-                               s.message());
-        return 1;
-      }
-      systemd.PassStarting();
-      const auto report = RunObservedPass(monitor, {}, config, "run", last_pass);
-      systemd.PassFinished(report);
-      // A pass that planned nothing and ended as the one before is routine: logged at debug, so a
-      // short poll_interval does not fill the log; any change is logged at info (or warn).
-      std::string summary;
-      const auto records = Summarise(report, "run", &summary);
-      LogSummary(records, !AnythingPlanned(report) && summary == last_summary);
-      last_summary = std::move(summary);
-      if (signals.stop()) break;
-      std::chrono::seconds wait = config.poll_interval;
-      if (report.config_error) {
-        backoff = backoff.count() == 0 ? kConfigBackoff : std::min(backoff * 2, kMaxConfigBackoff);
-        wait = std::max(wait, backoff);
-        log::Get("cli")->error("{}; next try in {} s, or at once on SIGHUP after the fix",
-                               *report.config_error, wait.count());
-      } else {
-        backoff = std::chrono::seconds(0);
-      }
-      reload = signals.WaitFor(wait);
-    }
+    // The poll loop (pipeline::EventMonitor): a pass, then poll_interval (backing off after a
+    // configuration problem such as a refused token), until a stop or a reload.
+    pipeline::EventMonitor poll_loop(
+        config.poll_interval,
+        {.stop_requested = [&] { return signals.stop(); },
+         .run_pass = [&]() -> std::optional<pipeline::PassVerdict> {
+           if (Status s = store->CheckLocation(); !s.ok()) {
+             log::Get("cli")->error("{}; stopping (start filesync again to rebuild its state)",
+                                    s.message());
+             return std::nullopt;
+           }
+           systemd.PassStarting();
+           const auto report = RunObservedPass(sync_engine, {}, config, "run", last_pass);
+           systemd.PassFinished(report);
+           // A pass that planned nothing and ended as the one before is routine: logged at
+           // debug, so a short poll_interval does not fill the log; any change is logged at info
+           // (or warn).
+           std::string summary;
+           const auto records = Summarise(report, "run", &summary);
+           LogSummary(records, !AnythingPlanned(report) && summary == last_summary);
+           last_summary = std::move(summary);
+           return pipeline::PassVerdict{report.config_error};
+         },
+         .wait =
+             [&](std::chrono::seconds wait, const pipeline::PassVerdict& last) {
+               return WaitForNextPass(signals, wait, last);
+             }});
+    const pipeline::EventMonitor::End end = poll_loop.Run();
+    if (end == pipeline::EventMonitor::End::kFailed) return 1;
+    const bool reload = end == pipeline::EventMonitor::End::kReload;
     signals.OnStop(nullptr);
     if (!reload) break;
     systemd.Reloading();
