@@ -1,4 +1,5 @@
-// sync, plan, run and hash (status is in status.cc). Signals are handled on one thread with
+// sync, plan, run and hash (status is in status.cc). `run` is the daemon: pipeline::EventMonitor's
+// poll loop around the engine's passes. Signals are handled on one thread with
 // sigwait(); a pass runs under a ProgressDisplay that also refreshes status.json; the summary of
 // a pass is logged as records (structured in JSON), so it follows --log-format and log_level.
 #include "cli/commands.h"
@@ -18,8 +19,10 @@
 #include "cli/backend.h"
 #include "cli/common.h"
 #include "cli/daemon_observer.h"
+#include "cli/engine_options.h"
 #include "cli/progress.h"
 #include "core/rel_path.h"
+#include "engine/sync_engine.h"
 #include "hash/content_hash.h"
 #include "ops/systemd_notify.h"
 #include "pipeline/event_monitor.h"
@@ -122,30 +125,29 @@ std::string Count(std::uint64_t n, const char* one, const char* many) {
 
 // Runs one pass with the progress display, keeping status.json up to date meanwhile;
 // `last_pass` is the previous pass's stored report on the way in, this one's on the way out.
-pipeline::PassReport RunObservedPass(pipeline::EventMonitor& monitor,
-                                     const pipeline::PassOptions& options,
-                                     const config::Config& config, std::string_view command,
-                                     nlohmann::json& last_pass,
-                                     DaemonObserver* observer = nullptr) {
-  pipeline::PassProgress progress;
+engine::PassReport RunObservedPass(engine::SyncEngine& sync_engine,
+                                   const engine::PassOptions& options, const config::Config& config,
+                                   std::string_view command, nlohmann::json& last_pass,
+                                   DaemonObserver* observer = nullptr) {
+  engine::PassProgress progress;
   const std::int64_t started = NowMs();
   if (observer) observer->PassStarting(progress, started);
   auto snapshot = [&] {
     WriteSnapshot(config.state_dir, command, CurrentPassJson(progress, started), last_pass);
   };
   snapshot();
-  pipeline::PassReport report;
+  engine::PassReport report;
   {
     ProgressDisplay display(progress, snapshot, kSnapshotEvery);
-    report = monitor.RunPass(options, &progress);
+    report = sync_engine.RunPass(options, &progress);
   }
   if (observer) observer->PassFinished(report);
-  last_pass = nlohmann::json::parse(report.ToJson(pipeline::kStoredReportItems));
+  last_pass = nlohmann::json::parse(report.ToJson(engine::kStoredReportItems));
   WriteSnapshot(config.state_dir, command, nullptr, last_pass);
   return report;
 }
 
-std::uint64_t NotDone(const pipeline::PassReport& report) {
+std::uint64_t NotDone(const engine::PassReport& report) {
   std::uint64_t n = 0;
   for (const auto& r : report.roots) n += r.pending;
   return n;
@@ -157,7 +159,7 @@ struct SummaryRecord {
   nlohmann::json fields;  // its structured form, for JSON logs
 };
 
-SummaryRecord RootSummary(const pipeline::RootReport& r) {
+SummaryRecord RootSummary(const engine::RootReport& r) {
   nlohmann::json fields{{"local_dir", r.local_dir}, {"cloud_path", r.cloud_path}};
   std::string line;
   if (r.stopped) {
@@ -195,7 +197,7 @@ SummaryRecord RootSummary(const pipeline::RootReport& r) {
 
 // The summary of a pass: one record per sync dir, then one for the pass. *key is their text
 // without timings, so a daemon can tell a pass that ended as the one before from a new state.
-std::vector<SummaryRecord> Summarise(const pipeline::PassReport& report, std::string_view command,
+std::vector<SummaryRecord> Summarise(const engine::PassReport& report, std::string_view command,
                                      std::string* key) {
   std::vector<SummaryRecord> records;
   key->clear();
@@ -239,7 +241,7 @@ void LogSummary(const std::vector<SummaryRecord>& records, bool routine) {
     log::Structured(*logger, routine ? spdlog::level::debug : r.level, r.text, r.fields);
 }
 
-bool AnythingPlanned(const pipeline::PassReport& report) {
+bool AnythingPlanned(const engine::PassReport& report) {
   return std::any_of(report.roots.begin(), report.roots.end(),
                      [](const auto& r) { return !r.actions.empty(); });
 }
@@ -302,6 +304,17 @@ void CheckAccount(Backend& backend, bool starting) {
   log::Get("cli")->error("{}", account.status().message());
 }
 
+// Between the daemon's passes: says when a pass that met a configuration problem is tried again,
+// then waits; true if a reload (SIGHUP) came meanwhile.
+bool WaitForNextPass(SignalWatcher& signals, std::chrono::seconds wait,
+                     const pipeline::PassVerdict& last) {
+  if (last.config_error) {
+    log::Get("cli")->error("{}; next try in {} s, or at once on SIGHUP after the fix",
+                           *last.config_error, wait.count());
+  }
+  return signals.WaitFor(wait);
+}
+
 }  // namespace
 
 int RunSync(const GlobalOptions& global, const SyncOptions& options) {
@@ -311,11 +324,11 @@ int RunSync(const GlobalOptions& global, const SyncOptions& options) {
   auto store = OpenStore(config, "sync");
   DaemonObserver observer(config);  // for the bwlimit
   auto backend = MakeBackend(config, *store, observer.hooks());
-  pipeline::EventMonitor monitor(config, backend->cloud(), *store);
-  signals.OnStop([&monitor] { monitor.RequestStop(); });
+  engine::SyncEngine sync_engine(EngineOptionsFor(config), backend->cloud(), *store);
+  signals.OnStop([&sync_engine] { sync_engine.RequestStop(); });
   nlohmann::json last_pass;
-  const pipeline::PassReport report = RunObservedPass(
-      monitor,
+  const engine::PassReport report = RunObservedPass(
+      sync_engine,
       {.dry_run = false, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete},
       config, "sync", last_pass);
   signals.OnStop(nullptr);
@@ -330,8 +343,8 @@ int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
   SetupLogging(global, config);
   auto store = OpenPlanStore(config);
   auto backend = MakeBackend(config, *store);
-  pipeline::EventMonitor monitor(config, backend->cloud(), *store);
-  const auto report = monitor.RunPass(
+  engine::SyncEngine sync_engine(EngineOptionsFor(config), backend->cloud(), *store);
+  const auto report = sync_engine.RunPass(
       {.dry_run = true, .verify = options.verify, .allow_mass_delete = options.allow_mass_delete});
   if (report.config_error) throw config::ConfigError(*report.config_error);
   if (options.json) {
@@ -388,43 +401,42 @@ int RunDaemon(const GlobalOptions& global) {
   nlohmann::json last_pass;
   CheckAccount(*backend, true);
   while (!signals.stop()) {
-    pipeline::EventMonitor monitor(config, backend->cloud(), *store);
-    signals.OnStop([&monitor, &systemd] {
+    engine::SyncEngine sync_engine(EngineOptionsFor(config), backend->cloud(), *store);
+    signals.OnStop([&sync_engine, &systemd] {
       systemd.Stopping();
-      monitor.RequestStop();
+      sync_engine.RequestStop();
     });
-    bool reload = false;
-    // After a configuration problem (a refused token), passes back off from kConfigBackoff,
-    // doubling up to kMaxConfigBackoff, instead of asking again every poll_interval.
-    constexpr std::chrono::seconds kConfigBackoff{60}, kMaxConfigBackoff{3600};
-    std::chrono::seconds backoff{0};
-    while (!signals.stop() && !reload) {
-      if (Status s = store->CheckLocation(); !s.ok()) {
-        log::Get("cli")->error("{}; stopping (start filesync again to rebuild its state)",
-                               s.message());
-        return 1;
-      }
-      systemd.PassStarting();
-      const auto report = RunObservedPass(monitor, {}, config, "run", last_pass, &observer);
-      systemd.PassFinished(report);
-      // A pass that planned nothing and ended as the one before is routine: logged at debug, so a
-      // short poll_interval does not fill the log; any change is logged at info (or warn).
-      std::string summary;
-      const auto records = Summarise(report, "run", &summary);
-      LogSummary(records, !AnythingPlanned(report) && summary == last_summary);
-      last_summary = std::move(summary);
-      if (signals.stop()) break;
-      std::chrono::seconds wait = config.poll_interval;
-      if (report.config_error) {
-        backoff = backoff.count() == 0 ? kConfigBackoff : std::min(backoff * 2, kMaxConfigBackoff);
-        wait = std::max(wait, backoff);
-        log::Get("cli")->error("{}; next try in {} s, or at once on SIGHUP after the fix",
-                               *report.config_error, wait.count());
-      } else {
-        backoff = std::chrono::seconds(0);
-      }
-      reload = signals.WaitFor(wait);
-    }
+    // The poll loop (pipeline::EventMonitor): a pass, then poll_interval (backing off after a
+    // configuration problem such as a refused token), until a stop or a reload.
+    pipeline::EventMonitor poll_loop(
+        config.poll_interval,
+        {.stop_requested = [&] { return signals.stop(); },
+         .run_pass = [&]() -> std::optional<pipeline::PassVerdict> {
+           if (Status s = store->CheckLocation(); !s.ok()) {
+             log::Get("cli")->error("{}; stopping (start filesync again to rebuild its state)",
+                                    s.message());
+             return std::nullopt;
+           }
+           systemd.PassStarting();
+           const auto report =
+               RunObservedPass(sync_engine, {}, config, "run", last_pass, &observer);
+           systemd.PassFinished(report);
+           // A pass that planned nothing and ended as the one before is routine: logged at
+           // debug, so a short poll_interval does not fill the log; any change is logged at info
+           // (or warn).
+           std::string summary;
+           const auto records = Summarise(report, "run", &summary);
+           LogSummary(records, !AnythingPlanned(report) && summary == last_summary);
+           last_summary = std::move(summary);
+           return pipeline::PassVerdict{report.config_error};
+         },
+         .wait =
+             [&](std::chrono::seconds wait, const pipeline::PassVerdict& last) {
+               return WaitForNextPass(signals, wait, last);
+             }});
+    const pipeline::EventMonitor::End end = poll_loop.Run();
+    if (end == pipeline::EventMonitor::End::kFailed) return 1;
+    const bool reload = end == pipeline::EventMonitor::End::kReload;
     signals.OnStop(nullptr);
     if (!reload) break;
     systemd.Reloading();

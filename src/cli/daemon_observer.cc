@@ -24,13 +24,13 @@ std::int64_t NowMs() {
       .count();
 }
 
-const char* PassResult(const pipeline::PassReport& report) {
+const char* PassResult(const engine::PassReport& report) {
   if (report.config_error) return "config_error";
   if (report.converged()) return "complete";
   return report.interrupted ? "interrupted" : "incomplete";
 }
 
-nlohmann::json RecentPass(const pipeline::PassReport& report) {
+nlohmann::json RecentPass(const engine::PassReport& report) {
   std::uint64_t uploaded = 0, moved = 0, deleted = 0, failed = 0, bytes = 0;
   for (const auto& r : report.roots) {
     uploaded += r.uploaded;
@@ -53,7 +53,7 @@ nlohmann::json RecentPass(const pipeline::PassReport& report) {
 
 }  // namespace
 
-nlohmann::json CurrentPassJson(const pipeline::PassProgress& p, std::int64_t started_unix_ms) {
+nlohmann::json CurrentPassJson(const engine::PassProgress& p, std::int64_t started_unix_ms) {
   const std::uint64_t total = p.files_total.load();
   const std::uint64_t done = p.files_done.load();
   return {{"started_unix_ms", started_unix_ms},
@@ -180,7 +180,7 @@ std::string DaemonObserver::StatusJson() {
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void DaemonObserver::PassStarting(const pipeline::PassProgress& progress,
+void DaemonObserver::PassStarting(const engine::PassProgress& progress,
                                   std::int64_t started_unix_ms) {
   metrics_->bwlimit.With({}).Set(static_cast<double>(limiter_.CurrentRate()));
   {
@@ -200,7 +200,7 @@ void DaemonObserver::PassStarting(const pipeline::PassProgress& progress,
       });
 }
 
-void DaemonObserver::PassFinished(const pipeline::PassReport& report) {
+void DaemonObserver::PassFinished(const engine::PassReport& report) {
   sampler_ = std::jthread();  // stops and joins the sampler
   CountPass(report);
   {
@@ -225,7 +225,7 @@ const std::string& DaemonObserver::DirLabel(const std::string& local_dir) const 
   return kOther;
 }
 
-void DaemonObserver::CountPass(const pipeline::PassReport& report) {
+void DaemonObserver::CountPass(const engine::PassReport& report) {
   ops::Metrics& m = *metrics_;
   m.passes.With({PassResult(report)}).Inc();
   m.pass_duration.With({}).Observe(

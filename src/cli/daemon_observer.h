@@ -29,19 +29,18 @@
 
 #include "cli/backend.h"
 #include "config/config.h"
+#include "engine/pass_report.h"
 #include "ops/bandwidth.h"
 #include "ops/metrics.h"
 #include "ops/status_page.h"
 #include "ops/status_server.h"
-#include "pipeline/event_monitor.h"
 #include "store/state_store.h"
 #include "util/status.h"
 
 namespace filesync::cli {
 
 // The pass under way as `filesync status --json` shows it (current_pass).
-nlohmann::json CurrentPassJson(const pipeline::PassProgress& progress,
-                               std::int64_t started_unix_ms);
+nlohmann::json CurrentPassJson(const engine::PassProgress& progress, std::int64_t started_unix_ms);
 
 class DaemonObserver {
  public:
@@ -58,8 +57,8 @@ class DaemonObserver {
   Status Start(const config::Config& config, store::StateStore& store);
 
   // `progress` must stay valid until PassFinished.
-  void PassStarting(const pipeline::PassProgress& progress, std::int64_t started_unix_ms);
-  void PassFinished(const pipeline::PassReport& report);
+  void PassStarting(const engine::PassProgress& progress, std::int64_t started_unix_ms);
+  void PassFinished(const engine::PassReport& report);
 
   // Applies a reloaded configuration (bwlimit, status token, status_listen, the store).
   void Reload(const config::Config& config, store::StateStore& store);
@@ -72,7 +71,7 @@ class DaemonObserver {
 
   [[nodiscard]] std::string StatusJson();
   void RefreshBase(const config::Config& config, store::StateStore& store);
-  void CountPass(const pipeline::PassReport& report);
+  void CountPass(const engine::PassReport& report);
   std::unique_ptr<ops::StatusServer> MakeServer(const config::Config& config);
   [[nodiscard]] const std::string& DirLabel(const std::string& local_dir) const;
 
@@ -92,7 +91,7 @@ class DaemonObserver {
   std::mutex mu_;  // guards what follows: the endpoint's threads read it
   nlohmann::json base_;
   std::deque<nlohmann::json> recent_passes_;
-  const pipeline::PassProgress* progress_ = nullptr;
+  const engine::PassProgress* progress_ = nullptr;
   std::int64_t started_unix_ms_ = 0;
   double sent_before_ = 0;    // bytes sent by the passes that finished
   double hashed_before_ = 0;  // bytes hashed by them

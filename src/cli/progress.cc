@@ -64,7 +64,7 @@ std::string ProgressLine(std::uint64_t files_done, std::uint64_t files_total,
   return line + "  ..." + std::string(unicode::FitColumns(file, room - 5, true));
 }
 
-ProgressDisplay::ProgressDisplay(const pipeline::PassProgress& progress, std::function<void()> tick,
+ProgressDisplay::ProgressDisplay(const engine::PassProgress& progress, std::function<void()> tick,
                                  std::chrono::milliseconds tick_every)
     : progress_(progress),
       tick_(std::move(tick)),

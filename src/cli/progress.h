@@ -14,13 +14,13 @@
 #include <thread>
 
 #include "core/thread_annotations.h"
-#include "pipeline/event_monitor.h"
+#include "engine/pass_report.h"
 
 namespace filesync::cli {
 
 class ProgressDisplay {
  public:
-  ProgressDisplay(const pipeline::PassProgress& progress, std::function<void()> tick,
+  ProgressDisplay(const engine::PassProgress& progress, std::function<void()> tick,
                   std::chrono::milliseconds tick_every);
   ~ProgressDisplay();
   ProgressDisplay(const ProgressDisplay&) = delete;
@@ -29,7 +29,7 @@ class ProgressDisplay {
  private:
   void Run() EXCLUDES(mu_);
 
-  const pipeline::PassProgress& progress_;
+  const engine::PassProgress& progress_;
   const std::function<void()> tick_;
   const std::chrono::milliseconds tick_every_;
   const bool live_line_;

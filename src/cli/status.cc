@@ -4,6 +4,7 @@
 // who holds the state dir without taking it, and reads the pass under way from the holder's
 // status.json. The JSON has one shape whoever runs (see docs/configuration.md, "filesync status").
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -12,6 +13,8 @@
 
 #include "cli/common.h"
 #include "cli/progress.h"
+#include "core/rel_path.h"
+#include "engine/pass_report.h"
 #include "ops/status_server.h"
 #include "store/state_store.h"
 #include "util/log.h"
@@ -33,22 +36,21 @@ nlohmann::json CurrentPass(const std::filesystem::path& state_dir, const store::
   return snapshot["current_pass"];
 }
 
-std::uint64_t Pending(const nlohmann::json& last_pass) {
+// Planned actions of the last pass without an outcome (all of them, for a dir stopped early).
+std::uint64_t Pending(const std::optional<engine::PassReport>& last_pass) {
   std::uint64_t pending = 0;
-  if (!last_pass.is_object() || !last_pass.contains("roots")) return 0;
-  for (const auto& r : last_pass["roots"]) {
-    const auto planned = r.value("planned", 0ULL);
-    const auto done = r.value("uploaded", 0ULL) + r.value("moved", 0ULL) +
-                      r.value("deleted", 0ULL) + r.value("created", 0ULL);
-    pending += planned > done ? planned - done : 0;
+  if (!last_pass) return 0;
+  for (const engine::RootReport& r : last_pass->roots) {
+    const std::uint64_t done = r.uploaded + r.moved + r.deleted + r.created;
+    pending += r.planned() > done ? r.planned() - done : 0;
   }
   return pending;
 }
 
-}  // namespace
-
-nlohmann::json GatherStatus(const config::Config& config, store::StateStore& store,
-                            const std::optional<store::Owner>& holder) {
+// `last_pass` is set to the stored last pass, if there is one.
+nlohmann::json Gather(const config::Config& config, store::StateStore& store,
+                      const std::optional<store::Owner>& holder,
+                      std::optional<engine::PassReport>* last_pass) {
   nlohmann::json out;
   out["state_dir"] = config.state_dir.string();
   out["running"] = holder ? nlohmann::json{{"pid", holder->pid}, {"command", holder->command}}
@@ -58,6 +60,10 @@ nlohmann::json GatherStatus(const config::Config& config, store::StateStore& sto
   out["last_pass"] = last.ok() && last->has_value() ? nlohmann::json::parse(**last, nullptr, false)
                                                     : nlohmann::json();
   if (out["last_pass"].is_discarded()) out["last_pass"] = nullptr;
+  if (last.ok() && last->has_value()) {
+    if (auto report = engine::PassReport::FromJson(**last); report.ok())
+      *last_pass = std::move(report.value());
+  }
   // A pass that started and has not recorded its outcome: under way if someone holds the state
   // dir, else it ended without recording it (killed, or the state store could not be written).
   auto under_way = store.Get(0, "pass_under_way");
@@ -71,9 +77,8 @@ nlohmann::json GatherStatus(const config::Config& config, store::StateStore& sto
   }
   out["unrecorded_pass"] =
       !holder && marker ? nlohmann::json{{"started_unix_ms", started}} : nlohmann::json();
-  out["converged"] = out["last_pass"].is_object() && out["last_pass"].value("converged", false) &&
-                     out["unrecorded_pass"].is_null();
-  out["pending"] = Pending(out["last_pass"]);
+  out["converged"] = *last_pass && (*last_pass)->converged() && out["unrecorded_pass"].is_null();
+  out["pending"] = Pending(*last_pass);
   nlohmann::json errors = nlohmann::json::array();
   if (auto list = store.Errors(); list.ok()) {
     for (const auto& e : *list) {
@@ -96,30 +101,45 @@ nlohmann::json GatherStatus(const config::Config& config, store::StateStore& sto
   return out;
 }
 
-namespace {
-
-std::string P(const nlohmann::json& value, const char* key) {
-  return log::Printable(value.value(key, ""));
-}
-
 // The first actions a stopped pass left undone in one dir.
-void PrintPending(const nlohmann::json& root) {
+void PrintPending(const engine::RootReport& root) {
   constexpr std::size_t kShown = 10;
-  if (!root.contains("pending_actions") || !root["pending_actions"].is_array()) return;
-  const auto& list = root["pending_actions"];
+  const auto& list = root.pending_actions;
   for (std::size_t i = 0; i < list.size() && i < kShown; ++i) {
-    const auto& a = list[i];
-    std::cout << "    not done: " << P(a, "action") << " "
-              << (a.contains("from_cloud_path") ? P(a, "from_cloud_path") + " -> " : "")
-              << P(a, "cloud_path") << "\n";
+    const plan::Action& a = list[i];
+    std::cout << "    not done: " << plan::ActionKindName(a.kind) << " "
+              << (a.kind == plan::ActionKind::kMove
+                      ? log::Printable(core::JoinPath(root.cloud_path, a.from)) + " -> "
+                      : "")
+              << log::Printable(core::JoinPath(root.cloud_path, a.path)) << "\n";
   }
-  const std::uint64_t pending = root.value("pending", 0ULL);
-  if (pending > std::min<std::uint64_t>(list.size(), kShown))
-    std::cout << "    ... and " << pending - std::min<std::uint64_t>(list.size(), kShown)
-              << " more\n";
+  const std::uint64_t shown = std::min<std::uint64_t>(list.size(), kShown);
+  if (!list.empty() && root.pending > shown)
+    std::cout << "    ... and " << root.pending - shown << " more\n";
 }
 
-void PrintText(const nlohmann::json& out) {
+// The last pass, as `status` prints it.
+void PrintLastPass(const engine::PassReport& p, bool unrecorded_after) {
+  std::cout << (unrecorded_after ? "the pass before: " : "last pass: ")
+            << (p.converged()   ? "complete"
+                : p.interrupted ? "INTERRUPTED"
+                                : "INCOMPLETE")
+            << ", finished " << LocalTime(p.finished_unix_ms) << ", "
+            << p.finished_unix_ms - p.started_unix_ms << " ms, hashed "
+            << HumanBytes(p.bytes_hashed) << "\n";
+  for (const engine::RootReport& r : p.roots) {
+    std::cout << "  " << log::Printable(r.local_dir) << " -> " << log::Printable(r.cloud_path)
+              << ": " << r.uploaded << " uploaded, " << r.moved << " moved, " << r.deleted
+              << " deleted, " << r.failed << " failed";
+    if (r.unreadable > 0) std::cout << ", " << r.unreadable << " unreadable";
+    if (r.pending > 0) std::cout << ", " << r.pending << " not done";
+    if (r.stopped) std::cout << "; NOT SYNCED: " << log::Printable(*r.stopped);
+    std::cout << "\n";
+    PrintPending(r);
+  }
+}
+
+void PrintText(const nlohmann::json& out, const std::optional<engine::PassReport>& last_pass) {
   std::cout << "state dir: " << log::Printable(out["state_dir"].get<std::string>()) << "\n";
   if (out["running"].is_object()) {
     const std::string command = out["running"].value("command", "");
@@ -144,26 +164,8 @@ void PrintText(const nlohmann::json& out) {
               << " and never recorded its outcome (it was killed, or the state store could not "
                  "be written: see its log)\n";
   }
-  if (const auto& p = out["last_pass"]; p.is_object()) {
-    const bool converged = p.value("converged", false);
-    std::cout << (out["unrecorded_pass"].is_object() ? "the pass before: " : "last pass: ")
-              << (converged                       ? "complete"
-                  : p.value("interrupted", false) ? "INTERRUPTED"
-                                                  : "INCOMPLETE")
-              << ", finished " << LocalTime(p.value("finished_unix_ms", 0LL)) << ", "
-              << p.value("duration_ms", 0LL) << " ms, hashed "
-              << HumanBytes(p.value("bytes_hashed", 0ULL)) << "\n";
-    for (const auto& r : p["roots"]) {
-      std::cout << "  " << P(r, "local_dir") << " -> " << P(r, "cloud_path") << ": "
-                << r.value("uploaded", 0) << " uploaded, " << r.value("moved", 0) << " moved, "
-                << r.value("deleted", 0) << " deleted, " << r.value("failed", 0) << " failed";
-      if (r.value("unreadable", 0) > 0)
-        std::cout << ", " << r.value("unreadable", 0) << " unreadable";
-      if (r.value("pending", 0) > 0) std::cout << ", " << r.value("pending", 0) << " not done";
-      if (r.contains("stopped")) std::cout << "; NOT SYNCED: " << P(r, "stopped");
-      std::cout << "\n";
-      PrintPending(r);
-    }
+  if (last_pass) {
+    PrintLastPass(*last_pass, out["unrecorded_pass"].is_object());
   } else if (!out["unrecorded_pass"].is_object()) {
     std::cout << "last pass: none recorded yet\n";
   }
@@ -173,7 +175,8 @@ void PrintText(const nlohmann::json& out) {
   std::cout << "errors: " << out["errors"].size() << "\n";
   for (const auto& e : out["errors"]) {
     std::cout << "  " << log::Printable(e.value("root", "") + "/" + e.value("path", "")) << ": "
-              << P(e, "message") << " (" << e.value("attempts", 0) << " attempts)\n";
+              << log::Printable(e.value("message", "")) << " (" << e.value("attempts", 0)
+              << " attempts)\n";
   }
 }
 
@@ -194,15 +197,29 @@ nlohmann::json AskDaemon(const config::Config& config) {
   return out.is_object() ? out : nlohmann::json();
 }
 
+// The last pass in a status object, parsed; none if it has none (or not one this version reads).
+std::optional<engine::PassReport> LastPass(const nlohmann::json& out) {
+  if (!out.contains("last_pass") || !out["last_pass"].is_object()) return std::nullopt;
+  auto report = engine::PassReport::FromJson(out["last_pass"].dump());
+  if (!report.ok()) return std::nullopt;
+  return std::move(report.value());
+}
+
 void Print(const nlohmann::json& out, bool json) {
   if (json) {
     std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    PrintText(out);
+    PrintText(out, LastPass(out));
   }
 }
 
 }  // namespace
+
+nlohmann::json GatherStatus(const config::Config& config, store::StateStore& store,
+                            const std::optional<store::Owner>& holder) {
+  std::optional<engine::PassReport> last_pass;
+  return Gather(config, store, holder, &last_pass);
+}
 
 int RunStatus(const GlobalOptions& global, bool json) {
   const config::Config config = LoadConfig(global);

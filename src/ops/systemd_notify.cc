@@ -70,7 +70,7 @@ void SystemdNotifier::PassStarting() {
   ready_ = true;
 }
 
-void SystemdNotifier::PassFinished(const pipeline::PassReport& report) {
+void SystemdNotifier::PassFinished(const engine::PassReport& report) {
   Send("STATUS=" + PassSummary(report));
 }
 
@@ -94,7 +94,7 @@ void SystemdNotifier::Stopping() {
   Send("STOPPING=1\nSTATUS=stopping: starting nothing more, abandoning transfers in flight");
 }
 
-std::string PassSummary(const pipeline::PassReport& report) {
+std::string PassSummary(const engine::PassReport& report) {
   std::uint64_t uploaded = 0, bytes = 0, moved = 0, deleted = 0, failed = 0;
   std::string stopped;
   for (const auto& r : report.roots) {

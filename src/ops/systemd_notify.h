@@ -18,7 +18,7 @@
 #include <string>
 #include <thread>
 
-#include "pipeline/event_monitor.h"
+#include "engine/pass_report.h"
 
 namespace filesync::ops {
 
@@ -30,7 +30,7 @@ class SystemdNotifier {
   SystemdNotifier& operator=(const SystemdNotifier&) = delete;
 
   void PassStarting();
-  void PassFinished(const pipeline::PassReport& report);
+  void PassFinished(const engine::PassReport& report);
   void Reloading();
   void Reloaded();
   void Stopping();
@@ -50,6 +50,6 @@ class SystemdNotifier {
 
 // "last pass complete in 1.25 s: 2 dir(s), 12 uploaded (3.1 MiB), 1 moved, 0 deleted, 0 failed"
 // or "last pass INCOMPLETE ...; /srv/a NOT SYNCED: <why>" for the first dir that was stopped.
-std::string PassSummary(const pipeline::PassReport& report);
+std::string PassSummary(const engine::PassReport& report);
 
 }  // namespace filesync::ops

@@ -61,8 +61,12 @@ bool IsBatchableMove(const plan::Action& action) {
          action.phase == plan::kPhaseFileMoves;
 }
 
-EventProducer::EventProducer(std::size_t capacity)
-    : capacity_(std::max<std::size_t>(1, capacity)) {}
+EventProducer::EventProducer(std::size_t capacity, std::atomic<std::uint64_t>* depth)
+    : capacity_(std::max<std::size_t>(1, capacity)), depth_(depth) {}
+
+void EventProducer::PublishDepthLocked() {
+  if (depth_ != nullptr) depth_->store(queue_.size());
+}
 
 std::string EventProducer::Key(const Event& event) {
   std::string key = std::to_string(event.root);
@@ -83,6 +87,7 @@ bool EventProducer::Push(Event event) {
   if (closed_ || cancelled_) return false;
   queue_.push_back(std::move(event));
   index_.emplace(std::move(key), std::prev(queue_.end()));
+  PublishDepthLocked();
   changed_.SignalAll();
   return true;
 }
@@ -175,6 +180,7 @@ std::vector<Event> EventProducer::Pop(const BatchLimits& limits) {
           ++next;
         }
       }
+      PublishDepthLocked();
       not_full_.SignalAll();
       return batch;
     }
@@ -218,6 +224,7 @@ void EventProducer::Cancel() {
   filling_ = false;
   queue_.clear();
   index_.clear();
+  PublishDepthLocked();
   changed_.SignalAll();
   not_full_.SignalAll();
 }
@@ -228,6 +235,7 @@ void EventProducer::Reset() {
   cancelled_ = false;
   queue_.clear();
   index_.clear();
+  PublishDepthLocked();
 }
 
 void EventProducer::WaitIdle() {

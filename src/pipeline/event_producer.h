@@ -16,9 +16,11 @@
 //    or `fill_linger` passes; so how a burst of pushes is cut into batches does not depend on how
 //    fast the workers wake up.
 //  - FIFO otherwise.
+//  - Depth: if given `depth`, it always holds how many events are queued (for live metrics).
 // Thread safety: every method may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -58,7 +60,7 @@ struct BatchLimits {
 
 class EventProducer {
  public:
-  explicit EventProducer(std::size_t capacity);
+  explicit EventProducer(std::size_t capacity, std::atomic<std::uint64_t>* depth = nullptr);
   EventProducer(const EventProducer&) = delete;
   EventProducer& operator=(const EventProducer&) = delete;
 
@@ -99,8 +101,10 @@ class EventProducer {
   void MarkInFlightLocked(const std::string& key) REQUIRES(mu_);
   void ClearInFlightLocked(const std::string& key) REQUIRES(mu_);
   static bool BatchableLocked(const Event& event, const BatchLimits& limits);
+  void PublishDepthLocked() REQUIRES(mu_);
 
   const std::size_t capacity_;
+  std::atomic<std::uint64_t>* const depth_;
   mutable core::Mutex mu_;
   core::CondVar not_full_;
   core::CondVar changed_;

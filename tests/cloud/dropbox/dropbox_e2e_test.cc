@@ -20,10 +20,11 @@
 #include <string>
 #include <thread>
 
+#include "cli/engine_options.h"
 #include "cloud/dropbox/dropbox_cloud.h"
 #include "config/config.h"
 #include "emulator_process.h"
-#include "pipeline/event_monitor.h"
+#include "engine/sync_engine.h"
 #include "store/state_store.h"
 
 namespace fs = std::filesystem;
@@ -480,8 +481,8 @@ TEST_F(DropboxE2E, CloudRootRefusedAtRunTimeNamesTheKey) {
   options.api_url = options.content_url = emulator_.url();
   options.access_token = emulator_.token();
   filesync::dropbox::DropboxCloud cloud(options);
-  filesync::pipeline::EventMonitor monitor(config, cloud, **store);
-  const auto report = monitor.RunPass({});
+  filesync::engine::SyncEngine engine(filesync::cli::EngineOptionsFor(config), cloud, **store);
+  const auto report = engine.RunPass({});
   ASSERT_TRUE(report.config_error.has_value()) << report.ToJson();
   EXPECT_NE(report.config_error->find("test.toml: key 'cloud_root'"), std::string::npos)
       << *report.config_error;

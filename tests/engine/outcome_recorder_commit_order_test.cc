@@ -1,5 +1,5 @@
-// EventMonitor: batches of recorded outcomes reach the state store in the order they were taken.
-// Workers take a batch under the monitor's lock, then sync the cloud and commit without it; a
+// OutcomeRecorder: batches of recorded outcomes reach the state store in the order they were taken.
+// Workers take a batch under the recorder's lock, then sync the cloud and commit without it; a
 // worker that takes the next batch must not get its commit in before the earlier one.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -13,17 +13,17 @@
 #include <thread>
 
 #include "cloud/local/local_cloud.h"
-#include "config/config.h"
-#include "pipeline/event_monitor.h"
+#include "engine/outcome_recorder.h"
+#include "engine/sync_engine.h"
 #include "store/state_store.h"
 
 namespace fs = std::filesystem;
 
-namespace filesync::pipeline {
+namespace filesync::engine {
 namespace {
 
 // The local backend, one file per Upload() call and slowed down, so uploads outlast several of
-// the monitor's time-based commits; counts Flush() calls (one per applied batch).
+// the recorder's time-based commits; counts Flush() calls (one per applied batch).
 class SlowCloud : public cloud::Cloud {
  public:
   explicit SlowCloud(fs::path root) : inner_(std::move(root)) {}
@@ -70,9 +70,9 @@ class SlowCloud : public cloud::Cloud {
   cloud::LocalCloud inner_;
 };
 
-TEST(EventMonitorCommitOrder, ABatchTakenLaterIsNotAppliedFirst) {
+TEST(OutcomeRecorderCommitOrder, ABatchTakenLaterIsNotAppliedFirst) {
   const fs::path base =
-      fs::temp_directory_path() / ("filesync-monitor-order-" + std::to_string(getpid()));
+      fs::temp_directory_path() / ("filesync-recorder-order-" + std::to_string(getpid()));
   fs::remove_all(base);
   const fs::path client = base / "data";
   fs::create_directories(client);
@@ -81,15 +81,13 @@ TEST(EventMonitorCommitOrder, ABatchTakenLaterIsNotAppliedFirst) {
   constexpr int kFiles = 480;
   for (int i = 0; i < kFiles; ++i) std::ofstream(client / ("f" + std::to_string(i))) << i;
 
-  config::Config config;
-  config.client_sync_dirs = {client};
-  config.cloud_root = "";
-  config.state_dir = base / "state";
-  config.workers = 2;
-  auto store = store::StateStore::Open(config.state_dir, nullptr);
+  EngineOptions options;
+  options.dirs = {{client.string(), "/data"}};
+  options.workers = 2;
+  auto store = store::StateStore::Open(base / "state", nullptr);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   SlowCloud cloud(base / "cloud");
-  EventMonitor monitor(config, cloud, **store);
+  SyncEngine engine(options, cloud, **store);
 
   // The first batch a worker takes during the uploads is held back until the next batch has
   // been taken, and a little longer: a commit of that next batch meanwhile is out of order.
@@ -99,7 +97,7 @@ TEST(EventMonitorCommitOrder, ABatchTakenLaterIsNotAppliedFirst) {
   bool next_taken = false;
   int flushes_when_next_taken = -1;
   int flushes_when_released = -1;
-  monitor.SetCommitHookForTesting([&](std::uint64_t batch) {
+  engine.TEST_recorder().TEST_SetCommitHook([&](std::uint64_t batch) {
     std::unique_lock lock(mu);
     if (batch == 0) return;
     if (first_worker_batch == 0) {
@@ -121,7 +119,7 @@ TEST(EventMonitorCommitOrder, ABatchTakenLaterIsNotAppliedFirst) {
     }
   });
 
-  const PassReport report = monitor.RunPass({});
+  const PassReport report = engine.RunPass({});
   ASSERT_TRUE(report.converged()) << report.ToJson();
   ASSERT_NE(first_worker_batch, 0u) << "no worker committed during the uploads";
   ASSERT_NE(flushes_when_next_taken, -1) << "no second worker batch while the first was held";
@@ -139,4 +137,4 @@ TEST(EventMonitorCommitOrder, ABatchTakenLaterIsNotAppliedFirst) {
 }
 
 }  // namespace
-}  // namespace filesync::pipeline
+}  // namespace filesync::engine
