@@ -41,7 +41,7 @@ void WriteSnapshot(const std::filesystem::path& state_dir, std::string_view comm
                    const nlohmann::json& current_pass, const nlohmann::json& last_pass);
 
 // The object `filesync status --json` prints, from the state store and, for the pass under way,
-// the holder's status.json (cli/status.cc). The daemon serves the same object on /status.
+// the holder's status.json (cli/status_command.cc). The daemon serves the same object on /status.
 nlohmann::json GatherStatus(const config::Config& config, store::StateStore& store,
                             const std::optional<store::Owner>& holder);
 

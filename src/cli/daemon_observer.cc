@@ -152,7 +152,7 @@ Status DaemonObserver::Start(const config::Config& config, store::StateStore& st
 
 void DaemonObserver::RefreshBase(const config::Config& config, store::StateStore& store) {
   nlohmann::json base = GatherStatus(config, store, store::Owner{getpid(), "run"});
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   base_ = std::move(base);
 }
 
@@ -160,7 +160,7 @@ std::string DaemonObserver::StatusJson() {
   nlohmann::json out;
   double sent = 0, hashed = 0;
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     out = base_;
     sent = sent_before_;
     hashed = hashed_before_;
@@ -184,7 +184,7 @@ void DaemonObserver::PassStarting(const engine::PassProgress& progress,
                                   std::int64_t started_unix_ms) {
   metrics_->bwlimit.With({}).Set(static_cast<double>(limiter_.CurrentRate()));
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     progress_ = &progress;
     started_unix_ms_ = started_unix_ms;
   }
@@ -203,8 +203,9 @@ void DaemonObserver::PassStarting(const engine::PassProgress& progress,
 void DaemonObserver::PassFinished(const engine::PassReport& report) {
   sampler_ = std::jthread();  // stops and joins the sampler
   CountPass(report);
+  double sent = 0, hashed = 0;
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     if (progress_ != nullptr) {
       sent_before_ += static_cast<double>(progress_->bytes_done.load());
       hashed_before_ += static_cast<double>(progress_->bytes_hashed.load());
@@ -212,8 +213,10 @@ void DaemonObserver::PassFinished(const engine::PassReport& report) {
     progress_ = nullptr;
     recent_passes_.push_front(RecentPass(report));
     if (recent_passes_.size() > kRecentPasses) recent_passes_.pop_back();
+    sent = sent_before_;
+    hashed = hashed_before_;
   }
-  throughput_.Record(std::chrono::system_clock::now(), sent_before_, hashed_before_);
+  throughput_.Record(std::chrono::system_clock::now(), sent, hashed);
   if (config_ != nullptr && store_ != nullptr) RefreshBase(*config_, *store_);
 }
 

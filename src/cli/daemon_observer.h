@@ -29,6 +29,7 @@
 
 #include "cli/backend.h"
 #include "config/config.h"
+#include "core/thread_annotations.h"
 #include "engine/pass_report.h"
 #include "ops/bandwidth.h"
 #include "ops/metrics.h"
@@ -88,13 +89,13 @@ class DaemonObserver {
   std::string token_;
   std::unique_ptr<ops::StatusServer> server_;
 
-  std::mutex mu_;  // guards what follows: the endpoint's threads read it
-  nlohmann::json base_;
-  std::deque<nlohmann::json> recent_passes_;
-  const engine::PassProgress* progress_ = nullptr;
-  std::int64_t started_unix_ms_ = 0;
-  double sent_before_ = 0;    // bytes sent by the passes that finished
-  double hashed_before_ = 0;  // bytes hashed by them
+  core::Mutex mu_;  // the endpoint's threads read what it guards
+  nlohmann::json base_ GUARDED_BY(mu_);
+  std::deque<nlohmann::json> recent_passes_ GUARDED_BY(mu_);
+  const engine::PassProgress* progress_ GUARDED_BY(mu_) = nullptr;
+  std::int64_t started_unix_ms_ GUARDED_BY(mu_) = 0;
+  double sent_before_ GUARDED_BY(mu_) = 0;    // bytes sent by the passes that finished
+  double hashed_before_ GUARDED_BY(mu_) = 0;  // bytes hashed by them
 
   // While a pass runs: copies its queue depth into the gauge twice a second.
   std::jthread sampler_;
