@@ -138,8 +138,12 @@ struct WorkerOutput {
 
 class Walker {
  public:
-  Walker(const ScanOptions& options, std::uint64_t root_device, std::size_t threads)
-      : options_(options), root_device_(root_device), threads_(threads) {}
+  Walker(const ScanOptions& options, std::uint64_t root_device, std::size_t threads,
+         std::function<void(const std::string&)> before_stat)
+      : options_(options),
+        root_device_(root_device),
+        threads_(threads),
+        before_stat_(std::move(before_stat)) {}
 
   // Reads the root; false (with errno) if it cannot be listed.
   bool ListRoot(const std::shared_ptr<core::UniqueFd>& root, WorkerOutput& out,
@@ -309,7 +313,7 @@ class Walker {
   // fstatat() of one name; false (with the issue recorded) if it failed.
   bool Stat(int dir_fd, const std::string& path, const char* name, struct stat* st,
             WorkerOutput& out) {
-    if (options_.before_stat_for_testing) options_.before_stat_for_testing(path);
+    if (before_stat_) before_stat_(path);
     if (fstatat(dir_fd, name, st, AT_SYMLINK_NOFOLLOW) == 0) return true;
     const int err = errno;
     if (err == ENOENT) {
@@ -370,6 +374,7 @@ class Walker {
   const ScanOptions& options_;
   const std::uint64_t root_device_;
   const std::size_t threads_;
+  const std::function<void(const std::string&)> before_stat_;  // TEST_ScanWithStatHook only
   core::Mutex mu_;
   core::CondVar cv_;
   std::vector<DirWork> stack_ GUARDED_BY(mu_);
@@ -421,19 +426,10 @@ const char* IssueKindName(IssueKind kind) {
   return "unknown";
 }
 
-Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
-  const int root_fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) return Status::NotFound("sync dir " + root + " does not exist");
-    if (err == ENOTDIR) return Status::Io("sync dir " + root + " is not a directory");
-    return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(err));
-  }
-  const core::UniqueFd owned(root_fd);
-  return Scan(root_fd, root, options);
-}
+namespace {
 
-Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& options) {
+Result<ScanResult> ScanOpen(int dir_fd, const std::string& root, const ScanOptions& options,
+                            std::function<void(const std::string&)> before_stat) {
   const int root_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (root_fd < 0) return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(errno));
   auto root_dir = std::make_shared<core::UniqueFd>(root_fd);
@@ -446,7 +442,7 @@ Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& 
   result.root.size = 0;
 
   const std::size_t threads = static_cast<std::size_t>(std::clamp(options.threads, 1, 64));
-  Walker walker(options, result.root.device, threads);
+  Walker walker(options, result.root.device, threads, std::move(before_stat));
   std::vector<WorkerOutput> outputs(threads);
   for (WorkerOutput& out : outputs)
     out.entries.reserve(options.expected_entries + options.expected_entries / 8);
@@ -492,6 +488,34 @@ Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& 
   std::sort(result.issues.begin(), result.issues.end(),
             [](const Issue& a, const Issue& b) { return a.path < b.path; });
   return result;
+}
+
+Result<ScanResult> ScanPath(const std::string& root, const ScanOptions& options,
+                            std::function<void(const std::string&)> before_stat) {
+  const int root_fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return Status::NotFound("sync dir " + root + " does not exist");
+    if (err == ENOTDIR) return Status::Io("sync dir " + root + " is not a directory");
+    return Status::Io("cannot open sync dir " + root + ": " + ErrnoText(err));
+  }
+  const core::UniqueFd owned(root_fd);
+  return ScanOpen(root_fd, root, options, std::move(before_stat));
+}
+
+}  // namespace
+
+Result<ScanResult> Scan(const std::string& root, const ScanOptions& options) {
+  return ScanPath(root, options, nullptr);
+}
+
+Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& options) {
+  return ScanOpen(dir_fd, root, options, nullptr);
+}
+
+Result<ScanResult> TEST_ScanWithStatHook(const std::string& root, const ScanOptions& options,
+                                         std::function<void(const std::string& path)> before_stat) {
+  return ScanPath(root, options, std::move(before_stat));
 }
 
 Result<core::FileIdentity> StatIdentity(const std::string& path) {

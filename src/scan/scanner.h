@@ -70,9 +70,6 @@ struct ScanOptions {
   // reserves room for that many up front, which costs address space, not memory, and saves
   // growing (copying) its list over and over.
   std::size_t expected_entries = 0;
-  // Test seam: called with the relative path of each entry just before it is looked at with
-  // fstatat(), so a test can make it vanish. Called from worker threads. Leave empty.
-  std::function<void(const std::string& path)> before_stat_for_testing;
 };
 
 struct ScanResult {
@@ -88,6 +85,12 @@ Result<ScanResult> Scan(const std::string& root, const ScanOptions& options);
 // The same for a directory the caller has opened (`root` only names it in messages): the scan
 // lists exactly that directory, whatever its path leads to by now. `dir_fd` stays the caller's.
 Result<ScanResult> Scan(int dir_fd, const std::string& root, const ScanOptions& options);
+
+// Test seam (leveldb's TEST_ style; production code never calls it): Scan(root, options), with
+// `before_stat` called (from worker threads) with each entry's relative path just before it is
+// looked at with fstatat(), so a test can make it vanish.
+Result<ScanResult> TEST_ScanWithStatHook(const std::string& root, const ScanOptions& options,
+                                         std::function<void(const std::string& path)> before_stat);
 
 // Identity of `path` itself (lstat: a symlink is not followed). Missing is kNotFound, any other
 // failure kIo.

@@ -366,11 +366,11 @@ TEST(ScannerTest, EntryVanishingBeforeStatIsReportedAndSkipped) {
   t.MakeFile("a.txt");
   t.MakeFile("gone.txt");
   t.MakeFile("z.txt");
-  ScanOptions options;
-  options.before_stat_for_testing = [&](const std::string& path) {
+  auto scanned = TEST_ScanWithStatHook(t.path(), ScanOptions{}, [&](const std::string& path) {
     if (path == "gone.txt") unlink((t / "gone.txt").c_str());
-  };
-  const ScanResult r = MustScan(t.path(), options);
+  });
+  ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
+  const ScanResult& r = *scanned;
   EXPECT_EQ(Paths(r), (std::vector<std::string>{"a.txt", "z.txt"}));
   ASSERT_EQ(r.issues.size(), 1u);
   EXPECT_EQ(r.issues[0].kind, IssueKind::kVanished);
