@@ -269,6 +269,55 @@ TEST_F(DaemonEndpointTest, QueueDepthIsLiveDuringAPass) {
   EXPECT_EQ(Sample(metrics, "filesync_uploaded_files_total{dir=\"src\"}"), kFiles) << metrics;
 }
 
+// The status page served by the running daemon, loaded in headless Chromium: the page's script
+// fetches the daemon's /status and shows the sync dir and the completed pass. A screenshot is
+// kept as a test artifact (<build dir>/status-page-daemon.png).
+TEST_F(DaemonEndpointTest, StatusPageOfTheRunningDaemonShowsTheDirAndACompletedPassInChromium) {
+  if (std::system("command -v chromium >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "chromium not installed (Debian package chromium; scripts/setup.sh --test)";
+  WriteRandom(root_ / "src" / "a.bin", 4096);
+  const int port = FreePort();
+  WriteConfig("status_listen = \"127.0.0.1:" + std::to_string(port) + "\"\n");
+  StartDaemon();
+  std::string metrics;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        metrics = Get(port, "/metrics");
+        return Sample(metrics, "filesync_passes_total{result=\"complete\"}") >= 1;
+      },
+      seconds(60)))
+      << metrics << Log();
+  const fs::path profile = root_ / "chromium-profile";
+  const auto chromium = [&](const std::string& action) {
+    // A fresh profile, nothing fetched but the page; the virtual time budget lets the page's
+    // script fetch /status and render before the DOM is taken.
+    const std::string command =
+        "timeout 120 chromium --headless --no-sandbox --disable-gpu "
+        "--disable-background-networking --disable-component-update --disable-sync "
+        "--no-first-run --user-data-dir=" +
+        profile.string() + " --virtual-time-budget=2500 " + action +
+        " http://127.0.0.1:" + std::to_string(port) + "/ 2>/dev/null > " +
+        (root_ / "chromium.out").string();
+    return std::system(command.c_str());
+  };
+  ASSERT_EQ(chromium("--dump-dom"), 0);
+  const std::string html = ReadFile(root_ / "chromium.out");
+  SCOPED_TRACE(html.substr(0, 20000));
+  EXPECT_NE(html.find("<td class=\"path\">" + (root_ / "src").string() + "</td>"),
+            std::string::npos)
+      << "the sync dir is shown";
+  EXPECT_NE(html.find("<span class=\"badge complete\">complete</span>"), std::string::npos)
+      << "the completed pass is listed";
+  EXPECT_NE(html.find("id=\"conn\" class=\"\">updated "), std::string::npos)
+      << "the page's fetch of the daemon's /status succeeded";
+  const fs::path shot = fs::path(FILESYNC_BUILD_DIR) / "status-page-daemon.png";
+  fs::remove(shot);
+  ASSERT_EQ(chromium("--window-size=1200,900 --screenshot=" + shot.string()), 0);
+  ASSERT_TRUE(fs::exists(shot));
+  EXPECT_GT(fs::file_size(shot), 10000u) << "a blank page would be much smaller";
+  std::printf("status page screenshot: %s\n", shot.c_str());
+}
+
 // Bad status_listen, port in use, missing token file, bad bwlimit: exit 2 at start with one line
 // naming the key.
 TEST_F(DaemonEndpointTest, BadEndpointOrBwlimitStopsTheStartWithExit2) {
