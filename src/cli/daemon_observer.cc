@@ -31,24 +31,17 @@ const char* PassResult(const engine::PassReport& report) {
 }
 
 nlohmann::json RecentPass(const engine::PassReport& report) {
-  std::uint64_t uploaded = 0, moved = 0, deleted = 0, failed = 0, bytes = 0;
-  for (const auto& r : report.roots) {
-    uploaded += r.uploaded;
-    moved += r.moved;
-    deleted += r.deleted;
-    failed += r.failed;
-    bytes += r.bytes_uploaded;
-  }
+  const engine::PassReport::Totals t = report.totals();
   return {{"started_unix_ms", report.started_unix_ms},
           {"finished_unix_ms", report.finished_unix_ms},
           {"duration_ms", report.finished_unix_ms - report.started_unix_ms},
           {"converged", report.converged()},
           {"interrupted", report.interrupted},
-          {"uploaded", uploaded},
-          {"moved", moved},
-          {"deleted", deleted},
-          {"failed", failed},
-          {"bytes_uploaded", bytes}};
+          {"uploaded", t.uploaded},
+          {"moved", t.moved},
+          {"deleted", t.deleted},
+          {"failed", t.failed},
+          {"bytes_uploaded", t.bytes_uploaded}};
 }
 
 }  // namespace

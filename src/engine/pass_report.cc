@@ -118,6 +118,18 @@ RootReport RootFromJson(const json& rj) {
 
 }  // namespace
 
+PassReport::Totals PassReport::totals() const {
+  Totals t;
+  for (const RootReport& r : roots) {
+    t.uploaded += r.uploaded;
+    t.bytes_uploaded += r.bytes_uploaded;
+    t.moved += r.moved;
+    t.deleted += r.deleted;
+    t.failed += r.failed;
+  }
+  return t;
+}
+
 bool PassReport::converged() const {
   if (state_errors > 0 || config_error) return false;
   for (const RootReport& r : roots) {

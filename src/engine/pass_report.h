@@ -84,6 +84,11 @@ struct PassReport {
   // True when every dir was synced and every planned action succeeded: the cloud matches the
   // client. A dry run with actions to do has not converged.
   [[nodiscard]] bool converged() const;
+  // The dirs' counters added up.
+  struct Totals {
+    std::uint64_t uploaded = 0, bytes_uploaded = 0, moved = 0, deleted = 0, failed = 0;
+  };
+  [[nodiscard]] Totals totals() const;
   // For `plan --json` (every action and issue) and, with `max_items`, for what is stored as the
   // last pass: at most that many actions in all and issues per dir, with counts of the rest
   // ("actions_omitted", "issues_omitted"), so it stays small whatever the pass did. A dir whose

@@ -95,14 +95,9 @@ void SystemdNotifier::Stopping() {
 }
 
 std::string PassSummary(const engine::PassReport& report) {
-  std::uint64_t uploaded = 0, bytes = 0, moved = 0, deleted = 0, failed = 0;
+  const engine::PassReport::Totals t = report.totals();
   std::string stopped;
   for (const auto& r : report.roots) {
-    uploaded += r.uploaded;
-    bytes += r.bytes_uploaded;
-    moved += r.moved;
-    deleted += r.deleted;
-    failed += r.failed;
     if (r.stopped && stopped.empty()) stopped = "; " + r.local_dir + " NOT SYNCED: " + *r.stopped;
   }
   char head[96];
@@ -110,9 +105,9 @@ std::string PassSummary(const engine::PassReport& report) {
                 "last pass %s in %.2f s: ", report.converged() ? "complete" : "INCOMPLETE",
                 static_cast<double>(report.finished_unix_ms - report.started_unix_ms) / 1000.0);
   std::string line = head + std::to_string(report.roots.size()) + " dir(s), " +
-                     std::to_string(uploaded) + " uploaded (" + Bytes(bytes) + "), " +
-                     std::to_string(moved) + " moved, " + std::to_string(deleted) + " deleted, " +
-                     std::to_string(failed) + " failed" + stopped;
+                     std::to_string(t.uploaded) + " uploaded (" + Bytes(t.bytes_uploaded) + "), " +
+                     std::to_string(t.moved) + " moved, " + std::to_string(t.deleted) +
+                     " deleted, " + std::to_string(t.failed) + " failed" + stopped;
   // sd_notify separates assignments with newlines: a newline in a dir name or message must not
   // start a new one.
   for (char& c : line) {
