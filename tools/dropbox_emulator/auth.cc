@@ -31,7 +31,7 @@ std::string TokenStore::RandomLocked(std::size_t chars) {
 }
 
 TokenStore::Check TokenStore::Validate(const std::string& token) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (token.empty()) return Check::kInvalid;
   if (!config_.static_token.empty() && token == config_.static_token) {
     return static_revoked_ ? Check::kInvalid : Check::kValid;
@@ -42,7 +42,7 @@ TokenStore::Check TokenStore::Validate(const std::string& token) {
 }
 
 void TokenStore::Revoke(const std::string& token) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (!config_.static_token.empty() && token == config_.static_token) {
     static_revoked_ = true;
     return;
@@ -59,7 +59,7 @@ void TokenStore::Revoke(const std::string& token) {
 }
 
 std::variant<std::string, OAuthError> TokenStore::Authorize(const AuthorizeRequest& r) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (r.client_id.empty()) return OAuthError{"invalid_request", "No client_id"};
   if (!config_.app_key.empty() && r.client_id != config_.app_key) {
     return OAuthError{"invalid_client", "Invalid client_id"};
@@ -108,7 +108,7 @@ IssuedToken TokenStore::IssueLocked(const std::string& refresh_token) {
 }
 
 std::variant<IssuedToken, OAuthError> TokenStore::Token(const TokenRequest& r) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (r.grant_type.empty()) return OAuthError{"invalid_request", "No grant_type"};
   if (auto e = CheckClientLocked(r)) return *e;
   if (r.grant_type == "refresh_token") {

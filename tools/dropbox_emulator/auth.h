@@ -17,11 +17,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <variant>
+
+#include "core/thread_annotations.h"
 
 namespace filesync::emulator {
 
@@ -70,12 +71,12 @@ class TokenStore {
   explicit TokenStore(AuthConfig config);
 
   enum class Check { kValid, kInvalid, kExpired };
-  Check Validate(const std::string& token);
+  Check Validate(const std::string& token) EXCLUDES(mu_);
   // auth/token/revoke for the token that made the call.
-  void Revoke(const std::string& token);
+  void Revoke(const std::string& token) EXCLUDES(mu_);
 
-  std::variant<std::string, OAuthError> Authorize(const AuthorizeRequest& request);
-  std::variant<IssuedToken, OAuthError> Token(const TokenRequest& request);
+  std::variant<std::string, OAuthError> Authorize(const AuthorizeRequest& request) EXCLUDES(mu_);
+  std::variant<IssuedToken, OAuthError> Token(const TokenRequest& request) EXCLUDES(mu_);
 
   // BASE64URL(SHA256(verifier)) without padding (RFC 7636 S256).
   static std::string S256(const std::string& verifier);
@@ -94,17 +95,17 @@ class TokenStore {
     std::chrono::steady_clock::time_point expires;
   };
 
-  std::optional<OAuthError> CheckClientLocked(const TokenRequest& r) const;
-  std::string RandomLocked(std::size_t chars);
-  IssuedToken IssueLocked(const std::string& refresh_token);
+  std::optional<OAuthError> CheckClientLocked(const TokenRequest& r) const REQUIRES(mu_);
+  std::string RandomLocked(std::size_t chars) REQUIRES(mu_);
+  IssuedToken IssueLocked(const std::string& refresh_token) REQUIRES(mu_);
 
   AuthConfig config_;
-  std::mutex mu_;
-  std::mt19937_64 rng_;
-  bool static_revoked_ = false;
-  std::map<std::string, Access> access_;
-  std::map<std::string, bool> refresh_;  // token -> valid
-  std::map<std::string, Code> codes_;
+  core::Mutex mu_;
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
+  bool static_revoked_ GUARDED_BY(mu_) = false;
+  std::map<std::string, Access> access_ GUARDED_BY(mu_);
+  std::map<std::string, bool> refresh_ GUARDED_BY(mu_);  // token -> valid
+  std::map<std::string, Code> codes_ GUARDED_BY(mu_);
 };
 
 }  // namespace filesync::emulator

@@ -91,7 +91,7 @@ FaultDecision FaultInjector::Draw(std::string_view route) {
   if (!spec_.routes.empty() && !spec_.routes.contains(route)) return d;
   double u[6];
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     if (spec_.max && faults_ >= *spec_.max) return d;
     for (double& v : u) v = Uniform(rng_);
     const bool any = u[0] < spec_.latency_p || u[1] < spec_.p429 || u[2] < spec_.p500 ||

@@ -20,12 +20,13 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <string_view>
+
+#include "core/thread_annotations.h"
 
 namespace filesync::emulator {
 
@@ -60,14 +61,14 @@ class FaultInjector {
  public:
   FaultInjector(FaultSpec spec, std::uint64_t default_seed);
   // What to do with one request to `route` ("" matches no `routes` filter).
-  FaultDecision Draw(std::string_view route = {});
+  FaultDecision Draw(std::string_view route = {}) EXCLUDES(mu_);
   [[nodiscard]] bool enabled() const { return !spec_.empty(); }
 
  private:
   FaultSpec spec_;
-  std::mutex mu_;
-  std::mt19937_64 rng_;       // guarded by mu_
-  std::uint64_t faults_ = 0;  // guarded by mu_: faults made so far
+  core::Mutex mu_;
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
+  std::uint64_t faults_ GUARDED_BY(mu_) = 0;  // faults made so far
 };
 
 }  // namespace filesync::emulator

@@ -53,14 +53,14 @@ Reply HandleRoute(RouteContext& ctx, const Call& call) {
 
 std::string JobTable::Add(const std::string& prefix, const std::string& kind, nlohmann::json result,
                           int pending_polls) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   std::string id = prefix + "emuljob" + std::to_string(next_++);
   jobs_[id] = Job{kind, std::move(result), pending_polls};
   return id;
 }
 
 std::optional<nlohmann::json> JobTable::Get(const std::string& id, const std::string& kind) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end() || it->second.kind != kind) return std::nullopt;
   if (it->second.pending_polls > 0) {

@@ -13,10 +13,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/thread_annotations.h"
 #include "dropbox_emulator/auth.h"
 #include "dropbox_emulator/blob_store.h"
 #include "dropbox_emulator/commit_lock.h"
@@ -36,10 +36,10 @@ class JobTable {
  public:
   // `kind` names the check route family that may read the job ("delete_batch", ...).
   std::string Add(const std::string& prefix, const std::string& kind, nlohmann::json result,
-                  int pending_polls = 0);
+                  int pending_polls = 0) EXCLUDES(mu_);
   // The job's current status ({".tag":"in_progress"} while polls are pending); nullopt if the
   // id is unknown or belongs to another kind.
-  std::optional<nlohmann::json> Get(const std::string& id, const std::string& kind);
+  std::optional<nlohmann::json> Get(const std::string& id, const std::string& kind) EXCLUDES(mu_);
 
  private:
   struct Job {
@@ -47,9 +47,9 @@ class JobTable {
     nlohmann::json result;
     int pending_polls = 0;
   };
-  std::mutex mu_;
-  std::uint64_t next_ = 1;
-  std::map<std::string, Job> jobs_;
+  core::Mutex mu_;
+  std::uint64_t next_ GUARDED_BY(mu_) = 1;
+  std::map<std::string, Job> jobs_ GUARDED_BY(mu_);
 };
 
 struct RouteContext {

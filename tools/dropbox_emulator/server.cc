@@ -318,14 +318,14 @@ void Server::Stop() {
 }
 
 void Server::Count(const std::string& route, std::uint64_t bytes) {
-  std::lock_guard lock(counters_mu_);
+  core::MutexLock lock(&counters_mu_);
   ++routes_count_[route];
   ++total_;
   bytes_received_ += bytes;
 }
 
 std::string Server::CountersJson() {
-  std::lock_guard lock(counters_mu_);
+  core::MutexLock lock(&counters_mu_);
   nlohmann::json routes = nlohmann::json::object();
   for (const auto& [k, v] : routes_count_) routes[k] = v;
   return nlohmann::json{{"routes", routes}, {"total", total_}, {"bytes_received", bytes_received_}}
@@ -346,7 +346,7 @@ void Server::Serve(Exchange& ex) {
   const_cast<httplib::Request&>(ex.req).ranges.clear();
   const std::string& path = ex.req.path;
   if (path == "/admin/counters/reset") {
-    std::lock_guard lock(counters_mu_);
+    core::MutexLock lock(&counters_mu_);
     routes_count_.clear();
     total_ = 0;
     bytes_received_ = 0;

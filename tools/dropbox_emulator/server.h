@@ -25,11 +25,11 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 
+#include "core/thread_annotations.h"
 #include "dropbox_emulator/auth.h"
 #include "dropbox_emulator/faults.h"
 #include "dropbox_emulator/routes.h"
@@ -82,7 +82,7 @@ class Server {
   explicit Server(const ServerOptions& options);
   void InstallHandlers();
   // Answers one POST request: the admin endpoints, /oauth2/token, or an API route.
-  void Serve(Exchange& ex);
+  void Serve(Exchange& ex) EXCLUDES(counters_mu_);
   // Drains the body, counts the request under `counted_route` (none if ""), sends `reply`.
   void Finish(Exchange& ex, const Reply& reply, const std::string& counted_route);
   Reply TokenReply(Exchange& ex);
@@ -91,8 +91,8 @@ class Server {
   void ServeApi(Exchange& ex, const std::string& route);
   // Finds the route, checks the token and decodes the argument into `call`; the refusal if any.
   std::optional<Reply> PrepareCall(Exchange& ex, Call& call);
-  void Count(const std::string& route, std::uint64_t bytes);
-  std::string CountersJson();
+  void Count(const std::string& route, std::uint64_t bytes) EXCLUDES(counters_mu_);
+  std::string CountersJson() EXCLUDES(counters_mu_);
 
   ServerOptions options_;
   std::atomic<int> port_{0};
@@ -106,10 +106,10 @@ class Server {
   RouteContext ctx_;
   std::unique_ptr<httplib::Server> http_;
 
-  std::mutex counters_mu_;
-  std::map<std::string, std::uint64_t> routes_count_;
-  std::uint64_t total_ = 0;
-  std::uint64_t bytes_received_ = 0;
+  core::Mutex counters_mu_;
+  std::map<std::string, std::uint64_t> routes_count_ GUARDED_BY(counters_mu_);
+  std::uint64_t total_ GUARDED_BY(counters_mu_) = 0;
+  std::uint64_t bytes_received_ GUARDED_BY(counters_mu_) = 0;
 };
 
 }  // namespace filesync::emulator

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <ctime>
 #include <filesystem>
-#include <map>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -25,17 +24,6 @@ constexpr const char* kIdPrefix = "pid_upload_session:";
 constexpr std::time_t kLifetimeSeconds = 7 * 24 * 3600;
 
 }  // namespace
-
-struct UploadSessions::Session {
-  std::mutex mu;
-  std::string id;
-  std::string data;  // DIR/sessions/<hex>.data (created when the first byte arrives)
-  bool concurrent = false;
-  bool closed = false;
-  std::uint64_t size = 0;  // sequential: received; concurrent: total once closed
-  std::map<std::uint64_t, std::uint64_t> ranges;  // concurrent: offset -> length
-  std::time_t created = 0;
-};
 
 UploadSessions::UploadSessions(const std::string& dir, BlobStore* blobs)
     : dir_(dir + "/sessions"), blobs_(blobs) {
@@ -54,16 +42,16 @@ UploadSessions::UploadSessions(const std::string& dir, BlobStore* blobs)
 
 UploadSessions::~UploadSessions() {
   {
-    std::lock_guard lock(trash_mu_);
+    core::MutexLock lock(&trash_mu_);
     stopping_ = true;  // pending deletions are abandoned; the next run's scan removes them
   }
-  trash_cv_.notify_all();
+  trash_cv_.SignalAll();
   janitor_.join();
   sqlite3_close(db_);
 }
 
 bool UploadSessions::HasRow(const std::string& id) {
-  std::lock_guard lock(db_mu_);
+  core::MutexLock lock(&db_mu_);
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db_, "SELECT 1 FROM sessions WHERE id = ?1", -1, &st, nullptr);
   sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
@@ -79,18 +67,19 @@ void UploadSessions::JanitorLoop() {
     const std::string name = entry.path().filename().string();
     if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".data") != 0) continue;
     if (!HasRow(kIdPrefix + name.substr(0, name.size() - 5))) ::unlink(entry.path().c_str());
-    std::lock_guard lock(trash_mu_);
+    core::MutexLock lock(&trash_mu_);
     if (stopping_) return;
   }
-  std::unique_lock lock(trash_mu_);
   while (true) {
-    trash_cv_.wait(lock, [this] { return stopping_ || !trash_.empty(); });
-    if (stopping_) return;
-    const std::string path = std::move(trash_.front());
-    trash_.pop_front();
-    lock.unlock();
+    std::string path;
+    {
+      core::MutexLock lock(&trash_mu_);
+      while (!stopping_ && trash_.empty()) trash_cv_.Wait(&trash_mu_);
+      if (stopping_) return;
+      path = std::move(trash_.front());
+      trash_.pop_front();
+    }
     ::unlink(path.c_str());
-    lock.lock();
   }
 }
 
@@ -103,7 +92,7 @@ void UploadSessions::Save(const Session& s) {
       {"size", s.size},
       {"ranges", ranges},
       {"created", s.created}}.dump();
-  std::lock_guard lock(db_mu_);
+  core::MutexLock lock(&db_mu_);
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO sessions VALUES(?1, ?2)", -1, &st, nullptr);
   sqlite3_bind_text(st, 1, s.id.c_str(), -1, SQLITE_TRANSIENT);
@@ -113,11 +102,11 @@ void UploadSessions::Save(const Session& s) {
 }
 
 std::string UploadSessions::Create(bool concurrent) {
-  static std::mutex rng_mu;
-  static std::mt19937_64 rng{std::random_device{}()};
+  static core::Mutex rng_mu;
+  static std::mt19937_64 rng GUARDED_BY(rng_mu){std::random_device{}()};
   std::string hex;
   {
-    std::lock_guard lock(rng_mu);
+    core::MutexLock lock(&rng_mu);
     char buf[40];
     std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
                   static_cast<unsigned long long>(rng()));
@@ -128,8 +117,11 @@ std::string UploadSessions::Create(bool concurrent) {
   s->data = dir_ + "/" + hex + ".data";
   s->concurrent = concurrent;
   s->created = std::time(nullptr);
-  Save(*s);
-  std::lock_guard lock(mu_);
+  {
+    core::MutexLock session_lock(&s->mu);  // uncontended: not shared yet
+    Save(*s);
+  }
+  core::MutexLock lock(&mu_);
   sessions_[s->id] = s;
   return s->id;
 }
@@ -137,7 +129,7 @@ std::string UploadSessions::Create(bool concurrent) {
 std::string UploadSessions::CreateClosedFrom(const std::string& file, std::uint64_t size) {
   const std::string id = Create(false);
   auto s = Find(id);
-  std::lock_guard lock(s->mu);
+  core::MutexLock lock(&s->mu);
   ::unlink(s->data.c_str());
   if (::link(file.c_str(), s->data.c_str()) != 0) std::filesystem::copy_file(file, s->data);
   s->size = size;
@@ -147,7 +139,7 @@ std::string UploadSessions::CreateClosedFrom(const std::string& file, std::uint6
 }
 
 std::shared_ptr<UploadSessions::Session> UploadSessions::Find(const std::string& id) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   std::shared_ptr<Session> s;
   if (it != sessions_.end()) {
@@ -160,7 +152,7 @@ std::shared_ptr<UploadSessions::Session> UploadSessions::Find(const std::string&
     }
     std::string state;
     {
-      std::lock_guard db_lock(db_mu_);
+      core::MutexLock db_lock(&db_mu_);
       sqlite3_stmt* st = nullptr;
       sqlite3_prepare_v2(db_, "SELECT state FROM sessions WHERE id = ?1", -1, &st, nullptr);
       sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
@@ -175,9 +167,10 @@ std::shared_ptr<UploadSessions::Session> UploadSessions::Find(const std::string&
     s->id = id;
     s->data = dir_ + "/" + hex + ".data";
     s->concurrent = j.value("concurrent", false);
+    s->created = j.value("created", std::time_t{0});
+    core::MutexLock session_lock(&s->mu);  // uncontended: not shared yet
     s->closed = j.value("closed", false);
     s->size = j.value("size", std::uint64_t{0});
-    s->created = j.value("created", std::time_t{0});
     for (const auto& r : j.value("ranges", nlohmann::json::array())) {
       s->ranges[r.at(0).get<std::uint64_t>()] = r.at(1).get<std::uint64_t>();
     }
@@ -223,45 +216,59 @@ std::optional<SessionError> UploadSessions::Append(
     const std::optional<std::string>& expected_hash) {
   auto s = Find(id);
   if (!s) return SessionError{Tag("not_found")};
-  std::unique_lock lock(s->mu);
-  // A concurrent session's chunks may finish in any order, so chunks that lie before the
-  // closing chunk's end are still accepted after the close.
-  if (s->closed && (!s->concurrent || close || offset >= s->size)) {
-    return SessionError{Tag("closed")};
-  }
+  std::uint64_t received = 0;
   if (!s->concurrent) {
+    core::MutexLock lock(&s->mu);  // held while writing: a sequential session's appends serialise
+    if (s->closed) return SessionError{Tag("closed")};
     if (offset != s->size) {
       return SessionError{{{".tag", "incorrect_offset"}, {"correct_offset", s->size}}};
     }
-  } else {
-    if (offset % kConcurrentChunk != 0)
-      return SessionError{Tag("concurrent_session_invalid_offset")};
-    lock.unlock();  // concurrent chunks are written in parallel
+    if (auto error = WriteChunk(*s, offset, body, expected_hash, &received)) return error;
+    return RecordLocked(*s, offset, received, close);
   }
-  std::uint64_t received = 0;
+  {
+    core::MutexLock lock(&s->mu);
+    // A concurrent session's chunks may finish in any order, so chunks that lie before the
+    // closing chunk's end are still accepted after the close.
+    if (s->closed && (close || offset >= s->size)) return SessionError{Tag("closed")};
+  }
+  if (offset % kConcurrentChunk != 0) return SessionError{Tag("concurrent_session_invalid_offset")};
+  // Concurrent chunks are written in parallel, without the session's mutex.
+  if (auto error = WriteChunk(*s, offset, body, expected_hash, &received)) return error;
+  core::MutexLock lock(&s->mu);
+  return RecordLocked(*s, offset, received, close);
+}
+
+std::optional<SessionError> UploadSessions::WriteChunk(
+    const Session& s, std::uint64_t offset, const BodyReader& body,
+    const std::optional<std::string>& expected_hash, std::uint64_t* received) {
   std::string hex;
   bool io_ok = true;
-  if (!WriteBody(*s, offset, body, &received, &hex, &io_ok) || !io_ok) {
+  if (!WriteBody(s, offset, body, received, &hex, &io_ok) || !io_ok) {
     return SessionError{Tag("internal_error")};
   }
-  if (received > kMaxRequestBytes) return SessionError{Tag("payload_too_large")};
+  if (*received > kMaxRequestBytes) return SessionError{Tag("payload_too_large")};
   if (expected_hash && *expected_hash != hex) return SessionError{Tag("content_hash_mismatch")};
-  if (offset + received > kMaxSessionBytes) return SessionError{Tag("too_large")};
-  if (!lock.owns_lock()) lock.lock();
-  if (s->closed && (!s->concurrent || close || offset + received > s->size)) {
+  if (offset + *received > kMaxSessionBytes) return SessionError{Tag("too_large")};
+  return std::nullopt;
+}
+
+std::optional<SessionError> UploadSessions::RecordLocked(Session& s, std::uint64_t offset,
+                                                         std::uint64_t received, bool close) {
+  if (s.closed && (!s.concurrent || close || offset + received > s.size)) {
     return SessionError{Tag("closed")};
   }
-  if (s->concurrent) {
+  if (s.concurrent) {
     if (!close && received % kConcurrentChunk != 0) {
       return SessionError{Tag("concurrent_session_invalid_data_size")};
     }
-    if (received > 0) s->ranges[offset] = received;
-    if (close) s->size = offset + received;
+    if (received > 0) s.ranges[offset] = received;
+    if (close) s.size = offset + received;
   } else {
-    s->size += received;
+    s.size += received;
   }
-  s->closed = s->closed || close;
-  Save(*s);
+  s.closed = s.closed || close;
+  Save(s);
   return std::nullopt;
 }
 
@@ -270,7 +277,7 @@ std::variant<ReadySession, SessionError> UploadSessions::PrepareFinish(
     const std::optional<std::string>& expected_hash, bool require_closed) {
   auto s = Find(id);
   if (!s) return SessionError{Tag("not_found"), true};
-  std::lock_guard lock(s->mu);
+  core::MutexLock lock(&s->mu);
   if (require_closed && !s->closed) return SessionError{Tag("not_closed"), true};
   std::uint64_t received = 0;
   std::string hex;
@@ -325,19 +332,19 @@ std::variant<ReadySession, SessionError> UploadSessions::PrepareFinish(
 void UploadSessions::Complete(const std::string& id) {
   std::shared_ptr<Session> s;
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return;
     s = it->second;
     sessions_.erase(it);
   }
-  std::lock_guard lock(s->mu);
+  core::MutexLock lock(&s->mu);
   {
-    std::lock_guard trash_lock(trash_mu_);
+    core::MutexLock trash_lock(&trash_mu_);
     trash_.push_back(s->data);
   }
-  trash_cv_.notify_one();
-  std::lock_guard db_lock(db_mu_);
+  trash_cv_.Signal();
+  core::MutexLock db_lock(&db_mu_);
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db_, "DELETE FROM sessions WHERE id = ?1", -1, &st, nullptr);
   sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);

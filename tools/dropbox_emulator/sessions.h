@@ -22,15 +22,15 @@
 //
 // Thread safety: all methods may be called concurrently. A sequential session serialises its
 // appends; a concurrent session's appends write in parallel and only update ranges under the
-// session's mutex.
+// session's mutex. Locks are taken in the order mu_, a session's mu, db_mu_ (trash_mu_ alone).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
+#include <ctime>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -38,6 +38,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "core/thread_annotations.h"
 #include "dropbox_emulator/blob_store.h"
 
 struct sqlite3;
@@ -70,44 +71,62 @@ class UploadSessions {
   ~UploadSessions();
 
   // Creates an empty session and returns its id.
-  std::string Create(bool concurrent);
+  std::string Create(bool concurrent) EXCLUDES(mu_);
   // A closed sequential session holding a copy (hard link) of `file`: where a failed
   // files/upload leaves its data (UploadWriteFailed.upload_session_id).
-  std::string CreateClosedFrom(const std::string& file, std::uint64_t size);
+  std::string CreateClosedFrom(const std::string& file, std::uint64_t size) EXCLUDES(mu_);
   // Appends the body at `offset` (start passes offset 0). expected_hash checks this request's
   // bytes.
   std::optional<SessionError> Append(const std::string& id, std::uint64_t offset, bool close,
                                      const BodyReader& body,
-                                     const std::optional<std::string>& expected_hash);
+                                     const std::optional<std::string>& expected_hash) EXCLUDES(mu_);
   // Appends an optional final body (sequential only), closes, checks completeness, hashes the
   // data and adopts it into the blob store. require_closed is finish_batch's rule.
   std::variant<ReadySession, SessionError> PrepareFinish(
       const std::string& id, std::uint64_t offset, const BodyReader& body,
-      const std::optional<std::string>& expected_hash, bool require_closed);
+      const std::optional<std::string>& expected_hash, bool require_closed) EXCLUDES(mu_);
   // Forgets a committed session.
-  void Complete(const std::string& id);
+  void Complete(const std::string& id) EXCLUDES(mu_, trash_mu_, db_mu_);
 
  private:
-  struct Session;
-  std::shared_ptr<Session> Find(const std::string& id);
-  void Save(const Session& s);
+  // id, data, concurrent and created are fixed once the session is shared; mu guards the rest.
+  struct Session {
+    core::Mutex mu;
+    std::string id;
+    std::string data;  // DIR/sessions/<hex>.data (created when the first byte arrives)
+    bool concurrent = false;
+    bool closed GUARDED_BY(mu) = false;
+    std::uint64_t size GUARDED_BY(mu) = 0;  // sequential: received; concurrent: total once closed
+    std::map<std::uint64_t, std::uint64_t> ranges GUARDED_BY(mu);  // concurrent: offset -> length
+    std::time_t created = 0;
+  };
+  std::shared_ptr<Session> Find(const std::string& id) EXCLUDES(mu_, db_mu_);
+  void Save(const Session& s) REQUIRES(s.mu) EXCLUDES(db_mu_);
   // Streams the body into the data file at `offset`; counts every byte in *received.
   bool WriteBody(const Session& s, std::uint64_t offset, const BodyReader& body,
                  std::uint64_t* received, std::string* hash_hex, bool* io_ok);
+  // Writes one append's body at `offset` and checks it (size limits, expected hash).
+  std::optional<SessionError> WriteChunk(const Session& s, std::uint64_t offset,
+                                         const BodyReader& body,
+                                         const std::optional<std::string>& expected_hash,
+                                         std::uint64_t* received);
+  // Records an append's `received` bytes at `offset` (closing the session if `close`).
+  std::optional<SessionError> RecordLocked(Session& s, std::uint64_t offset, std::uint64_t received,
+                                           bool close) REQUIRES(s.mu);
 
   std::string dir_;
   BlobStore* blobs_;
-  sqlite3* db_ = nullptr;
-  std::mutex db_mu_;  // guards db_
-  std::mutex mu_;     // guards sessions_
-  std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
+  core::Mutex db_mu_;
+  sqlite3* db_ GUARDED_BY(db_mu_) = nullptr;
+  core::Mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Session>> sessions_ GUARDED_BY(mu_);
 
-  void JanitorLoop();
-  bool HasRow(const std::string& id);
-  std::mutex trash_mu_;  // guards trash_ and stopping_
-  std::condition_variable trash_cv_;
-  std::deque<std::string> trash_;
-  bool stopping_ = false;
+  void JanitorLoop() EXCLUDES(trash_mu_, db_mu_);
+  bool HasRow(const std::string& id) EXCLUDES(db_mu_);
+  core::Mutex trash_mu_;
+  core::CondVar trash_cv_;  // signalled when trash_ grows or stopping_ is set
+  std::deque<std::string> trash_ GUARDED_BY(trash_mu_);
+  bool stopping_ GUARDED_BY(trash_mu_) = false;
   std::thread janitor_;
 };
 

@@ -151,6 +151,8 @@ Result<std::unique_ptr<Namespace>> Namespace::Open(const std::string& dir) {
 }
 
 Status Namespace::Prepare() {
+  // Uncontended (the namespace is not shared yet); taken so stmts_ is written as guarded.
+  core::MutexLock lock(&mu_);
   const std::pair<const char*, const char*> sql[] = {
       {"put", "INSERT OR REPLACE INTO entries VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"},
       {"del", "DELETE FROM entries WHERE key=?1"},
@@ -170,7 +172,7 @@ Status Namespace::Prepare() {
 }
 
 Status Namespace::Load() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   auto query = [&](const char* sql, const std::function<void(sqlite3_stmt*)>& row) {
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return false;
@@ -191,32 +193,40 @@ Status Namespace::Load() {
     e.server_modified = Col(s, first + 8);
     return e;
   };
+  // The row callbacks are analysed as functions of their own, without mu_ held: they fill
+  // locals, which this function (holding it) moves into the members.
+  std::map<std::string, std::uint64_t> meta;
+  std::vector<Entry> entries;
+  std::map<std::string, std::string> tombstones;
+  std::vector<Change> journal;
   bool ok = query("SELECT name, value FROM meta", [&](sqlite3_stmt* s) {
-    const std::string name = Col(s, 0);
-    const auto v = static_cast<std::uint64_t>(sqlite3_column_int64(s, 1));
-    if (name == "next_id") next_id_ = v;
-    if (name == "next_rev") next_rev_ = v;
-    if (name == "epoch") epoch_ = v;
+    meta[Col(s, 0)] = static_cast<std::uint64_t>(sqlite3_column_int64(s, 1));
   });
-  ok = ok && query("SELECT * FROM entries", [&](sqlite3_stmt* s) {
-         Entry e = read_entry(s, 0);
-         children_[ParentKey(e.key)].insert(e.key);
-         by_id_[e.id] = e.key;
-         if (!e.is_folder) {
-           by_rev_[e.rev] = e.key;
-           used_bytes_ += e.size;
-         }
-         entries_[e.key] = std::move(e);
-       });
+  ok = ok && query("SELECT * FROM entries",
+                   [&](sqlite3_stmt* s) { entries.push_back(read_entry(s, 0)); });
   ok = ok && query("SELECT key, display FROM tombstones",
-                   [&](sqlite3_stmt* s) { tombstones_[Col(s, 0)] = Col(s, 1); });
+                   [&](sqlite3_stmt* s) { tombstones[Col(s, 0)] = Col(s, 1); });
   ok = ok && query("SELECT * FROM journal ORDER BY seq", [&](sqlite3_stmt* s) {
          Change c;
          c.deleted = sqlite3_column_int(s, 1) != 0;
          c.entry = read_entry(s, 2);
-         journal_.push_back(std::move(c));
+         journal.push_back(std::move(c));
        });
   if (!ok) return Status::Io(std::string("load namespace: ") + sqlite3_errmsg(db_));
+  if (auto it = meta.find("next_id"); it != meta.end()) next_id_ = it->second;
+  if (auto it = meta.find("next_rev"); it != meta.end()) next_rev_ = it->second;
+  if (auto it = meta.find("epoch"); it != meta.end()) epoch_ = it->second;
+  for (Entry& e : entries) {
+    children_[ParentKey(e.key)].insert(e.key);
+    by_id_[e.id] = e.key;
+    if (!e.is_folder) {
+      by_rev_[e.rev] = e.key;
+      used_bytes_ += e.size;
+    }
+    entries_[e.key] = std::move(e);
+  }
+  tombstones_ = std::move(tombstones);
+  journal_ = std::move(journal);
   return Status::Ok();
 }
 
@@ -400,7 +410,7 @@ void Namespace::JournalLocked(bool deleted, const Entry& e) {
   BindEntry(s, 3, e);
   sqlite3_step(s);
   sqlite3_reset(s);
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void Namespace::PutLocked(Entry e, bool journal) {
@@ -465,7 +475,7 @@ void Namespace::RemoveSubtreeLocked(const std::string& key) {
 }
 
 Outcome<nlohmann::json> Namespace::GetMetadata(const std::string& path, bool include_deleted) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Resolved r;
   nlohmann::json error;
   if (!ResolveLocked(path, false, &r, &error)) {
@@ -481,7 +491,7 @@ Outcome<nlohmann::json> Namespace::GetMetadata(const std::string& path, bool inc
 }
 
 Outcome<Entry> Namespace::GetFile(const std::string& path) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Resolved r;
   nlohmann::json error;
   if (!ResolveLocked(path, false, &r, &error)) {
@@ -494,7 +504,7 @@ Outcome<Entry> Namespace::GetFile(const std::string& path) {
 }
 
 Outcome<std::string> Namespace::CheckWritePath(const std::string& path) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Resolved r;
   nlohmann::json error;
   if (!ResolveLocked(path, true, &r, &error)) {
@@ -505,7 +515,7 @@ Outcome<std::string> Namespace::CheckWritePath(const std::string& path) {
 }
 
 Outcome<Entry> Namespace::CreateFolder(const std::string& path, bool autorename) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Resolved r;
   nlohmann::json error;
   std::string parent;
@@ -555,7 +565,7 @@ Outcome<Entry> Namespace::DeleteOneLocked(const std::string& path,
 
 Outcome<Entry> Namespace::Delete(const std::string& path,
                                  const std::optional<std::string>& parent_rev) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   ExecLocked("BEGIN");
   auto out = DeleteOneLocked(path, parent_rev);
   ExecLocked("COMMIT");
@@ -564,7 +574,7 @@ Outcome<Entry> Namespace::Delete(const std::string& path,
 
 std::vector<Outcome<Entry>> Namespace::DeleteMany(
     const std::vector<std::pair<std::string, std::optional<std::string>>>& items) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   std::vector<Outcome<Entry>> out;
   out.reserve(items.size());
   ExecLocked("BEGIN");
@@ -575,7 +585,7 @@ std::vector<Outcome<Entry>> Namespace::DeleteMany(
 
 Outcome<Entry> Namespace::Relocate(const std::string& from, const std::string& to, bool autorename,
                                    bool copy) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Resolved src;
   Resolved dst;
   nlohmann::json error;
@@ -693,7 +703,7 @@ Outcome<Entry> Namespace::CommitOneLocked(const CommitRequest& req) {
 }
 
 std::vector<Outcome<Entry>> Namespace::Commit(const std::vector<CommitRequest>& requests) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   std::vector<Outcome<Entry>> out;
   out.reserve(requests.size());
   ExecLocked("BEGIN");
@@ -827,7 +837,7 @@ Outcome<ListPage> Namespace::PageLocked(Cursor c) {
 
 Outcome<ListPage> Namespace::List(const std::string& path, bool recursive, bool include_deleted,
                                   std::optional<std::uint32_t> limit) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Resolved r;
   nlohmann::json error;
   if (!ResolveLocked(path, false, &r, &error)) {
@@ -852,7 +862,7 @@ Outcome<ListPage> Namespace::List(const std::string& path, bool recursive, bool 
 }
 
 Outcome<ListPage> Namespace::Continue(const std::string& cursor) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   auto c = DecodeCursorLocked(cursor);
   if (!c.ok()) return Outcome<ListPage>::Fail(c.error.where);
   if (!c.value->root.empty() && c.value->mode == 'l' && FindLocked(c.value->root) == nullptr) {
@@ -863,7 +873,7 @@ Outcome<ListPage> Namespace::Continue(const std::string& cursor) {
 
 Outcome<std::string> Namespace::LatestCursor(const std::string& path, bool recursive,
                                              bool include_deleted) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Resolved r;
   nlohmann::json error;
   if (!ResolveLocked(path, false, &r, &error)) {
@@ -887,7 +897,7 @@ Outcome<std::string> Namespace::LatestCursor(const std::string& path, bool recur
 }
 
 Outcome<bool> Namespace::Longpoll(const std::string& cursor, std::chrono::milliseconds wait) {
-  std::unique_lock lock(mu_);
+  core::MutexLock lock(&mu_);
   auto c = DecodeCursorLocked(cursor);
   if (!c.ok()) return Outcome<bool>::Fail(c.error.where);
   if (c.value->mode != 'c') return {true, {}};
@@ -899,27 +909,27 @@ Outcome<bool> Namespace::Longpoll(const std::string& cursor, std::chrono::millis
       const Change& ch = journal_[i];
       if (Reported(ch.deleted, ch.entry.key, c.value->root, c.value->recursive)) return {true, {}};
     }
-    if (shutting_down_ || changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    if (shutting_down_ || !changed_.WaitUntil(&mu_, deadline)) {
       return {false, {}};
     }
   }
 }
 
 void Namespace::ResetCursors() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   ++epoch_;
   SaveMetaLocked();
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void Namespace::Shutdown() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   shutting_down_ = true;
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 std::uint64_t Namespace::UsedBytes() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   return used_bytes_;
 }
 

@@ -14,16 +14,15 @@
 // Errors come back as values of Dropbox's LookupError / WriteError unions together with where
 // they belong (StoreError::Where); the route wraps them in its own error union.
 //
-// Thread safety: one mutex guards all state; every public method takes it for its whole
-// duration (SQLite writes included). Longpoll waits on a condition variable tied to it.
+// Thread safety: one mutex guards all state (annotated, so Clang checks it); every public
+// method takes it for its whole duration (SQLite writes included). Longpoll waits on a
+// condition variable tied to it.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -31,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "util/status.h"
 
 struct sqlite3;
@@ -109,34 +109,36 @@ class Namespace {
 
   static constexpr const char* kRootNamespaceId = "3235641";
 
-  Outcome<nlohmann::json> GetMetadata(const std::string& path, bool include_deleted);
+  Outcome<nlohmann::json> GetMetadata(const std::string& path, bool include_deleted) EXCLUDES(mu_);
   // The file at `path` (for download).
-  Outcome<Entry> GetFile(const std::string& path);
-  Outcome<Entry> CreateFolder(const std::string& path, bool autorename);
+  Outcome<Entry> GetFile(const std::string& path) EXCLUDES(mu_);
+  Outcome<Entry> CreateFolder(const std::string& path, bool autorename) EXCLUDES(mu_);
   // Returns the item as it was before deletion.
-  Outcome<Entry> Delete(const std::string& path, const std::optional<std::string>& parent_rev);
+  Outcome<Entry> Delete(const std::string& path, const std::optional<std::string>& parent_rev)
+      EXCLUDES(mu_);
   // Deletes several paths in one transaction (delete_batch).
   std::vector<Outcome<Entry>> DeleteMany(
-      const std::vector<std::pair<std::string, std::optional<std::string>>>& items);
+      const std::vector<std::pair<std::string, std::optional<std::string>>>& items) EXCLUDES(mu_);
   Outcome<Entry> Relocate(const std::string& from, const std::string& to, bool autorename,
-                          bool copy);
+                          bool copy) EXCLUDES(mu_);
   // Commits files in one transaction; results in request order.
-  std::vector<Outcome<Entry>> Commit(const std::vector<CommitRequest>& requests);
+  std::vector<Outcome<Entry>> Commit(const std::vector<CommitRequest>& requests) EXCLUDES(mu_);
   // Resolves a write path to its display form without changing anything (for validation).
-  Outcome<std::string> CheckWritePath(const std::string& path);
+  Outcome<std::string> CheckWritePath(const std::string& path) EXCLUDES(mu_);
 
   Outcome<ListPage> List(const std::string& path, bool recursive, bool include_deleted,
-                         std::optional<std::uint32_t> limit);
-  Outcome<ListPage> Continue(const std::string& cursor);
-  Outcome<std::string> LatestCursor(const std::string& path, bool recursive, bool include_deleted);
+                         std::optional<std::uint32_t> limit) EXCLUDES(mu_);
+  Outcome<ListPage> Continue(const std::string& cursor) EXCLUDES(mu_);
+  Outcome<std::string> LatestCursor(const std::string& path, bool recursive, bool include_deleted)
+      EXCLUDES(mu_);
   // Waits up to `wait` for a change in the cursor's scope. Value: whether there are changes.
-  Outcome<bool> Longpoll(const std::string& cursor, std::chrono::milliseconds wait);
+  Outcome<bool> Longpoll(const std::string& cursor, std::chrono::milliseconds wait) EXCLUDES(mu_);
   // Makes every cursor issued so far answer `reset`.
-  void ResetCursors();
+  void ResetCursors() EXCLUDES(mu_);
   // Wakes longpolls so the server can stop.
-  void Shutdown();
+  void Shutdown() EXCLUDES(mu_);
 
-  [[nodiscard]] std::uint64_t UsedBytes();
+  [[nodiscard]] std::uint64_t UsedBytes() EXCLUDES(mu_);
 
  private:
   struct Cursor;
@@ -150,49 +152,52 @@ class Namespace {
   };
 
   explicit Namespace(sqlite3* db);
-  Status Load();
-  Status Prepare();
+  Status Load() EXCLUDES(mu_);
+  Status Prepare() EXCLUDES(mu_);
 
   // Parses a path of any alias into key + display; error is a LookupError/WriteError value.
-  bool ResolveLocked(const std::string& path, bool for_write, Resolved* out, nlohmann::json* error);
-  const Entry* FindLocked(const std::string& key) const;
+  bool ResolveLocked(const std::string& path, bool for_write, Resolved* out, nlohmann::json* error)
+      REQUIRES(mu_);
+  const Entry* FindLocked(const std::string& key) const REQUIRES(mu_);
   // Checks ancestors of `key` (file in the way -> conflict/file_ancestor) and creates missing
   // folders. Returns the display of the parent folder.
   bool EnsureParentsLocked(const Resolved& target, bool create, std::string* parent_display,
-                           nlohmann::json* error);
-  std::string AutorenameLocked(const Resolved& target, bool is_folder, bool conflicted_copy);
-  Outcome<Entry> CommitOneLocked(const CommitRequest& request);
+                           nlohmann::json* error) REQUIRES(mu_);
+  std::string AutorenameLocked(const Resolved& target, bool is_folder, bool conflicted_copy)
+      REQUIRES(mu_);
+  Outcome<Entry> CommitOneLocked(const CommitRequest& request) REQUIRES(mu_);
   Outcome<Entry> DeleteOneLocked(const std::string& path,
-                                 const std::optional<std::string>& parent_rev);
+                                 const std::optional<std::string>& parent_rev) REQUIRES(mu_);
 
-  void PutLocked(Entry e, bool journal);
-  void RemoveSubtreeLocked(const std::string& key);
-  void JournalLocked(bool deleted, const Entry& e);
-  std::string NewIdLocked();
-  std::string NewRevLocked();
-  void SaveMetaLocked();
-  void ExecLocked(const char* sql);
+  void PutLocked(Entry e, bool journal) REQUIRES(mu_);
+  void RemoveSubtreeLocked(const std::string& key) REQUIRES(mu_);
+  void JournalLocked(bool deleted, const Entry& e) REQUIRES(mu_);
+  std::string NewIdLocked() REQUIRES(mu_);
+  std::string NewRevLocked() REQUIRES(mu_);
+  void SaveMetaLocked() REQUIRES(mu_);
+  void ExecLocked(const char* sql) REQUIRES(mu_);
 
-  Outcome<ListPage> PageLocked(Cursor c);
+  Outcome<ListPage> PageLocked(Cursor c) REQUIRES(mu_);
   std::string EncodeCursor(const Cursor& c) const;
-  Outcome<Cursor> DecodeCursorLocked(const std::string& s) const;
+  Outcome<Cursor> DecodeCursorLocked(const std::string& s) const REQUIRES(mu_);
 
-  std::mutex mu_;
-  std::condition_variable changed_;
-  bool shutting_down_ = false;
-  sqlite3* db_;
-  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
+  core::Mutex mu_;
+  core::CondVar changed_;  // signalled on every change, cursor reset and shutdown
+  bool shutting_down_ GUARDED_BY(mu_) = false;
+  sqlite3* const db_ PT_GUARDED_BY(mu_);
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_ GUARDED_BY(mu_);
 
-  std::map<std::string, Entry> entries_;
-  std::unordered_map<std::string, std::set<std::string>> children_;  // parent key -> keys
-  std::unordered_map<std::string, std::string> by_id_;
-  std::unordered_map<std::string, std::string> by_rev_;
-  std::map<std::string, std::string> tombstones_;  // key -> last display
-  std::vector<Change> journal_;                    // journal_[i] has sequence i + 1
-  std::uint64_t next_id_ = 1;
-  std::uint64_t next_rev_ = 1;
-  std::uint64_t epoch_ = 1;
-  std::uint64_t used_bytes_ = 0;
+  std::map<std::string, Entry> entries_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::set<std::string>> children_
+      GUARDED_BY(mu_);  // parent key -> keys
+  std::unordered_map<std::string, std::string> by_id_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::string> by_rev_ GUARDED_BY(mu_);
+  std::map<std::string, std::string> tombstones_ GUARDED_BY(mu_);  // key -> last display
+  std::vector<Change> journal_ GUARDED_BY(mu_);                    // journal_[i] has sequence i + 1
+  std::uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  std::uint64_t next_rev_ GUARDED_BY(mu_) = 1;
+  std::uint64_t epoch_ GUARDED_BY(mu_) = 1;
+  std::uint64_t used_bytes_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace filesync::emulator
