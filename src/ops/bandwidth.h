@@ -96,7 +96,8 @@ class BandwidthLimiter {
   core::CondVar changed_;
   BandwidthSchedule schedule_ GUARDED_BY(mu_);
   std::uint64_t rate_ GUARDED_BY(mu_) = 0;  // bytes per second now; 0: no limit
-  double tokens_ GUARDED_BY(mu_) = 0;  // earned and unspent (up to one piece), negative while in debt
+  // Earned and unspent (up to one piece), negative while in debt.
+  double tokens_ GUARDED_BY(mu_) = 0;
   Clock::time_point refilled_ GUARDED_BY(mu_);
 };
 

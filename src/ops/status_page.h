@@ -7,7 +7,8 @@
 // throughput, the last passes, and the recent errors. It writes every value as text (never as
 // HTML), so a file name cannot inject markup.
 //
-// The /status object the page reads. The fields of `filesync status --json` (cli/status_command.cc):
+// The /status object the page reads. The fields of `filesync status --json`
+// (cli/status_command.cc):
 //   running, daemon_running, converged, pending,
 //   current_pass {started_unix_ms, actions_total, actions_done, pending, bytes_total,
 //                 bytes_done, bytes_hashed} or null,

@@ -423,7 +423,7 @@ struct StatusServer::Impl {
   JsonSource status;
 
   core::Mutex token_mu;
-  std::string token_digest GUARDED_BY(token_mu);  // SHA-256 of the token; "" without one
+  std::string token_digest GUARDED_BY(token_mu);          // SHA-256 of the token; "" without one
   std::vector<std::string> secrets GUARDED_BY(token_mu);  // never in a response (tokens included)
 
   std::atomic<bool> stopping{false};
