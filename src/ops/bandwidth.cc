@@ -239,7 +239,7 @@ void BandwidthLimiter::Refill(Clock::time_point now) {
 }
 
 Status BandwidthLimiter::Acquire(std::uint64_t bytes, const std::atomic<bool>* cancel) {
-  std::unique_lock lock(mu_);
+  core::MutexLock lock(&mu_);
   double remaining = static_cast<double>(bytes);
   while (true) {
     if (cancel != nullptr && cancel->load()) {
@@ -254,22 +254,22 @@ Status BandwidthLimiter::Acquire(std::uint64_t bytes, const std::atomic<bool>* c
       continue;
     }
     const std::chrono::duration<double> debt(-tokens_ / static_cast<double>(rate_));
-    changed_.wait_for(lock, std::min<std::chrono::duration<double>>(debt, kWaitSlice));
+    changed_.WaitFor(&mu_, std::min<std::chrono::duration<double>>(debt, kWaitSlice));
   }
 }
 
 void BandwidthLimiter::SetSchedule(BandwidthSchedule schedule) {
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     Refill(Clock::now());
     schedule_ = std::move(schedule);
     Refill(Clock::now());
   }
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 std::uint64_t BandwidthLimiter::CurrentRate() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Refill(Clock::now());
   return rate_;
 }

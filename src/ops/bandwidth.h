@@ -26,14 +26,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "util/status.h"
 
 namespace filesync::ops {
@@ -78,27 +77,28 @@ class BandwidthLimiter {
 
   // Blocks until `bytes` may be sent; Ok, or Cancelled if *cancel is (or becomes) true first.
   // Bytes granted before a cancel stay spent.
-  Status Acquire(std::uint64_t bytes, const std::atomic<bool>* cancel = nullptr);
+  Status Acquire(std::uint64_t bytes, const std::atomic<bool>* cancel = nullptr) EXCLUDES(mu_);
 
   // Replaces the schedule; blocked callers continue under the new one.
-  void SetSchedule(BandwidthSchedule schedule);
+  void SetSchedule(BandwidthSchedule schedule) EXCLUDES(mu_);
 
   // The rate in force now (0: no limit), for logs and the bwlimit gauge.
-  [[nodiscard]] std::uint64_t CurrentRate();
+  [[nodiscard]] std::uint64_t CurrentRate() EXCLUDES(mu_);
 
  private:
   using Clock = std::chrono::steady_clock;
 
   // Re-reads the rate for the current minute and adds the tokens earned since the last refill.
-  void Refill(Clock::time_point now);
+  void Refill(Clock::time_point now) REQUIRES(mu_);
 
   const MinuteSource minute_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  BandwidthSchedule schedule_;
-  std::uint64_t rate_ = 0;  // bytes per second now; 0: no limit
-  double tokens_ = 0;       // earned and unspent (up to one piece), negative while in debt
-  Clock::time_point refilled_;
+  core::Mutex mu_;
+  core::CondVar changed_;
+  BandwidthSchedule schedule_ GUARDED_BY(mu_);
+  std::uint64_t rate_ GUARDED_BY(mu_) = 0;  // bytes per second now; 0: no limit
+  // Earned and unspent (up to one piece), negative while in debt.
+  double tokens_ GUARDED_BY(mu_) = 0;
+  Clock::time_point refilled_ GUARDED_BY(mu_);
 };
 
 }  // namespace filesync::ops

@@ -246,7 +246,7 @@ void Registry::Reserve(const std::string& name, std::vector<std::string> sample_
 Family<Counter>& Registry::AddCounter(std::string name, std::string help,
                                       std::vector<Label> labels) {
   if (!name.ends_with("_total")) Misuse("counter " + name + " must end in _total");
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Reserve(name, {name});
   auto family = std::make_unique<Family<Counter>>(std::move(name), std::move(help), "counter",
                                                   std::move(labels),
@@ -257,7 +257,7 @@ Family<Counter>& Registry::AddCounter(std::string name, std::string help,
 }
 
 Family<Gauge>& Registry::AddGauge(std::string name, std::string help, std::vector<Label> labels) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Reserve(name, {name});
   auto family =
       std::make_unique<Family<Gauge>>(std::move(name), std::move(help), "gauge", std::move(labels),
@@ -269,7 +269,7 @@ Family<Gauge>& Registry::AddGauge(std::string name, std::string help, std::vecto
 
 Family<AgeGauge>& Registry::AddAgeGauge(std::string name, std::string help,
                                         std::vector<Label> labels) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Reserve(name, {name});
   const std::function<double()>* now = &now_;
   auto family = std::make_unique<Family<AgeGauge>>(
@@ -287,7 +287,7 @@ Family<Histogram>& Registry::AddHistogram(std::string name, std::string help,
       Misuse("histogram " + name + ": bounds must be finite and strictly increasing");
     }
   }
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Reserve(name, {name, name + "_bucket", name + "_sum", name + "_count"});
   bounds_.push_back(std::make_unique<std::vector<double>>(std::move(bounds)));
   const std::vector<double>* kept = bounds_.back().get();
@@ -300,7 +300,7 @@ Family<Histogram>& Registry::AddHistogram(std::string name, std::string help,
 }
 
 std::string Registry::Render() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   std::string out;
   for (const auto& family : families_) family->Render(out);
   return out;

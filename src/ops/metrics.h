@@ -29,11 +29,12 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/thread_annotations.h"
 
 namespace filesync::ops {
 
@@ -119,27 +120,27 @@ class FamilyBase {
   virtual ~FamilyBase() = default;
   [[nodiscard]] const std::string& name() const { return name_; }
   // Appends the HELP and TYPE lines and every series.
-  void Render(std::string& out) const;
+  void Render(std::string& out) const EXCLUDES(mu_);
 
  protected:
   FamilyBase(std::string name, std::string help, std::string type, std::vector<Label> labels);
-  // The allowed label values for `values` (unknown or over the limit -> "other"). Needs mu_.
-  std::vector<std::string> Resolve(const std::vector<std::string_view>& values);
+  // The allowed label values for `values` (unknown or over the limit -> "other").
+  std::vector<std::string> Resolve(const std::vector<std::string_view>& values) REQUIRES(mu_);
   // Every combination of the declared values, when each label has some (else none).
   [[nodiscard]] std::vector<std::vector<std::string>> InitialSeries() const;
   // `a="x",b="y"` for these values, escaped.
   [[nodiscard]] std::string LabelText(const std::vector<std::string>& values) const;
-  // Appends every series' samples. Takes mu_.
-  virtual void RenderSeries(std::string& out) const = 0;
+  // Appends every series' samples.
+  virtual void RenderSeries(std::string& out) const EXCLUDES(mu_) = 0;
 
-  mutable std::mutex mu_;
+  mutable core::Mutex mu_;
 
  private:
   const std::string name_;
   const std::string help_;
   const std::string type_;
   const std::vector<Label> labels_;
-  std::vector<std::set<std::string>> seen_;  // per label: the values taken so far
+  std::vector<std::set<std::string>> seen_ GUARDED_BY(mu_);  // per label: the values taken so far
 };
 
 template <typename Series>
@@ -149,7 +150,7 @@ class Family : public FamilyBase {
   Family(std::string name, std::string help, std::string type, std::vector<Label> labels, Make make)
       : FamilyBase(std::move(name), std::move(help), std::move(type), std::move(labels)),
         make_(std::move(make)) {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     for (auto& values : InitialSeries()) series_.emplace(std::move(values), make_());
   }
 
@@ -157,8 +158,8 @@ class Family : public FamilyBase {
   Series& With(std::initializer_list<std::string_view> values) {
     return With(std::vector<std::string_view>(values));
   }
-  Series& With(const std::vector<std::string_view>& values) {
-    std::lock_guard lock(mu_);
+  Series& With(const std::vector<std::string_view>& values) EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
     auto key = Resolve(values);
     auto it = series_.find(key);
     if (it == series_.end()) it = series_.emplace(std::move(key), make_()).first;
@@ -166,21 +167,21 @@ class Family : public FamilyBase {
   }
   // Calls `f(label values, series)` for every series, in label order.
   template <typename F>
-  void ForEach(F&& f) const {
-    std::lock_guard lock(mu_);
+  void ForEach(F&& f) const EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
     for (const auto& [values, series] : series_) f(values, *series);
   }
 
  private:
-  void RenderSeries(std::string& out) const override {
-    std::lock_guard lock(mu_);
+  void RenderSeries(std::string& out) const EXCLUDES(mu_) override {
+    core::MutexLock lock(&mu_);
     for (const auto& [values, series] : series_) {
       RenderSample(out, name(), LabelText(values), *series);
     }
   }
 
   Make make_;
-  std::map<std::vector<std::string>, std::unique_ptr<Series>> series_;
+  std::map<std::vector<std::string>, std::unique_ptr<Series>> series_ GUARDED_BY(mu_);
 };
 
 class Registry {
@@ -191,26 +192,29 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
 
   // The name must end in "_total".
-  Family<Counter>& AddCounter(std::string name, std::string help, std::vector<Label> labels = {});
-  Family<Gauge>& AddGauge(std::string name, std::string help, std::vector<Label> labels = {});
-  Family<AgeGauge>& AddAgeGauge(std::string name, std::string help, std::vector<Label> labels = {});
+  Family<Counter>& AddCounter(std::string name, std::string help, std::vector<Label> labels = {})
+      EXCLUDES(mu_);
+  Family<Gauge>& AddGauge(std::string name, std::string help, std::vector<Label> labels = {})
+      EXCLUDES(mu_);
+  Family<AgeGauge>& AddAgeGauge(std::string name, std::string help, std::vector<Label> labels = {})
+      EXCLUDES(mu_);
   // No label may be called "le".
   Family<Histogram>& AddHistogram(std::string name, std::string help, std::vector<double> bounds,
-                                  std::vector<Label> labels = {});
+                                  std::vector<Label> labels = {}) EXCLUDES(mu_);
 
   // Every family in the order added, in the text exposition format.
-  [[nodiscard]] std::string Render() const;
+  [[nodiscard]] std::string Render() const EXCLUDES(mu_);
   // The Content-Type of Render()'s output.
   static constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
  private:
-  void Reserve(const std::string& name, std::vector<std::string> sample_names);
+  void Reserve(const std::string& name, std::vector<std::string> sample_names) REQUIRES(mu_);
 
   const std::function<double()> now_;
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<FamilyBase>> families_;
-  std::vector<std::unique_ptr<std::vector<double>>> bounds_;
-  std::set<std::string> names_;  // every sample name in use (histograms use three)
+  mutable core::Mutex mu_;
+  std::vector<std::unique_ptr<FamilyBase>> families_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<std::vector<double>>> bounds_ GUARDED_BY(mu_);
+  std::set<std::string> names_ GUARDED_BY(mu_);  // every sample name in use (histograms use three)
 };
 
 // --- the catalogue ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ ThroughputHistory::ThroughputHistory(std::chrono::seconds interval, std::size_t 
 void ThroughputHistory::Record(std::chrono::system_clock::time_point now, double sent_total,
                                double hashed_total) {
   const double t = std::chrono::duration<double>(now.time_since_epoch()).count();
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (started_) {
     // A total that went down was reset (a restart of its source): count from the new value.
     const double sent = std::max(0.0, sent_total - last_sent_);
@@ -60,7 +60,7 @@ void ThroughputHistory::Spread(double from_s, double to_s, double sent, double h
 }
 
 nlohmann::json ThroughputHistory::ToJson() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   nlohmann::json out = {{"interval_s", interval_s_},
                         {"end_unix_ms", 0},
                         {"sent_bytes", nlohmann::json::array()},

@@ -7,7 +7,8 @@
 // throughput, the last passes, and the recent errors. It writes every value as text (never as
 // HTML), so a file name cannot inject markup.
 //
-// The /status object the page reads. The fields of `filesync status --json` (cli/status_command.cc):
+// The /status object the page reads. The fields of `filesync status --json`
+// (cli/status_command.cc):
 //   running, daemon_running, converged, pending,
 //   current_pass {started_unix_ms, actions_total, actions_done, pending, bytes_total,
 //                 bytes_done, bytes_hashed} or null,
@@ -38,9 +39,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string_view>
+
+#include "core/thread_annotations.h"
 
 namespace filesync::ops {
 
@@ -56,13 +58,14 @@ class ThroughputHistory {
   explicit ThroughputHistory(std::chrono::seconds interval = std::chrono::seconds(30),
                              std::size_t slots = 120);
 
-  void Record(std::chrono::system_clock::time_point now, double sent_total, double hashed_total);
+  void Record(std::chrono::system_clock::time_point now, double sent_total, double hashed_total)
+      EXCLUDES(mu_);
 
   // {"interval_s": 30, "end_unix_ms": <end of the newest slot>, "sent_bytes": [...],
   //  "hashed_bytes": [...]}: bytes per slot, oldest first, `slots` entries (zeros where nothing
   // was recorded), ending with the last slot complete at the last record. Empty arrays before
   // the first record.
-  [[nodiscard]] nlohmann::json ToJson() const;
+  [[nodiscard]] nlohmann::json ToJson() const EXCLUDES(mu_);
 
  private:
   struct Slot {
@@ -70,16 +73,16 @@ class ThroughputHistory {
     double sent = 0;
     double hashed = 0;
   };
-  void Spread(double from_s, double to_s, double sent, double hashed);
+  void Spread(double from_s, double to_s, double sent, double hashed) REQUIRES(mu_);
 
   const double interval_s_;
   const std::size_t slots_;
-  mutable std::mutex mu_;
-  bool started_ = false;
-  double last_s_ = 0;  // seconds since the epoch of the last record
-  double last_sent_ = 0;
-  double last_hashed_ = 0;
-  std::deque<Slot> history_;  // ascending index, at most slots_
+  mutable core::Mutex mu_;
+  bool started_ GUARDED_BY(mu_) = false;
+  double last_s_ GUARDED_BY(mu_) = 0;  // seconds since the epoch of the last record
+  double last_sent_ GUARDED_BY(mu_) = 0;
+  double last_hashed_ GUARDED_BY(mu_) = 0;
+  std::deque<Slot> history_ GUARDED_BY(mu_);  // ascending index, at most slots_
 };
 
 }  // namespace filesync::ops

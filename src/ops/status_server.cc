@@ -30,13 +30,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <deque>
-#include <mutex>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "ops/status_page.h"
 
 namespace filesync::ops {
@@ -234,35 +233,36 @@ class Refuser {
   }
   ~Refuser() {
     {
-      std::lock_guard lock(mu_);
+      core::MutexLock lock(&mu_);
       done_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
     for (const auto& [fd, deadline] : lingering_) ::close(fd);
   }
 
-  void Refuse(int fd) {
+  void Refuse(int fd) EXCLUDES(mu_) {
     SendAll(fd,
             "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
             "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 29\r\n\r\n"
             "too many connections; retry\r\n");
     ::shutdown(fd, SHUT_WR);
-    std::unique_lock lock(mu_);
-    if (lingering_.size() >= kMaxLingering || stopping_.load()) {
-      lock.unlock();
-      ::close(fd);
-      return;
+    {
+      core::MutexLock lock(&mu_);
+      if (lingering_.size() < kMaxLingering && !stopping_.load()) {
+        lingering_.emplace_back(fd, Clock::now() + kLinger);
+        cv_.SignalAll();
+        return;
+      }
     }
-    lingering_.emplace_back(fd, Clock::now() + kLinger);
-    cv_.notify_all();
+    ::close(fd);
   }
 
  private:
-  void Run() {
-    std::unique_lock lock(mu_);
+  void Run() EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
     while (!done_) {
-      cv_.wait_for(lock, kSlice);
+      cv_.WaitFor(&mu_, kSlice);
       const auto now = Clock::now();
       std::erase_if(lingering_, [&](const std::pair<int, Clock::time_point>& entry) {
         char sink[1024];
@@ -278,10 +278,10 @@ class Refuser {
   }
 
   const std::atomic<bool>& stopping_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::vector<std::pair<int, Clock::time_point>> lingering_;
+  core::Mutex mu_;
+  core::CondVar cv_;
+  bool done_ GUARDED_BY(mu_) = false;
+  std::vector<std::pair<int, Clock::time_point>> lingering_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 
@@ -298,13 +298,13 @@ class ConnectionPool : public httplib::TaskQueue {
     }
   }
 
-  void enqueue(std::function<void()> fn) override {
+  void enqueue(std::function<void()> fn) EXCLUDES(mu_) override {
     {
-      std::lock_guard lock(mu_);
+      core::MutexLock lock(&mu_);
       if (jobs_.size() + busy_ < max_) {
         jobs_.push_back(std::move(fn));
         waiting_.store(jobs_.size());
-        cv_.notify_one();
+        cv_.Signal();
         return;
       }
     }
@@ -313,39 +313,41 @@ class ConnectionPool : public httplib::TaskQueue {
     t_refusing = false;
   }
 
-  void shutdown() override {
+  void shutdown() EXCLUDES(mu_) override {
     {
-      std::lock_guard lock(mu_);
+      core::MutexLock lock(&mu_);
       shutdown_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (auto& t : workers_) t.join();
   }
 
  private:
-  void Work() {
-    std::unique_lock lock(mu_);
+  void Work() EXCLUDES(mu_) {
     while (true) {
-      cv_.wait(lock, [this] { return !jobs_.empty() || shutdown_; });
-      if (jobs_.empty()) return;  // shut down and drained
-      std::function<void()> job = std::move(jobs_.front());
-      jobs_.pop_front();
-      waiting_.store(jobs_.size());
-      ++busy_;
-      lock.unlock();
+      std::function<void()> job;
+      {
+        core::MutexLock lock(&mu_);
+        while (jobs_.empty() && !shutdown_) cv_.Wait(&mu_);
+        if (jobs_.empty()) return;  // shut down and drained
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        waiting_.store(jobs_.size());
+        ++busy_;
+      }
       job();
-      lock.lock();
+      core::MutexLock lock(&mu_);
       --busy_;
     }
   }
 
   const std::size_t max_;
   std::atomic<std::size_t>& waiting_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::size_t busy_ = 0;
-  bool shutdown_ = false;
+  core::Mutex mu_;
+  core::CondVar cv_;
+  std::deque<std::function<void()>> jobs_ GUARDED_BY(mu_);
+  std::size_t busy_ GUARDED_BY(mu_) = 0;
+  bool shutdown_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };
 
@@ -420,9 +422,9 @@ struct StatusServer::Impl {
   const Registry& metrics;
   JsonSource status;
 
-  std::mutex token_mu;
-  std::string token_digest;          // SHA-256 of the token; "" without one
-  std::vector<std::string> secrets;  // never in a response (tokens included)
+  core::Mutex token_mu;
+  std::string token_digest GUARDED_BY(token_mu);          // SHA-256 of the token; "" without one
+  std::vector<std::string> secrets GUARDED_BY(token_mu);  // never in a response (tokens included)
 
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> waiting{0};
@@ -439,12 +441,12 @@ struct StatusServer::Impl {
     }
   }
 
-  [[nodiscard]] std::string TokenDigest() {
-    std::lock_guard lock(token_mu);
+  [[nodiscard]] std::string TokenDigest() EXCLUDES(token_mu) {
+    core::MutexLock lock(&token_mu);
     return token_digest;
   }
-  [[nodiscard]] std::vector<std::string> Secrets() {
-    std::lock_guard lock(token_mu);
+  [[nodiscard]] std::vector<std::string> Secrets() EXCLUDES(token_mu) {
+    core::MutexLock lock(&token_mu);
     return secrets;
   }
 
@@ -661,7 +663,7 @@ void StatusServer::Stop() {
 
 void StatusServer::SetToken(std::string token) {
   if (token.empty()) return;
-  std::lock_guard lock(impl_->token_mu);
+  core::MutexLock lock(&impl_->token_mu);
   impl_->token_digest = Sha256(token);
   impl_->secrets.push_back(std::move(token));
 }

@@ -43,10 +43,10 @@ SystemdNotifier::SystemdNotifier() : enabled_(std::getenv("NOTIFY_SOCKET") != nu
 
 SystemdNotifier::~SystemdNotifier() {
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(&mu_);
     closing_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (watchdog_.joinable()) watchdog_.join();
 }
 
@@ -58,14 +58,18 @@ void SystemdNotifier::Send(const std::string& state) {
 }
 
 void SystemdNotifier::PingWatchdog(std::chrono::microseconds period) {
-  std::unique_lock lock(mu_);
-  do {
+  core::MutexLock lock(&mu_);
+  while (true) {
     Send("WATCHDOG=1");
-  } while (!cv_.wait_for(lock, period, [this] { return closing_; }));
+    const auto next = std::chrono::steady_clock::now() + period;
+    while (!closing_ && cv_.WaitUntil(&mu_, next)) {
+    }
+    if (closing_) return;
+  }
 }
 
 void SystemdNotifier::PassStarting() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   Send(ready_ ? "STATUS=pass running" : "READY=1\nSTATUS=pass running");
   ready_ = true;
 }
@@ -75,20 +79,20 @@ void SystemdNotifier::PassFinished(const engine::PassReport& report) {
 }
 
 void SystemdNotifier::Reloading() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   ready_ = false;
   Send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(MonotonicUsec()) +
        "\nSTATUS=reloading the configuration");
 }
 
 void SystemdNotifier::Reloaded() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   ready_ = true;
   Send("READY=1\nSTATUS=configuration reloaded");
 }
 
 void SystemdNotifier::Stopping() {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(&mu_);
   if (stopping_) return;
   stopping_ = true;
   Send("STOPPING=1\nSTATUS=stopping: starting nothing more, abandoning transfers in flight");

@@ -13,11 +13,11 @@
 // and no thread is started. Thread safety: every method may be called from any thread.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
+#include <chrono>
 #include <string>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "engine/pass_report.h"
 
 namespace filesync::ops {
@@ -29,22 +29,22 @@ class SystemdNotifier {
   SystemdNotifier(const SystemdNotifier&) = delete;
   SystemdNotifier& operator=(const SystemdNotifier&) = delete;
 
-  void PassStarting();
+  void PassStarting() EXCLUDES(mu_);
   void PassFinished(const engine::PassReport& report);
-  void Reloading();
-  void Reloaded();
-  void Stopping();
+  void Reloading() EXCLUDES(mu_);
+  void Reloaded() EXCLUDES(mu_);
+  void Stopping() EXCLUDES(mu_);
 
  private:
   void Send(const std::string& state);
-  void PingWatchdog(std::chrono::microseconds period);
+  void PingWatchdog(std::chrono::microseconds period) EXCLUDES(mu_);
 
   const bool enabled_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool ready_ = false;
-  bool stopping_ = false;
-  bool closing_ = false;
+  core::Mutex mu_;
+  core::CondVar cv_;
+  bool ready_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool closing_ GUARDED_BY(mu_) = false;
   std::thread watchdog_;
 };
 

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "cloud/dropbox/errors.h"
+#include "core/thread_annotations.h"
 
 namespace filesync::dropbox {
 
@@ -238,9 +239,9 @@ class CurlTransport : public HttpTransport {
     return i < kLockSlots ? i : 0;
   }
 
-  CURL* Acquire() {
+  CURL* Acquire() EXCLUDES(pool_mu_) {
     {
-      std::lock_guard lock(pool_mu_);
+      core::MutexLock lock(&pool_mu_);
       if (!idle_.empty()) {
         CURL* handle = idle_.back();
         idle_.pop_back();
@@ -250,18 +251,20 @@ class CurlTransport : public HttpTransport {
     return curl_easy_init();
   }
 
-  void Release(CURL* handle) {
+  void Release(CURL* handle) EXCLUDES(pool_mu_) {
     curl_easy_reset(handle);
-    std::lock_guard lock(pool_mu_);
+    core::MutexLock lock(&pool_mu_);
     idle_.push_back(handle);
   }
 
   static constexpr std::size_t kLockSlots = 16;
   const HttpClientOptions options_;
   CURLSH* share_ = nullptr;
+  // Plain std::mutex: locked and unlocked in separate libcurl callbacks (Lock, Unlock), which
+  // the analysis cannot pair; they guard libcurl's shared data, not a member.
   std::array<std::mutex, kLockSlots> locks_;
-  std::mutex pool_mu_;
-  std::vector<CURL*> idle_;  // guarded by pool_mu_
+  core::Mutex pool_mu_;
+  std::vector<CURL*> idle_ GUARDED_BY(pool_mu_);
 };
 
 }  // namespace

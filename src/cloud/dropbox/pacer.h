@@ -70,7 +70,9 @@ class Pacer {
   std::deque<core::Clock::TimePoint> recent_ GUARDED_BY(mu_);  // request times, last second
   bool write_contention_ GUARDED_BY(mu_) = false;
   std::mt19937_64 rng_ GUARDED_BY(mu_);
-  // Guards no member: CommitLock's callers hold it around a commit.
+  // A plain std::mutex, not a core::Mutex: it guards no member (CommitLock's callers hold it
+  // around a commit), and CommitLock takes it only once write contention has been seen, a
+  // conditional hold the analysis cannot express.
   std::mutex commit_mu_;
 };
 
