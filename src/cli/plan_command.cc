@@ -32,6 +32,40 @@ std::unique_ptr<store::StateStore> OpenPlanStore(const config::Config& config) {
   return std::move(empty.value());
 }
 
+// One planned action: "upload  /cloud/path  (reason, size)".
+void PrintAction(const std::string& cloud_path, const plan::Action& a) {
+  std::cout << plan::ActionKindName(a.kind) << "  "
+            << log::Printable((a.kind == plan::ActionKind::kMove
+                                   ? core::JoinPath(cloud_path, a.from) + " -> "
+                                   : "") +
+                              core::JoinPath(cloud_path, a.path))
+            << "  (" << log::Printable(a.reason)
+            << (a.kind == plan::ActionKind::kUpload ? ", " + HumanBytes(a.identity.size) : "")
+            << ")\n";
+}
+
+// The plan as text: what would be skipped and done per dir, then a count or "in sync".
+void PrintPlan(const engine::PassReport& report) {
+  std::size_t total = 0;
+  bool all_synced = true;
+  for (const auto& r : report.roots) {
+    if (r.stopped) {
+      std::cout << log::Printable(r.local_dir) << ": NOT SYNCED: " << log::Printable(*r.stopped)
+                << "\n";
+      all_synced = false;
+    }
+    for (const auto& issue : r.issues)
+      std::cout << "skip    " << log::Printable(r.local_dir + "/" + issue.path) << ": "
+                << log::Printable(issue.message) << "\n";
+    for (const auto& a : r.actions) PrintAction(r.cloud_path, a);
+    total += r.actions.size();
+    all_synced = all_synced && r.unreadable == 0;
+  }
+  if (total > 0) std::cout << Count(total, "action", "actions") << "\n";
+  if (total == 0 && all_synced) std::cout << "in sync: nothing to do\n";
+  if (!all_synced) std::cout << "NOT in sync: see above\n";
+}
+
 }  // namespace
 
 int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
@@ -46,33 +80,7 @@ int RunPlan(const GlobalOptions& global, const SyncOptions& options) {
   if (options.json) {
     std::cout << report.ToJson() << "\n";
   } else {
-    std::size_t total = 0;
-    bool all_synced = true;
-    for (const auto& r : report.roots) {
-      if (r.stopped) {
-        std::cout << log::Printable(r.local_dir) << ": NOT SYNCED: " << log::Printable(*r.stopped)
-                  << "\n";
-        all_synced = false;
-      }
-      for (const auto& issue : r.issues)
-        std::cout << "skip    " << log::Printable(r.local_dir + "/" + issue.path) << ": "
-                  << log::Printable(issue.message) << "\n";
-      for (const auto& a : r.actions) {
-        std::cout << plan::ActionKindName(a.kind) << "  "
-                  << log::Printable((a.kind == plan::ActionKind::kMove
-                                         ? core::JoinPath(r.cloud_path, a.from) + " -> "
-                                         : "") +
-                                    core::JoinPath(r.cloud_path, a.path))
-                  << "  (" << log::Printable(a.reason)
-                  << (a.kind == plan::ActionKind::kUpload ? ", " + HumanBytes(a.identity.size) : "")
-                  << ")\n";
-        ++total;
-      }
-      all_synced = all_synced && r.unreadable == 0;
-    }
-    if (total > 0) std::cout << Count(total, "action", "actions") << "\n";
-    if (total == 0 && all_synced) std::cout << "in sync: nothing to do\n";
-    if (!all_synced) std::cout << "NOT in sync: see above\n";
+    PrintPlan(report);
   }
   for (const auto& r : report.roots) {
     if (r.stopped) return 1;
